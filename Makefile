@@ -1,0 +1,41 @@
+# assistd: `make run` serves on SQLite, `make test` runs the whole suite. Both set up what they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROTOS := $(wildcard protos/assistd/v1/*.proto)
+STAMP := $(VENV)/.installed
+
+.PHONY: install gen lint run test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP) gen/.stamp
+
+# Stubs are generated, never edited: gen/ is rebuilt from protos/ whenever a .proto changes.
+gen/.stamp: $(PROTOS) $(STAMP)
+	rm -rf gen/assistd
+	mkdir -p gen
+	$(PY) -m grpc_tools.protoc -I protos --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+	touch $@
+
+gen: gen/.stamp
+
+lint: install
+	$(VENV)/bin/buf lint
+	$(VENV)/bin/buf format --diff --exit-code
+
+run: install
+	$(VENV)/bin/assistd serve
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m tests.perf.bench
+
+clean:
+	rm -rf $(VENV) gen data

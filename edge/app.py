@@ -1,0 +1,181 @@
+"""The HTTP edge: OpenAI-style JSON and SSE in front of the gRPC service. No business logic."""
+
+import asyncio
+import json
+import logging
+import secrets
+
+import grpc
+from aiohttp import web
+from assistd.v1 import assistant_pb2, message_pb2, model_pb2, run_pb2, thread_pb2
+from google.protobuf import message_factory
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from edge import codec, sse
+from edge.errors import error_response, from_rpc_error
+from edge.routes import ROUTES, Route
+
+log = logging.getLogger(__name__)
+
+_FILES = [assistant_pb2, thread_pb2, message_pb2, run_pb2, model_pb2]
+CHANNEL = web.AppKey("channel", grpc.aio.Channel)
+HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
+
+
+def _method(route: Route, rpc: str):
+    """(request class, response class, full gRPC method path) of a route's RPC."""
+    for file in _FILES:
+        service = file.DESCRIPTOR.services_by_name.get(route.service)
+        if service is not None:
+            method = service.methods_by_name[rpc]
+            return (
+                message_factory.GetMessageClass(method.input_type),
+                message_factory.GetMessageClass(method.output_type),
+                f"/{service.full_name}/{rpc}",
+            )
+    raise KeyError(route.service)
+
+
+def _metadata(request: web.Request) -> list[tuple[str, str]]:
+    metadata = [("x-request-id", request["request_id"])]
+    if "Authorization" in request.headers:
+        metadata.append(("authorization", request.headers["Authorization"]))
+    return metadata
+
+
+async def _body(request: web.Request) -> dict:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise codec.CodecError(
+            "We could not parse the JSON body of your request. The API expects a JSON payload.", None, "invalid_json"
+        ) from None
+    if not isinstance(body, dict):
+        raise codec.CodecError("The request body must be a JSON object.", None, "invalid_json")
+    return body
+
+
+def _render_response(response) -> dict:
+    """A unary response as OpenAI JSON: lists get `object: list`, single wrappers are unwrapped."""
+    fields = response.DESCRIPTOR.fields
+    if "data" in response.DESCRIPTOR.fields_by_name:
+        return {"object": "list", **codec.render(response)}
+    (only,) = fields
+    return codec.render(getattr(response, only.name))
+
+
+class Handler:
+    def __init__(self, route: Route):
+        self.route = route
+        self.unary = _method(route, route.rpc)
+        self.stream = _method(route, route.stream_rpc) if route.stream_rpc else None
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        body = await _body(request) if request.method == "POST" else {}
+        stream = body.pop("stream", None)
+        if stream is not None and not isinstance(stream, bool):
+            raise codec.CodecError(
+                f"Invalid type for 'stream': expected a boolean, but got {codec._json_type(stream)} instead.", "stream"
+            )
+        request_cls, response_cls, path = self.unary
+        data = {**body, **codec.query_to_json(request.query, request_cls), **request.match_info}
+        message = codec.parse(data, request_cls)
+        channel = request.app[CHANNEL]
+        if self.route.always_stream:
+            after = request.headers.get("Last-Event-ID") or request.query.get("after_sequence")
+            if after:
+                if not after.isdigit():
+                    raise codec.CodecError("Invalid 'Last-Event-ID': expected a sequence number.", "after_sequence")
+                message.after_sequence = int(after)
+            return await self._sse(request, channel, path, response_cls, message)
+        if stream and self.stream is not None:
+            stream_request_cls, stream_response_cls, stream_path = self.stream
+            return await self._sse(request, channel, stream_path, stream_response_cls, stream_request_cls(params=message))
+        call = channel.unary_unary(
+            path, request_serializer=request_cls.SerializeToString, response_deserializer=response_cls.FromString
+        )
+        response = await call(message, metadata=_metadata(request))
+        return web.json_response(_render_response(response), dumps=lambda o: json.dumps(o, separators=(",", ":")))
+
+    async def _sse(self, request, channel, path, response_cls, message) -> web.StreamResponse:
+        """Streams RunEvents as SSE. The HTTP status is decided by the first event or error."""
+        call = channel.unary_stream(
+            path, request_serializer=type(message).SerializeToString, response_deserializer=response_cls.FromString
+        )(message, metadata=_metadata(request))
+        heartbeat = request.app[HEARTBEAT_SECONDS]
+        try:
+            first = await call.read()  # an error before any event becomes a plain JSON error
+            response = web.StreamResponse(
+                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            )
+            await response.prepare(request)
+            item = first
+            try:
+                while item is not grpc.aio.EOF:
+                    await response.write(sse.encode(item.event))
+                    reading = asyncio.ensure_future(call.read())
+                    while not (await asyncio.wait({reading}, timeout=heartbeat))[0]:
+                        await response.write(sse.HEARTBEAT)
+                    item = reading.result()
+            except grpc.aio.AioRpcError as error:
+                await response.write(sse.encode_error(from_rpc_error(error)[1]))
+            await response.write_eof()
+            return response
+        finally:
+            call.cancel()  # a client that left stops our reading; the run itself goes on
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler):
+    request["request_id"] = request.headers.get("X-Request-Id") or f"req_{secrets.token_hex(16)}"
+    try:
+        response = await handler(request)
+    except codec.CodecError as error:
+        response = error_response(400, error.message, param=error.param, code=error.code)
+    except grpc.aio.AioRpcError as error:
+        status, body = from_rpc_error(error)
+        if status >= 500:
+            log.error("%s %s -> %s: %s", request.method, request.path, error.code().name, error.details())
+        response = web.json_response(body, status=status, headers={"x-should-retry": "false"} if status < 500 else None)
+    except web.HTTPNotFound:
+        response = error_response(404, f"Invalid URL ({request.method} {request.path})")
+    except web.HTTPMethodNotAllowed:
+        response = error_response(405, f"Invalid method for URL ({request.method} {request.path})")
+    if not response.prepared:
+        response.headers["x-request-id"] = request["request_id"]
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the gRPC service says SERVING."""
+    stub = health_pb2_grpc.HealthStub(request.app[CHANNEL])
+    try:
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+        serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.aio.AioRpcError:
+        serving = False
+    return web.json_response({"status": "ok" if serving else "unavailable"}, status=200 if serving else 503)
+
+
+def create_app(target: str, heartbeat_seconds: float = 15.0) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware], client_max_size=64 * 1024 * 1024)
+    app[HEARTBEAT_SECONDS] = heartbeat_seconds
+
+    async def channel_context(app: web.Application):
+        app[CHANNEL] = grpc.aio.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+        yield
+        await app[CHANNEL].close()
+
+    app.cleanup_ctx.append(channel_context)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, Handler(route))
+    return app

@@ -1,0 +1,328 @@
+"""OpenAI JSON <-> protobuf, driven by the message descriptors.
+
+The protos mirror OpenAI's objects field for field, so one set of rules covers every
+resource:
+- a oneof named `kind` is OpenAI's `type` tag: `{"type": "function", "function": {...}}`;
+- enum values are written as their lower-case suffix (`RUN_STATUS_IN_PROGRESS` -> "in_progress");
+- unset `optional` fields and unset messages are `null` in objects and left out of deltas;
+- a bool `set_<name>` field is set when JSON carries `<name>` (replace-a-list semantics);
+- a few places take a bare string for an object, as OpenAI does (the SHORTHANDS below).
+"""
+
+from typing import Any, Callable, Mapping
+
+from google.protobuf import json_format, struct_pb2
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+F = FieldDescriptor
+TYPE_TAG = "kind"
+
+_INTEGERS = {F.TYPE_INT32, F.TYPE_INT64, F.TYPE_UINT32, F.TYPE_UINT64, F.TYPE_SINT32, F.TYPE_SINT64}
+_INT_RANGE = {
+    F.TYPE_INT32: (-(2**31), 2**31 - 1),
+    F.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    F.TYPE_UINT32: (0, 2**32 - 1),
+    F.TYPE_INT64: (-(2**63), 2**63 - 1),
+    F.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    F.TYPE_UINT64: (0, 2**64 - 1),
+}
+_STRUCT = "google.protobuf.Struct"
+
+
+class CodecError(Exception):
+    """A request body that does not fit the API: becomes a 400 naming `param`."""
+
+    def __init__(self, message: str, param: str | None, code: str = "invalid_type"):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+# Bare strings OpenAI accepts in place of an object, by message type.
+_SHORTHANDS: dict[str, Callable[[str], dict]] = {
+    "assistd.v1.ResponseFormat": lambda s: {"type": s},
+    "assistd.v1.ToolChoice": lambda s: {"type": s},
+    "assistd.v1.TextContent": lambda s: {"value": s},
+    "assistd.v1.MessageContent": lambda s: {"type": "text", "text": s},
+}
+# Objects OpenAI writes back as bare strings.
+_AS_STRING: dict[str, Callable[[Message], str | None]] = {
+    "assistd.v1.ResponseFormat": lambda m: m.type if m.type == "auto" else None,
+    "assistd.v1.ToolChoice": lambda m: m.type if m.type in ("none", "auto", "required") else None,
+}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _expected(field: FieldDescriptor) -> str:
+    if field.type == F.TYPE_MESSAGE:
+        return "an object"
+    if field.type in _INTEGERS:
+        return "an integer"
+    if field.type in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
+        return "a number"
+    if field.type == F.TYPE_BOOL:
+        return "a boolean"
+    return "a string"
+
+
+def _type_error(param: str, expected: str, value: Any) -> CodecError:
+    return CodecError(
+        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.", param
+    )
+
+
+def enum_prefix(enum: EnumDescriptor) -> str:
+    """`RunStatus` -> `RUN_STATUS_`."""
+    snake = "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(enum.name))
+    return snake.upper() + "_"
+
+
+def enum_to_json(enum: EnumDescriptor, number: int) -> str | None:
+    name = enum.values_by_number[number].name.removeprefix(enum_prefix(enum)).lower()
+    return None if name == "unspecified" else name
+
+
+def _enum_from_json(enum: EnumDescriptor, value: Any, param: str) -> int:
+    prefix = enum_prefix(enum)
+    if not isinstance(value, str):
+        raise _type_error(param, "a string", value)
+    found = enum.values_by_name.get(prefix + value.upper())
+    if found is None or found.number == 0 or value != value.lower():
+        allowed = [v.name.removeprefix(prefix).lower() for v in enum.values if v.number]
+        raise CodecError(
+            f"Invalid value: '{value}'. Supported values are: {', '.join(repr(a) for a in allowed)}.",
+            param,
+            "invalid_value",
+        )
+    return found.number
+
+
+# ---------------------------------------------------------------- JSON -> protobuf
+
+
+def parse(data: Any, cls: type[Message], path: str = "") -> Message:
+    """A request message from a JSON object; raises CodecError naming the bad parameter."""
+    message = cls()
+    _fill(message, data, path)
+    return message
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _fill(message: Message, data: Any, path: str) -> None:
+    descriptor = message.DESCRIPTOR
+    if descriptor.full_name == _STRUCT:
+        if not isinstance(data, dict):
+            raise _type_error(path, "an object", data)
+        message.update(data)
+        return
+    if isinstance(data, str) and descriptor.full_name in _SHORTHANDS:
+        data = _SHORTHANDS[descriptor.full_name](data)
+    if not isinstance(data, dict):
+        raise _type_error(path, "an object", data)
+    tagged = TYPE_TAG in descriptor.oneofs_by_name
+    if tagged:
+        _fill_tag(message, descriptor, data, path)
+    for key, value in data.items():
+        if tagged and key == "type":
+            continue
+        field = descriptor.fields_by_name.get(key)
+        param = _join(path, key)
+        if field is None or key.startswith("set_"):
+            raise CodecError(f"Unknown parameter: '{param}'.", param, "unknown_parameter")
+        if field.containing_oneof is not None and field.containing_oneof.name == TYPE_TAG:
+            if message.WhichOneof(TYPE_TAG) != key:
+                raise CodecError(f"Unknown parameter: '{param}'.", param, "unknown_parameter")
+        if value is None:
+            continue
+        _fill_field(message, field, value, param)
+        flag = descriptor.fields_by_name.get(f"set_{key}")
+        if flag is not None and flag.type == F.TYPE_BOOL:
+            setattr(message, flag.name, True)
+
+
+def _fill_tag(message: Message, descriptor: Descriptor, data: dict, path: str) -> None:
+    """Selects the `kind` oneof member named by JSON `type`."""
+    param = _join(path, "type")
+    kind = data.get("type")
+    members = {f.name: f for f in descriptor.oneofs_by_name[TYPE_TAG].fields}
+    if kind is None:
+        raise CodecError(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+    if kind not in members:
+        raise CodecError(
+            f"Invalid value: '{kind}'. Supported values are: {', '.join(repr(m) for m in members)}.",
+            param,
+            "invalid_value",
+        )
+    if members[kind].type == F.TYPE_MESSAGE:
+        getattr(message, kind).SetInParent()
+
+
+def _fill_field(message: Message, field: FieldDescriptor, value: Any, param: str) -> None:
+    if field.is_repeated and field.message_type is not None and field.message_type.GetOptions().map_entry:
+        _fill_map(getattr(message, field.name), field.message_type, value, param)
+    elif field.is_repeated:
+        container = getattr(message, field.name)
+        if isinstance(value, str) and field.message_type is not None and field.message_type.full_name in _SHORTHANDS:
+            value = [value]
+        if not isinstance(value, list):
+            raise _type_error(param, "an array", value)
+        for i, item in enumerate(value):
+            item_param = f"{param}[{i}]"
+            if field.type == F.TYPE_MESSAGE:
+                _fill(container.add(), item, item_param)
+            else:
+                container.append(_scalar(field, item, item_param))
+    elif field.type == F.TYPE_MESSAGE:
+        sub = getattr(message, field.name)
+        _fill(sub, value, param)
+        sub.SetInParent()
+    else:
+        setattr(message, field.name, _scalar(field, value, param))
+
+
+def _fill_map(container, entry: Descriptor, value: Any, param: str) -> None:
+    if not isinstance(value, dict):
+        raise _type_error(param, "an object", value)
+    value_field = entry.fields_by_name["value"]
+    for key, item in value.items():
+        item_param = f"{param}.{key}"
+        if value_field.type == F.TYPE_MESSAGE:
+            _fill(container[key], item, item_param)
+        else:
+            container[key] = _scalar(value_field, item, item_param)
+
+
+def _scalar(field: FieldDescriptor, value: Any, param: str) -> Any:
+    kind = field.type
+    if kind == F.TYPE_ENUM:
+        return _enum_from_json(field.enum_type, value, param)
+    if kind == F.TYPE_STRING:
+        if not isinstance(value, str):
+            raise _type_error(param, "a string", value)
+        return value
+    if kind == F.TYPE_BOOL:
+        if not isinstance(value, bool):
+            raise _type_error(param, "a boolean", value)
+        return value
+    if kind in _INTEGERS:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(param, "an integer", value)
+        low, high = _INT_RANGE[kind]
+        if not low <= value <= high:
+            raise CodecError(f"Invalid '{param}': integer out of range.", param, "integer_out_of_range")
+        return value
+    if kind in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _type_error(param, "a decimal", value)
+        return float(value)
+    raise _type_error(param, _expected(field), value)
+
+
+def query_to_json(query: Mapping[str, str], cls: type[Message]) -> dict[str, Any]:
+    """Query parameters (`limit=20`, `include[]=a`) as the JSON types the request message wants."""
+    fields = cls.DESCRIPTOR.fields_by_name
+    data: dict[str, Any] = {}
+    for raw_key, value in query.items():
+        key = raw_key.removesuffix("[]")
+        field = fields.get(key)
+        if field is None:
+            raise CodecError(f"Unknown parameter: '{key}'.", key, "unknown_parameter")
+        if field.is_repeated:
+            data.setdefault(key, []).append(value)
+        elif field.type in _INTEGERS:
+            try:
+                data[key] = int(value)
+            except ValueError:
+                raise _type_error(key, "an integer", value) from None
+        elif field.type == F.TYPE_BOOL:
+            if value not in ("true", "false"):
+                raise _type_error(key, "a boolean", value)
+            data[key] = value == "true"
+        else:
+            data[key] = value
+    return data
+
+
+# ---------------------------------------------------------------- protobuf -> JSON
+
+
+def render(message: Message, *, delta: bool = False) -> Any:
+    """OpenAI JSON for a message. With delta=True, unset and empty fields are left out,
+    as stream deltas must only carry what changed."""
+    descriptor = message.DESCRIPTOR
+    if descriptor.full_name == _STRUCT:
+        return _plain_numbers(json_format.MessageToDict(message))
+    as_string = _AS_STRING.get(descriptor.full_name)
+    if as_string is not None and (short := as_string(message)) is not None:
+        return short
+    out: dict[str, Any] = {}
+    kind = message.WhichOneof(TYPE_TAG) if TYPE_TAG in descriptor.oneofs_by_name else None
+    if kind is not None:
+        out["type"] = kind
+    for field in descriptor.fields:
+        name = field.name
+        oneof = field.containing_oneof
+        if oneof is not None and oneof.name == TYPE_TAG:
+            if name == kind and not (field.type == F.TYPE_MESSAGE and not field.message_type.fields):
+                out[name] = _render_value(field, getattr(message, name), delta)
+            continue
+        if name.startswith("set_") and field.type == F.TYPE_BOOL:
+            continue  # request-only flags
+        value = getattr(message, name)
+        if field.is_repeated:
+            if delta and not value:
+                continue
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                value_field = field.message_type.fields_by_name["value"]
+                out[name] = {k: _render_value(value_field, v, delta) for k, v in value.items()}
+            else:
+                out[name] = [_render_value(field, item, delta) for item in value]
+        elif field.has_presence and not message.HasField(name):
+            if not delta:
+                out[name] = None
+        else:
+            rendered = _render_value(field, value, delta)
+            if not (delta and rendered is None):
+                out[name] = rendered
+    return out
+
+
+def _render_value(field: FieldDescriptor, value: Any, delta: bool) -> Any:
+    if field.type == F.TYPE_MESSAGE:
+        return render(value, delta=delta)
+    if field.type == F.TYPE_ENUM:
+        return enum_to_json(field.enum_type, value)
+    return value
+
+
+def _plain_numbers(value: Any) -> Any:
+    """Struct keeps every number as a double; write whole ones back as integers (JSON Schema `minimum: 1`)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(v) for v in value]
+    return value

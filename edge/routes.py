@@ -1,0 +1,50 @@
+"""THE route table: OpenAI HTTP paths -> gRPC methods. Path parameters fill request fields."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    service: str  # e.g. "RunService"
+    rpc: str  # unary method
+    stream_rpc: str | None = None  # used when the body says "stream": true
+    always_stream: bool = False  # a watch: SSE whatever the body says
+
+
+ROUTES = [
+    Route("GET", "/v1/models", "ModelService", "ListModels"),
+    Route("POST", "/v1/assistants", "AssistantService", "CreateAssistant"),
+    Route("GET", "/v1/assistants", "AssistantService", "ListAssistants"),
+    Route("GET", "/v1/assistants/{assistant_id}", "AssistantService", "GetAssistant"),
+    Route("POST", "/v1/assistants/{assistant_id}", "AssistantService", "UpdateAssistant"),
+    Route("DELETE", "/v1/assistants/{assistant_id}", "AssistantService", "DeleteAssistant"),
+    Route("POST", "/v1/threads", "ThreadService", "CreateThread"),
+    # Before /v1/threads/{thread_id}: routes match in order.
+    Route("POST", "/v1/threads/runs", "RunService", "CreateThreadAndRun", "CreateThreadAndRunStream"),
+    Route("GET", "/v1/threads/{thread_id}", "ThreadService", "GetThread"),
+    Route("POST", "/v1/threads/{thread_id}", "ThreadService", "UpdateThread"),
+    Route("DELETE", "/v1/threads/{thread_id}", "ThreadService", "DeleteThread"),
+    Route("POST", "/v1/threads/{thread_id}/messages", "MessageService", "CreateMessage"),
+    Route("GET", "/v1/threads/{thread_id}/messages", "MessageService", "ListMessages"),
+    Route("GET", "/v1/threads/{thread_id}/messages/{message_id}", "MessageService", "GetMessage"),
+    Route("POST", "/v1/threads/{thread_id}/messages/{message_id}", "MessageService", "UpdateMessage"),
+    Route("DELETE", "/v1/threads/{thread_id}/messages/{message_id}", "MessageService", "DeleteMessage"),
+    Route("POST", "/v1/threads/{thread_id}/runs", "RunService", "CreateRun", "CreateRunStream"),
+    Route("GET", "/v1/threads/{thread_id}/runs", "RunService", "ListRuns"),
+    Route("GET", "/v1/threads/{thread_id}/runs/{run_id}", "RunService", "GetRun"),
+    Route("POST", "/v1/threads/{thread_id}/runs/{run_id}", "RunService", "UpdateRun"),
+    Route("POST", "/v1/threads/{thread_id}/runs/{run_id}/cancel", "RunService", "CancelRun"),
+    Route(
+        "POST",
+        "/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs",
+        "RunService",
+        "SubmitToolOutputs",
+        "SubmitToolOutputsStream",
+    ),
+    # assistd's own: re-attach to a run's stream (Last-Event-ID or ?after_sequence=N).
+    Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/events", "RunService", "WatchRun", always_stream=True),
+    Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps", "RunService", "ListRunSteps"),
+    Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}", "RunService", "GetRunStep"),
+]

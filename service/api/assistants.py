@@ -1,0 +1,91 @@
+"""AssistantService: CRUD and list over assistants."""
+
+from assistd.v1 import assistant_pb2, assistant_pb2_grpc, common_pb2
+
+from service import ids
+from service.api.common import check_length, check_metadata, check_range, check_tools, list_query, page, unary
+from service.errors import missing, not_found
+
+# Fields copied as-is from a create/update request onto the assistant.
+_OPTIONAL = ("name", "description", "instructions", "temperature", "top_p", "reasoning_effort")
+
+
+def check_assistant_fields(request) -> None:
+    if request.HasField("name"):
+        check_length(request.name, 256, "name")
+    if request.HasField("description"):
+        check_length(request.description, 512, "description")
+    if request.HasField("instructions"):
+        check_length(request.instructions, 256_000, "instructions")
+    check_range(request, "temperature", 0, 2)
+    check_range(request, "top_p", 0, 1)
+    check_tools(request.tools)
+    check_metadata(request.metadata)
+
+
+class AssistantService(assistant_pb2_grpc.AssistantServiceServicer):
+    def __init__(self, auth, repo):
+        self.auth = auth
+        self.repo = repo
+
+    @unary
+    async def CreateAssistant(self, tenant, request, context):
+        if not request.model:
+            raise missing("model")
+        check_assistant_fields(request)
+        assistant = assistant_pb2.Assistant(
+            id=ids.new_id("asst_"),
+            object="assistant",
+            created_at=ids.now(),
+            model=request.model,
+            tools=request.tools,
+            metadata=request.metadata,
+        )
+        for field in _OPTIONAL:
+            if request.HasField(field):
+                setattr(assistant, field, getattr(request, field))
+        for field in ("tool_resources", "response_format"):
+            if request.HasField(field):
+                getattr(assistant, field).CopyFrom(getattr(request, field))
+        await self.repo.put(tenant, assistant)
+        return assistant_pb2.CreateAssistantResponse(assistant=assistant)
+
+    @unary
+    async def GetAssistant(self, tenant, request, context):
+        assistant = await self.repo.require(tenant, assistant_pb2.Assistant, request.assistant_id)
+        return assistant_pb2.GetAssistantResponse(assistant=assistant)
+
+    @unary
+    async def UpdateAssistant(self, tenant, request, context):
+        assistant = await self.repo.require(tenant, assistant_pb2.Assistant, request.assistant_id)
+        check_assistant_fields(request)
+        if request.HasField("model"):
+            if not request.model:
+                raise missing("model")
+            assistant.model = request.model
+        for field in _OPTIONAL:
+            if request.HasField(field):
+                setattr(assistant, field, getattr(request, field))
+        for field in ("tool_resources", "response_format"):
+            if request.HasField(field):
+                getattr(assistant, field).CopyFrom(getattr(request, field))
+        if request.set_tools:
+            del assistant.tools[:]
+            assistant.tools.extend(request.tools)
+        if request.set_metadata:
+            assistant.metadata.clear()
+            assistant.metadata.update(request.metadata)
+        await self.repo.put(tenant, assistant)
+        return assistant_pb2.UpdateAssistantResponse(assistant=assistant)
+
+    @unary
+    async def DeleteAssistant(self, tenant, request, context):
+        if not await self.repo.delete(tenant, assistant_pb2.Assistant, request.assistant_id):
+            raise not_found("assistant", request.assistant_id)
+        status = common_pb2.DeletionStatus(id=request.assistant_id, object="assistant.deleted", deleted=True)
+        return assistant_pb2.DeleteAssistantResponse(status=status)
+
+    @unary
+    async def ListAssistants(self, tenant, request, context):
+        items, has_more = await self.repo.list_page(tenant, assistant_pb2.Assistant, "", list_query(request))
+        return page(assistant_pb2.ListAssistantsResponse(), items, has_more)

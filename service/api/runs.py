@@ -1,0 +1,211 @@
+"""RunService: creating, streaming, watching, cancelling and reading runs and their steps."""
+
+from assistd.v1 import assistant_pb2, run_pb2, run_pb2_grpc, thread_pb2
+
+from service import ids
+from service.api.common import check_metadata, check_range, check_tools, list_query, page, streaming, unary
+from service.api.threads import new_message, new_thread
+from service.errors import FailedPrecondition, InvalidArgument, missing
+
+_STEP_INCLUDES = {"step_details.tool_calls[*].file_search.results[*].content"}
+_TOOL_CHOICE_MODES = {"none", "auto", "required"}
+
+
+def _check_run_params(request) -> None:
+    check_range(request, "temperature", 0, 2)
+    check_range(request, "top_p", 0, 1)
+    for field in ("max_prompt_tokens", "max_completion_tokens"):
+        if request.HasField(field) and getattr(request, field) < 256:
+            raise InvalidArgument(
+                f"Invalid '{field}': expected a value >= 256, but got {getattr(request, field)} instead.",
+                param=field,
+                code="integer_below_min_value",
+            )
+    if request.set_tools:
+        check_tools(request.tools)
+    check_metadata(request.metadata)
+    strategy = request.truncation_strategy
+    if request.HasField("truncation_strategy"):
+        if strategy.type not in ("auto", "last_messages"):
+            raise InvalidArgument(
+                "Invalid 'truncation_strategy.type': expected 'auto' or 'last_messages'.",
+                param="truncation_strategy.type",
+            )
+        if strategy.HasField("last_messages") and strategy.last_messages < 1:
+            raise InvalidArgument(
+                "Invalid 'truncation_strategy.last_messages': expected a value >= 1.",
+                param="truncation_strategy.last_messages",
+            )
+    choice = request.tool_choice
+    if request.HasField("tool_choice") and choice.type not in _TOOL_CHOICE_MODES | {"function", "file_search"}:
+        raise InvalidArgument("Invalid 'tool_choice'.", param="tool_choice")
+    if choice.type == "function" and not choice.function.name:
+        raise missing("tool_choice.function.name")
+
+
+def _new_run(request, assistant: assistant_pb2.Assistant, thread_id: str, expiry_seconds: int) -> run_pb2.Run:
+    """The run a create request asks for, with the assistant's settings where it is silent."""
+    now = ids.now()
+    run = run_pb2.Run(
+        id=ids.new_id("run_"),
+        object="thread.run",
+        created_at=now,
+        thread_id=thread_id,
+        assistant_id=assistant.id,
+        status=run_pb2.RUN_STATUS_QUEUED,
+        expires_at=now + expiry_seconds,
+        model=request.model if request.HasField("model") else assistant.model,
+        instructions=request.instructions if request.HasField("instructions") else assistant.instructions,
+        tools=request.tools if request.set_tools else assistant.tools,
+        metadata=request.metadata,
+        parallel_tool_calls=request.parallel_tool_calls if request.HasField("parallel_tool_calls") else True,
+    )
+    if getattr(request, "additional_instructions", ""):
+        run.instructions = "\n\n".join(filter(None, [run.instructions, request.additional_instructions]))
+    for field in ("temperature", "top_p", "reasoning_effort"):
+        if request.HasField(field):
+            setattr(run, field, getattr(request, field))
+        elif assistant.HasField(field):
+            setattr(run, field, getattr(assistant, field))
+    for field in ("max_prompt_tokens", "max_completion_tokens"):
+        if request.HasField(field):
+            setattr(run, field, getattr(request, field))
+    if request.HasField("response_format"):
+        run.response_format.CopyFrom(request.response_format)
+    elif assistant.HasField("response_format"):
+        run.response_format.CopyFrom(assistant.response_format)
+    else:
+        run.response_format.type = "auto"
+    if request.HasField("truncation_strategy"):
+        run.truncation_strategy.CopyFrom(request.truncation_strategy)
+    else:
+        run.truncation_strategy.type = "auto"
+    if request.HasField("tool_choice"):
+        run.tool_choice.CopyFrom(request.tool_choice)
+    else:
+        run.tool_choice.type = "auto"
+    return run
+
+
+class RunService(run_pb2_grpc.RunServiceServicer):
+    def __init__(self, auth, repo, engine, settings):
+        self.auth = auth
+        self.repo = repo
+        self.engine = engine
+        self.settings = settings
+
+    async def _start_run(self, tenant, request):
+        """Validates a CreateRunRequest whole, then starts the run; returns its channel."""
+        if not request.assistant_id:
+            raise missing("assistant_id")
+        _check_run_params(request)
+        bad = set(request.include) - _STEP_INCLUDES
+        if bad:
+            raise InvalidArgument(f"Invalid value for 'include': {sorted(bad)[0]!r}.", param="include")
+        await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
+        assistant = await self.repo.require(tenant, assistant_pb2.Assistant, request.assistant_id)
+        messages = [
+            new_message(request.thread_id, m, f"additional_messages[{i}]")
+            for i, m in enumerate(request.additional_messages)
+        ]
+        run = _new_run(request, assistant, request.thread_id, self.settings.run_expiry_seconds)
+        return await self.engine.start(tenant, run, messages)
+
+    async def _start_thread_and_run(self, tenant, request):
+        if not request.assistant_id:
+            raise missing("assistant_id")
+        _check_run_params(request)
+        thread, messages = new_thread(request.thread)
+        if request.HasField("tool_resources"):
+            thread.tool_resources.CopyFrom(request.tool_resources)
+        assistant = await self.repo.require(tenant, assistant_pb2.Assistant, request.assistant_id)
+        run = _new_run(request, assistant, thread.id, self.settings.run_expiry_seconds)
+        return await self.engine.start(tenant, run, messages, new_thread=thread)
+
+    async def _run_of(self, tenant, channel) -> run_pb2.Run:
+        return await self.repo.require(tenant, run_pb2.Run, channel.run_id, channel.thread_id)
+
+    @unary
+    async def CreateRun(self, tenant, request, context):
+        channel = await self._start_run(tenant, request)
+        return run_pb2.CreateRunResponse(run=await self._run_of(tenant, channel))
+
+    @streaming
+    async def CreateRunStream(self, tenant, request, context):
+        channel = await self._start_run(tenant, request.params)
+        async for event in channel.follow(0):
+            yield run_pb2.CreateRunStreamResponse(event=event)
+
+    @unary
+    async def CreateThreadAndRun(self, tenant, request, context):
+        channel = await self._start_thread_and_run(tenant, request)
+        return run_pb2.CreateThreadAndRunResponse(run=await self._run_of(tenant, channel))
+
+    @streaming
+    async def CreateThreadAndRunStream(self, tenant, request, context):
+        channel = await self._start_thread_and_run(tenant, request.params)
+        async for event in channel.follow(0):
+            yield run_pb2.CreateThreadAndRunStreamResponse(event=event)
+
+    @streaming
+    async def WatchRun(self, tenant, request, context):
+        async for event in self.engine.watch(tenant, request.thread_id, request.run_id, request.after_sequence):
+            yield run_pb2.WatchRunResponse(event=event)
+
+    @unary
+    async def GetRun(self, tenant, request, context):
+        run = await self.repo.require(tenant, run_pb2.Run, request.run_id, request.thread_id)
+        return run_pb2.GetRunResponse(run=run)
+
+    @unary
+    async def ListRuns(self, tenant, request, context):
+        query = list_query(request)
+        await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
+        items, has_more = await self.repo.list_page(tenant, run_pb2.Run, request.thread_id, query)
+        return page(run_pb2.ListRunsResponse(), items, has_more)
+
+    @unary
+    async def UpdateRun(self, tenant, request, context):
+        run = await self.repo.require(tenant, run_pb2.Run, request.run_id, request.thread_id)
+        check_metadata(request.metadata)
+        if not request.set_metadata:
+            return run_pb2.UpdateRunResponse(run=run)
+        live = self.engine.update_metadata(run.id, dict(request.metadata))
+        if live is not None:
+            return run_pb2.UpdateRunResponse(run=live)
+        run.metadata.clear()
+        run.metadata.update(request.metadata)
+        await self.repo.put(tenant, run)
+        return run_pb2.UpdateRunResponse(run=run)
+
+    @unary
+    async def CancelRun(self, tenant, request, context):
+        run = await self.engine.cancel(tenant, request.thread_id, request.run_id)
+        return run_pb2.CancelRunResponse(run=run)
+
+    async def _requires_action(self, tenant, request) -> None:
+        run = await self.repo.require(tenant, run_pb2.Run, request.run_id, request.thread_id)
+        status = run_pb2.RunStatus.Name(run.status).removeprefix("RUN_STATUS_").lower()
+        raise FailedPrecondition(f'Runs in status "{status}" do not accept tool outputs.')
+
+    @unary
+    async def SubmitToolOutputs(self, tenant, request, context):
+        await self._requires_action(tenant, request)
+
+    @streaming
+    async def SubmitToolOutputsStream(self, tenant, request, context):
+        await self._requires_action(tenant, request.params)
+        yield  # pragma: no cover - never reached; makes this an async generator
+
+    @unary
+    async def GetRunStep(self, tenant, request, context):
+        await self.repo.require(tenant, run_pb2.Run, request.run_id, request.thread_id)
+        step = await self.repo.require(tenant, run_pb2.RunStep, request.step_id, request.run_id)
+        return run_pb2.GetRunStepResponse(step=step)
+
+    @unary
+    async def ListRunSteps(self, tenant, request, context):
+        query = list_query(request)
+        await self.repo.require(tenant, run_pb2.Run, request.run_id, request.thread_id)
+        items, has_more = await self.repo.list_page(tenant, run_pb2.RunStep, request.run_id, query)
+        return page(run_pb2.ListRunStepsResponse(), items, has_more)

@@ -1,0 +1,138 @@
+"""ThreadService and MessageService: threads and the messages in them."""
+
+from assistd.v1 import common_pb2, message_pb2, message_pb2_grpc, thread_pb2, thread_pb2_grpc
+
+from service import ids
+from service.api.common import check_length, check_metadata, list_query, page, unary
+from service.errors import FailedPrecondition, InvalidArgument, missing, not_found
+
+_MAX_TEXT = 256_000
+
+
+def new_message(thread_id: str, params, param: str = "") -> message_pb2.Message:
+    """A user- or assistant-written message from NewMessage/CreateMessageRequest fields.
+
+    Raises InvalidArgument naming `param` (e.g. "messages[0].content") when it is malformed.
+    """
+    prefix = f"{param}." if param else ""
+    if params.role == message_pb2.MESSAGE_ROLE_UNSPECIFIED:
+        raise missing(f"{prefix}role")
+    if not params.content:
+        raise missing(f"{prefix}content")
+    for i, part in enumerate(params.content):
+        if part.WhichOneof("kind") is None:
+            raise missing(f"{prefix}content[{i}].type")
+        if part.WhichOneof("kind") == "text":
+            check_length(part.text.value, _MAX_TEXT, f"{prefix}content[{i}].text")
+            if part.text.annotations:
+                raise InvalidArgument("Annotations cannot be set on a new message.", param=f"{prefix}content[{i}].text")
+    check_metadata(params.metadata, f"{prefix}metadata")
+    return message_pb2.Message(
+        id=ids.new_id("msg_"),
+        object="thread.message",
+        created_at=ids.now(),
+        thread_id=thread_id,
+        status=message_pb2.MESSAGE_STATUS_COMPLETED,
+        completed_at=ids.now(),
+        role=params.role,
+        content=params.content,
+        attachments=params.attachments,
+        metadata=params.metadata,
+    )
+
+
+def new_thread(params) -> tuple[thread_pb2.Thread, list[message_pb2.Message]]:
+    """A thread and its initial messages from CreateThreadRequest/ThreadParams, validated whole."""
+    check_metadata(params.metadata)
+    thread = thread_pb2.Thread(
+        id=ids.new_id("thread_"), object="thread", created_at=ids.now(), metadata=params.metadata
+    )
+    if params.HasField("tool_resources"):
+        thread.tool_resources.CopyFrom(params.tool_resources)
+    messages = [new_message(thread.id, m, f"messages[{i}]") for i, m in enumerate(params.messages)]
+    return thread, messages
+
+
+class ThreadService(thread_pb2_grpc.ThreadServiceServicer):
+    def __init__(self, auth, repo, engine):
+        self.auth = auth
+        self.repo = repo
+        self.engine = engine
+
+    @unary
+    async def CreateThread(self, tenant, request, context):
+        thread, messages = new_thread(request)
+        await self.repo.put(tenant, thread, *messages)
+        return thread_pb2.CreateThreadResponse(thread=thread)
+
+    @unary
+    async def GetThread(self, tenant, request, context):
+        thread = await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
+        return thread_pb2.GetThreadResponse(thread=thread)
+
+    @unary
+    async def UpdateThread(self, tenant, request, context):
+        thread = await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
+        check_metadata(request.metadata)
+        if request.set_metadata:
+            thread.metadata.clear()
+            thread.metadata.update(request.metadata)
+        if request.HasField("tool_resources"):
+            thread.tool_resources.CopyFrom(request.tool_resources)
+        await self.repo.put(tenant, thread)
+        return thread_pb2.UpdateThreadResponse(thread=thread)
+
+    @unary
+    async def DeleteThread(self, tenant, request, context):
+        active = await self.repo.store.active_run(tenant, request.thread_id)
+        if active is not None:
+            raise FailedPrecondition(f"Cannot delete thread {request.thread_id} while run {active} is active.")
+        if not await self.repo.store.delete_thread(tenant, request.thread_id):
+            raise not_found("thread", request.thread_id)
+        status = common_pb2.DeletionStatus(id=request.thread_id, object="thread.deleted", deleted=True)
+        return thread_pb2.DeleteThreadResponse(status=status)
+
+
+class MessageService(message_pb2_grpc.MessageServiceServicer):
+    def __init__(self, auth, repo):
+        self.auth = auth
+        self.repo = repo
+
+    @unary
+    async def CreateMessage(self, tenant, request, context):
+        await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
+        message = new_message(request.thread_id, request)
+        active = await self.repo.store.active_run(tenant, request.thread_id)
+        if active is not None:
+            raise FailedPrecondition(f"Can't add messages to {request.thread_id} while a run {active} is active.")
+        await self.repo.put(tenant, message)
+        return message_pb2.CreateMessageResponse(message=message)
+
+    @unary
+    async def GetMessage(self, tenant, request, context):
+        message = await self.repo.require(tenant, message_pb2.Message, request.message_id, request.thread_id)
+        return message_pb2.GetMessageResponse(message=message)
+
+    @unary
+    async def UpdateMessage(self, tenant, request, context):
+        message = await self.repo.require(tenant, message_pb2.Message, request.message_id, request.thread_id)
+        check_metadata(request.metadata)
+        if request.set_metadata:
+            message.metadata.clear()
+            message.metadata.update(request.metadata)
+        await self.repo.put(tenant, message)
+        return message_pb2.UpdateMessageResponse(message=message)
+
+    @unary
+    async def DeleteMessage(self, tenant, request, context):
+        if not await self.repo.delete(tenant, message_pb2.Message, request.message_id, request.thread_id):
+            raise not_found("message", request.message_id)
+        status = common_pb2.DeletionStatus(id=request.message_id, object="thread.message.deleted", deleted=True)
+        return message_pb2.DeleteMessageResponse(status=status)
+
+    @unary
+    async def ListMessages(self, tenant, request, context):
+        query = list_query(request)
+        await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
+        items, has_more = await self.repo.list_page(tenant, message_pb2.Message, request.thread_id, query, request.run_id)
+        return page(message_pb2.ListMessagesResponse(), items, has_more)

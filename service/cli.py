@@ -1,0 +1,91 @@
+"""`assistd serve | service | edge`: one command for the embedded default and the split deployment."""
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import replace
+
+from service.config import Settings
+
+log = logging.getLogger("assistd")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    overrides = {
+        "http_port": args.http_port,
+        "grpc_port": args.grpc_port,
+        "store": args.store,
+        "models": args.models,
+        "grpc_target": getattr(args, "grpc_target", None),
+    }
+    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> None:
+    from aiohttp import web
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    service = runner = None
+    if with_service:
+        from service.server import Service
+
+        service = Service(settings)
+        port = await service.start()
+        settings = replace(settings, grpc_port=port)
+    if with_edge:
+        from edge.app import create_app
+
+        target = settings.grpc_target or f"{settings.grpc_host}:{settings.grpc_port}"
+        runner = web.AppRunner(create_app(target, settings.heartbeat_seconds), handler_cancellation=True)
+        await runner.setup()
+        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        log.info("HTTP edge on http://%s:%d/v1 -> gRPC %s", settings.http_host, settings.http_port, target)
+    print("assistd ready", flush=True)  # tests and scripts wait for this line
+    await stop.wait()
+    log.info("stopping")
+    if runner is not None:
+        await runner.cleanup()
+    if service is not None:
+        await service.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="assistd", description="OpenAI Assistants API v2 server on any LLM")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in [
+        ("serve", "service and HTTP edge in one process (the embedded default)"),
+        ("service", "the gRPC service only"),
+        ("edge", "the HTTP edge only, in front of a running service"),
+    ]:
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("--http-port", type=int, help="HTTP port (ASSISTD_HTTP_PORT, default 8080)")
+        cmd.add_argument("--grpc-port", type=int, help="gRPC port (ASSISTD_GRPC_PORT, default 50051)")
+        cmd.add_argument("--store", help="sqlite:///path (ASSISTD_STORE, default sqlite:///data/assistd.db)")
+        cmd.add_argument("--models", help="model list YAML (ASSISTD_MODELS)")
+        if name == "edge":
+            cmd.add_argument("--grpc-target", help="service address host:port (ASSISTD_GRPC_TARGET)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("ASSISTD_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = _settings(args)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # uvloop is Linux/macOS only
+        runner = asyncio.run
+    runner(_serve(settings, with_service=args.command in ("serve", "service"), with_edge=args.command in ("serve", "edge")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Settings, from command-line flags or ASSISTD_* environment variables."""
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def _parse_keys(spec: str) -> dict[str, str]:
+    """`key1=tenant1,key2=tenant2` -> {key: tenant}; a key without `=tenant` is its own tenant."""
+    keys = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, _, tenant = item.partition("=")
+        keys[key] = tenant or key
+    return keys
+
+
+@dataclass(frozen=True)
+class Settings:
+    http_host: str = field(default_factory=lambda: os.environ.get("ASSISTD_HTTP_HOST", "127.0.0.1"))
+    http_port: int = field(default_factory=lambda: _env_int("ASSISTD_HTTP_PORT", 8080))
+    grpc_host: str = field(default_factory=lambda: os.environ.get("ASSISTD_GRPC_HOST", "127.0.0.1"))
+    grpc_port: int = field(default_factory=lambda: _env_int("ASSISTD_GRPC_PORT", 50051))
+    # Where the edge finds the service (`assistd edge`); defaults to grpc_host:grpc_port.
+    grpc_target: str = field(default_factory=lambda: os.environ.get("ASSISTD_GRPC_TARGET", ""))
+    store: str = field(default_factory=lambda: os.environ.get("ASSISTD_STORE", "sqlite:///data/assistd.db"))
+    models: str = field(default_factory=lambda: os.environ.get("ASSISTD_MODELS", ""))
+    api_keys: dict[str, str] = field(default_factory=lambda: _parse_keys(os.environ.get("ASSISTD_API_KEYS", "")))
+    # Seconds a run may wait in requires_action before it expires.
+    run_expiry_seconds: int = field(default_factory=lambda: _env_int("ASSISTD_RUN_EXPIRY_SECONDS", 600))
+    # Provider retries on errors litellm deems retryable.
+    llm_retries: int = field(default_factory=lambda: _env_int("ASSISTD_LLM_RETRIES", 0))
+    llm_timeout: float = field(default_factory=lambda: _env_float("ASSISTD_LLM_TIMEOUT", 600.0))
+    # SSE comment sent when a stream has been silent this long.
+    heartbeat_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_HEARTBEAT_SECONDS", 15.0))
+    # Longest an event waits for its group commit to the event log.
+    commit_window_ms: float = field(default_factory=lambda: _env_float("ASSISTD_COMMIT_WINDOW_MS", 2.0))
+
+    @property
+    def target(self) -> str:
+        return self.grpc_target or f"{self.grpc_host}:{self.grpc_port}"

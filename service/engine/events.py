@@ -1,0 +1,130 @@
+"""A run's event stream: sequence numbers, the persisted log, and live fan-out.
+
+Every event is committed to the store before any subscriber sees it. Commits are grouped:
+while one batch is being written, new events queue up and go together in the next one,
+so a token never waits for more than one commit in flight.
+"""
+
+import asyncio
+import logging
+from typing import AsyncIterator
+
+from assistd.v1 import run_pb2
+
+from service.repo import record
+from service.store import LogEntry, Store
+
+log = logging.getLogger(__name__)
+
+DONE = run_pb2.RUN_EVENT_TYPE_DONE
+# Payload fields whose objects are stored as snapshots together with the event.
+_SNAPSHOT_FIELDS = ("thread", "run", "run_step", "message")
+
+
+class RunChannel:
+    """The live events of one run in this process, from `first_sequence` on."""
+
+    def __init__(self, tenant: str, thread_id: str, run_id: str, first_sequence: int = 1):
+        self.tenant = tenant
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self.first_sequence = first_sequence
+        self.next_sequence = first_sequence
+        self.events: list[run_pb2.RunEvent] = []  # committed, in order
+        self.closed = False
+        self._waiters: list[asyncio.Future] = []
+
+    def publish(self, event: run_pb2.RunEvent) -> None:
+        self.events.append(event)
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def _changed(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    async def committed(self, sequence: int) -> None:
+        """Returns once the event with this sequence number is in the store."""
+        while self.first_sequence + len(self.events) <= sequence and not self.closed:
+            await self._changed()
+
+    async def follow(self, after_sequence: int) -> AsyncIterator[run_pb2.RunEvent]:
+        """Events after after_sequence, live, up to and including the next `done`."""
+        index = max(0, after_sequence + 1 - self.first_sequence)
+        while True:
+            while index < len(self.events):
+                event = self.events[index]
+                index += 1
+                yield event
+                if event.event == DONE:
+                    return
+            if self.closed:
+                return
+            await self._changed()
+
+
+class EventLog:
+    """Assigns sequence numbers, group-commits events with their snapshots, then publishes."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._queue: asyncio.Queue[tuple[RunChannel, run_pb2.RunEvent | None, LogEntry]] = asyncio.Queue()
+        self._writer: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name="event-log-writer")
+
+    async def stop(self) -> None:
+        """Writes what is queued, then stops."""
+        await self._queue.join()
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+    def append(self, channel: RunChannel, event: run_pb2.RunEvent) -> int:
+        """Numbers the event and queues it for commit; returns its sequence number."""
+        event.sequence_number = channel.next_sequence
+        channel.next_sequence += 1
+        payload = event.WhichOneof("data")
+        records = [record(getattr(event, payload))] if payload in _SNAPSHOT_FIELDS else []
+        entry = LogEntry(channel.tenant, channel.run_id, event.sequence_number, event.SerializeToString(), records)
+        self._queue.put_nowait((channel, event, entry))
+        return event.sequence_number
+
+    def snapshot(self, channel: RunChannel, obj) -> None:
+        """Queues an object write behind the run's queued events, so none of them overwrites it."""
+        entry = LogEntry(channel.tenant, channel.run_id, 0, b"", [record(obj)])
+        self._queue.put_nowait((channel, None, entry))
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit([entry for _, _, entry in batch])
+            finally:
+                for channel, event, _ in batch:
+                    if event is not None:
+                        channel.publish(event)
+                    self._queue.task_done()
+
+    async def _commit(self, entries: list[LogEntry]) -> None:
+        for attempt in range(3):
+            try:
+                await self._store.commit(entries)
+                return
+            except Exception:
+                log.exception("event log commit failed (attempt %d)", attempt + 1)
+                await asyncio.sleep(0.05 * 2**attempt)
+        log.error("dropping %d events from the log after repeated commit failures", len(entries))

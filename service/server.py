@@ -1,0 +1,91 @@
+"""The gRPC service: servicers, health, reflection, and an orderly start and stop."""
+
+import logging
+
+import grpc
+from assistd.v1 import (
+    assistant_pb2,
+    assistant_pb2_grpc,
+    message_pb2,
+    message_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    run_pb2,
+    run_pb2_grpc,
+    thread_pb2,
+    thread_pb2_grpc,
+)
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from service import ids
+from service.api.assistants import AssistantService
+from service.api.models import ModelService
+from service.api.runs import RunService
+from service.api.threads import MessageService, ThreadService
+from service.auth import Authenticator
+from service.config import Settings
+from service.engine.events import EventLog
+from service.engine.runner import RunEngine
+from service.llm import LLM
+from service.repo import Repo
+from service.store import open_store
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = [
+    assistant_pb2.DESCRIPTOR.services_by_name["AssistantService"].full_name,
+    thread_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name,
+    message_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name,
+    run_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
+    model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+]
+
+
+class Service:
+    """Owns the store, the event log, the run engine and the gRPC server."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.llm = LLM(settings.models, retries=settings.llm_retries, timeout=settings.llm_timeout)
+        self.store = open_store(settings.store)
+        self.repo = Repo(self.store)
+        self.events = EventLog(self.store)
+        self.engine = RunEngine(self.store, self.repo, self.llm, self.events)
+        self.health = health.aio.HealthServicer()
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        """Opens the store, recovers interrupted runs, and serves; returns the bound port."""
+        await self.store.open()
+        self.events.start()
+        recovered = await self.engine.recover()
+        if recovered:
+            log.warning("marked %d interrupted run(s) failed", recovered)
+        auth = Authenticator(self.settings.api_keys)
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+        assistant_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantService(auth, self.repo), server)
+        thread_pb2_grpc.add_ThreadServiceServicer_to_server(ThreadService(auth, self.repo, self.engine), server)
+        message_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(auth, self.repo), server)
+        run_pb2_grpc.add_RunServiceServicer_to_server(RunService(auth, self.repo, self.engine, self.settings), server)
+        model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        self.port = server.add_insecure_port(f"{self.settings.grpc_host}:{self.settings.grpc_port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC to {self.settings.grpc_host}:{self.settings.grpc_port}")
+        await server.start()
+        for name in ["", *SERVICE_NAMES]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.server = server
+        log.info("gRPC service on %s:%d, store %s", self.settings.grpc_host, self.port, self.settings.store)
+        return self.port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        if self.server is not None:
+            await self.server.stop(grace)
+        await self.engine.shutdown()
+        await self.events.stop()
+        await self.store.close()

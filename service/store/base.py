@@ -1,0 +1,82 @@
+"""The storage contract every backend implements.
+
+Objects are opaque serialized protobufs keyed by (tenant, kind, parent, id); ids are
+time-ordered, so a list is a range scan on id. Run events live in a per-run log keyed by
+sequence number, written together with the object snapshots they carry.
+"""
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: str
+    parent: str  # "" for top-level objects
+    id: str
+    data: bytes
+    # A secondary key lists can filter on (a message's run_id); "" for none.
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    limit: int = 20
+    order: str = "desc"  # "asc" | "desc"
+    after: str = ""
+    before: str = ""
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[bytes]
+    has_more: bool
+
+
+@dataclass
+class LogEntry:
+    """One run event and the object snapshots it carries, committed atomically.
+    An entry with sequence 0 carries snapshots only."""
+
+    tenant: str
+    run_id: str
+    sequence: int
+    data: bytes
+    records: list[Record] = field(default_factory=list)
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def get(self, tenant: str, kind: str, parent: str, object_id: str) -> bytes | None: ...
+
+    async def put(self, tenant: str, records: Sequence[Record]) -> None:
+        """Inserts or replaces all records, all or nothing."""
+
+    async def delete(self, tenant: str, kind: str, parent: str, object_id: str) -> bool:
+        """Deletes one object; False when it did not exist."""
+
+    async def delete_thread(self, tenant: str, thread_id: str) -> bool:
+        """Deletes a thread with its messages, runs, run steps and run events, all or nothing."""
+
+    async def list_page(self, tenant: str, kind: str, parent: str, query: ListQuery, tag: str = "") -> Page: ...
+
+    async def claim_thread(self, tenant: str, thread_id: str, run_id: str) -> str | None:
+        """Marks run_id the thread's one active run. Returns None on success, else the active run's id."""
+
+    async def active_run(self, tenant: str, thread_id: str) -> str | None:
+        """The id of the thread's active run, if any."""
+
+    async def release_thread(self, tenant: str, thread_id: str, run_id: str) -> None:
+        """Clears the thread's active run if it is still run_id."""
+
+    async def active_runs(self) -> list[tuple[str, str, str]]:
+        """(tenant, thread_id, run_id) of every claimed thread, for recovery at start-up."""
+
+    async def commit(self, entries: Sequence[LogEntry]) -> None:
+        """Appends events to their runs' logs and upserts their snapshots, all or nothing."""
+
+    async def read_events(self, tenant: str, run_id: str, after_sequence: int) -> list[tuple[int, bytes]]:
+        """A run's events with a sequence number above after_sequence, in order."""

@@ -1,0 +1,182 @@
+"""The embedded default: one SQLite file through aiosqlite (its own thread, never the loop)."""
+
+import asyncio
+import os
+from typing import Sequence
+
+import aiosqlite
+
+from service.store.base import ListQuery, LogEntry, Page, Record
+
+_SCHEMA = """
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS objects (
+  tenant TEXT NOT NULL, kind TEXT NOT NULL, parent TEXT NOT NULL, id TEXT NOT NULL,
+  tag TEXT NOT NULL DEFAULT '', data BLOB NOT NULL,
+  PRIMARY KEY (tenant, kind, parent, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_by_tag ON objects (tenant, kind, parent, tag, id) WHERE tag != '';
+CREATE TABLE IF NOT EXISTS active_runs (
+  tenant TEXT NOT NULL, thread_id TEXT NOT NULL, run_id TEXT NOT NULL,
+  PRIMARY KEY (tenant, thread_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_events (
+  tenant TEXT NOT NULL, run_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
+  PRIMARY KEY (tenant, run_id, seq)
+) WITHOUT ROWID;
+"""
+
+_UPSERT = "INSERT OR REPLACE INTO objects (tenant, kind, parent, id, tag, data) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+class SqliteStore:
+    def __init__(self, path: str):
+        self._path = path
+        self._db: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        directory = os.path.dirname(self._path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        self._db = await aiosqlite.connect(self._path, isolation_level=None)
+        await self._db.executescript(_SCHEMA)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        assert self._db is not None, "store is not open"
+        return self._db
+
+    async def _write(self, statements: Sequence[tuple[str, tuple]]) -> None:
+        """Runs statements in one transaction. The lock keeps other writers' statements
+        (the connection is shared) out of it."""
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    await self.db.execute(sql, params)
+            except BaseException:
+                await self.db.rollback()
+                raise
+            await self.db.commit()
+
+    async def _write_one(self, sql: str, params: tuple) -> int:
+        """One statement in its own transaction; returns the number of rows it changed."""
+        async with self._write_lock:
+            async with self.db.execute(sql, params) as cursor:
+                return cursor.rowcount
+
+    async def get(self, tenant: str, kind: str, parent: str, object_id: str) -> bytes | None:
+        async with self.db.execute(
+            "SELECT data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?",
+            (tenant, kind, parent, object_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return row[0] if row else None
+
+    async def put(self, tenant: str, records: Sequence[Record]) -> None:
+        await self._write([(_UPSERT, (tenant, r.kind, r.parent, r.id, r.tag, r.data)) for r in records])
+
+    async def delete(self, tenant: str, kind: str, parent: str, object_id: str) -> bool:
+        changed = await self._write_one(
+            "DELETE FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?", (tenant, kind, parent, object_id)
+        )
+        return changed > 0
+
+    async def delete_thread(self, tenant: str, thread_id: str) -> bool:
+        if await self.get(tenant, "thread", "", thread_id) is None:
+            return False
+        runs = "SELECT id FROM objects WHERE tenant=? AND kind='run' AND parent=?"
+        await self._write(
+            [
+                (f"DELETE FROM run_events WHERE tenant=? AND run_id IN ({runs})", (tenant, tenant, thread_id)),
+                (f"DELETE FROM objects WHERE tenant=? AND kind='step' AND parent IN ({runs})", (tenant, tenant, thread_id)),
+                ("DELETE FROM objects WHERE tenant=? AND kind IN ('message','run') AND parent=?", (tenant, thread_id)),
+                ("DELETE FROM objects WHERE tenant=? AND kind='thread' AND parent='' AND id=?", (tenant, thread_id)),
+                ("DELETE FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)),
+            ]
+        )
+        return True
+
+    async def list_page(self, tenant: str, kind: str, parent: str, query: ListQuery, tag: str = "") -> Page:
+        ascending = query.order == "asc"
+        where = ["tenant=?", "kind=?", "parent=?"]
+        params: list = [tenant, kind, parent]
+        if tag:
+            where.append("tag=?")
+            params.append(tag)
+        if query.after:
+            where.append("id > ?" if ascending else "id < ?")
+            params.append(query.after)
+        if query.before:
+            where.append("id < ?" if ascending else "id > ?")
+            params.append(query.before)
+        # With only `before`, the page is the one just before it: scan backwards, then flip.
+        backwards = bool(query.before) and not query.after
+        scan_ascending = ascending != backwards
+        sql = (
+            f"SELECT data FROM objects WHERE {' AND '.join(where)} "
+            f"ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?"
+        )
+        async with self.db.execute(sql, (*params, query.limit + 1)) as cursor:
+            rows = [row[0] for row in await cursor.fetchall()]
+        has_more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        if backwards:
+            rows.reverse()
+        return Page(items=rows, has_more=has_more)
+
+    async def claim_thread(self, tenant: str, thread_id: str, run_id: str) -> str | None:
+        claimed = await self._write_one(
+            "INSERT INTO active_runs (tenant, thread_id, run_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (tenant, thread_id) DO NOTHING",
+            (tenant, thread_id, run_id),
+        )
+        if claimed == 1:
+            return None
+        active = await self.active_run(tenant, thread_id)
+        return active if active is not None else await self.claim_thread(tenant, thread_id, run_id)
+
+    async def active_run(self, tenant: str, thread_id: str) -> str | None:
+        async with self.db.execute(
+            "SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return row[0] if row else None
+
+    async def release_thread(self, tenant: str, thread_id: str, run_id: str) -> None:
+        await self._write_one(
+            "DELETE FROM active_runs WHERE tenant=? AND thread_id=? AND run_id=?", (tenant, thread_id, run_id)
+        )
+
+    async def active_runs(self) -> list[tuple[str, str, str]]:
+        async with self.db.execute("SELECT tenant, thread_id, run_id FROM active_runs") as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
+
+    async def commit(self, entries: Sequence[LogEntry]) -> None:
+        statements = []
+        for entry in entries:
+            if entry.sequence:
+                statements.append(
+                    (
+                        "INSERT INTO run_events (tenant, run_id, seq, data) VALUES (?, ?, ?, ?)",
+                        (entry.tenant, entry.run_id, entry.sequence, entry.data),
+                    )
+                )
+            statements.extend(
+                (_UPSERT, (entry.tenant, r.kind, r.parent, r.id, r.tag, r.data)) for r in entry.records
+            )
+        await self._write(statements)
+
+    async def read_events(self, tenant: str, run_id: str, after_sequence: int) -> list[tuple[int, bytes]]:
+        async with self.db.execute(
+            "SELECT seq, data FROM run_events WHERE tenant=? AND run_id=? AND seq > ? ORDER BY seq",
+            (tenant, run_id, after_sequence),
+        ) as cursor:
+            return [(row[0], row[1]) for row in await cursor.fetchall()]

@@ -1,0 +1,117 @@
+"""Fixtures: the scripted provider, and a real `assistd serve` process (edge + gRPC + SQLite)."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.scripted_llm import ScriptedLLM, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "openai/scripted"  # litellm's OpenAI-compatible path, reaching the scripted provider
+
+
+class Server:
+    """An `assistd serve` child process and where to reach it."""
+
+    def __init__(self, tmp: Path, provider: ScriptedLLM, extra_env: dict | None = None):
+        self.http_port = free_port()
+        self.grpc_port = free_port()
+        self.db = tmp / "assistd.db"
+        self.log_path = tmp / f"assistd-{self.http_port}.log"
+        self.env = {
+            **os.environ,
+            "ASSISTD_HTTP_PORT": str(self.http_port),
+            "ASSISTD_GRPC_PORT": str(self.grpc_port),
+            "ASSISTD_STORE": f"sqlite:///{self.db}",
+            "ASSISTD_MODELS": str(ROOT / "tests" / "models.yaml"),
+            "ASSISTD_HEARTBEAT_SECONDS": "0.5",
+            "OPENAI_API_BASE": provider.base_url,
+            "OPENAI_API_KEY": "test-key",
+            "SCRIPTED_API_BASE": provider.base_url,
+            **(extra_env or {}),
+        }
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/v1"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def start(self) -> "Server":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+        ready = threading.Event()
+
+        def wait_ready():
+            for line in self.process.stdout:
+                if b"assistd ready" in line:
+                    ready.set()
+                    return
+
+        threading.Thread(target=wait_ready, daemon=True).start()
+        deadline = time.monotonic() + 60
+        while not ready.wait(0.1):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                break
+        if not ready.is_set():
+            self.stop()
+            raise RuntimeError(f"assistd did not start; log:\n{self.log_path.read_text()[-3000:]}")
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill() if kill else self.process.terminate()
+            self.process.wait(20)
+
+    def client(self, **kwargs) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key="test-key", max_retries=0, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def provider():
+    llm = ScriptedLLM().start()
+    yield llm
+    llm.stop()
+
+
+@pytest.fixture(scope="session")
+def server(provider, tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("assistd"), provider).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server):
+    return server.client()
+
+
+@pytest.fixture
+def assistant(client):
+    return client.beta.assistants.create(model=MODEL, name="tester", instructions="You are a test assistant.")
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
+    """Polls predicate until it returns a truthy value; fails the test after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

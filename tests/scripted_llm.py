@@ -1,0 +1,137 @@
+"""A scripted OpenAI-compatible chat server for tests: what it answers is written in the prompt.
+
+Directives in the last user message:
+  [reply:TEXT]     answer exactly TEXT (streamed in 3-character chunks)
+  [chunks:N]       answer with N words "w0 w1 ..."
+  [slow:SECONDS]   wait this long before each chunk
+  [error:STATUS]   fail with this HTTP status and an OpenAI error body
+Otherwise it answers "You said: <message>". Every request is recorded in `requests`.
+"""
+
+import asyncio
+import json
+import re
+import socket
+import threading
+import time
+
+from aiohttp import web
+
+_DIRECTIVE = re.compile(r"\[(reply|chunks|slow|error):([^\]]*)\]")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _last_user_text(messages: list[dict]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+            return content or ""
+    return ""
+
+
+class ScriptedLLM:
+    def __init__(self):
+        self.port = free_port()
+        self.requests: list[dict] = []
+        self.cancelled = 0  # streams whose client went away before the end
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "ScriptedLLM":
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def requests_with(self, marker: str) -> list[dict]:
+        """The recorded requests whose last user message contains marker."""
+        return [r for r in list(self.requests) if marker in _last_user_text(r["messages"])]
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        runner = web.AppRunner(app, handler_cancellation=True)
+        self._loop.run_until_complete(runner.setup())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        text = _last_user_text(body["messages"])
+        directives = dict(_DIRECTIVE.findall(text))
+        if "error" in directives:
+            status = int(directives["error"])
+            return web.json_response(
+                {"error": {"message": f"scripted failure {status}", "type": "server_error", "param": None, "code": None}},
+                status=status,
+            )
+        if "reply" in directives:
+            answer = directives["reply"]
+            chunks = [answer[i : i + 3] for i in range(0, len(answer), 3)]
+        elif "chunks" in directives:
+            chunks = [f"w{i} " for i in range(int(directives["chunks"]))]
+        else:
+            answer = "You said: " + _DIRECTIVE.sub("", text).strip()
+            chunks = [answer[i : i + 3] for i in range(0, len(answer), 3)]
+        finish = "stop"
+        if body.get("max_tokens") is not None and len(chunks) > body["max_tokens"]:
+            chunks, finish = chunks[: body["max_tokens"]], "length"
+        delay = float(directives.get("slow", 0))
+        prompt_tokens = sum(len(json.dumps(m.get("content", "")).split()) for m in body["messages"])
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(chunks), "total_tokens": prompt_tokens + len(chunks)}
+        if not body.get("stream"):
+            return web.json_response(self._completion(body, "".join(chunks), finish, usage))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            await self._send(response, body, {"role": "assistant", "content": ""}, None)
+            for chunk in chunks:
+                if delay:
+                    await asyncio.sleep(delay)
+                await self._send(response, body, {"content": chunk}, None)
+            await self._send(response, body, {}, finish)
+            if (body.get("stream_options") or {}).get("include_usage"):
+                await response.write(
+                    f"data: {json.dumps({**self._chunk_base(body), 'choices': [], 'usage': usage})}\n\n".encode()
+                )
+            await response.write(b"data: [DONE]\n\n")
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.cancelled += 1
+            raise
+        return response
+
+    @staticmethod
+    def _chunk_base(body: dict) -> dict:
+        return {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": int(time.time()), "model": body["model"]}
+
+    async def _send(self, response, body, delta, finish) -> None:
+        chunk = {**self._chunk_base(body), "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+    def _completion(self, body, text, finish, usage) -> dict:
+        return {
+            "id": "chatcmpl-scripted",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+            "usage": usage,
+        }
