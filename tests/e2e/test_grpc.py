@@ -1,0 +1,106 @@
+"""The gRPC API from generated stubs: typed RunEvents, WatchRun replay + tail, health, reflection."""
+
+import threading
+
+import grpc
+import pytest
+from assistd.v1 import assistant_pb2, assistant_pb2_grpc, message_pb2, run_pb2, run_pb2_grpc, thread_pb2, thread_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from tests.conftest import MODEL
+
+E = run_pb2
+
+
+@pytest.fixture(scope="module")
+def channel(server):
+    with grpc.insecure_channel(server.grpc_target) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="module")
+def grpc_assistant(channel):
+    stub = assistant_pb2_grpc.AssistantServiceStub(channel)
+    return stub.CreateAssistant(assistant_pb2.CreateAssistantRequest(model=MODEL, instructions="grpc")).assistant
+
+
+def _thread(channel, text: str) -> str:
+    stub = thread_pb2_grpc.ThreadServiceStub(channel)
+    message = message_pb2.NewMessage(role=message_pb2.MESSAGE_ROLE_USER)
+    message.content.add().text.value = text
+    return stub.CreateThread(thread_pb2.CreateThreadRequest(messages=[message])).thread.id
+
+
+def _create_stream(channel, assistant_id, thread_id):
+    stub = run_pb2_grpc.RunServiceStub(channel)
+    params = run_pb2.CreateRunRequest(thread_id=thread_id, assistant_id=assistant_id)
+    return stub.CreateRunStream(run_pb2.CreateRunStreamRequest(params=params))
+
+
+def test_run_stream_is_typed_ordered_and_gap_free(channel, grpc_assistant):
+    thread_id = _thread(channel, "[reply:typed events over gRPC]")
+    events = [r.event for r in _create_stream(channel, grpc_assistant.id, thread_id)]
+    assert [e.sequence_number for e in events] == list(range(1, len(events) + 1))
+    assert events[0].event == E.RUN_EVENT_TYPE_THREAD_RUN_CREATED and events[0].run.status == E.RUN_STATUS_QUEUED
+    assert events[-2].event == E.RUN_EVENT_TYPE_THREAD_RUN_COMPLETED and events[-2].run.status == E.RUN_STATUS_COMPLETED
+    assert events[-1].event == E.RUN_EVENT_TYPE_DONE and events[-1].WhichOneof("data") is None
+    text = "".join(
+        e.message_delta.delta.content[0].text.value for e in events if e.event == E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA
+    )
+    assert text == "typed events over gRPC"
+    completed = next(e for e in events if e.event == E.RUN_EVENT_TYPE_THREAD_MESSAGE_COMPLETED)
+    assert completed.message.content[0].text.value == text
+
+
+def test_watch_run_replays_exactly_the_events_after_k_for_a_finished_run(channel, grpc_assistant):
+    thread_id = _thread(channel, "[reply:watch me finish]")
+    original = [r.event for r in _create_stream(channel, grpc_assistant.id, thread_id)]
+    stub = run_pb2_grpc.RunServiceStub(channel)
+    run_id = original[0].run.id
+    for k in (0, 3, len(original) - 1):
+        replay = [r.event for r in stub.WatchRun(run_pb2.WatchRunRequest(thread_id=thread_id, run_id=run_id, after_sequence=k))]
+        assert replay == original[k:]
+
+
+def test_watch_run_tails_a_run_that_is_still_going(channel, grpc_assistant):
+    thread_id = _thread(channel, "[chunks:30][slow:0.03]")
+    stream = _create_stream(channel, grpc_assistant.id, thread_id)
+    first = [next(stream).event for _ in range(8)]  # mid-generation now
+    run_id = first[0].run.id
+    stub = run_pb2_grpc.RunServiceStub(channel)
+    watched = [r.event for r in stub.WatchRun(run_pb2.WatchRunRequest(thread_id=thread_id, run_id=run_id, after_sequence=5))]
+    rest = [r.event for r in stream]
+    everything = first + rest
+    assert watched == everything[5:]
+    assert watched[-1].event == E.RUN_EVENT_TYPE_DONE
+    assert watched[-2].run.status == E.RUN_STATUS_COMPLETED
+
+
+def test_grpc_errors_carry_openai_details(channel, grpc_assistant):
+    stub = run_pb2_grpc.RunServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.GetRun(run_pb2.GetRunRequest(thread_id="thread_x", run_id="run_nope"))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert info.value.details() == "No run found with id 'run_nope'."
+    thread_id = _thread(channel, "[chunks:50][slow:0.05]")
+    stream = _create_stream(channel, grpc_assistant.id, thread_id)
+    run_id = next(stream).event.run.id
+    with pytest.raises(grpc.RpcError) as info:
+        list(_create_stream(channel, grpc_assistant.id, thread_id))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    stub.CancelRun(run_pb2.CancelRunRequest(thread_id=thread_id, run_id=run_id))
+    assert [r.event for r in stream][-2].run.status == E.RUN_STATUS_CANCELLED
+
+
+def test_health_serves_and_reflection_lists_the_services(channel):
+    health = health_pb2_grpc.HealthStub(channel)
+    assert health.Check(health_pb2.HealthCheckRequest(service="")).status == health_pb2.HealthCheckResponse.SERVING
+    assert (
+        health.Check(health_pb2.HealthCheckRequest(service="assistd.v1.RunService")).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    (reply,) = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = {s.name for s in reply.list_services_response.service}
+    assert {"assistd.v1.RunService", "assistd.v1.AssistantService", "grpc.health.v1.Health"} <= names
