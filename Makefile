@@ -15,11 +15,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) gen/.stamp
 
-# Stubs are generated, never edited: gen/ is rebuilt from protos/ whenever a .proto changes.
+# Stubs are generated, never edited: gen/ is rebuilt from protos/ whenever a .proto changes,
+# then the project is re-registered so the editable install also maps the generated package.
 gen/.stamp: $(PROTOS) $(STAMP)
 	rm -rf gen/assistd
 	mkdir -p gen
 	$(PY) -m grpc_tools.protoc -I protos --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 gen: gen/.stamp
