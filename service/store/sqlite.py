@@ -1,4 +1,9 @@
-"""The embedded default: one SQLite file through aiosqlite (its own thread, never the loop)."""
+"""The embedded default: one SQLite file through aiosqlite (its own threads, never the loop).
+
+Two connections: one writer, whose transactions are serialized by a lock, and one reader.
+In WAL mode the reader sees only committed data, so no API call can observe (and no crash
+can take back) half of a transaction.
+"""
 
 import asyncio
 import os
@@ -33,47 +38,56 @@ _UPSERT = "INSERT OR REPLACE INTO objects (tenant, kind, parent, id, tag, data) 
 class SqliteStore:
     def __init__(self, path: str):
         self._path = path
-        self._db: aiosqlite.Connection | None = None
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
 
     async def open(self) -> None:
         directory = os.path.dirname(self._path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        self._db = await aiosqlite.connect(self._path, isolation_level=None)
-        await self._db.executescript(_SCHEMA)
+        self._writer = await aiosqlite.connect(self._path, isolation_level=None)
+        await self._writer.executescript(_SCHEMA)
+        self._reader = await aiosqlite.connect(self._path, isolation_level=None)
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                await connection.close()
+        self._reader = self._writer = None
 
     @property
-    def db(self) -> aiosqlite.Connection:
-        assert self._db is not None, "store is not open"
-        return self._db
+    def reader(self) -> aiosqlite.Connection:
+        """The reading connection."""
+        assert self._reader is not None, "store is not open"
+        return self._reader
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        assert self._writer is not None, "store is not open"
+        return self._writer
 
     async def _write(self, statements: Sequence[tuple[str, tuple]]) -> None:
         """Runs statements in one transaction. The lock keeps other writers' statements
         (the connection is shared) out of it."""
         async with self._write_lock:
-            await self.db.execute("BEGIN IMMEDIATE")
+            await self.writer.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
-                    await self.db.execute(sql, params)
+                    await self.writer.execute(sql, params)
             except BaseException:
-                await self.db.rollback()
+                await self.writer.rollback()
                 raise
-            await self.db.commit()
+            await self.writer.commit()
 
     async def _write_one(self, sql: str, params: tuple) -> int:
         """One statement in its own transaction; returns the number of rows it changed."""
         async with self._write_lock:
-            async with self.db.execute(sql, params) as cursor:
+            async with self.writer.execute(sql, params) as cursor:
                 return cursor.rowcount
 
     async def get(self, tenant: str, kind: str, parent: str, object_id: str) -> bytes | None:
-        async with self.db.execute(
+        async with self.reader.execute(
             "SELECT data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?",
             (tenant, kind, parent, object_id),
         ) as cursor:
@@ -124,7 +138,7 @@ class SqliteStore:
             f"SELECT data FROM objects WHERE {' AND '.join(where)} "
             f"ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?"
         )
-        async with self.db.execute(sql, (*params, query.limit + 1)) as cursor:
+        async with self.reader.execute(sql, (*params, query.limit + 1)) as cursor:
             rows = [row[0] for row in await cursor.fetchall()]
         has_more = len(rows) > query.limit
         rows = rows[: query.limit]
@@ -144,7 +158,7 @@ class SqliteStore:
         return active if active is not None else await self.claim_thread(tenant, thread_id, run_id)
 
     async def active_run(self, tenant: str, thread_id: str) -> str | None:
-        async with self.db.execute(
+        async with self.reader.execute(
             "SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
         ) as cursor:
             row = await cursor.fetchone()
@@ -156,7 +170,7 @@ class SqliteStore:
         )
 
     async def active_runs(self) -> list[tuple[str, str, str]]:
-        async with self.db.execute("SELECT tenant, thread_id, run_id FROM active_runs") as cursor:
+        async with self.reader.execute("SELECT tenant, thread_id, run_id FROM active_runs") as cursor:
             return [tuple(row) for row in await cursor.fetchall()]
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
@@ -175,7 +189,7 @@ class SqliteStore:
         await self._write(statements)
 
     async def read_events(self, tenant: str, run_id: str, after_sequence: int) -> list[tuple[int, bytes]]:
-        async with self.db.execute(
+        async with self.reader.execute(
             "SELECT seq, data FROM run_events WHERE tenant=? AND run_id=? AND seq > ? ORDER BY seq",
             (tenant, run_id, after_sequence),
         ) as cursor:
