@@ -46,10 +46,10 @@ class Server:
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
-    def start(self) -> "Server":
+    def start(self, command: str = "serve") -> "Server":
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"],
+            [sys.executable, "-m", "service.cli", command],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
