@@ -135,3 +135,14 @@ class ScriptedLLM:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
             "usage": usage,
         }
+
+
+if __name__ == "__main__":  # run standalone: python -m tests.scripted_llm PORT
+    import sys
+
+    llm = ScriptedLLM()
+    if len(sys.argv) > 1:
+        llm.port = int(sys.argv[1])
+    llm.start()
+    print("scripted llm ready", flush=True)
+    threading.Event().wait()
