@@ -11,7 +11,7 @@ resource:
 
 from typing import Any, Callable, Mapping
 
-from google.protobuf import json_format, struct_pb2
+from service.protojson import struct_to_python
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -273,7 +273,7 @@ def render(message: Message, *, delta: bool = False) -> Any:
     as stream deltas must only carry what changed."""
     descriptor = message.DESCRIPTOR
     if descriptor.full_name == _STRUCT:
-        return _plain_numbers(json_format.MessageToDict(message))
+        return struct_to_python(message)
     as_string = _AS_STRING.get(descriptor.full_name)
     if as_string is not None and (short := as_string(message)) is not None:
         return short
@@ -314,15 +314,4 @@ def _render_value(field: FieldDescriptor, value: Any, delta: bool) -> Any:
         return render(value, delta=delta)
     if field.type == F.TYPE_ENUM:
         return enum_to_json(field.enum_type, value)
-    return value
-
-
-def _plain_numbers(value: Any) -> Any:
-    """Struct keeps every number as a double; write whole ones back as integers (JSON Schema `minimum: 1`)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain_numbers(v) for v in value]
     return value

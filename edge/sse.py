@@ -37,7 +37,9 @@ EVENT_NAMES: dict[int, str] = {
 }
 _DELTAS = {"run_step_delta", "message_delta"}
 
-HEARTBEAT = b": keep-alive\n\n"
+# A bare comment line, with no blank line after it: the openai SDK's decoder keeps the last `id:`
+# and would dispatch a blank line after a comment as an empty event (json.loads("") fails).
+HEARTBEAT = b": keep-alive\n"
 
 
 def encode(event: run_pb2.RunEvent) -> bytes:

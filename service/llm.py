@@ -5,6 +5,7 @@ deployment, keys from env via `os.environ/NAME`); any other name goes to litellm
 (`openai/x` with OPENAI_API_BASE, `anthropic/x`, `ollama/x`, ...).
 """
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass, field
@@ -88,6 +89,11 @@ class LLM:
 
     def aliases(self) -> list[str]:
         return sorted({entry["model_name"] for entry in self._model_list})
+
+    async def count_tokens(self, model: str, messages: list[dict[str, Any]]) -> int:
+        """Prompt tokens by litellm's tokenizer for the model, counted off the event loop."""
+        deployment = next((e["litellm_params"]["model"] for e in self._model_list if e["model_name"] == model), model)
+        return await asyncio.to_thread(self._litellm.token_counter, model=deployment, messages=messages)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         """Streams the model's answer. Raises LLMError on provider failure."""

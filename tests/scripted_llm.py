@@ -5,7 +5,11 @@ Directives in the last user message:
   [chunks:N]       answer with N words "w0 w1 ..."
   [slow:SECONDS]   wait this long before each chunk
   [error:STATUS]   fail with this HTTP status and an OpenAI error body
-Otherwise it answers "You said: <message>". Every request is recorded in `requests`.
+  [call:NAME:ARGS] call function NAME with JSON ARGS; several of them are parallel calls
+  [rounds:N]       make the calls in N successive turns (default 1)
+Otherwise it answers "You said: <message>". After tool results it answers "Results: <outputs>".
+`tool_choice` is honoured like a real model would: "none" never calls, "required" or a named
+function always calls. Every request is recorded in `requests`.
 """
 
 import asyncio
@@ -17,7 +21,8 @@ import time
 
 from aiohttp import web
 
-_DIRECTIVE = re.compile(r"\[(reply|chunks|slow|error):([^\]]*)\]")
+_DIRECTIVE = re.compile(r"\[(reply|chunks|slow|error|rounds):([^\]]*)\]")
+_CALL = re.compile(r"\[call:([A-Za-z0-9_-]+):(\{.*?\})\]")
 
 
 def free_port() -> int:
@@ -83,7 +88,14 @@ class ScriptedLLM:
                 {"error": {"message": f"scripted failure {status}", "type": "server_error", "param": None, "code": None}},
                 status=status,
             )
-        if "reply" in directives:
+        calls = self._calls(body, text, directives)
+        if calls:
+            return await self._stream_calls(request, body, calls, float(directives.get("slow", 0)))
+        tool_results = self._tool_results(body["messages"])
+        if tool_results is not None:
+            answer = "Results: " + "; ".join(tool_results)
+            chunks = [answer[i : i + 3] for i in range(0, len(answer), 3)]
+        elif "reply" in directives:
             answer = directives["reply"]
             chunks = [answer[i : i + 3] for i in range(0, len(answer), 3)]
         elif "chunks" in directives:
@@ -116,6 +128,59 @@ class ScriptedLLM:
         except (asyncio.CancelledError, ConnectionResetError):
             self.cancelled += 1
             raise
+        return response
+
+    @staticmethod
+    def _tool_results(messages: list[dict]) -> list[str] | None:
+        """Outputs of the tool messages after the last user message, or None if there are none."""
+        results = []
+        for message in reversed(messages):
+            if message.get("role") == "user":
+                break
+            if message.get("role") == "tool":
+                results.append(message["content"])
+        return list(reversed(results)) if results else None
+
+    def _calls(self, body: dict, text: str, directives: dict) -> list[tuple[str, str]]:
+        """The (name, arguments) calls to make now, as a model honouring tool_choice would."""
+        tools = [t["function"]["name"] for t in body.get("tools") or []]
+        choice = body.get("tool_choice", "auto")
+        if not tools or choice == "none":
+            return []
+        wanted = [(name, args) for name, args in _CALL.findall(text) if name in tools]
+        turns_done = 0
+        for message in reversed(body["messages"]):
+            if message.get("role") == "user":
+                break
+            turns_done += bool(message.get("tool_calls"))
+        if wanted and turns_done >= int(directives.get("rounds", 1)):
+            wanted = []
+        if isinstance(choice, dict):
+            named = choice["function"]["name"]
+            return [c for c in wanted if c[0] == named] or ([(named, "{}")] if turns_done == 0 else [])
+        if choice == "required" and not wanted and turns_done == 0:
+            return [(tools[0], "{}")]
+        if body.get("parallel_tool_calls") is False:
+            return wanted[:1]
+        return wanted
+
+    async def _stream_calls(self, request, body, calls, delay) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await self._send(response, body, {"role": "assistant", "content": None}, None)
+        for index, (name, arguments) in enumerate(calls):
+            first = {"index": index, "id": f"call_provider_{index}", "type": "function", "function": {"name": name, "arguments": ""}}
+            await self._send(response, body, {"tool_calls": [first]}, None)
+            for i in range(0, len(arguments), 5):
+                if delay:
+                    await asyncio.sleep(delay)
+                piece = {"index": index, "function": {"arguments": arguments[i : i + 5]}}
+                await self._send(response, body, {"tool_calls": [piece]}, None)
+        await self._send(response, body, {}, "tool_calls")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 10, "completion_tokens": 5 * len(calls), "total_tokens": 10 + 5 * len(calls)}
+            await response.write(f"data: {json.dumps({**self._chunk_base(body), 'choices': [], 'usage': usage})}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
         return response
 
     @staticmethod

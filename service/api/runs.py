@@ -5,7 +5,7 @@ from assistd.v1 import assistant_pb2, run_pb2, run_pb2_grpc, thread_pb2
 from service import ids
 from service.api.common import check_metadata, check_range, check_tools, list_query, page, streaming, unary
 from service.api.threads import new_message, new_thread
-from service.errors import FailedPrecondition, InvalidArgument, missing
+from service.errors import InvalidArgument, missing
 
 _STEP_INCLUDES = {"step_details.tool_calls[*].file_search.results[*].content"}
 _TOOL_CHOICE_MODES = {"none", "auto", "required"}
@@ -183,19 +183,21 @@ class RunService(run_pb2_grpc.RunServiceServicer):
         run = await self.engine.cancel(tenant, request.thread_id, request.run_id)
         return run_pb2.CancelRunResponse(run=run)
 
-    async def _requires_action(self, tenant, request) -> None:
-        run = await self.repo.require(tenant, run_pb2.Run, request.run_id, request.thread_id)
-        status = run_pb2.RunStatus.Name(run.status).removeprefix("RUN_STATUS_").lower()
-        raise FailedPrecondition(f'Runs in status "{status}" do not accept tool outputs.')
+    async def _submit(self, tenant, request):
+        return await self.engine.submit_tool_outputs(
+            tenant, request.thread_id, request.run_id, list(request.tool_outputs)
+        )
 
     @unary
     async def SubmitToolOutputs(self, tenant, request, context):
-        await self._requires_action(tenant, request)
+        channel = await self._submit(tenant, request)
+        return run_pb2.SubmitToolOutputsResponse(run=await self._run_of(tenant, channel))
 
     @streaming
     async def SubmitToolOutputsStream(self, tenant, request, context):
-        await self._requires_action(tenant, request.params)
-        yield  # pragma: no cover - never reached; makes this an async generator
+        channel = await self._submit(tenant, request.params)
+        async for event in channel.follow(channel.first_sequence - 1):
+            yield run_pb2.SubmitToolOutputsStreamResponse(event=event)
 
     @unary
     async def GetRunStep(self, tenant, request, context):

@@ -1,10 +1,17 @@
-"""Turns a run and its thread into the chat messages sent to the model."""
+"""What the model is sent for a run: instructions, the thread, this run's tool calls, and options."""
 
 from typing import Any
 
 from assistd.v1 import message_pb2, run_pb2
 
+from service.protojson import struct_to_python
+
 _ROLES = {message_pb2.MESSAGE_ROLE_USER: "user", message_pb2.MESSAGE_ROLE_ASSISTANT: "assistant"}
+
+
+def _time_key(object_id: str) -> str:
+    """The time-ordered part of an id (after its prefix), comparable across kinds."""
+    return object_id.split("_", 1)[-1] if "_" in object_id else object_id
 
 
 def message_content(message: message_pb2.Message) -> str | list[dict[str, Any]]:
@@ -23,14 +30,97 @@ def message_content(message: message_pb2.Message) -> str | list[dict[str, Any]]:
     return parts
 
 
-def build_messages(run: run_pb2.Run, thread_messages: list[message_pb2.Message]) -> list[dict[str, Any]]:
-    """System instructions, then the thread oldest first, truncated as the run asks."""
-    history = [m for m in thread_messages if m.role in _ROLES]
+def _tool_turn(step: run_pb2.RunStep) -> list[dict[str, Any]]:
+    """A finished tool_calls step as the assistant's calls followed by one tool message per result."""
+    calls = [c for c in step.step_details.tool_calls if c.WhichOneof("kind") == "function"]
+    if not calls:
+        return []
+    turn: list[dict[str, Any]] = [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                for c in calls
+            ],
+        }
+    ]
+    turn.extend({"role": "tool", "tool_call_id": c.id, "content": c.function.output} for c in calls)
+    return turn
+
+
+def build_messages(
+    run: run_pb2.Run, thread_messages: list[message_pb2.Message], steps: list[run_pb2.RunStep]
+) -> list[dict[str, Any]]:
+    """System instructions, then the thread and this run's finished tool calls in the order they
+    happened, truncated as the run asks."""
+    entries: list[tuple[str, list[dict[str, Any]]]] = [
+        (_time_key(m.id), [{"role": _ROLES[m.role], "content": message_content(m)}])
+        for m in thread_messages
+        if m.role in _ROLES and m.content
+    ]
+    for step in steps:
+        if step.type == run_pb2.RUN_STEP_TYPE_TOOL_CALLS and step.status == run_pb2.RUN_STEP_STATUS_COMPLETED:
+            if turn := _tool_turn(step):
+                entries.append((_time_key(step.id), turn))
+    entries.sort(key=lambda entry: entry[0])
     strategy = run.truncation_strategy
     if strategy.type == "last_messages" and strategy.HasField("last_messages"):
-        history = history[-strategy.last_messages :] if strategy.last_messages > 0 else []
+        entries = _last_messages(entries, strategy.last_messages)
     chat: list[dict[str, Any]] = []
     if run.instructions:
         chat.append({"role": "system", "content": run.instructions})
-    chat.extend({"role": _ROLES[m.role], "content": message_content(m)} for m in history)
+    for _, messages in entries:
+        chat.extend(messages)
     return chat
+
+
+def _last_messages(entries, n: int):
+    """From the n-th last thread message on; the run's tool turns after it are kept whole."""
+    positions = [i for i, (_, messages) in enumerate(entries) if "tool_calls" not in messages[0]]
+    if len(positions) <= n:
+        return entries
+    return entries[positions[-n] :]
+
+
+def tools_for_model(run: run_pb2.Run) -> list[dict[str, Any]]:
+    """The run's function tools in the chat-completions `tools` shape."""
+    tools = []
+    for tool in run.tools:
+        if tool.WhichOneof("kind") != "function":
+            continue
+        function: dict[str, Any] = {"name": tool.function.name}
+        if tool.function.HasField("description"):
+            function["description"] = tool.function.description
+        function["parameters"] = (
+            struct_to_python(tool.function.parameters)
+            if tool.function.HasField("parameters")
+            else {"type": "object", "properties": {}}
+        )
+        if tool.function.HasField("strict"):
+            function["strict"] = tool.function.strict
+        tools.append({"type": "function", "function": function})
+    return tools
+
+
+def tool_choice_for_model(run: run_pb2.Run) -> Any:
+    choice = run.tool_choice
+    if choice.type == "function":
+        return {"type": "function", "function": {"name": choice.function.name}}
+    return choice.type or "auto"
+
+
+def response_format_for_model(run: run_pb2.Run) -> dict[str, Any] | None:
+    fmt = run.response_format
+    if fmt.type in ("", "auto"):
+        return None
+    if fmt.type != "json_schema":
+        return {"type": fmt.type}
+    schema: dict[str, Any] = {"name": fmt.json_schema.name}
+    if fmt.json_schema.HasField("description"):
+        schema["description"] = fmt.json_schema.description
+    if fmt.json_schema.HasField("schema"):
+        schema["schema"] = struct_to_python(fmt.json_schema.schema)
+    if fmt.json_schema.HasField("strict"):
+        schema["strict"] = fmt.json_schema.strict
+    return {"type": "json_schema", "json_schema": schema}

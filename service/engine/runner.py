@@ -3,19 +3,27 @@
 A run's life is told as events (thread.run.created ... done) appended to its log; the
 objects (run, steps, messages) are stored as snapshots with the events that carry them.
 Clients stream by following the run's channel; a disconnect stops their reading only.
+
+A run is a loop of model turns. A turn streams text into a message_creation step and
+function calls into a tool_calls step; function calls end the segment in requires_action
+until the client submits their outputs, which resumes the same run in a new segment.
+
+State changes that can race (cancel, submit, expiry, a segment ending) happen under the
+run's lock. Cancelling interrupts only the model call, never the task that records the run.
 """
 
 import asyncio
 import logging
+import weakref
 from typing import AsyncIterator
 
 from assistd.v1 import common_pb2, message_pb2, run_pb2, thread_pb2
 
 from service import ids
 from service.engine.events import DONE, EventLog, RunChannel
-from service.engine.prompt import build_messages
-from service.errors import FailedPrecondition
-from service.llm import LLM, ChatRequest, LLMError
+from service.engine.prompt import build_messages, response_format_for_model, tool_choice_for_model, tools_for_model
+from service.errors import FailedPrecondition, InvalidArgument, missing
+from service.llm import LLM, ChatRequest, LLMError, ToolCallFragment
 from service.repo import Repo
 from service.store import Store
 
@@ -34,11 +42,19 @@ _STATUS_EVENT = {
     E.RUN_STATUS_INCOMPLETE: E.RUN_EVENT_TYPE_THREAD_RUN_INCOMPLETE,
     E.RUN_STATUS_EXPIRED: E.RUN_EVENT_TYPE_THREAD_RUN_EXPIRED,
 }
-_STEP_END_EVENT = {
-    E.RUN_STEP_STATUS_COMPLETED: E.RUN_EVENT_TYPE_THREAD_RUN_STEP_COMPLETED,
-    E.RUN_STEP_STATUS_FAILED: E.RUN_EVENT_TYPE_THREAD_RUN_STEP_FAILED,
-    E.RUN_STEP_STATUS_CANCELLED: E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CANCELLED,
-    E.RUN_STEP_STATUS_EXPIRED: E.RUN_EVENT_TYPE_THREAD_RUN_STEP_EXPIRED,
+_STEP_END = {  # step status -> (its event, the field stamped with the time)
+    E.RUN_STEP_STATUS_COMPLETED: (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_COMPLETED, "completed_at"),
+    E.RUN_STEP_STATUS_FAILED: (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_FAILED, "failed_at"),
+    E.RUN_STEP_STATUS_CANCELLED: (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CANCELLED, "cancelled_at"),
+    E.RUN_STEP_STATUS_EXPIRED: (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_EXPIRED, "expired_at"),
+}
+_STEP_STATUS_FOR_RUN = {
+    E.RUN_STATUS_COMPLETED: E.RUN_STEP_STATUS_COMPLETED,
+    E.RUN_STATUS_INCOMPLETE: E.RUN_STEP_STATUS_COMPLETED,
+    E.RUN_STATUS_REQUIRES_ACTION: E.RUN_STEP_STATUS_COMPLETED,
+    E.RUN_STATUS_CANCELLED: E.RUN_STEP_STATUS_CANCELLED,
+    E.RUN_STATUS_FAILED: E.RUN_STEP_STATUS_FAILED,
+    E.RUN_STATUS_EXPIRED: E.RUN_STEP_STATUS_EXPIRED,
 }
 # How a run's end leaves the message it was writing.
 _INCOMPLETE_REASON = {
@@ -47,41 +63,62 @@ _INCOMPLETE_REASON = {
     E.RUN_STATUS_EXPIRED: "run_expired",
     E.RUN_STATUS_INCOMPLETE: "max_tokens",
 }
-_STEP_STATUS_FOR_RUN = {
-    E.RUN_STATUS_COMPLETED: E.RUN_STEP_STATUS_COMPLETED,
-    E.RUN_STATUS_INCOMPLETE: E.RUN_STEP_STATUS_COMPLETED,
-    E.RUN_STATUS_CANCELLED: E.RUN_STEP_STATUS_CANCELLED,
-    E.RUN_STATUS_FAILED: E.RUN_STEP_STATUS_FAILED,
-    E.RUN_STATUS_EXPIRED: E.RUN_STEP_STATUS_EXPIRED,
-}
 SERVER_ERROR = "The server had an error while processing the run."
 RESTART_ERROR = "The run was interrupted: the assistd process that ran it stopped."
 
 
+def status_name(status: int) -> str:
+    return run_pb2.RunStatus.Name(status).removeprefix("RUN_STATUS_").lower()
+
+
 class _Turn:
-    """What one run is producing right now: its current step and message."""
+    """What one model turn is producing: a message (text) and/or a tool_calls step."""
 
     def __init__(self) -> None:
-        self.step: run_pb2.RunStep | None = None
         self.message: message_pb2.Message | None = None
+        self.message_step: run_pb2.RunStep | None = None
         self.text = ""
+        self.tool_step: run_pb2.RunStep | None = None
+        self.call_index: dict[int, int] = {}  # provider's tool call index -> ours (0-based, in order)
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.finish_reason: str | None = None
+
+
+class _Outcome:
+    """How a segment of a run ends."""
+
+    def __init__(self, status: int, error_code: str = "", error_message: str = "", reason: str = ""):
+        self.status = status
+        self.error_code = error_code
+        self.error_message = error_message
+        self.incomplete_reason = reason
 
 
 class RunEngine:
-    def __init__(self, store: Store, repo: Repo, llm: LLM, events: EventLog):
+    def __init__(self, store: Store, repo: Repo, llm: LLM, events: EventLog, expiry_seconds: int = 600):
         self._store = store
         self._repo = repo
         self._llm = llm
         self._events = events
+        self._expiry_seconds = expiry_seconds
         self._channels: dict[str, RunChannel] = {}
         self._tasks: dict[str, asyncio.Task] = {}
-        self._runs: dict[str, run_pb2.Run] = {}  # the live object of each active run
+        self._model_calls: dict[str, asyncio.Task] = {}
+        self._runs: dict[str, run_pb2.Run] = {}  # the live object of each run with a task here
         self._cancel_requested: set[str] = set()
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._expiry_timers: dict[str, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Task] = set()
         self._stopping = False
 
-    # ---- starting and following runs -------------------------------------------------
+    def _lock(self, run_id: str) -> asyncio.Lock:
+        lock = self._locks.get(run_id)
+        if lock is None:
+            lock = self._locks[run_id] = asyncio.Lock()
+        return lock
+
+    # ---- starting, resuming and following runs -----------------------------------------
 
     async def start(
         self,
@@ -106,15 +143,51 @@ class RunEngine:
         except BaseException:
             await self._store.release_thread(tenant, run.thread_id, run.id)
             raise
-        channel = RunChannel(tenant, run.thread_id, run.id)
-        self._channels[run.id] = channel
-        self._runs[run.id] = run
+        channel = self._open(tenant, run, first_sequence=1)
         if new_thread is not None:
             self._emit(channel, E.RUN_EVENT_TYPE_THREAD_CREATED, thread=new_thread)
         created = self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_CREATED, run=run)
         self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_QUEUED, run=run)
         self._tasks[run.id] = asyncio.create_task(self._execute(channel, run), name=f"run {run.id}")
         await channel.committed(created)
+        return channel
+
+    def _open(self, tenant: str, run: run_pb2.Run, first_sequence: int) -> RunChannel:
+        channel = RunChannel(tenant, run.thread_id, run.id, first_sequence)
+        self._channels[run.id] = channel
+        self._runs[run.id] = run
+        return channel
+
+    async def submit_tool_outputs(
+        self, tenant: str, thread_id: str, run_id: str, outputs: list[run_pb2.ToolOutput]
+    ) -> RunChannel:
+        """Records the outputs on the run's tool_calls step and resumes the run.
+
+        Raises FailedPrecondition unless the run waits for tool outputs, InvalidArgument
+        unless `outputs` answers each pending call exactly once. Nothing changes on error.
+        """
+        async with self._lock(run_id):
+            run = await self._repo.require(tenant, run_pb2.Run, run_id, thread_id)
+            if run.status != E.RUN_STATUS_REQUIRES_ACTION or run_id in self._runs:
+                raise FailedPrecondition(f'Runs in status "{status_name(run.status)}" do not accept tool outputs.')
+            by_id = _check_outputs(run, outputs)
+            turn = await self._turn_from_store(tenant, run)
+            step = turn.tool_step
+            if step is None:
+                raise FailedPrecondition(f"Run {run_id} has no tool calls waiting for outputs.")
+            for call in step.step_details.tool_calls:
+                if call.id in by_id:
+                    call.function.output = by_id[call.id]
+            step.status = E.RUN_STEP_STATUS_COMPLETED
+            step.completed_at = ids.now()
+            self._cancel_expiry(run_id)
+            run.status = E.RUN_STATUS_QUEUED
+            run.ClearField("required_action")
+            channel = self._open(tenant, run, await self._store.last_sequence(tenant, run_id) + 1)
+            self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_COMPLETED, run_step=step)
+            queued = self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_QUEUED, run=run)
+            self._tasks[run.id] = asyncio.create_task(self._execute(channel, run), name=f"run {run.id}")
+        await channel.committed(queued)
         return channel
 
     async def watch(self, tenant: str, thread_id: str, run_id: str, after: int) -> AsyncIterator[run_pb2.RunEvent]:
@@ -145,108 +218,186 @@ class RunEngine:
         run.metadata.clear()
         run.metadata.update(metadata)
         self._events.snapshot(self._channels[run_id], run)
-        snapshot = run_pb2.Run()
-        snapshot.CopyFrom(run)
-        return snapshot
+        return _copy(run)
 
-    # ---- cancelling ------------------------------------------------------------------
+    # ---- cancelling and expiring ---------------------------------------------------------
 
     async def cancel(self, tenant: str, thread_id: str, run_id: str) -> run_pb2.Run:
-        """Moves the run to cancelling and stops its work; it ends `cancelled`."""
-        run = self._runs.get(run_id)
-        if run is None or run.thread_id != thread_id:
-            stored = await self._repo.require(tenant, run_pb2.Run, run_id, thread_id)
-            raise FailedPrecondition(
-                f"Cannot cancel run with status '{_status_name(stored.status)}'.", param=None
-            )
-        if run.status in TERMINAL or run.status == E.RUN_STATUS_CANCELLING:
-            raise FailedPrecondition(f"Cannot cancel run with status '{_status_name(run.status)}'.")
-        channel = self._channels[run_id]
-        self._cancel_requested.add(run_id)
-        run.status = E.RUN_STATUS_CANCELLING
-        sequence = self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_CANCELLING, run=run)
-        snapshot = run_pb2.Run()
-        snapshot.CopyFrom(run)
-        task = self._tasks.get(run_id)
-        if task is not None:
-            task.cancel()
+        """Cancels a run that has not ended. A working run goes `cancelling`, its model call is
+        stopped, and it ends `cancelled`; a run waiting for tool outputs is cancelled at once."""
+        async with self._lock(run_id):
+            run = self._runs.get(run_id)
+            if run is not None and run.thread_id == thread_id and self._channels[run_id].tenant == tenant:
+                if run.status in TERMINAL or run.status == E.RUN_STATUS_CANCELLING:
+                    raise FailedPrecondition(f"Cannot cancel run with status '{status_name(run.status)}'.")
+                self._cancel_requested.add(run_id)
+                run.status = E.RUN_STATUS_CANCELLING
+                sequence = self._emit(self._channels[run_id], E.RUN_EVENT_TYPE_THREAD_RUN_CANCELLING, run=run)
+                snapshot = _copy(run)
+                call = self._model_calls.get(run_id)
+                if call is not None:
+                    call.cancel()
+                channel = self._channels[run_id]
+            else:
+                stored = await self._repo.require(tenant, run_pb2.Run, run_id, thread_id)
+                if stored.status != E.RUN_STATUS_REQUIRES_ACTION:
+                    raise FailedPrecondition(f"Cannot cancel run with status '{status_name(stored.status)}'.")
+                return await self._end_waiting_run(tenant, stored, _Outcome(E.RUN_STATUS_CANCELLED))
         await channel.committed(sequence)
         return snapshot
+
+    async def _end_waiting_run(self, tenant: str, run: run_pb2.Run, outcome: _Outcome) -> run_pb2.Run:
+        """Ends a run that waits for tool outputs (no task of its own). Caller holds the run's lock."""
+        self._cancel_expiry(run.id)
+        turn = await self._turn_from_store(tenant, run)
+        channel = self._open(tenant, run, await self._store.last_sequence(tenant, run.id) + 1)
+        self._conclude(channel, run, turn, outcome)
+        snapshot = _copy(run)
+        await self._close(channel, run)
+        return snapshot
+
+    def _schedule_expiry(self, tenant: str, run: run_pb2.Run) -> None:
+        delay = max(0.0, run.expires_at - ids.now()) if run.HasField("expires_at") else self._expiry_seconds
+        loop = asyncio.get_running_loop()
+        self._expiry_timers[run.id] = loop.call_later(
+            delay, lambda: self._spawn(self._expire(tenant, run.thread_id, run.id))
+        )
+
+    def _cancel_expiry(self, run_id: str) -> None:
+        timer = self._expiry_timers.pop(run_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _expire(self, tenant: str, thread_id: str, run_id: str) -> None:
+        self._expiry_timers.pop(run_id, None)
+        async with self._lock(run_id):
+            run = await self._repo.get(tenant, run_pb2.Run, run_id, thread_id)
+            if run is not None and run.status == E.RUN_STATUS_REQUIRES_ACTION and run_id not in self._runs:
+                await self._end_waiting_run(tenant, run, _Outcome(E.RUN_STATUS_EXPIRED))
 
     # ---- executing -------------------------------------------------------------------
 
     async def _execute(self, channel: RunChannel, run: run_pb2.Run) -> None:
-        tenant = channel.tenant
         turn = _Turn()
         try:
             run.status = E.RUN_STATUS_IN_PROGRESS
-            run.started_at = ids.now()
+            if not run.HasField("started_at"):
+                run.started_at = ids.now()
             self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_IN_PROGRESS, run=run)
-            history = await self._repo.all(tenant, message_pb2.Message, run.thread_id)
-            request = ChatRequest(
-                model=run.model,
-                messages=build_messages(run, history),
-                temperature=run.temperature if run.HasField("temperature") else None,
-                top_p=run.top_p if run.HasField("top_p") else None,
-                max_tokens=run.max_completion_tokens if run.HasField("max_completion_tokens") else None,
-                reasoning_effort=run.reasoning_effort if run.HasField("reasoning_effort") else None,
-            )
-            finish_reason = None
-            async for delta in self._llm.stream(request):
-                if delta.text:
-                    self._start_message(channel, run, turn)
-                    turn.text += delta.text
-                    self._emit_text_delta(channel, turn, delta.text)
-                if delta.prompt_tokens is not None:
-                    turn.prompt_tokens = delta.prompt_tokens
-                    turn.completion_tokens = delta.completion_tokens or 0
-                finish_reason = delta.finish_reason or finish_reason
-            self._start_message(channel, run, turn)  # an empty answer is still a message
-            limited = finish_reason == "length" and run.HasField("max_completion_tokens")
-            if limited:
-                run.incomplete_details.reason = "max_completion_tokens"
-            self._finish(channel, run, turn, E.RUN_STATUS_INCOMPLETE if limited else E.RUN_STATUS_COMPLETED)
+            outcome = await self._model_turns(channel, run, turn)
         except asyncio.CancelledError:
-            if run.id not in self._cancel_requested:
-                raise  # the service is shutting down: recovery at next start fails the run
-            self._finish(channel, run, turn, E.RUN_STATUS_CANCELLED)
+            if asyncio.current_task().cancelling():
+                raise  # the service is stopping: recovery at next start fails the run
+            outcome = _Outcome(E.RUN_STATUS_CANCELLED)
         except LLMError as exc:
             log.info("run %s failed: %s: %s", run.id, exc.code, exc.message)
-            self._finish(channel, run, turn, E.RUN_STATUS_FAILED, exc.code, exc.message)
+            outcome = _Outcome(E.RUN_STATUS_FAILED, exc.code, exc.message)
         except Exception:
             log.exception("run %s failed", run.id)
-            self._finish(channel, run, turn, E.RUN_STATUS_FAILED, "server_error", SERVER_ERROR)
-        finally:
+            outcome = _Outcome(E.RUN_STATUS_FAILED, "server_error", SERVER_ERROR)
+        async with self._lock(run.id):
+            if run.id in self._cancel_requested:
+                outcome = _Outcome(E.RUN_STATUS_CANCELLED)  # cancelled while finishing: cancel wins
+            try:
+                self._conclude(channel, run, turn, outcome)
+            except Exception:
+                log.exception("run %s: recording its end failed", run.id)
             await self._close(channel, run)
+
+    async def _model_turns(self, channel: RunChannel, run: run_pb2.Run, turn: _Turn) -> _Outcome:
+        """Calls the model until the run is done or needs the client. Returns how it ended."""
+        if run.id in self._cancel_requested:
+            return _Outcome(E.RUN_STATUS_CANCELLED)
+        used = run.usage.completion_tokens
+        if run.HasField("max_completion_tokens") and used >= run.max_completion_tokens:
+            return _Outcome(E.RUN_STATUS_INCOMPLETE, reason="max_completion_tokens")
+        await channel.committed(channel.next_sequence - 1)  # read our own writes (e.g. submitted outputs)
+        messages = build_messages(
+            run,
+            await self._repo.all(channel.tenant, message_pb2.Message, run.thread_id),
+            await self._repo.all(channel.tenant, run_pb2.RunStep, run.id),
+        )
+        if run.HasField("max_prompt_tokens"):
+            prompt_tokens = await self._llm.count_tokens(run.model, messages)
+            if run.usage.prompt_tokens + prompt_tokens > run.max_prompt_tokens:
+                return _Outcome(E.RUN_STATUS_INCOMPLETE, reason="max_prompt_tokens")
+        if run.id in self._cancel_requested:
+            return _Outcome(E.RUN_STATUS_CANCELLED)
+        tools = tools_for_model(run)
+        request = ChatRequest(
+            model=run.model,
+            messages=messages,
+            temperature=run.temperature if run.HasField("temperature") else None,
+            top_p=run.top_p if run.HasField("top_p") else None,
+            max_tokens=run.max_completion_tokens - used if run.HasField("max_completion_tokens") else None,
+            tools=tools,
+            tool_choice=tool_choice_for_model(run) if tools else None,
+            parallel_tool_calls=run.parallel_tool_calls if tools else None,
+            response_format=response_format_for_model(run),
+            reasoning_effort=run.reasoning_effort if run.HasField("reasoning_effort") else None,
+        )
+        call = asyncio.create_task(self._stream_turn(channel, run, turn, request))
+        self._model_calls[run.id] = call
+        try:
+            await call
+        finally:
+            self._model_calls.pop(run.id, None)
+        if turn.tool_step is not None:
+            return _Outcome(E.RUN_STATUS_REQUIRES_ACTION)
+        self._start_message(channel, run, turn)  # an empty answer is still a message
+        if turn.finish_reason == "length" and run.HasField("max_completion_tokens"):
+            return _Outcome(E.RUN_STATUS_INCOMPLETE, reason="max_completion_tokens")
+        return _Outcome(E.RUN_STATUS_COMPLETED)
+
+    async def _stream_turn(self, channel: RunChannel, run: run_pb2.Run, turn: _Turn, request: ChatRequest) -> None:
+        async for delta in self._llm.stream(request):
+            if delta.text:
+                self._start_message(channel, run, turn)
+                turn.text += delta.text
+                self._emit_text_delta(channel, turn, delta.text)
+            for fragment in delta.tool_calls:
+                self._tool_call_fragment(channel, run, turn, fragment)
+            if delta.prompt_tokens is not None:
+                turn.prompt_tokens = delta.prompt_tokens
+                turn.completion_tokens = delta.completion_tokens or 0
+            turn.finish_reason = delta.finish_reason or turn.finish_reason
+
+    def _new_step(self, run: run_pb2.Run, step_type: int) -> run_pb2.RunStep:
+        step = run_pb2.RunStep(
+            id=ids.new_id("step_"),
+            object="thread.run.step",
+            created_at=ids.now(),
+            run_id=run.id,
+            assistant_id=run.assistant_id,
+            thread_id=run.thread_id,
+            type=step_type,
+            status=E.RUN_STEP_STATUS_IN_PROGRESS,
+        )
+        step.step_details.type = step_type
+        return step
 
     def _start_message(self, channel: RunChannel, run: run_pb2.Run, turn: _Turn) -> None:
         """Opens a message_creation step and its message, once per turn."""
         if turn.message is not None:
             return
-        now = ids.now()
         message = message_pb2.Message(
             id=ids.new_id("msg_"),
             object="thread.message",
-            created_at=now,
+            created_at=ids.now(),
             thread_id=run.thread_id,
             status=message_pb2.MESSAGE_STATUS_IN_PROGRESS,
             role=message_pb2.MESSAGE_ROLE_ASSISTANT,
             assistant_id=run.assistant_id,
             run_id=run.id,
         )
-        step = run_pb2.RunStep(
-            id=ids.new_id("step_"),
-            object="thread.run.step",
-            created_at=now,
-            run_id=run.id,
-            assistant_id=run.assistant_id,
-            thread_id=run.thread_id,
-            type=E.RUN_STEP_TYPE_MESSAGE_CREATION,
-            status=E.RUN_STEP_STATUS_IN_PROGRESS,
-        )
-        step.step_details.type = E.RUN_STEP_TYPE_MESSAGE_CREATION
+        step = self._new_step(run, E.RUN_STEP_TYPE_MESSAGE_CREATION)
         step.step_details.message_creation.message_id = message.id
-        turn.step, turn.message = step, message
+        turn.message_step, turn.message = step, message
         self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CREATED, run_step=step)
         self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_IN_PROGRESS, run_step=step)
         self._emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_CREATED, message=message)
@@ -254,22 +405,44 @@ class RunEngine:
 
     def _emit_text_delta(self, channel: RunChannel, turn: _Turn, text: str) -> None:
         event = message_pb2.MessageDeltaEvent(id=turn.message.id, object="thread.message.delta")
-        part = event.delta.content.add(index=0)
-        part.text.value = text
+        event.delta.content.add(index=0).text.value = text
         self._emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA, message_delta=event)
 
-    def _finish(
-        self,
-        channel: RunChannel,
-        run: run_pb2.Run,
-        turn: _Turn,
-        status: int,
-        error_code: str = "",
-        error_message: str = "",
-    ) -> None:
-        """Closes the turn's message and step, then the run, with the events OpenAI sends."""
+    def _tool_call_fragment(self, channel: RunChannel, run: run_pb2.Run, turn: _Turn, fragment: ToolCallFragment) -> None:
+        """Adds a streamed piece of a function call to the turn's tool_calls step, and streams it on.
+        The first delta of a call carries its id and name; later ones only argument text."""
+        if turn.tool_step is None:
+            turn.tool_step = self._new_step(run, E.RUN_STEP_TYPE_TOOL_CALLS)
+            self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CREATED, run_step=turn.tool_step)
+            self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_IN_PROGRESS, run_step=turn.tool_step)
+        calls = turn.tool_step.step_details.tool_calls
+        event = run_pb2.RunStepDeltaEvent(id=turn.tool_step.id, object="thread.run.step.delta")
+        event.delta.step_details.type = E.RUN_STEP_TYPE_TOOL_CALLS
+        index = turn.call_index.get(fragment.index)
+        if index is None:
+            index = turn.call_index[fragment.index] = len(calls)
+            call = calls.add(id=ids.new_id("call_"))  # our own ids: unique whatever the provider sends
+            call.function.SetInParent()
+            delta = event.delta.step_details.tool_calls.add(index=index, id=call.id)
+            delta.function.arguments = ""
+        else:
+            call = calls[index]
+            delta = event.delta.step_details.tool_calls.add(index=index)
+            delta.function.SetInParent()
+        if fragment.name:
+            call.function.name += fragment.name
+            delta.function.name = fragment.name
+        if fragment.arguments:
+            call.function.arguments += fragment.arguments
+            delta.function.arguments = fragment.arguments
+        self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, run_step_delta=event)
+
+    def _conclude(self, channel: RunChannel, run: run_pb2.Run, turn: _Turn, outcome: _Outcome) -> None:
+        """Closes the turn's message and steps, then moves the run to the outcome's status,
+        with the events OpenAI sends. Caller holds the run's lock."""
         now = ids.now()
-        usage = common_pb2.Usage(
+        status = outcome.status
+        turn_usage = common_pb2.Usage(
             prompt_tokens=turn.prompt_tokens,
             completion_tokens=turn.completion_tokens,
             total_tokens=turn.prompt_tokens + turn.completion_tokens,
@@ -278,7 +451,7 @@ class RunEngine:
             message = turn.message
             if turn.text:
                 message.content.add().text.value = turn.text
-            if status == E.RUN_STATUS_COMPLETED:
+            if _STEP_STATUS_FOR_RUN[status] == E.RUN_STEP_STATUS_COMPLETED and status != E.RUN_STATUS_INCOMPLETE:
                 message.status = message_pb2.MESSAGE_STATUS_COMPLETED
                 message.completed_at = now
                 self._emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_COMPLETED, message=message)
@@ -287,31 +460,50 @@ class RunEngine:
                 message.incomplete_at = now
                 message.incomplete_details.reason = _INCOMPLETE_REASON[status]
                 self._emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_INCOMPLETE, message=message)
-        if turn.step is not None:
-            step = turn.step
+        # The turn's usage is booked on the step that ends it: the tool step if any, else the message step.
+        usage_step = turn.tool_step or turn.message_step
+        for step in (turn.message_step, turn.tool_step):
+            if step is None:
+                continue
+            if step is usage_step:
+                step.usage.CopyFrom(turn_usage)
+            if step is turn.tool_step and status == E.RUN_STATUS_REQUIRES_ACTION:
+                self._events.snapshot(channel, step)  # stays in_progress, now with whole arguments
+                continue
             step.status = _STEP_STATUS_FOR_RUN[status]
-            _stamp_step(step, now)
-            step.usage.CopyFrom(usage)
-            if error_code:
-                step.last_error.code, step.last_error.message = error_code, error_message
-            self._emit(channel, _STEP_END_EVENT[step.status], run_step=step)
+            event_type, stamp = _STEP_END[step.status]
+            setattr(step, stamp, now)
+            if outcome.error_code:
+                step.last_error.code, step.last_error.message = outcome.error_code, outcome.error_message
+            self._emit(channel, event_type, run_step=step)
         run.status = status
-        run.ClearField("expires_at")
-        run.usage.CopyFrom(usage)
+        run.usage.prompt_tokens += turn.prompt_tokens
+        run.usage.completion_tokens += turn.completion_tokens
+        run.usage.total_tokens = run.usage.prompt_tokens + run.usage.completion_tokens
+        if status == E.RUN_STATUS_REQUIRES_ACTION:
+            run.expires_at = now + self._expiry_seconds
+            run.required_action.type = "submit_tool_outputs"
+            run.required_action.submit_tool_outputs.tool_calls.extend(turn.tool_step.step_details.tool_calls)
+            self._schedule_expiry(channel.tenant, run)
+        else:
+            run.ClearField("expires_at")
+            run.ClearField("required_action")
         if status == E.RUN_STATUS_FAILED:
             run.failed_at = now
-            run.last_error.code, run.last_error.message = error_code, error_message
+            run.last_error.code, run.last_error.message = outcome.error_code, outcome.error_message
         elif status == E.RUN_STATUS_CANCELLED:
             run.cancelled_at = now
         elif status in (E.RUN_STATUS_COMPLETED, E.RUN_STATUS_INCOMPLETE):
             run.completed_at = now
+        if outcome.incomplete_reason:
+            run.incomplete_details.reason = outcome.incomplete_reason
         self._emit(channel, _STATUS_EVENT[status], run=run)
 
     async def _close(self, channel: RunChannel, run: run_pb2.Run) -> None:
-        """Ends the stream segment with `done`, frees the thread, forgets the live run."""
+        """Ends the stream segment with `done`, frees the thread if the run ended, forgets the live run."""
         try:
             if run.status not in TERMINAL and run.status != E.RUN_STATUS_REQUIRES_ACTION and not self._stopping:
-                # Finishing went wrong itself: still never leave the run in progress.
+                # Recording the end went wrong itself: still never leave the run in progress.
                 run.status = E.RUN_STATUS_FAILED
                 run.failed_at = ids.now()
                 run.last_error.code, run.last_error.message = "server_error", SERVER_ERROR
@@ -322,9 +514,10 @@ class RunEngine:
             await channel.committed(done)
         finally:
             channel.close()
-            self._channels.pop(run.id, None)
-            self._tasks.pop(run.id, None)
-            self._runs.pop(run.id, None)
+            if self._channels.get(run.id) is channel:
+                self._channels.pop(run.id, None)
+                self._runs.pop(run.id, None)
+                self._tasks.pop(run.id, None)
             self._cancel_requested.discard(run.id)
 
     def _emit(self, channel: RunChannel, event_type: int, **payload) -> int:
@@ -333,51 +526,84 @@ class RunEngine:
             getattr(event, name).CopyFrom(obj)
         return self._events.append(channel, event)
 
-    # ---- recovery ----------------------------------------------------------------------
+    async def _turn_from_store(self, tenant: str, run: run_pb2.Run) -> _Turn:
+        """The unfinished steps (and message) of a run with no task, as a turn to conclude."""
+        turn = _Turn()
+        for step in await self._repo.all(tenant, run_pb2.RunStep, run.id):
+            if step.status != E.RUN_STEP_STATUS_IN_PROGRESS:
+                continue
+            if step.type == E.RUN_STEP_TYPE_TOOL_CALLS:
+                turn.tool_step = step
+            else:
+                turn.message_step = step
+                turn.message = await self._repo.get(
+                    tenant, message_pb2.Message, step.step_details.message_creation.message_id, run.thread_id
+                )
+                turn.text = "".join(p.text.value for p in turn.message.content) if turn.message else ""
+                if turn.message is not None:
+                    del turn.message.content[:]
+        return turn
+
+    # ---- recovery and shutdown -----------------------------------------------------------
 
     async def recover(self) -> int:
-        """Fails runs that a previous process left active (it stopped mid-run). Returns how many."""
-        recovered = 0
+        """Fails runs that a previous process left running, and re-arms the expiry of runs that
+        wait for tool outputs. Returns how many runs were failed."""
+        failed = 0
         for tenant, thread_id, run_id in await self._store.active_runs():
             run = await self._repo.get(tenant, run_pb2.Run, run_id, thread_id)
             if run is None:
                 await self._store.release_thread(tenant, thread_id, run_id)
-                continue
-            if run.status == E.RUN_STATUS_REQUIRES_ACTION:
-                continue  # waits for the client, not for a process
-            stored = await self._store.read_events(tenant, run_id, 0)
-            channel = RunChannel(tenant, thread_id, run_id, first_sequence=(stored[-1][0] + 1) if stored else 1)
-            turn = _Turn()
-            for step in await self._repo.all(tenant, run_pb2.RunStep, run_id):
-                if step.status == E.RUN_STEP_STATUS_IN_PROGRESS:
-                    turn.step = step
-                    if step.step_details.HasField("message_creation"):
-                        turn.message = await self._repo.get(
-                            tenant, message_pb2.Message, step.step_details.message_creation.message_id, thread_id
-                        )
-            self._finish(channel, run, turn, E.RUN_STATUS_FAILED, "server_error", RESTART_ERROR)
-            await self._close(channel, run)
-            recovered += 1
-        return recovered
+            elif run.status == E.RUN_STATUS_REQUIRES_ACTION:
+                self._schedule_expiry(tenant, run)
+            else:
+                cut_off = (
+                    _Outcome(E.RUN_STATUS_CANCELLED)
+                    if run.status == E.RUN_STATUS_CANCELLING
+                    else _Outcome(E.RUN_STATUS_FAILED, "server_error", RESTART_ERROR)
+                )
+                async with self._lock(run_id):
+                    await self._end_waiting_run(tenant, run, cut_off)
+                failed += 1
+        return failed
 
     async def shutdown(self) -> None:
         """Stops the runs of this process; the next start fails them (see recover)."""
         self._stopping = True
-        tasks = list(self._tasks.values())
+        for timer in self._expiry_timers.values():
+            timer.cancel()
+        tasks = [*self._tasks.values(), *self._background]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _stamp_step(step: run_pb2.RunStep, now: int) -> None:
-    field = {
-        E.RUN_STEP_STATUS_COMPLETED: "completed_at",
-        E.RUN_STEP_STATUS_FAILED: "failed_at",
-        E.RUN_STEP_STATUS_CANCELLED: "cancelled_at",
-        E.RUN_STEP_STATUS_EXPIRED: "expired_at",
-    }[step.status]
-    setattr(step, field, now)
+def _copy(run: run_pb2.Run) -> run_pb2.Run:
+    snapshot = run_pb2.Run()
+    snapshot.CopyFrom(run)
+    return snapshot
 
 
-def _status_name(status: int) -> str:
-    return run_pb2.RunStatus.Name(status).removeprefix("RUN_STATUS_").lower()
+def _check_outputs(run: run_pb2.Run, outputs) -> dict[str, str]:
+    """{call id: output} when outputs answer each pending call exactly once; else InvalidArgument."""
+    pending = [call.id for call in run.required_action.submit_tool_outputs.tool_calls]
+    if not outputs:
+        raise missing("tool_outputs")
+    by_id: dict[str, str] = {}
+    for i, output in enumerate(outputs):
+        param = f"tool_outputs[{i}].tool_call_id"
+        if not output.tool_call_id:
+            raise missing(param)
+        if output.tool_call_id not in pending:
+            raise InvalidArgument(
+                f"Invalid '{param}': no pending tool call has id '{output.tool_call_id}'.", param=param, code="invalid_value"
+            )
+        if output.tool_call_id in by_id:
+            raise InvalidArgument(f"Duplicate tool_call_id '{output.tool_call_id}' in 'tool_outputs'.", param=param)
+        by_id[output.tool_call_id] = output.output
+    missing_ids = [call_id for call_id in pending if call_id not in by_id]
+    if missing_ids:
+        raise InvalidArgument(
+            f"Expected tool outputs for call_ids {pending}, got {list(by_id)}.", param="tool_outputs", code="invalid_value"
+        )
+    return by_id

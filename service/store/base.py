@@ -78,5 +78,8 @@ class Store(Protocol):
     async def commit(self, entries: Sequence[LogEntry]) -> None:
         """Appends events to their runs' logs and upserts their snapshots, all or nothing."""
 
+    async def last_sequence(self, tenant: str, run_id: str) -> int:
+        """The highest sequence number in a run's log; 0 when it is empty."""
+
     async def read_events(self, tenant: str, run_id: str, after_sequence: int) -> list[tuple[int, bytes]]:
         """A run's events with a sequence number above after_sequence, in order."""

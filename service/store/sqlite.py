@@ -188,6 +188,13 @@ class SqliteStore:
             )
         await self._write(statements)
 
+    async def last_sequence(self, tenant: str, run_id: str) -> int:
+        async with self.reader.execute(
+            "SELECT MAX(seq) FROM run_events WHERE tenant=? AND run_id=?", (tenant, run_id)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return row[0] or 0
+
     async def read_events(self, tenant: str, run_id: str, after_sequence: int) -> list[tuple[int, bytes]]:
         async with self.reader.execute(
             "SELECT seq, data FROM run_events WHERE tenant=? AND run_id=? AND seq > ? ORDER BY seq",

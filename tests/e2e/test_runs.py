@@ -69,12 +69,12 @@ def test_model_alias_from_the_model_list_goes_through_the_router(client, provide
 
 def test_run_overrides_model_and_instructions(client, provider):
     assistant = client.beta.assistants.create(model="openai/not-reachable", instructions="base")
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "marker-override"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "marker-run-override"}])
     run = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id, model=MODEL, instructions="override", poll_interval_ms=50
     )
     assert run.status == "completed" and run.model == MODEL and run.instructions == "override"
-    assert provider.requests_with("marker-override")[0]["messages"][0]["content"] == "override"
+    assert provider.requests_with("marker-run-override")[0]["messages"][0]["content"] == "override"
 
 
 def test_additional_messages_join_the_thread_before_the_run(client, assistant, provider):

@@ -45,6 +45,13 @@ def test_heartbeats_while_the_model_is_silent(server, client, assistant):
     assert frames[-1]["event"] == "done"
 
 
+def test_heartbeats_do_not_confuse_the_sdk(client, assistant):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "[reply:abcdef][slow:0.7]"}])
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        assert "".join(stream.text_deltas) == "abcdef"
+        assert stream.get_final_run().status == "completed"
+
+
 def test_resume_with_last_event_id(server, client, assistant):
     thread, body = _start_run(server, client, assistant, "[reply:resumable answer]")
     with httpx.stream("POST", f"{server.base_url}/threads/{thread.id}/runs", json=body, timeout=30) as response:
