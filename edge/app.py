@@ -36,10 +36,16 @@ def _method(route: Route, rpc: str):
     raise KeyError(route.service)
 
 
+def _safe(value: str) -> bool:
+    """gRPC metadata values must be printable ASCII."""
+    return value.isascii() and value.isprintable()
+
+
 def _metadata(request: web.Request) -> list[tuple[str, str]]:
     metadata = [("x-request-id", request["request_id"])]
-    if "Authorization" in request.headers:
-        metadata.append(("authorization", request.headers["Authorization"]))
+    authorization = request.headers.get("Authorization", "")
+    if authorization and _safe(authorization):
+        metadata.append(("authorization", authorization))
     return metadata
 
 
@@ -101,36 +107,52 @@ class Handler:
         return web.json_response(_render_response(response), dumps=lambda o: json.dumps(o, separators=(",", ":")))
 
     async def _sse(self, request, channel, path, response_cls, message) -> web.StreamResponse:
-        """Streams RunEvents as SSE. The HTTP status is decided by the first event or error."""
+        """Streams RunEvents as SSE. An error before anything is sent keeps its HTTP status;
+        after that it goes in-band as an `error` event. Heartbeats cover silent stretches,
+        including the wait for the first event."""
         call = channel.unary_stream(
             path, request_serializer=type(message).SerializeToString, response_deserializer=response_cls.FromString
         )(message, metadata=_metadata(request))
         heartbeat = request.app[HEARTBEAT_SECONDS]
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+                "x-request-id": request["request_id"],
+            }
+        )
+        reading = asyncio.ensure_future(call.read())
         try:
-            first = await call.read()  # an error before any event becomes a plain JSON error
-            response = web.StreamResponse(
-                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-            )
-            await response.prepare(request)
-            item = first
             try:
-                while item is not grpc.aio.EOF:
+                while True:
+                    if not (await asyncio.wait({reading}, timeout=heartbeat))[0]:
+                        if not response.prepared:
+                            await response.prepare(request)
+                        await response.write(sse.HEARTBEAT)
+                        continue
+                    item = reading.result()  # raises the call's error, if any
+                    if not response.prepared:
+                        await response.prepare(request)
+                    if item is grpc.aio.EOF:
+                        break
                     await response.write(sse.encode(item.event))
                     reading = asyncio.ensure_future(call.read())
-                    while not (await asyncio.wait({reading}, timeout=heartbeat))[0]:
-                        await response.write(sse.HEARTBEAT)
-                    item = reading.result()
             except grpc.aio.AioRpcError as error:
+                if not response.prepared:
+                    raise  # nothing sent yet: a plain JSON error with its HTTP status
                 await response.write(sse.encode_error(from_rpc_error(error)[1]))
             await response.write_eof()
             return response
         finally:
+            reading.cancel()
             call.cancel()  # a client that left stops our reading; the run itself goes on
-
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
-    request["request_id"] = request.headers.get("X-Request-Id") or f"req_{secrets.token_hex(16)}"
+    """Every failure leaves as an OpenAI error envelope; every response carries x-request-id."""
+    given = request.headers.get("X-Request-Id", "")
+    request["request_id"] = given if given and _safe(given) and len(given) <= 128 else f"req_{secrets.token_hex(16)}"
     try:
         response = await handler(request)
     except codec.CodecError as error:
@@ -144,6 +166,13 @@ async def errors_middleware(request: web.Request, handler):
         response = error_response(404, f"Invalid URL ({request.method} {request.path})")
     except web.HTTPMethodNotAllowed:
         response = error_response(405, f"Invalid method for URL ({request.method} {request.path})")
+    except web.HTTPRequestEntityTooLarge as error:
+        response = error_response(413, error.text or "Request body too large.", code="request_too_large")
+    except web.HTTPException as error:
+        response = error_response(error.status, error.reason)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        response = error_response(500, "The server had an error while processing your request.", "server_error")
     if not response.prepared:
         response.headers["x-request-id"] = request["request_id"]
     return response

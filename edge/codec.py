@@ -47,6 +47,13 @@ _SHORTHANDS: dict[str, Callable[[str], dict]] = {
     "assistd.v1.TextContent": lambda s: {"value": s},
     "assistd.v1.MessageContent": lambda s: {"type": "text", "text": s},
 }
+# Objects whose `type` names which of these sibling fields applies; the others are left out.
+_TYPE_SELECTS = {
+    "assistd.v1.StepDetails": ("message_creation", "tool_calls"),
+    "assistd.v1.StepDetailsDelta": ("message_creation", "tool_calls"),
+    "assistd.v1.ResponseFormat": ("json_schema",),
+    "assistd.v1.ToolChoice": ("function",),
+}
 # Objects OpenAI writes back as bare strings.
 _AS_STRING: dict[str, Callable[[Message], str | None]] = {
     "assistd.v1.ResponseFormat": lambda m: m.type if m.type == "auto" else None,
@@ -306,6 +313,11 @@ def render(message: Message, *, delta: bool = False) -> Any:
             rendered = _render_value(field, value, delta)
             if not (delta and rendered is None):
                 out[name] = rendered
+    selectable = _TYPE_SELECTS.get(descriptor.full_name)
+    if selectable:
+        for name in selectable:
+            if name != out.get("type"):
+                out.pop(name, None)
     return out
 
 

@@ -41,8 +41,6 @@ class Settings:
     llm_timeout: float = field(default_factory=lambda: _env_float("ASSISTD_LLM_TIMEOUT", 600.0))
     # SSE comment sent when a stream has been silent this long.
     heartbeat_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_HEARTBEAT_SECONDS", 15.0))
-    # Longest an event waits for its group commit to the event log.
-    commit_window_ms: float = field(default_factory=lambda: _env_float("ASSISTD_COMMIT_WINDOW_MS", 2.0))
 
     @property
     def target(self) -> str:

@@ -8,6 +8,7 @@ deployment, keys from env via `os.environ/NAME`); any other name goes to litellm
 import asyncio
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
@@ -146,7 +147,9 @@ async def _close(response) -> None:
 
 
 def _message(exc: Exception) -> str:
-    return str(getattr(exc, "message", None) or exc) or type(exc).__name__
+    """The provider's words, without litellm's `litellm.SomeError: ` prefixes."""
+    text = str(getattr(exc, "message", None) or exc) or type(exc).__name__
+    return re.sub(r"^(litellm\.\w+: )+", "", text)
 
 
 def _to_delta(chunk) -> ChatDelta:

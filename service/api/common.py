@@ -55,8 +55,8 @@ def streaming(method):
 
 
 def list_query(request) -> ListQuery:
-    """OpenAI's list parameters; limit 0 means the default of 20."""
-    limit = request.limit or 20
+    """OpenAI's list parameters (limit 1..100, default 20; order desc by default)."""
+    limit = request.limit if request.HasField("limit") else 20
     if not 1 <= limit <= 100:
         raise InvalidArgument(
             f"Invalid 'limit': expected a value between 1 and 100, but got {limit} instead.",

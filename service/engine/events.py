@@ -91,13 +91,21 @@ class EventLog:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
 
-    def append(self, channel: RunChannel, event: run_pb2.RunEvent) -> int:
-        """Numbers the event and queues it for commit; returns its sequence number."""
+    def append(self, channel: RunChannel, event: run_pb2.RunEvent, release_thread: bool = False) -> int:
+        """Numbers the event and queues it for commit; returns its sequence number. With
+        release_thread, the commit also frees the thread's claim (the run has ended)."""
         event.sequence_number = channel.next_sequence
         channel.next_sequence += 1
         payload = event.WhichOneof("data")
         records = [record(getattr(event, payload))] if payload in _SNAPSHOT_FIELDS else []
-        entry = LogEntry(channel.tenant, channel.run_id, event.sequence_number, event.SerializeToString(), records)
+        entry = LogEntry(
+            channel.tenant,
+            channel.run_id,
+            event.sequence_number,
+            event.SerializeToString(),
+            records,
+            release_thread=channel.thread_id if release_thread else "",
+        )
         self._queue.put_nowait((channel, event, entry))
         return event.sequence_number
 
@@ -112,19 +120,23 @@ class EventLog:
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._commit([entry for _, _, entry in batch])
-            finally:
+                committed = await self._commit([entry for _, _, entry in batch])
                 for channel, event, _ in batch:
-                    if event is not None:
+                    if not committed:
+                        channel.close()  # its followers end; what is in the store stays the truth
+                    elif event is not None:
                         channel.publish(event)
+            finally:
+                for _ in batch:
                     self._queue.task_done()
 
-    async def _commit(self, entries: list[LogEntry]) -> None:
-        for attempt in range(3):
+    async def _commit(self, entries: list[LogEntry]) -> bool:
+        for attempt in range(5):
             try:
                 await self._store.commit(entries)
-                return
+                return True
             except Exception:
                 log.exception("event log commit failed (attempt %d)", attempt + 1)
                 await asyncio.sleep(0.05 * 2**attempt)
-        log.error("dropping %d events from the log after repeated commit failures", len(entries))
+        log.error("could not store %d run events; their streams are closed", len(entries))
+        return False

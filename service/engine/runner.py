@@ -130,8 +130,12 @@ class RunEngine:
         """Claims the thread, stores the run's inputs, and starts it in the background.
 
         Returns once `thread.run.created` is committed, so the run can be read at once.
-        Raises FailedPrecondition if the thread already has an active run.
+        Raises FailedPrecondition if the thread already has an active run. Once begun, the start
+        completes even if the caller goes away, so a claim never outlives a run that never was.
         """
+        return await asyncio.shield(self._start(tenant, run, new_messages, new_thread))
+
+    async def _start(self, tenant, run, new_messages, new_thread) -> RunChannel:
         if new_thread is not None:
             await self._repo.put(tenant, new_thread, *new_messages)
         active = await self._store.claim_thread(tenant, run.thread_id, run.id)
@@ -207,7 +211,10 @@ class RunEngine:
                 if event.event == DONE:
                     return
             if not stored and run_id not in self._channels:
-                # Written by no one here: ended runs always end in `done`; wait for the owner.
+                run = await self._repo.get(tenant, run_pb2.Run, run_id, thread_id)
+                if run is None or run.status in TERMINAL:
+                    return  # nothing more will come
+                # The next segment (after tool outputs) or another process will write more.
                 await asyncio.sleep(0.1)
 
     def update_metadata(self, run_id: str, metadata: dict[str, str]) -> run_pb2.Run | None:
@@ -508,9 +515,7 @@ class RunEngine:
                 run.failed_at = ids.now()
                 run.last_error.code, run.last_error.message = "server_error", SERVER_ERROR
                 self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_FAILED, run=run)
-            if run.status in TERMINAL:
-                await self._store.release_thread(channel.tenant, run.thread_id, run.id)
-            done = self._emit(channel, DONE)
+            done = self._emit(channel, DONE, release_thread=run.status in TERMINAL)
             await channel.committed(done)
         finally:
             channel.close()
@@ -520,11 +525,11 @@ class RunEngine:
                 self._tasks.pop(run.id, None)
             self._cancel_requested.discard(run.id)
 
-    def _emit(self, channel: RunChannel, event_type: int, **payload) -> int:
+    def _emit(self, channel: RunChannel, event_type: int, release_thread: bool = False, **payload) -> int:
         event = run_pb2.RunEvent(event=event_type)
         for name, obj in payload.items():
             getattr(event, name).CopyFrom(obj)
-        return self._events.append(channel, event)
+        return self._events.append(channel, event, release_thread)
 
     async def _turn_from_store(self, tenant: str, run: run_pb2.Run) -> _Turn:
         """The unfinished steps (and message) of a run with no task, as a turn to conclude."""
@@ -554,6 +559,9 @@ class RunEngine:
             run = await self._repo.get(tenant, run_pb2.Run, run_id, thread_id)
             if run is None:
                 await self._store.release_thread(tenant, thread_id, run_id)
+            elif run.status in TERMINAL:  # stopped between recording the end and `done`
+                channel = self._open(tenant, run, await self._store.last_sequence(tenant, run_id) + 1)
+                await self._close(channel, run)
             elif run.status == E.RUN_STATUS_REQUIRES_ACTION:
                 self._schedule_expiry(tenant, run)
             else:

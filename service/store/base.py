@@ -36,13 +36,15 @@ class Page:
 @dataclass
 class LogEntry:
     """One run event and the object snapshots it carries, committed atomically.
-    An entry with sequence 0 carries snapshots only."""
+    An entry with sequence 0 carries snapshots only. `release_thread` frees that thread's
+    active-run claim in the same transaction (the run has ended)."""
 
     tenant: str
     run_id: str
     sequence: int
     data: bytes
     records: list[Record] = field(default_factory=list)
+    release_thread: str = ""
 
 
 class Store(Protocol):

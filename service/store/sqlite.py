@@ -68,31 +68,42 @@ class SqliteStore:
         return self._writer
 
     async def _write(self, statements: Sequence[tuple[str, tuple]]) -> None:
-        """Runs statements in one transaction. The lock keeps other writers' statements
-        (the connection is shared) out of it."""
+        """Runs statements in one transaction. The lock keeps other writers' statements out of it
+        (the connection is shared); the shield lets it finish even if the caller is cancelled,
+        so no transaction is ever left open."""
+        await asyncio.shield(self._transaction(statements))
+
+    async def _transaction(self, statements: Sequence[tuple[str, tuple]]) -> None:
         async with self._write_lock:
-            await self.writer.execute("BEGIN IMMEDIATE")
             try:
+                await self.writer.execute("BEGIN IMMEDIATE")
                 for sql, params in statements:
                     await self.writer.execute(sql, params)
+                await self.writer.commit()
             except BaseException:
-                await self.writer.rollback()
+                if self.writer.in_transaction:
+                    await self.writer.rollback()
                 raise
-            await self.writer.commit()
 
     async def _write_one(self, sql: str, params: tuple) -> int:
         """One statement in its own transaction; returns the number of rows it changed."""
+        return await asyncio.shield(self._statement(sql, params))
+
+    async def _statement(self, sql: str, params: tuple) -> int:
         async with self._write_lock:
             async with self.writer.execute(sql, params) as cursor:
                 return cursor.rowcount
 
+    async def _read(self, sql: str, params: tuple = ()) -> list:
+        """Executes and fetches in one trip to the reader's thread, so no cursor stays open and
+        pins an old snapshot while other reads overlap it."""
+        return list(await self.reader.execute_fetchall(sql, params))
+
     async def get(self, tenant: str, kind: str, parent: str, object_id: str) -> bytes | None:
-        async with self.reader.execute(
-            "SELECT data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?",
-            (tenant, kind, parent, object_id),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return row[0] if row else None
+        rows = await self._read(
+            "SELECT data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?", (tenant, kind, parent, object_id)
+        )
+        return rows[0][0] if rows else None
 
     async def put(self, tenant: str, records: Sequence[Record]) -> None:
         await self._write([(_UPSERT, (tenant, r.kind, r.parent, r.id, r.tag, r.data)) for r in records])
@@ -138,8 +149,7 @@ class SqliteStore:
             f"SELECT data FROM objects WHERE {' AND '.join(where)} "
             f"ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?"
         )
-        async with self.reader.execute(sql, (*params, query.limit + 1)) as cursor:
-            rows = [row[0] for row in await cursor.fetchall()]
+        rows = [row[0] for row in await self._read(sql, (*params, query.limit + 1))]
         has_more = len(rows) > query.limit
         rows = rows[: query.limit]
         if backwards:
@@ -158,11 +168,8 @@ class SqliteStore:
         return active if active is not None else await self.claim_thread(tenant, thread_id, run_id)
 
     async def active_run(self, tenant: str, thread_id: str) -> str | None:
-        async with self.reader.execute(
-            "SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return row[0] if row else None
+        rows = await self._read("SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
+        return rows[0][0] if rows else None
 
     async def release_thread(self, tenant: str, thread_id: str, run_id: str) -> None:
         await self._write_one(
@@ -170,8 +177,7 @@ class SqliteStore:
         )
 
     async def active_runs(self) -> list[tuple[str, str, str]]:
-        async with self.reader.execute("SELECT tenant, thread_id, run_id FROM active_runs") as cursor:
-            return [tuple(row) for row in await cursor.fetchall()]
+        return [tuple(row) for row in await self._read("SELECT tenant, thread_id, run_id FROM active_runs")]
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
         statements = []
@@ -186,18 +192,22 @@ class SqliteStore:
             statements.extend(
                 (_UPSERT, (entry.tenant, r.kind, r.parent, r.id, r.tag, r.data)) for r in entry.records
             )
+            if entry.release_thread:
+                statements.append(
+                    (
+                        "DELETE FROM active_runs WHERE tenant=? AND thread_id=? AND run_id=?",
+                        (entry.tenant, entry.release_thread, entry.run_id),
+                    )
+                )
         await self._write(statements)
 
     async def last_sequence(self, tenant: str, run_id: str) -> int:
-        async with self.reader.execute(
-            "SELECT MAX(seq) FROM run_events WHERE tenant=? AND run_id=?", (tenant, run_id)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return row[0] or 0
+        rows = await self._read("SELECT MAX(seq) FROM run_events WHERE tenant=? AND run_id=?", (tenant, run_id))
+        return rows[0][0] or 0
 
     async def read_events(self, tenant: str, run_id: str, after_sequence: int) -> list[tuple[int, bytes]]:
-        async with self.reader.execute(
+        rows = await self._read(
             "SELECT seq, data FROM run_events WHERE tenant=? AND run_id=? AND seq > ? ORDER BY seq",
             (tenant, run_id, after_sequence),
-        ) as cursor:
-            return [(row[0], row[1]) for row in await cursor.fetchall()]
+        )
+        return [(row[0], row[1]) for row in rows]

@@ -122,9 +122,10 @@ def test_bad_run_and_message_requests(client, assistant):
     with pytest.raises(openai.BadRequestError) as info:
         client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream="yes")
     assert info.value.param == "stream"
-    with pytest.raises(openai.BadRequestError) as info:
-        client.beta.threads.messages.list(thread_id=thread.id, limit=101)
-    assert info.value.param == "limit"
+    for limit in (0, 101):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.beta.threads.messages.list(thread_id=thread.id, limit=limit)
+        assert info.value.param == "limit"
     with pytest.raises(openai.BadRequestError) as info:
         client.beta.threads.runs.create(
             thread_id=thread.id, assistant_id=assistant.id,

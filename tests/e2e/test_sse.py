@@ -74,3 +74,14 @@ def test_a_client_that_disconnects_mid_stream_leaves_the_run_to_finish(server, c
     message = client.beta.threads.messages.list(thread_id=thread.id).data[0]
     assert message.role == "assistant" and message.status == "completed"
     assert message.content[0].text.value == "".join(f"w{i} " for i in range(40))
+
+
+def test_watching_a_finished_run_past_its_end_returns_at_once(server, client, assistant):
+    thread, body = _start_run(server, client, assistant, "[reply:over]")
+    with httpx.stream("POST", f"{server.base_url}/threads/{thread.id}/runs", json=body, timeout=30) as response:
+        frames = [f for f in _frames(response.iter_lines()) if "comment" not in f]
+    run_id = client.beta.threads.runs.list(thread_id=thread.id).data[0].id
+    url = f"{server.base_url}/threads/{thread.id}/runs/{run_id}/events"
+    response = httpx.get(url, headers={"Last-Event-ID": frames[-1]["id"]}, timeout=5)
+    assert response.status_code == 200 and response.text == ""
+    assert httpx.get(url.replace(run_id, "run_nope"), timeout=5).status_code == 404

@@ -23,7 +23,12 @@ def test_keys_resolve_to_isolated_tenants(provider, tmp_path):
         thread = a.beta.threads.create(messages=[{"role": "user", "content": "[reply:acme only]"}])
         with pytest.raises(openai.NotFoundError):
             b.beta.threads.runs.create(thread_id=thread.id, assistant_id=mine.id)
-        run = a.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=mine.id, poll_interval_ms=50)
+        slow = a.beta.threads.runs.create(
+            thread_id=thread.id, assistant_id=mine.id, additional_messages=[{"role": "user", "content": "[chunks:30][slow:0.05]"}]
+        )
+        with pytest.raises(openai.NotFoundError):
+            b.beta.threads.runs.cancel(run_id=slow.id, thread_id=thread.id)  # not globex's run to cancel
+        run = a.beta.threads.runs.poll(run_id=slow.id, thread_id=thread.id, poll_interval_ms=50)
         assert run.status == "completed"
         with pytest.raises(openai.NotFoundError):
             b.beta.threads.messages.list(thread_id=thread.id)

@@ -91,3 +91,13 @@ def test_enums_and_query_strings():
     with pytest.raises(CodecError) as info:
         query_to_json({"limit": "many"}, run_pb2.ListRunsRequest)
     assert info.value.param == "limit"
+
+
+def test_type_selects_which_sibling_is_written():
+    step = run_pb2.RunStep(id="step_1")
+    step.step_details.type = run_pb2.RUN_STEP_TYPE_MESSAGE_CREATION
+    step.step_details.message_creation.message_id = "msg_1"
+    assert render(step)["step_details"] == {"type": "message_creation", "message_creation": {"message_id": "msg_1"}}
+    run = parse({"response_format": {"type": "json_object"}, "tool_choice": {"type": "file_search"}}, run_pb2.CreateRunRequest)
+    rendered = render(run)
+    assert rendered["response_format"] == {"type": "json_object"} and rendered["tool_choice"] == {"type": "file_search"}

@@ -72,3 +72,33 @@ async def test_delete_thread_removes_everything_under_it(store):
         assert await store.get("t", kind, parent, i) is None
     assert await store.read_events("t", "r1", 0) == []
     assert not await store.delete_thread("t", "th")
+
+
+async def test_a_write_cancelled_midway_neither_half_commits_nor_wedges_the_store(store):
+    records = [_rec("message", "th", f"m{i}") for i in range(200)]
+    task = asyncio.create_task(store.put("t", records))
+    await asyncio.sleep(0)  # let it begin
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await store.put("t", [_rec("assistant", "", "after")])  # the store still takes writes
+    assert await store.get("t", "assistant", "", "after") == b"after"
+    page = await store.list_page("t", "message", "th", ListQuery(limit=100))
+    assert len(page.items) in (0, 100)  # all of the cancelled write or none of it (it was shielded)
+
+
+async def test_overlapping_reads_see_what_was_committed_before_them(store):
+    async def reader_load():
+        for _ in range(50):
+            await store.list_page("t", "message", "th", ListQuery(limit=100))
+
+    load = [asyncio.create_task(reader_load()) for _ in range(8)]
+    for i in range(30):
+        await store.put("t", [_rec("run", "th", f"run_{i:03d}")])
+        assert await store.get("t", "run", "th", f"run_{i:03d}") == f"run_{i:03d}".encode()
+    await asyncio.gather(*load)
+
+
+async def test_releasing_the_thread_commits_with_the_event(store):
+    assert await store.claim_thread("t", "th", "run_1") is None
+    await store.commit([LogEntry("t", "run_1", 1, b"done", release_thread="th")])
+    assert await store.active_run("t", "th") is None
