@@ -13,7 +13,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-install: $(STAMP) gen/.stamp
+install: $(STAMP) gen/.stamp tests/node/node_modules/.stamp
+
+# The Node openai SDK, a second real client in the e2e tests (pinned by package-lock.json).
+tests/node/node_modules/.stamp: tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund
+	touch $@
 
 # Stubs are generated, never edited: gen/ is rebuilt from protos/ whenever a .proto changes,
 # then the project is re-registered so the editable install also maps the generated package.
@@ -40,4 +45,4 @@ bench: install
 	$(PY) -m tests.perf.bench
 
 clean:
-	rm -rf $(VENV) gen data
+	rm -rf $(VENV) gen data tests/node/node_modules

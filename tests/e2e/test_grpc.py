@@ -104,3 +104,35 @@ def test_health_serves_and_reflection_lists_the_services(channel):
     (reply,) = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     names = {s.name for s in reply.list_services_response.service}
     assert {"assistd.v1.RunService", "assistd.v1.AssistantService", "grpc.health.v1.Health"} <= names
+
+
+def test_a_typed_client_drives_a_tool_round_trip(channel):
+    assistants = assistant_pb2_grpc.AssistantServiceStub(channel)
+    tool = assistant_pb2.Tool()
+    tool.function.name = "get_weather"
+    tool.function.parameters.update({"type": "object", "properties": {"city": {"type": "string"}}})
+    assistant = assistants.CreateAssistant(assistant_pb2.CreateAssistantRequest(model=MODEL, tools=[tool])).assistant
+    thread_id = _thread(channel, '[call:get_weather:{"city": "Oslo"}]')
+    first = [r.event for r in _create_stream(channel, assistant.id, thread_id)]
+    assert first[-2].event == E.RUN_EVENT_TYPE_THREAD_RUN_REQUIRES_ACTION
+    run = first[-2].run
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    assert call.function.name == "get_weather" and call.function.arguments == '{"city": "Oslo"}'
+    deltas = [e.run_step_delta.delta.step_details.tool_calls[0] for e in first if e.event == E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA]
+    assert deltas[0].id == call.id and "".join(d.function.arguments for d in deltas) == call.function.arguments
+
+    runs = run_pb2_grpc.RunServiceStub(channel)
+    params = run_pb2.SubmitToolOutputsRequest(
+        thread_id=thread_id, run_id=run.id, tool_outputs=[run_pb2.ToolOutput(tool_call_id=call.id, output="4C")]
+    )
+    second = [r.event for r in runs.SubmitToolOutputsStream(run_pb2.SubmitToolOutputsStreamRequest(params=params))]
+    assert second[0].sequence_number == first[-1].sequence_number + 1  # the same run's log goes on
+    assert second[0].event == E.RUN_EVENT_TYPE_THREAD_RUN_STEP_COMPLETED
+    assert second[0].run_step.step_details.tool_calls[0].function.output == "4C"
+    assert second[-2].run.status == E.RUN_STATUS_COMPLETED
+    text = "".join(
+        e.message_delta.delta.content[0].text.value for e in second if e.event == E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA
+    )
+    assert text == "Results: 4C"
+    replay = [r.event for r in runs.WatchRun(run_pb2.WatchRunRequest(thread_id=thread_id, run_id=run.id, after_sequence=first[-1].sequence_number))]
+    assert replay == second
