@@ -39,6 +39,10 @@ class Settings:
     # Provider retries on errors litellm deems retryable.
     llm_retries: int = field(default_factory=lambda: _env_int("ASSISTD_LLM_RETRIES", 0))
     llm_timeout: float = field(default_factory=lambda: _env_float("ASSISTD_LLM_TIMEOUT", 600.0))
+    # Models without native function calling: tools are described in the prompt instead.
+    tool_prompt_models: frozenset[str] = field(
+        default_factory=lambda: frozenset(filter(None, os.environ.get("ASSISTD_TOOL_PROMPT_MODELS", "").split(",")))
+    )
     # SSE comment sent when a stream has been silent this long.
     heartbeat_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_HEARTBEAT_SECONDS", 15.0))
 

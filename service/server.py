@@ -51,7 +51,9 @@ class Service:
         self.store = open_store(settings.store)
         self.repo = Repo(self.store)
         self.events = EventLog(self.store)
-        self.engine = RunEngine(self.store, self.repo, self.llm, self.events, settings.run_expiry_seconds)
+        self.engine = RunEngine(
+            self.store, self.repo, self.llm, self.events, settings.run_expiry_seconds, settings.tool_prompt_models
+        )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port = 0

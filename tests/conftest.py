@@ -14,6 +14,7 @@ from tests.scripted_llm import ScriptedLLM, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "openai/scripted"  # litellm's OpenAI-compatible path, reaching the scripted provider
+PLAIN_MODEL = "openai/scripted-plain"  # the same provider, treated as a model without native tool calls
 
 
 class Server:
@@ -31,6 +32,7 @@ class Server:
             "ASSISTD_STORE": f"sqlite:///{self.db}",
             "ASSISTD_MODELS": str(ROOT / "tests" / "models.yaml"),
             "ASSISTD_HEARTBEAT_SECONDS": "0.5",
+            "ASSISTD_TOOL_PROMPT_MODELS": PLAIN_MODEL,
             "OPENAI_API_BASE": provider.base_url,
             "OPENAI_API_KEY": "test-key",
             "SCRIPTED_API_BASE": provider.base_url,

@@ -88,6 +88,16 @@ class ScriptedLLM:
                 {"error": {"message": f"scripted failure {status}", "type": "server_error", "param": None, "code": None}},
                 status=status,
             )
+        if not body.get("tools") and '"tool_calls"' in self._system(body):
+            # a model without native tools, prompted with the JSON protocol (prompt-based fallback)
+            results = [m["content"].split(": ", 1)[1] for m in self._trailing_user(body) if m["content"].startswith("Result of ")]
+            if results:
+                answer = "Results: " + "; ".join(results)
+            elif wanted := _CALL.findall(text):
+                answer = json.dumps({"tool_calls": [{"name": n, "arguments": json.loads(a)} for n, a in wanted]})
+            else:
+                answer = "plain answer"
+            directives["reply"] = answer
         calls = self._calls(body, text, directives)
         if calls:
             return await self._stream_calls(request, body, calls, float(directives.get("slow", 0)))
@@ -129,6 +139,20 @@ class ScriptedLLM:
             self.cancelled += 1
             raise
         return response
+
+    @staticmethod
+    def _system(body: dict) -> str:
+        return next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
+
+    @staticmethod
+    def _trailing_user(body: dict) -> list[dict]:
+        """The user messages after the last assistant message."""
+        trailing = []
+        for message in reversed(body["messages"]):
+            if message["role"] != "user":
+                break
+            trailing.insert(0, message)
+        return trailing
 
     @staticmethod
     def _tool_results(messages: list[dict]) -> list[str] | None:

@@ -22,6 +22,7 @@ from assistd.v1 import common_pb2, message_pb2, run_pb2, thread_pb2
 from service import ids
 from service.engine.events import DONE, EventLog, RunChannel
 from service.engine.prompt import build_messages, response_format_for_model, tool_choice_for_model, tools_for_model
+from service.engine.tool_prompt import CallParser, adapt_request
 from service.errors import FailedPrecondition, InvalidArgument, missing
 from service.llm import LLM, ChatRequest, LLMError, ToolCallFragment
 from service.repo import Repo
@@ -96,12 +97,21 @@ class _Outcome:
 
 
 class RunEngine:
-    def __init__(self, store: Store, repo: Repo, llm: LLM, events: EventLog, expiry_seconds: int = 600):
+    def __init__(
+        self,
+        store: Store,
+        repo: Repo,
+        llm: LLM,
+        events: EventLog,
+        expiry_seconds: int = 600,
+        tool_prompt_models: frozenset[str] = frozenset(),
+    ):
         self._store = store
         self._repo = repo
         self._llm = llm
         self._events = events
         self._expiry_seconds = expiry_seconds
+        self._tool_prompt_models = tool_prompt_models
         self._channels: dict[str, RunChannel] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._model_calls: dict[str, asyncio.Task] = {}
@@ -348,7 +358,11 @@ class RunEngine:
             response_format=response_format_for_model(run),
             reasoning_effort=run.reasoning_effort if run.HasField("reasoning_effort") else None,
         )
-        call = asyncio.create_task(self._stream_turn(channel, run, turn, request))
+        parser = None
+        if tools and run.model in self._tool_prompt_models:
+            parser = CallParser({tool["function"]["name"] for tool in tools})
+            request = adapt_request(request)
+        call = asyncio.create_task(self._stream_turn(channel, run, turn, request, parser))
         self._model_calls[run.id] = call
         try:
             await call
@@ -361,18 +375,30 @@ class RunEngine:
             return _Outcome(E.RUN_STATUS_INCOMPLETE, reason="max_completion_tokens")
         return _Outcome(E.RUN_STATUS_COMPLETED)
 
-    async def _stream_turn(self, channel: RunChannel, run: run_pb2.Run, turn: _Turn, request: ChatRequest) -> None:
+    async def _stream_turn(
+        self, channel: RunChannel, run: run_pb2.Run, turn: _Turn, request: ChatRequest, parser: CallParser | None
+    ) -> None:
+        """Streams one model answer into the turn. With a parser (prompt-based tools), text that
+        may be a call is held back and turned into tool calls at the end."""
         async for delta in self._llm.stream(request):
-            if delta.text:
-                self._start_message(channel, run, turn)
-                turn.text += delta.text
-                self._emit_text_delta(channel, turn, delta.text)
+            self._text(channel, run, turn, parser.feed(delta.text) if parser else delta.text)
             for fragment in delta.tool_calls:
                 self._tool_call_fragment(channel, run, turn, fragment)
             if delta.prompt_tokens is not None:
                 turn.prompt_tokens = delta.prompt_tokens
                 turn.completion_tokens = delta.completion_tokens or 0
             turn.finish_reason = delta.finish_reason or turn.finish_reason
+        if parser is not None:
+            text, calls = parser.finish()
+            self._text(channel, run, turn, text)
+            for fragment in calls:
+                self._tool_call_fragment(channel, run, turn, fragment)
+
+    def _text(self, channel: RunChannel, run: run_pb2.Run, turn: _Turn, text: str) -> None:
+        if text:
+            self._start_message(channel, run, turn)
+            turn.text += text
+            self._emit_text_delta(channel, turn, text)
 
     def _new_step(self, run: run_pb2.Run, step_type: int) -> run_pb2.RunStep:
         step = run_pb2.RunStep(

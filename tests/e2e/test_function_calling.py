@@ -260,3 +260,58 @@ def test_a_run_left_waiting_expires(provider, tmp_path):
             )
     finally:
         server.stop()
+
+
+def test_prompt_based_tool_calls_for_a_model_without_native_tools(client, provider):
+    from tests.conftest import PLAIN_MODEL
+
+    assistant = client.beta.assistants.create(model=PLAIN_MODEL, instructions="Be brief.", tools=[WEATHER])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"marker-plain {PARIS}{OSLO}"}])
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        events = [e.event for e in stream]
+        run = stream.get_final_run()
+    assert run.status == "requires_action" and "thread.message.created" not in events  # the JSON never showed as text
+    calls = run.required_action.submit_tool_outputs.tool_calls
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "Oslo"}),
+    ]
+    assert len({c.id for c in calls}) == 2 and all(c.id.startswith("call_") for c in calls)
+    sent = provider.requests_with("marker-plain")[0]
+    assert "tools" not in sent and "get_weather" in sent["messages"][0]["content"]
+    with client.beta.threads.runs.submit_tool_outputs_stream(
+        thread_id=thread.id, run_id=run.id, tool_outputs=[{"tool_call_id": c.id, "output": _answer(c)} for c in calls]
+    ) as stream:
+        assert "".join(stream.text_deltas) == "Results: 18C; 4C"
+    # plain answers of the same model still stream as text
+    plain = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, additional_messages=[{"role": "user", "content": "hello"}],
+        poll_interval_ms=50,
+    )
+    assert plain.status == "completed"
+    assert client.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text.value == "plain answer"
+
+
+def test_response_format_reaches_the_provider(client, provider):
+    schema = {"type": "object", "properties": {"answer": {"type": "integer", "minimum": 0}}, "required": ["answer"]}
+    assistant = client.beta.assistants.create(model=MODEL)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": '[reply:{"answer": 42}] marker-format'}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}},
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed" and run.response_format.json_schema.name == "answer"
+    sent = provider.requests_with("marker-format")[0]["response_format"]
+    assert sent == {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+
+
+def test_max_prompt_tokens_ends_the_run_incomplete(client, assistant, provider):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "word " * 400 + "marker-prompt-budget"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_prompt_tokens=256, poll_interval_ms=50
+    )
+    assert run.status == "incomplete" and run.incomplete_details.reason == "max_prompt_tokens"
+    assert provider.requests_with("marker-prompt-budget") == []  # the oversized prompt was never sent
+    assert client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data == []
