@@ -23,6 +23,16 @@ def check_assistant_fields(request) -> None:
     check_metadata(request.metadata)
 
 
+def _apply_given_fields(assistant: assistant_pb2.Assistant, request) -> None:
+    """Copies the optional fields a create/update request carries onto the assistant."""
+    for field in _OPTIONAL:
+        if request.HasField(field):
+            setattr(assistant, field, getattr(request, field))
+    for field in ("tool_resources", "response_format"):
+        if request.HasField(field):
+            getattr(assistant, field).CopyFrom(getattr(request, field))
+
+
 class AssistantService(assistant_pb2_grpc.AssistantServiceServicer):
     def __init__(self, auth, repo):
         self.auth = auth
@@ -41,12 +51,7 @@ class AssistantService(assistant_pb2_grpc.AssistantServiceServicer):
             tools=request.tools,
             metadata=request.metadata,
         )
-        for field in _OPTIONAL:
-            if request.HasField(field):
-                setattr(assistant, field, getattr(request, field))
-        for field in ("tool_resources", "response_format"):
-            if request.HasField(field):
-                getattr(assistant, field).CopyFrom(getattr(request, field))
+        _apply_given_fields(assistant, request)
         await self.repo.put(tenant, assistant)
         return assistant_pb2.CreateAssistantResponse(assistant=assistant)
 
@@ -63,12 +68,7 @@ class AssistantService(assistant_pb2_grpc.AssistantServiceServicer):
             if not request.model:
                 raise missing("model")
             assistant.model = request.model
-        for field in _OPTIONAL:
-            if request.HasField(field):
-                setattr(assistant, field, getattr(request, field))
-        for field in ("tool_resources", "response_format"):
-            if request.HasField(field):
-                getattr(assistant, field).CopyFrom(getattr(request, field))
+        _apply_given_fields(assistant, request)
         if request.set_tools:
             del assistant.tools[:]
             assistant.tools.extend(request.tools)
