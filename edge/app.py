@@ -7,17 +7,17 @@ import secrets
 
 import grpc
 from aiohttp import web
-from assistd.v1 import assistant_pb2, message_pb2, model_pb2, run_pb2, thread_pb2
+from assistd.v1 import assistant_pb2, file_pb2, message_pb2, model_pb2, run_pb2, thread_pb2
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from edge import codec, sse
+from edge import codec, files, sse
 from edge.errors import error_response, from_rpc_error
 from edge.routes import ROUTES, Route
 
 log = logging.getLogger(__name__)
 
-_FILES = [assistant_pb2, thread_pb2, message_pb2, run_pb2, model_pb2]
+_FILES = [assistant_pb2, thread_pb2, message_pb2, run_pb2, model_pb2, file_pb2]
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
 
@@ -205,6 +205,15 @@ def create_app(target: str, heartbeat_seconds: float = 15.0) -> web.Application:
     app.cleanup_ctx.append(channel_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+
+    async def upload_file(request: web.Request) -> web.Response:
+        return web.json_response(await files.upload_file(request, request.app[CHANNEL], _metadata(request)))
+
+    async def file_content(request: web.Request) -> web.StreamResponse:
+        return await files.file_content(request, request.app[CHANNEL], _metadata(request))
+
+    app.router.add_post("/v1/files", upload_file)
+    app.router.add_get("/v1/files/{file_id}/content", file_content)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, Handler(route))
     return app

@@ -50,6 +50,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> tuple[int, dict]:
                 error_type = info.metadata.get("type", error_type)
                 param = info.metadata.get("param")
                 code = info.reason or None
+                status = int(info.metadata.get("http_status", status))
     if error.code() == grpc.StatusCode.UNAUTHENTICATED and code is None:
         code = "invalid_api_key"
     return status, error_body(message, error_type, param, code)

@@ -1,4 +1,5 @@
-"""THE route table: OpenAI HTTP paths -> gRPC methods. Path parameters fill request fields."""
+"""THE route table: OpenAI HTTP paths -> gRPC methods. Path parameters fill request fields.
+(POST /v1/files and GET /v1/files/{file_id}/content are not JSON: see edge/files.py.)"""
 
 from dataclasses import dataclass
 
@@ -15,6 +16,9 @@ class Route:
 
 ROUTES = [
     Route("GET", "/v1/models", "ModelService", "ListModels"),
+    Route("GET", "/v1/files", "FileService", "ListFiles"),
+    Route("GET", "/v1/files/{file_id}", "FileService", "GetFile"),
+    Route("DELETE", "/v1/files/{file_id}", "FileService", "DeleteFile"),
     Route("POST", "/v1/assistants", "AssistantService", "CreateAssistant"),
     Route("GET", "/v1/assistants", "AssistantService", "ListAssistants"),
     Route("GET", "/v1/assistants/{assistant_id}", "AssistantService", "GetAssistant"),

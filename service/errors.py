@@ -17,6 +17,8 @@ DETAILS_KEY = "grpc-status-details-bin"
 class ApiError(Exception):
     grpc_code = grpc.StatusCode.INTERNAL
     error_type = "server_error"
+    # An HTTP status the edge should use instead of the one it maps grpc_code to (e.g. 413).
+    http_status: int | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -29,6 +31,8 @@ class ApiError(Exception):
         info.metadata["type"] = self.error_type
         if self.param is not None:
             info.metadata["param"] = self.param
+        if self.http_status is not None:
+            info.metadata["http_status"] = str(self.http_status)
         detail = any_pb2.Any()
         detail.Pack(info)
         status = status_pb2.Status(code=self.grpc_code.value[0], message=self.message, details=[detail])
@@ -55,6 +59,14 @@ class FailedPrecondition(ApiError):
 class Unauthenticated(ApiError):
     grpc_code = grpc.StatusCode.UNAUTHENTICATED
     error_type = "invalid_request_error"
+
+
+class TooLarge(ApiError):
+    """A payload over a configured size limit: HTTP 413."""
+
+    grpc_code = grpc.StatusCode.OUT_OF_RANGE
+    error_type = "invalid_request_error"
+    http_status = 413
 
 
 class Internal(ApiError):

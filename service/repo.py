@@ -2,7 +2,7 @@
 
 from typing import TypeVar
 
-from assistd.v1 import assistant_pb2, message_pb2, run_pb2, thread_pb2
+from assistd.v1 import assistant_pb2, file_pb2, message_pb2, run_pb2, thread_pb2
 from google.protobuf.message import Message as ProtoMessage
 
 from service.errors import not_found
@@ -17,6 +17,7 @@ _KINDS = {
     message_pb2.Message: ("message", "message", lambda o: o.thread_id, lambda o: o.run_id),
     run_pb2.Run: ("run", "run", lambda o: o.thread_id, lambda o: ""),
     run_pb2.RunStep: ("step", "run step", lambda o: o.run_id, lambda o: ""),
+    file_pb2.File: ("file", "file", lambda o: "", lambda o: o.purpose),
 }
 
 

@@ -6,6 +6,8 @@ import grpc
 from assistd.v1 import (
     assistant_pb2,
     assistant_pb2_grpc,
+    file_pb2,
+    file_pb2_grpc,
     message_pb2,
     message_pb2_grpc,
     model_pb2,
@@ -20,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from service import ids
 from service.api.assistants import AssistantService
+from service.api.files import FileService
 from service.api.models import ModelService
 from service.api.runs import RunService
 from service.api.threads import MessageService, ThreadService
@@ -29,7 +32,7 @@ from service.engine.events import EventLog
 from service.engine.runner import RunEngine
 from service.llm import LLM
 from service.repo import Repo
-from service.store import open_store
+from service.store import open_blobs, open_store
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ SERVICE_NAMES = [
     message_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name,
     run_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
     model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+    file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
 ]
 
 
@@ -50,6 +54,7 @@ class Service:
         self.llm = LLM(settings.models, retries=settings.llm_retries, timeout=settings.llm_timeout)
         self.store = open_store(settings.store)
         self.repo = Repo(self.store)
+        self.blobs = open_blobs(settings.store)
         self.events = EventLog(self.store)
         self.engine = RunEngine(
             self.store, self.repo, self.llm, self.events, settings.run_expiry_seconds, settings.tool_prompt_models
@@ -72,6 +77,9 @@ class Service:
         message_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(auth, self.repo), server)
         run_pb2_grpc.add_RunServiceServicer_to_server(RunService(auth, self.repo, self.engine, self.settings), server)
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)
+        file_pb2_grpc.add_FileServiceServicer_to_server(
+            FileService(auth, self.repo, self.blobs, self.settings.max_file_bytes), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         self.port = server.add_insecure_port(f"{self.settings.grpc_host}:{self.settings.grpc_port}")

@@ -54,16 +54,17 @@ def streaming(method):
     return wrapper
 
 
-def list_query(request) -> ListQuery:
-    """OpenAI's list parameters (limit 1..100, default 20; order desc by default)."""
-    limit = request.limit if request.HasField("limit") else 20
-    if not 1 <= limit <= 100:
+def list_query(request, default: int = 20, maximum: int = 100) -> ListQuery:
+    """OpenAI's list parameters (limit 1..maximum; order desc by default)."""
+    limit = request.limit if request.HasField("limit") else default
+    if not 1 <= limit <= maximum:
         raise InvalidArgument(
-            f"Invalid 'limit': expected a value between 1 and 100, but got {limit} instead.",
+            f"Invalid 'limit': expected a value between 1 and {maximum}, but got {limit} instead.",
             param="limit",
             code="integer_out_of_range",
         )
-    return ListQuery(limit=limit, order=_ORDERS[request.order], after=request.after, before=request.before)
+    before = getattr(request, "before", "")
+    return ListQuery(limit=limit, order=_ORDERS[request.order], after=request.after, before=before)
 
 
 def page(response, items, has_more: bool):

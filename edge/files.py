@@ -1,0 +1,79 @@
+"""The two file routes that are not JSON: multipart upload and raw content download.
+
+Upload bytes stream from the HTTP body into the gRPC client stream chunk by chunk, so neither
+process holds a whole file in memory."""
+
+import grpc
+from aiohttp import BodyPartReader, web
+from assistd.v1 import file_pb2, file_pb2_grpc
+
+from edge import codec
+
+CHUNK = 1024 * 1024
+_ANCHORS = ("created_at",)
+
+
+async def _send(call, message: file_pb2.UploadFileRequest) -> None:
+    try:
+        await call.write(message)
+    except Exception:
+        await call  # the service has ended the call (e.g. too large): raise its status instead
+        raise
+
+
+async def upload_file(request: web.Request, channel: grpc.aio.Channel, metadata) -> dict:
+    """POST /v1/files: fields `purpose`, `file`, optional `expires_after[anchor|seconds]`."""
+    if not request.content_type.startswith("multipart/"):
+        raise codec.CodecError("Expected a multipart/form-data body with 'file' and 'purpose'.", "file", "invalid_request")
+    reader = await request.multipart()
+    call = file_pb2_grpc.FileServiceStub(channel).UploadFile(metadata=metadata)
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise codec.CodecError("Nested multipart bodies are not supported.", None, "invalid_request")
+            if part.name == "file":
+                await _send(call, file_pb2.UploadFileRequest(filename=part.filename or "file"))
+                while chunk := await part.read_chunk(CHUNK):
+                    await _send(call, file_pb2.UploadFileRequest(chunk=chunk))
+            elif part.name == "purpose":
+                await _send(call, file_pb2.UploadFileRequest(purpose=await part.text()))
+            elif part.name == "expires_after[seconds]":
+                value = await part.text()
+                if not value.isdigit():
+                    raise codec.CodecError(
+                        f"Invalid type for 'expires_after[seconds]': expected an integer, but got '{value}'.",
+                        "expires_after[seconds]",
+                    )
+                await _send(call, file_pb2.UploadFileRequest(expires_after_seconds=int(value)))
+            elif part.name == "expires_after[anchor]":
+                if (anchor := await part.text()) not in _ANCHORS:
+                    raise codec.CodecError(
+                        f"Invalid value: '{anchor}'. Supported values are: 'created_at'.", "expires_after[anchor]", "invalid_value"
+                    )
+            else:
+                raise codec.CodecError(f"Unknown parameter: '{part.name}'.", part.name, "unknown_parameter")
+        await call.done_writing()
+        response = await call
+    except BaseException:
+        call.cancel()  # the service drops what it has written
+        raise
+    return codec.render(response.file)
+
+
+async def file_content(request: web.Request, channel: grpc.aio.Channel, metadata) -> web.StreamResponse:
+    """GET /v1/files/{file_id}/content: the bytes as they were uploaded."""
+    call = file_pb2_grpc.FileServiceStub(channel).GetFileContent(
+        file_pb2.GetFileContentRequest(file_id=request.match_info["file_id"]), metadata=metadata
+    )
+    try:
+        first = await call.read()  # errors (404) arrive before any byte is sent
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await response.prepare(request)
+        item = first
+        while item is not grpc.aio.EOF:
+            await response.write(item.chunk)
+            item = await call.read()
+        await response.write_eof()
+        return response
+    finally:
+        call.cancel()

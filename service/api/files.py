@@ -1,0 +1,103 @@
+"""FileService: uploads streamed in chunks (no message size cap), metadata, content, deletion."""
+
+from assistd.v1 import common_pb2, file_pb2, file_pb2_grpc
+
+from service import ids
+from service.api.common import list_query, page, streaming, unary
+from service.errors import InvalidArgument, TooLarge, missing, not_found
+from service.store import BlobStore
+
+PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+
+
+class FileService(file_pb2_grpc.FileServiceServicer):
+    def __init__(self, auth, repo, blobs: BlobStore, max_bytes: int):
+        self.auth = auth
+        self.repo = repo
+        self.blobs = blobs
+        self.max_bytes = max_bytes
+
+    @unary
+    async def UploadFile(self, tenant, request_iterator, context):
+        """Writes the chunks to a blob as they arrive, then records the file. A bad or oversized
+        upload leaves nothing behind."""
+        file = file_pb2.File(id=ids.new_id("file-"), object="file", created_at=ids.now(), status="processed")
+        expires_after = None
+
+        async def chunks():
+            nonlocal expires_after
+            async for part in request_iterator:
+                if part.HasField("filename"):
+                    file.filename = part.filename
+                if part.HasField("purpose"):
+                    file.purpose = part.purpose
+                if part.HasField("expires_after_seconds"):
+                    expires_after = part.expires_after_seconds
+                if part.chunk:
+                    file.bytes += len(part.chunk)
+                    if file.bytes > self.max_bytes:
+                        raise TooLarge(
+                            f"File is too large: the limit is {self.max_bytes} bytes.", param="file", code="file_too_large"
+                        )
+                    yield part.chunk
+
+        await self.blobs.write(tenant, file.id, chunks())
+        try:
+            _check_upload(file, expires_after)
+            if expires_after is not None:
+                file.expires_at = file.created_at + expires_after
+            await self.repo.put(tenant, file)
+        except BaseException:
+            await self.blobs.delete(tenant, file.id)
+            raise
+        return file_pb2.UploadFileResponse(file=file)
+
+    @unary
+    async def GetFile(self, tenant, request, context):
+        return file_pb2.GetFileResponse(file=await self.repo.require(tenant, file_pb2.File, request.file_id))
+
+    @unary
+    async def ListFiles(self, tenant, request, context):
+        query = list_query(request, default=10_000, maximum=10_000)
+        if request.purpose and request.purpose not in PURPOSES:
+            raise _bad_purpose(request.purpose)
+        items, has_more = await self.repo.list_page(tenant, file_pb2.File, "", query, request.purpose)
+        return page(file_pb2.ListFilesResponse(), items, has_more)
+
+    @streaming
+    async def GetFileContent(self, tenant, request, context):
+        await self.repo.require(tenant, file_pb2.File, request.file_id)
+        async for chunk in self.blobs.read(tenant, request.file_id):
+            yield file_pb2.GetFileContentResponse(chunk=chunk)
+
+    @unary
+    async def DeleteFile(self, tenant, request, context):
+        if not await self.repo.delete(tenant, file_pb2.File, request.file_id):
+            raise not_found("file", request.file_id)
+        await self.blobs.delete(tenant, request.file_id)
+        status = common_pb2.DeletionStatus(id=request.file_id, object="file", deleted=True)
+        return file_pb2.DeleteFileResponse(status=status)
+
+
+def _bad_purpose(purpose: str) -> InvalidArgument:
+    allowed = ", ".join(repr(p) for p in PURPOSES)
+    return InvalidArgument(
+        f"Invalid value: '{purpose}'. Supported values are: {allowed}.", param="purpose", code="invalid_value"
+    )
+
+
+def _check_upload(file: file_pb2.File, expires_after: int | None) -> None:
+    if not file.purpose:
+        raise missing("purpose")
+    if file.purpose not in PURPOSES:
+        raise _bad_purpose(file.purpose)
+    if not file.filename:
+        raise missing("file")
+    if file.bytes == 0:
+        raise InvalidArgument("The file is empty.", param="file", code="empty_file")
+    if expires_after is not None and not 3600 <= expires_after <= 30 * 24 * 3600:
+        raise InvalidArgument(
+            "Invalid 'expires_after[seconds]': expected a value between 3600 and 2592000.",
+            param="expires_after[seconds]",
+            code="integer_out_of_range",
+        )
