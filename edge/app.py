@@ -7,7 +7,7 @@ import secrets
 
 import grpc
 from aiohttp import web
-from assistd.v1 import assistant_pb2, file_pb2, message_pb2, model_pb2, run_pb2, thread_pb2
+from assistd.v1 import assistant_pb2, file_pb2, message_pb2, model_pb2, run_pb2, thread_pb2, vector_store_pb2
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -17,7 +17,7 @@ from edge.routes import ROUTES, Route
 
 log = logging.getLogger(__name__)
 
-_FILES = [assistant_pb2, thread_pb2, message_pb2, run_pb2, model_pb2, file_pb2]
+_FILES = [assistant_pb2, thread_pb2, message_pb2, run_pb2, model_pb2, file_pb2, vector_store_pb2]
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
 

@@ -11,6 +11,8 @@ resource:
 
 from typing import Any, Callable, Mapping
 
+from google.protobuf import json_format
+
 from service.protojson import struct_to_python
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -28,6 +30,7 @@ _INT_RANGE = {
     F.TYPE_UINT64: (0, 2**64 - 1),
 }
 _STRUCT = "google.protobuf.Struct"
+_VALUE = "google.protobuf.Value"
 
 
 class CodecError(Exception):
@@ -142,6 +145,9 @@ def _fill(message: Message, data: Any, path: str) -> None:
             raise _type_error(path, "an object", data)
         message.update(data)
         return
+    if descriptor.full_name == _VALUE:
+        json_format.ParseDict(data, message)
+        return
     if isinstance(data, str) and descriptor.full_name in _SHORTHANDS:
         data = _SHORTHANDS[descriptor.full_name](data)
     if not isinstance(data, dict):
@@ -189,8 +195,10 @@ def _fill_field(message: Message, field: FieldDescriptor, value: Any, param: str
         _fill_map(getattr(message, field.name), field.message_type, value, param)
     elif field.is_repeated:
         container = getattr(message, field.name)
-        if isinstance(value, str) and field.message_type is not None and field.message_type.full_name in _SHORTHANDS:
-            value = [value]
+        if isinstance(value, str) and (
+            field.type == F.TYPE_STRING or (field.message_type is not None and field.message_type.full_name in _SHORTHANDS)
+        ):
+            value = [value]  # a bare string where OpenAI takes "a string or a list of them"
         if not isinstance(value, list):
             raise _type_error(param, "an array", value)
         for i, item in enumerate(value):
@@ -281,6 +289,8 @@ def render(message: Message, *, delta: bool = False) -> Any:
     descriptor = message.DESCRIPTOR
     if descriptor.full_name == _STRUCT:
         return struct_to_python(message)
+    if descriptor.full_name == _VALUE:
+        return json_format.MessageToDict(message)
     as_string = _AS_STRING.get(descriptor.full_name)
     if as_string is not None and (short := as_string(message)) is not None:
         return short

@@ -17,6 +17,25 @@ class Route:
 ROUTES = [
     Route("GET", "/v1/models", "ModelService", "ListModels"),
     Route("GET", "/v1/files", "FileService", "ListFiles"),
+    Route("POST", "/v1/vector_stores", "VectorStoreService", "CreateVectorStore"),
+    Route("GET", "/v1/vector_stores", "VectorStoreService", "ListVectorStores"),
+    Route("GET", "/v1/vector_stores/{vector_store_id}", "VectorStoreService", "GetVectorStore"),
+    Route("POST", "/v1/vector_stores/{vector_store_id}", "VectorStoreService", "UpdateVectorStore"),
+    Route("DELETE", "/v1/vector_stores/{vector_store_id}", "VectorStoreService", "DeleteVectorStore"),
+    Route("POST", "/v1/vector_stores/{vector_store_id}/search", "VectorStoreService", "SearchVectorStore"),
+    Route("POST", "/v1/vector_stores/{vector_store_id}/files", "VectorStoreService", "CreateVectorStoreFile"),
+    Route("GET", "/v1/vector_stores/{vector_store_id}/files", "VectorStoreService", "ListVectorStoreFiles"),
+    Route("GET", "/v1/vector_stores/{vector_store_id}/files/{file_id}", "VectorStoreService", "GetVectorStoreFile"),
+    Route("POST", "/v1/vector_stores/{vector_store_id}/files/{file_id}", "VectorStoreService", "UpdateVectorStoreFile"),
+    Route("DELETE", "/v1/vector_stores/{vector_store_id}/files/{file_id}", "VectorStoreService", "DeleteVectorStoreFile"),
+    Route("POST", "/v1/vector_stores/{vector_store_id}/file_batches", "VectorStoreService", "CreateFileBatch"),
+    Route("GET", "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}", "VectorStoreService", "GetFileBatch"),
+    Route(
+        "POST", "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", "VectorStoreService", "CancelFileBatch"
+    ),
+    Route(
+        "GET", "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/files", "VectorStoreService", "ListFileBatchFiles"
+    ),
     Route("GET", "/v1/files/{file_id}", "FileService", "GetFile"),
     Route("DELETE", "/v1/files/{file_id}", "FileService", "DeleteFile"),
     Route("POST", "/v1/assistants", "AssistantService", "CreateAssistant"),

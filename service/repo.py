@@ -2,7 +2,7 @@
 
 from typing import TypeVar
 
-from assistd.v1 import assistant_pb2, file_pb2, message_pb2, run_pb2, thread_pb2
+from assistd.v1 import assistant_pb2, file_pb2, message_pb2, run_pb2, thread_pb2, vector_store_pb2
 from google.protobuf.message import Message as ProtoMessage
 
 from service.errors import not_found
@@ -18,7 +18,14 @@ _KINDS = {
     run_pb2.Run: ("run", "run", lambda o: o.thread_id, lambda o: ""),
     run_pb2.RunStep: ("step", "run step", lambda o: o.run_id, lambda o: ""),
     file_pb2.File: ("file", "file", lambda o: "", lambda o: o.purpose),
+    vector_store_pb2.VectorStore: ("vector_store", "vector store", lambda o: "", lambda o: ""),
+    vector_store_pb2.VectorStoreFile: ("vs_file", "vector store file", lambda o: o.vector_store_id, lambda o: o.status),
+    vector_store_pb2.VectorStoreFileBatch: ("vs_batch", "file batch", lambda o: o.vector_store_id, lambda o: ""),
 }
+
+
+def kind_of(cls: type) -> str:
+    return _KINDS[cls][0]
 
 
 def record(obj: ProtoMessage) -> Record:

@@ -16,6 +16,8 @@ from assistd.v1 import (
     run_pb2_grpc,
     thread_pb2,
     thread_pb2_grpc,
+    vector_store_pb2,
+    vector_store_pb2_grpc,
 )
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -26,12 +28,14 @@ from service.api.files import FileService
 from service.api.models import ModelService
 from service.api.runs import RunService
 from service.api.threads import MessageService, ThreadService
+from service.api.vector_stores import VectorStoreService
 from service.auth import Authenticator
 from service.config import Settings
 from service.engine.events import EventLog
 from service.engine.runner import RunEngine
 from service.llm import LLM
 from service.repo import Repo
+from service.retrieval.ingest import Ingestor
 from service.store import open_blobs, open_store
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ SERVICE_NAMES = [
     run_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
     model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
+    vector_store_pb2.DESCRIPTOR.services_by_name["VectorStoreService"].full_name,
 ]
 
 
@@ -55,6 +60,7 @@ class Service:
         self.store = open_store(settings.store)
         self.repo = Repo(self.store)
         self.blobs = open_blobs(settings.store)
+        self.ingestor = Ingestor(self.repo, self.blobs)
         self.events = EventLog(self.store)
         self.engine = RunEngine(
             self.store, self.repo, self.llm, self.events, settings.run_expiry_seconds, settings.tool_prompt_models
@@ -70,6 +76,9 @@ class Service:
         recovered = await self.engine.recover()
         if recovered:
             log.warning("marked %d interrupted run(s) failed", recovered)
+        requeued = await self.ingestor.recover()
+        if requeued:
+            log.info("re-queued %d file(s) for ingestion", requeued)
         auth = Authenticator(self.settings.api_keys)
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
         assistant_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantService(auth, self.repo), server)
@@ -78,7 +87,10 @@ class Service:
         run_pb2_grpc.add_RunServiceServicer_to_server(RunService(auth, self.repo, self.engine, self.settings), server)
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)
         file_pb2_grpc.add_FileServiceServicer_to_server(
-            FileService(auth, self.repo, self.blobs, self.settings.max_file_bytes), server
+            FileService(auth, self.repo, self.blobs, self.settings.max_file_bytes, self.ingestor), server
+        )
+        vector_store_pb2_grpc.add_VectorStoreServiceServicer_to_server(
+            VectorStoreService(auth, self.repo, self.ingestor), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
@@ -97,5 +109,6 @@ class Service:
         if self.server is not None:
             await self.server.stop(grace)
         await self.engine.shutdown()
+        await self.ingestor.stop()
         await self.events.stop()
         await self.store.close()

@@ -1,21 +1,24 @@
 """FileService: uploads streamed in chunks (no message size cap), metadata, content, deletion."""
 
-from assistd.v1 import common_pb2, file_pb2, file_pb2_grpc
+from assistd.v1 import common_pb2, file_pb2, file_pb2_grpc, vector_store_pb2
 
 from service import ids
 from service.api.common import list_query, page, streaming, unary
 from service.errors import InvalidArgument, TooLarge, missing, not_found
+from service.repo import kind_of
+from service.retrieval.ingest import Ingestor
 from service.store import BlobStore
 
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 
 
 class FileService(file_pb2_grpc.FileServiceServicer):
-    def __init__(self, auth, repo, blobs: BlobStore, max_bytes: int):
+    def __init__(self, auth, repo, blobs: BlobStore, max_bytes: int, ingestor: Ingestor):
         self.auth = auth
         self.repo = repo
         self.blobs = blobs
         self.max_bytes = max_bytes
+        self.ingestor = ingestor
 
     @unary
     async def UploadFile(self, tenant, request_iterator, context):
@@ -72,9 +75,16 @@ class FileService(file_pb2_grpc.FileServiceServicer):
 
     @unary
     async def DeleteFile(self, tenant, request, context):
-        if not await self.repo.delete(tenant, file_pb2.File, request.file_id):
-            raise not_found("file", request.file_id)
-        await self.blobs.delete(tenant, request.file_id)
+        """Deletes the file, and takes it out of every vector store that holds it."""
+        file_id = request.file_id
+        await self.repo.require(tenant, file_pb2.File, file_id)
+        for vs_id in await self.repo.store.parents_of(tenant, kind_of(vector_store_pb2.VectorStoreFile), file_id):
+            async with self.ingestor.locks[(tenant, vs_id, file_id)]:
+                await self.repo.delete(tenant, vector_store_pb2.VectorStoreFile, file_id, vs_id)
+                await self.repo.store.delete_chunks(tenant, vs_id, file_id)
+        if not await self.repo.delete(tenant, file_pb2.File, file_id):
+            raise not_found("file", file_id)
+        await self.blobs.delete(tenant, file_id)
         status = common_pb2.DeletionStatus(id=request.file_id, object="file", deleted=True)
         return file_pb2.DeleteFileResponse(status=status)
 

@@ -14,7 +14,6 @@ run's lock. Cancelling interrupts only the model call, never the task that recor
 
 import asyncio
 import logging
-import weakref
 from typing import AsyncIterator
 
 from assistd.v1 import common_pb2, message_pb2, run_pb2, thread_pb2
@@ -24,6 +23,7 @@ from service.engine.events import DONE, EventLog, RunChannel
 from service.engine.prompt import build_messages, response_format_for_model, tool_choice_for_model, tools_for_model
 from service.engine.tool_prompt import CallParser, adapt_request
 from service.errors import FailedPrecondition, InvalidArgument, missing
+from service.locks import KeyedLocks
 from service.llm import LLM, ChatRequest, LLMError, ToolCallFragment
 from service.repo import Repo
 from service.store import Store
@@ -117,16 +117,13 @@ class RunEngine:
         self._model_calls: dict[str, asyncio.Task] = {}
         self._runs: dict[str, run_pb2.Run] = {}  # the live object of each run with a task here
         self._cancel_requested: set[str] = set()
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks = KeyedLocks()
         self._expiry_timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task] = set()
         self._stopping = False
 
     def _lock(self, run_id: str) -> asyncio.Lock:
-        lock = self._locks.get(run_id)
-        if lock is None:
-            lock = self._locks[run_id] = asyncio.Lock()
-        return lock
+        return self._locks[run_id]
 
     # ---- starting, resuming and following runs -----------------------------------------
 

@@ -2,7 +2,7 @@
 
 import os
 
-from service.store.base import ListQuery, LogEntry, Page, Record, Store
+from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, Store
 from service.store.blobs import BlobStore, LocalBlobs
 
 
@@ -26,4 +26,4 @@ def open_blobs(url: str) -> BlobStore:
     raise ValueError(f"unsupported store URL {url!r}; expected sqlite:///path")
 
 
-__all__ = ["BlobStore", "ListQuery", "LogEntry", "Page", "Record", "Store", "open_blobs", "open_store"]
+__all__ = ["BlobStore", "ChunkHit", "ListQuery", "LogEntry", "Page", "Record", "Store", "open_blobs", "open_store"]

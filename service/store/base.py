@@ -20,6 +20,15 @@ class Record:
 
 
 @dataclass(frozen=True)
+class ChunkHit:
+    vector_store_id: str
+    file_id: str
+    chunk_index: int
+    text: str
+    rank: float  # higher is better; comparable within one search only
+
+
+@dataclass(frozen=True)
 class ListQuery:
     limit: int = 20
     order: str = "desc"  # "asc" | "desc"
@@ -85,3 +94,20 @@ class Store(Protocol):
 
     async def read_events(self, tenant: str, run_id: str, after_sequence: int) -> list[tuple[int, bytes]]:
         """A run's events with a sequence number above after_sequence, in order."""
+
+    async def parents_of(self, tenant: str, kind: str, object_id: str) -> list[str]:
+        """The parents under which an object id exists (e.g. the vector stores holding a file)."""
+
+    async def objects_with_tag(self, kind: str, tag: str) -> list[tuple[str, bytes]]:
+        """(tenant, data) of every object of a kind with a tag, across tenants (recovery at start-up)."""
+
+    async def index_chunks(self, tenant: str, vector_store_id: str, file_id: str, chunks: Sequence[str]) -> None:
+        """Makes the chunks the file's searchable text in the vector store (replacing any before)."""
+
+    async def delete_chunks(self, tenant: str, vector_store_id: str, file_id: str = "") -> None:
+        """Removes a file's chunks from the vector store, or all its chunks when file_id is ""."""
+
+    async def search_chunks(
+        self, tenant: str, vector_store_ids: Sequence[str], terms: Sequence[str], limit: int
+    ) -> list[ChunkHit]:
+        """Keyword search (any of the terms), best first."""

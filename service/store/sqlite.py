@@ -11,7 +11,7 @@ from typing import Sequence
 
 import aiosqlite
 
-from service.store.base import ListQuery, LogEntry, Page, Record
+from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record
 
 _SCHEMA = """
 PRAGMA journal_mode = WAL;
@@ -26,6 +26,10 @@ CREATE TABLE IF NOT EXISTS active_runs (
   tenant TEXT NOT NULL, thread_id TEXT NOT NULL, run_id TEXT NOT NULL,
   PRIMARY KEY (tenant, thread_id)
 ) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
+  text, tenant UNINDEXED, vector_store_id UNINDEXED, file_id UNINDEXED, chunk_index UNINDEXED,
+  tokenize = 'porter unicode61'
+);
 CREATE TABLE IF NOT EXISTS run_events (
   tenant TEXT NOT NULL, run_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
   PRIMARY KEY (tenant, run_id, seq)
@@ -211,3 +215,40 @@ class SqliteStore:
             (tenant, run_id, after_sequence),
         )
         return [(row[0], row[1]) for row in rows]
+
+    async def parents_of(self, tenant: str, kind: str, object_id: str) -> list[str]:
+        rows = await self._read("SELECT parent FROM objects WHERE tenant=? AND kind=? AND id=?", (tenant, kind, object_id))
+        return [row[0] for row in rows]
+
+    async def objects_with_tag(self, kind: str, tag: str) -> list[tuple[str, bytes]]:
+        rows = await self._read("SELECT tenant, data FROM objects WHERE kind=? AND tag=?", (kind, tag))
+        return [(row[0], row[1]) for row in rows]
+
+    async def index_chunks(self, tenant: str, vector_store_id: str, file_id: str, chunks: Sequence[str]) -> None:
+        delete = "DELETE FROM chunks WHERE tenant=? AND vector_store_id=? AND file_id=?"
+        insert = "INSERT INTO chunks (text, tenant, vector_store_id, file_id, chunk_index) VALUES (?, ?, ?, ?, ?)"
+        await self._write(
+            [(delete, (tenant, vector_store_id, file_id))]
+            + [(insert, (text, tenant, vector_store_id, file_id, i)) for i, text in enumerate(chunks)]
+        )
+
+    async def delete_chunks(self, tenant: str, vector_store_id: str, file_id: str = "") -> None:
+        if file_id:
+            sql, params = "DELETE FROM chunks WHERE tenant=? AND vector_store_id=? AND file_id=?", (tenant, vector_store_id, file_id)
+        else:
+            sql, params = "DELETE FROM chunks WHERE tenant=? AND vector_store_id=?", (tenant, vector_store_id)
+        await self._write([(sql, params)])
+
+    async def search_chunks(
+        self, tenant: str, vector_store_ids: Sequence[str], terms: Sequence[str], limit: int
+    ) -> list[ChunkHit]:
+        if not terms or not vector_store_ids:
+            return []
+        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        stores = ",".join("?" * len(vector_store_ids))
+        rows = await self._read(
+            "SELECT vector_store_id, file_id, chunk_index, text, -bm25(chunks) AS rank FROM chunks "
+            f"WHERE chunks MATCH ? AND tenant=? AND vector_store_id IN ({stores}) ORDER BY rank DESC LIMIT ?",
+            (match, tenant, *vector_store_ids, limit),
+        )
+        return [ChunkHit(row[0], row[1], int(row[2]), row[3], float(row[4])) for row in rows]

@@ -1,0 +1,333 @@
+"""VectorStoreService: vector stores, their files and file batches, and search.
+
+File counts, usage and status are computed from the files whenever a store or batch is read,
+so they are exact at every moment."""
+
+from assistd.v1 import common_pb2, file_pb2, vector_store_pb2 as vs_pb2, vector_store_pb2_grpc
+
+from service import ids
+from service.api.common import check_length, check_metadata, list_query, page, unary
+from service.errors import FailedPrecondition, InvalidArgument, missing, not_found
+from service.protojson import struct_to_python
+from service.retrieval.chunk import DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP
+from service.retrieval.ingest import Ingestor
+from service.retrieval.search import search
+from service.store import ListQuery, Record
+
+_STATUSES = ("in_progress", "completed", "failed", "cancelled")
+_BATCH_MEMBER = "batch_file"  # store kind: (batch id) -> file id
+
+
+def check_chunking(strategy: vs_pb2.ChunkingStrategy, param: str = "chunking_strategy") -> vs_pb2.ChunkingStrategy:
+    """The strategy to store: `auto` (or none) becomes static 800/400; static is validated as OpenAI does."""
+    if strategy.type in ("", "auto"):
+        return vs_pb2.ChunkingStrategy(
+            type="static",
+            static=vs_pb2.StaticChunking(max_chunk_size_tokens=DEFAULT_MAX_TOKENS, chunk_overlap_tokens=DEFAULT_OVERLAP),
+        )
+    if strategy.type != "static":
+        raise InvalidArgument(
+            f"Invalid value: '{strategy.type}'. Supported values are: 'auto' and 'static'.", param=f"{param}.type"
+        )
+    size, overlap = strategy.static.max_chunk_size_tokens, strategy.static.chunk_overlap_tokens
+    if not 100 <= size <= 4096:
+        raise InvalidArgument(
+            f"Invalid '{param}.static.max_chunk_size_tokens': expected a value between 100 and 4096, but got {size}.",
+            param=f"{param}.static.max_chunk_size_tokens",
+            code="integer_out_of_range",
+        )
+    if overlap < 0 or overlap > size // 2:
+        raise InvalidArgument(
+            f"Invalid '{param}.static.chunk_overlap_tokens': must be between 0 and half of max_chunk_size_tokens "
+            f"({size // 2}), but got {overlap}.",
+            param=f"{param}.static.chunk_overlap_tokens",
+            code="integer_out_of_range",
+        )
+    return strategy
+
+
+def check_attributes(attributes, param: str = "attributes") -> None:
+    values = struct_to_python(attributes)
+    if len(values) > 16:
+        raise InvalidArgument(f"Invalid '{param}': at most 16 attributes are allowed.", param=param)
+    for key, value in values.items():
+        check_length(key, 64, f"{param}.{key}")
+        if isinstance(value, str):
+            check_length(value, 512, f"{param}.{key}")
+        elif not isinstance(value, (bool, int, float)):
+            raise InvalidArgument(f"Invalid '{param}.{key}': expected a string, number or boolean.", param=f"{param}.{key}")
+
+
+def _counts(files: list[vs_pb2.VectorStoreFile]) -> vs_pb2.FileCounts:
+    counts = vs_pb2.FileCounts(total=len(files))
+    for f in files:
+        setattr(counts, f.status, getattr(counts, f.status) + 1)
+    return counts
+
+
+def _paginate(items: list, query: ListQuery) -> tuple[list, bool]:
+    """A page of in-memory items sorted by id, with OpenAI's after/before/order semantics."""
+    ordered = sorted(items, key=lambda item: item.id, reverse=query.order == "desc")
+    if query.after:
+        ordered = [i for i in ordered if (i.id > query.after) == (query.order == "asc") and i.id != query.after]
+    if query.before:
+        ordered = [i for i in ordered if (i.id < query.before) == (query.order == "asc") and i.id != query.before]
+        if not query.after:
+            return ordered[-query.limit :], len(ordered) > query.limit
+    return ordered[: query.limit], len(ordered) > query.limit
+
+
+class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
+    def __init__(self, auth, repo, ingestor: Ingestor):
+        self.auth = auth
+        self.repo = repo
+        self.ingestor = ingestor
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    async def _store(self, tenant, vs_id) -> vs_pb2.VectorStore:
+        """The vector store with exact counts, usage and status."""
+        store = await self.repo.require(tenant, vs_pb2.VectorStore, vs_id)
+        files = await self.repo.all(tenant, vs_pb2.VectorStoreFile, vs_id)
+        store.file_counts.CopyFrom(_counts(files))
+        store.usage_bytes = sum(f.usage_bytes for f in files)
+        store.status = "in_progress" if store.file_counts.in_progress else "completed"
+        return store
+
+    async def _batch(self, tenant, vs_id, batch_id) -> vs_pb2.VectorStoreFileBatch:
+        batch = await self.repo.require(tenant, vs_pb2.VectorStoreFileBatch, batch_id, vs_id)
+        files = await self._batch_files(tenant, batch)
+        batch.file_counts.CopyFrom(_counts(files))
+        if batch.status == "in_progress" and not batch.file_counts.in_progress:
+            batch.status = "completed"
+        return batch
+
+    async def _batch_files(self, tenant, batch) -> list[vs_pb2.VectorStoreFile]:
+        members = [m.decode() for m in (await self.repo.store.list_page(tenant, _BATCH_MEMBER, batch.id, ListQuery(limit=10_000, order="asc"))).items]
+        files = [await self.repo.get(tenant, vs_pb2.VectorStoreFile, file_id, batch.vector_store_id) for file_id in members]
+        return [f for f in files if f is not None]
+
+    async def _new_files(self, tenant, vs_id, specs, param: str) -> list[vs_pb2.VectorStoreFile]:
+        """Vector store files for (file_id, chunking, attributes) specs, all validated before any is stored."""
+        new = []
+        for i, (file_id, chunking, attributes) in enumerate(specs):
+            if not file_id:
+                raise missing(f"{param}[{i}]")
+            if await self.repo.get(tenant, file_pb2.File, file_id) is None:
+                raise not_found("file", file_id)
+            strategy = check_chunking(chunking)
+            vs_file = vs_pb2.VectorStoreFile(
+                id=file_id,
+                object="vector_store.file",
+                created_at=ids.now(),
+                vector_store_id=vs_id,
+                status="in_progress",
+                chunking_strategy=strategy,
+            )
+            if attributes is not None:
+                check_attributes(attributes)
+                vs_file.attributes.CopyFrom(attributes)
+            new.append(vs_file)
+        return new
+
+    def _ingest(self, tenant, files) -> None:
+        for f in files:
+            self.ingestor.submit(tenant, f)
+
+    # ---- vector stores ----------------------------------------------------------------
+
+    @unary
+    async def CreateVectorStore(self, tenant, request, context):
+        check_metadata(request.metadata)
+        strategy = request.chunking_strategy if request.HasField("chunking_strategy") else vs_pb2.ChunkingStrategy()
+        store = vs_pb2.VectorStore(
+            id=ids.new_id("vs_"),
+            object="vector_store",
+            created_at=ids.now(),
+            name=request.name,
+            status="completed",
+            metadata=request.metadata,
+            last_active_at=ids.now(),
+        )
+        if request.HasField("expires_after"):
+            store.expires_after.CopyFrom(request.expires_after)
+            store.expires_at = store.created_at + request.expires_after.days * 86400
+        files = await self._new_files(
+            tenant, store.id, [(f, strategy, None) for f in request.file_ids], "file_ids"
+        ) if request.file_ids else []
+        await self.repo.put(tenant, store, *files)
+        self._ingest(tenant, files)
+        return vs_pb2.CreateVectorStoreResponse(vector_store=await self._store(tenant, store.id))
+
+    @unary
+    async def GetVectorStore(self, tenant, request, context):
+        return vs_pb2.GetVectorStoreResponse(vector_store=await self._store(tenant, request.vector_store_id))
+
+    @unary
+    async def UpdateVectorStore(self, tenant, request, context):
+        store = await self.repo.require(tenant, vs_pb2.VectorStore, request.vector_store_id)
+        check_metadata(request.metadata)
+        if request.HasField("name"):
+            store.name = request.name
+        if request.HasField("expires_after"):
+            store.expires_after.CopyFrom(request.expires_after)
+            store.expires_at = ids.now() + request.expires_after.days * 86400
+        if request.set_metadata:
+            store.metadata.clear()
+            store.metadata.update(request.metadata)
+        await self.repo.put(tenant, store)
+        return vs_pb2.UpdateVectorStoreResponse(vector_store=await self._store(tenant, store.id))
+
+    @unary
+    async def DeleteVectorStore(self, tenant, request, context):
+        vs_id = request.vector_store_id
+        await self.repo.require(tenant, vs_pb2.VectorStore, vs_id)
+        for f in await self.repo.all(tenant, vs_pb2.VectorStoreFile, vs_id):
+            async with self.ingestor.locks[(tenant, vs_id, f.id)]:
+                await self.repo.delete(tenant, vs_pb2.VectorStoreFile, f.id, vs_id)
+        await self.repo.store.delete_chunks(tenant, vs_id)
+        await self.repo.delete(tenant, vs_pb2.VectorStore, vs_id)
+        status = common_pb2.DeletionStatus(id=vs_id, object="vector_store.deleted", deleted=True)
+        return vs_pb2.DeleteVectorStoreResponse(status=status)
+
+    @unary
+    async def ListVectorStores(self, tenant, request, context):
+        items, has_more = await self.repo.list_page(tenant, vs_pb2.VectorStore, "", list_query(request))
+        stores = [await self._store(tenant, s.id) for s in items]
+        return page(vs_pb2.ListVectorStoresResponse(), stores, has_more)
+
+    @unary
+    async def SearchVectorStore(self, tenant, request, context):
+        await self.repo.require(tenant, vs_pb2.VectorStore, request.vector_store_id)
+        queries = [q for q in request.query if q.strip()]
+        if not queries:
+            raise missing("query")
+        limit = request.max_num_results if request.HasField("max_num_results") else 10
+        if not 1 <= limit <= 50:
+            raise InvalidArgument(
+                f"Invalid 'max_num_results': expected a value between 1 and 50, but got {limit}.",
+                param="max_num_results",
+                code="integer_out_of_range",
+            )
+        options = request.ranking_options
+        threshold = options.score_threshold if options.HasField("score_threshold") else 0.0
+        if not 0 <= threshold <= 1:
+            raise InvalidArgument("Invalid 'ranking_options.score_threshold': expected a value between 0 and 1.",
+                                  param="ranking_options.score_threshold")
+        hits = await search(
+            self.repo, tenant, [request.vector_store_id], queries, limit, threshold,
+            request.filters if request.HasField("filters") else None,
+        )
+        response = vs_pb2.SearchVectorStoreResponse(object="vector_store.search_results.page", search_query=queries)
+        for hit in hits:
+            result = response.data.add(file_id=hit.file_id, filename=hit.filename, score=hit.score)
+            result.attributes.update(hit.attributes)
+            result.content.add(type="text", text=hit.text)
+        return response
+
+    # ---- vector store files -----------------------------------------------------------
+
+    @unary
+    async def CreateVectorStoreFile(self, tenant, request, context):
+        vs_id = request.vector_store_id
+        await self.repo.require(tenant, vs_pb2.VectorStore, vs_id)
+        existing = await self.repo.get(tenant, vs_pb2.VectorStoreFile, request.file_id, vs_id)
+        if existing is not None:
+            return vs_pb2.CreateVectorStoreFileResponse(file=existing)
+        (vs_file,) = await self._new_files(
+            tenant, vs_id, [(request.file_id, request.chunking_strategy, request.attributes)], "file_id"
+        )
+        await self.repo.put(tenant, vs_file)
+        self._ingest(tenant, [vs_file])
+        return vs_pb2.CreateVectorStoreFileResponse(file=vs_file)
+
+    @unary
+    async def GetVectorStoreFile(self, tenant, request, context):
+        await self.repo.require(tenant, vs_pb2.VectorStore, request.vector_store_id)
+        vs_file = await self.repo.require(tenant, vs_pb2.VectorStoreFile, request.file_id, request.vector_store_id)
+        return vs_pb2.GetVectorStoreFileResponse(file=vs_file)
+
+    @unary
+    async def UpdateVectorStoreFile(self, tenant, request, context):
+        check_attributes(request.attributes)
+        key = (tenant, request.vector_store_id, request.file_id)
+        async with self.ingestor.locks[key]:
+            vs_file = await self.repo.require(tenant, vs_pb2.VectorStoreFile, request.file_id, request.vector_store_id)
+            vs_file.attributes.Clear()
+            vs_file.attributes.MergeFrom(request.attributes)
+            await self.repo.put(tenant, vs_file)
+        return vs_pb2.UpdateVectorStoreFileResponse(file=vs_file)
+
+    @unary
+    async def DeleteVectorStoreFile(self, tenant, request, context):
+        vs_id, file_id = request.vector_store_id, request.file_id
+        async with self.ingestor.locks[(tenant, vs_id, file_id)]:
+            if not await self.repo.delete(tenant, vs_pb2.VectorStoreFile, file_id, vs_id):
+                raise not_found("vector store file", file_id)
+            await self.repo.store.delete_chunks(tenant, vs_id, file_id)
+        status = common_pb2.DeletionStatus(id=file_id, object="vector_store.file.deleted", deleted=True)
+        return vs_pb2.DeleteVectorStoreFileResponse(status=status)
+
+    @unary
+    async def ListVectorStoreFiles(self, tenant, request, context):
+        query = list_query(request)
+        if request.filter and request.filter not in _STATUSES:
+            raise InvalidArgument(f"Invalid value: '{request.filter}' for 'filter'.", param="filter", code="invalid_value")
+        await self.repo.require(tenant, vs_pb2.VectorStore, request.vector_store_id)
+        items, has_more = await self.repo.list_page(
+            tenant, vs_pb2.VectorStoreFile, request.vector_store_id, query, request.filter
+        )
+        return page(vs_pb2.ListVectorStoreFilesResponse(), items, has_more)
+
+    # ---- file batches -------------------------------------------------------------------
+
+    @unary
+    async def CreateFileBatch(self, tenant, request, context):
+        vs_id = request.vector_store_id
+        await self.repo.require(tenant, vs_pb2.VectorStore, vs_id)
+        if bool(request.file_ids) == bool(request.files):
+            raise InvalidArgument("Give exactly one of 'file_ids' and 'files'.", param="file_ids")
+        specs = [(f, request.chunking_strategy, request.attributes) for f in request.file_ids] or [
+            (f.file_id, f.chunking_strategy, f.attributes) for f in request.files
+        ]
+        if len(specs) > 500:
+            raise InvalidArgument("A batch holds at most 500 files.", param="file_ids")
+        files = await self._new_files(tenant, vs_id, specs, "file_ids" if request.file_ids else "files")
+        batch = vs_pb2.VectorStoreFileBatch(
+            id=ids.new_id("vsfb_"), object="vector_store.files_batch", created_at=ids.now(), vector_store_id=vs_id,
+            status="in_progress",
+        )
+        members = [Record(_BATCH_MEMBER, batch.id, f.id, f.id.encode()) for f in files]
+        await self.repo.store.put(tenant, members)
+        await self.repo.put(tenant, batch, *files)
+        self._ingest(tenant, files)
+        return vs_pb2.CreateFileBatchResponse(batch=await self._batch(tenant, vs_id, batch.id))
+
+    @unary
+    async def GetFileBatch(self, tenant, request, context):
+        return vs_pb2.GetFileBatchResponse(batch=await self._batch(tenant, request.vector_store_id, request.batch_id))
+
+    @unary
+    async def CancelFileBatch(self, tenant, request, context):
+        batch = await self._batch(tenant, request.vector_store_id, request.batch_id)
+        if batch.status != "in_progress":
+            raise FailedPrecondition(f"Cannot cancel a batch with status '{batch.status}'.")
+        for f in await self._batch_files(tenant, batch):
+            async with self.ingestor.locks[(tenant, f.vector_store_id, f.id)]:
+                current = await self.repo.get(tenant, vs_pb2.VectorStoreFile, f.id, f.vector_store_id)
+                if current is not None and current.status == "in_progress":
+                    current.status = "cancelled"
+                    await self.repo.put(tenant, current)
+                    await self.repo.store.delete_chunks(tenant, f.vector_store_id, f.id)
+        stored = await self.repo.require(tenant, vs_pb2.VectorStoreFileBatch, batch.id, batch.vector_store_id)
+        stored.status = "cancelled"
+        await self.repo.put(tenant, stored)
+        return vs_pb2.CancelFileBatchResponse(batch=await self._batch(tenant, request.vector_store_id, request.batch_id))
+
+    @unary
+    async def ListFileBatchFiles(self, tenant, request, context):
+        query = list_query(request)
+        batch = await self.repo.require(tenant, vs_pb2.VectorStoreFileBatch, request.batch_id, request.vector_store_id)
+        files = [f for f in await self._batch_files(tenant, batch) if not request.filter or f.status == request.filter]
+        items, has_more = _paginate(files, query)
+        return page(vs_pb2.ListFileBatchFilesResponse(), items, has_more)

@@ -1,0 +1,116 @@
+"""Vector stores, ingestion and search through the openai SDK's helpers."""
+
+import openai
+import pytest
+
+from tests import documents
+
+
+@pytest.fixture
+def corpus():
+    return {
+        "zebras.md": b"# Zebras\nZebras are African equines with distinctive black and white stripes.\n",
+        "volcano.txt": b"Mount Etna is an active stratovolcano on the east coast of Sicily.\n",
+        "rockets.pdf": documents.pdf("The Saturn V rocket carried astronauts to the Moon in 1969."),
+        "coffee.docx": documents.docx("Espresso is brewed by forcing hot water through finely ground coffee."),
+    }
+
+
+def test_upload_and_poll_a_batch_with_exact_counts_and_a_failure(client, corpus):
+    vs = client.vector_stores.create(name="mixed", metadata={"team": "kb"})
+    files = [(name, data) for name, data in corpus.items()] + [("broken.pdf", b"%PDF-1.4 this is not a pdf")]
+    batch = client.vector_stores.file_batches.upload_and_poll(vector_store_id=vs.id, files=files, poll_interval_ms=50)
+    assert batch.object == "vector_store.files_batch" and batch.status == "completed"
+    counts = batch.file_counts
+    assert (counts.completed, counts.failed, counts.in_progress, counts.cancelled, counts.total) == (4, 1, 0, 0, 5)
+    listed = client.vector_stores.files.list(vector_store_id=vs.id, filter="failed").data
+    assert len(listed) == 1 and listed[0].last_error.code == "invalid_file"
+    store = client.vector_stores.retrieve(vs.id)
+    assert store.status == "completed" and store.file_counts.completed == 4 and store.usage_bytes > 0
+    assert store.name == "mixed" and store.metadata == {"team": "kb"}
+    batch_files = client.vector_stores.file_batches.list_files(batch_id=batch.id, vector_store_id=vs.id)
+    assert len(batch_files.data) == 5
+
+
+def test_search_ranks_the_document_with_the_answer_first(client, corpus):
+    vs = client.vector_stores.create(name="kb")
+    ids = {}
+    for name, data in corpus.items():
+        ids[name] = client.vector_stores.files.upload_and_poll(
+            vector_store_id=vs.id, file=(name, data), poll_interval_ms=50
+        ).id
+    for query, expected in [
+        ("Which rocket went to the Moon?", "rockets.pdf"),
+        ("how is espresso brewed", "coffee.docx"),
+        ("stripes of zebras", "zebras.md"),
+        ("volcano in Sicily", "volcano.txt"),
+    ]:
+        results = client.vector_stores.search(vector_store_id=vs.id, query=query).data
+        assert results[0].file_id == ids[expected] and results[0].filename == expected, query
+        assert 0 <= results[-1].score <= results[0].score <= 1
+        assert results[0].content[0].type == "text" and results[0].content[0].text
+    client.files.delete(ids["rockets.pdf"])
+    after = client.vector_stores.search(vector_store_id=vs.id, query="Which rocket went to the Moon?").data
+    assert ids["rockets.pdf"] not in [r.file_id for r in after]
+    assert client.vector_stores.retrieve(vs.id).file_counts.total == 3
+
+
+def test_attribute_filters_and_max_num_results(client):
+    vs = client.vector_stores.create(name="filtered")
+    for year in (2021, 2022, 2023):
+        file = client.files.create(file=(f"report-{year}.txt", f"Annual revenue report for {year}.".encode()), purpose="assistants")
+        client.vector_stores.files.create_and_poll(
+            vector_store_id=vs.id, file_id=file.id, attributes={"year": year, "kind": "report"}, poll_interval_ms=50
+        )
+    recent = client.vector_stores.search(
+        vector_store_id=vs.id, query="revenue report", filters={"type": "gte", "key": "year", "value": 2022}
+    ).data
+    assert sorted(r.attributes["year"] for r in recent) == [2022, 2023]
+    both = {"type": "and", "filters": [{"type": "eq", "key": "kind", "value": "report"}, {"type": "lt", "key": "year", "value": 2022}]}
+    assert [r.filename for r in client.vector_stores.search(vector_store_id=vs.id, query="revenue", filters=both).data] == ["report-2021.txt"]
+    assert len(client.vector_stores.search(vector_store_id=vs.id, query="revenue", max_num_results=1).data) == 1
+
+
+def test_chunking_strategy_is_honoured_and_validated(client):
+    text = " ".join(f"word{i}" for i in range(3000)).encode()
+    file = client.files.create(file=("long.txt", text), purpose="assistants")
+    vs = client.vector_stores.create(name="chunks")
+    vs_file = client.vector_stores.files.create_and_poll(
+        vector_store_id=vs.id,
+        file_id=file.id,
+        chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 50}},
+        poll_interval_ms=50,
+    )
+    assert vs_file.status == "completed"
+    assert vs_file.chunking_strategy.static.max_chunk_size_tokens == 200
+    bad = [
+        ({"type": "static", "static": {"max_chunk_size_tokens": 50, "chunk_overlap_tokens": 0}}, "max_chunk_size_tokens"),
+        ({"type": "static", "static": {"max_chunk_size_tokens": 5000, "chunk_overlap_tokens": 0}}, "max_chunk_size_tokens"),
+        ({"type": "static", "static": {"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 201}}, "chunk_overlap_tokens"),
+    ]
+    other = client.vector_stores.create(name="untouched")
+    for strategy, field in bad:
+        with pytest.raises(openai.BadRequestError) as info:
+            client.vector_stores.files.create(vector_store_id=other.id, file_id=file.id, chunking_strategy=strategy)
+        assert info.value.param == f"chunking_strategy.static.{field}"
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.files.create(vector_store_id=other.id, file_id="file-nope")
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.create(name="x", file_ids=[file.id, "file-nope"])
+    assert client.vector_stores.files.list(vector_store_id=other.id).data == []
+    auto = client.vector_stores.files.create_and_poll(vector_store_id=other.id, file_id=file.id, poll_interval_ms=50)
+    assert auto.chunking_strategy.static.max_chunk_size_tokens == 800 and auto.chunking_strategy.static.chunk_overlap_tokens == 400
+
+
+def test_vector_store_crud_and_file_removal(client, corpus):
+    vs = client.vector_stores.create(name="crud", expires_after={"anchor": "last_active_at", "days": 7})
+    assert vs.expires_after.days == 7 and vs.expires_at is not None
+    assert client.vector_stores.update(vs.id, name="renamed").name == "renamed"
+    assert vs.id in [v.id for v in client.vector_stores.list()]
+    vs_file = client.vector_stores.files.upload_and_poll(vector_store_id=vs.id, file=("zebras.md", corpus["zebras.md"]), poll_interval_ms=50)
+    assert client.vector_stores.files.delete(file_id=vs_file.id, vector_store_id=vs.id).deleted
+    assert client.vector_stores.search(vector_store_id=vs.id, query="zebras").data == []
+    assert client.files.retrieve(vs_file.id).id == vs_file.id  # the file itself stays
+    assert client.vector_stores.delete(vs.id).object == "vector_store.deleted"
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.retrieve(vs.id)
