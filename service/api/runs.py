@@ -5,10 +5,20 @@ from assistd.v1 import assistant_pb2, run_pb2, run_pb2_grpc, thread_pb2
 from service import ids
 from service.api.common import check_metadata, check_range, check_tools, list_query, page, streaming, unary
 from service.api.threads import new_message, new_thread
+from service.retrieval.attachments import attach
+from service.engine.runner import without_result_content
 from service.errors import InvalidArgument, missing
 
 _STEP_INCLUDES = {"step_details.tool_calls[*].file_search.results[*].content"}
 _TOOL_CHOICE_MODES = {"none", "auto", "required"}
+
+
+def _step_view(include):
+    """How steps are shown: file_search result contents only when include[] asks for them."""
+    bad = set(include) - _STEP_INCLUDES
+    if bad:
+        raise InvalidArgument(f"Invalid value for 'include': {sorted(bad)[0]!r}.", param="include")
+    return (lambda step: step) if include else without_result_content
 
 
 def _check_run_params(request) -> None:
@@ -88,11 +98,21 @@ def _new_run(request, assistant: assistant_pb2.Assistant, thread_id: str, expiry
 
 
 class RunService(run_pb2_grpc.RunServiceServicer):
-    def __init__(self, auth, repo, engine, settings):
+    def __init__(self, auth, repo, engine, settings, ingestor):
         self.auth = auth
         self.repo = repo
         self.engine = engine
         self.settings = settings
+        self.ingestor = ingestor
+
+    async def _attach(self, tenant, thread, messages, store_thread: bool) -> None:
+        """Puts the messages' file_search attachments in the thread's vector store."""
+        objects, to_ingest = await attach(self.repo, tenant, thread, messages)
+        objects = [o for o in objects if store_thread or o is not thread]
+        if objects:
+            await self.repo.put(tenant, *objects)
+        for vs_file in to_ingest:
+            self.ingestor.submit(tenant, vs_file)
 
     async def _start_run(self, tenant, request):
         """Validates a CreateRunRequest whole, then starts the run; returns its channel."""
@@ -102,13 +122,14 @@ class RunService(run_pb2_grpc.RunServiceServicer):
         bad = set(request.include) - _STEP_INCLUDES
         if bad:
             raise InvalidArgument(f"Invalid value for 'include': {sorted(bad)[0]!r}.", param="include")
-        await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
+        thread = await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
         assistant = await self.repo.require(tenant, assistant_pb2.Assistant, request.assistant_id)
         messages = [
             new_message(request.thread_id, m, f"additional_messages[{i}]")
             for i, m in enumerate(request.additional_messages)
         ]
         run = _new_run(request, assistant, request.thread_id, self.settings.run_expiry_seconds)
+        await self._attach(tenant, thread, messages, store_thread=True)
         return await self.engine.start(tenant, run, messages)
 
     async def _start_thread_and_run(self, tenant, request):
@@ -120,6 +141,7 @@ class RunService(run_pb2_grpc.RunServiceServicer):
             thread.tool_resources.CopyFrom(request.tool_resources)
         assistant = await self.repo.require(tenant, assistant_pb2.Assistant, request.assistant_id)
         run = _new_run(request, assistant, thread.id, self.settings.run_expiry_seconds)
+        await self._attach(tenant, thread, messages, store_thread=False)  # the engine stores the new thread
         return await self.engine.start(tenant, run, messages, new_thread=thread)
 
     async def _run_of(self, tenant, channel) -> run_pb2.Run:
@@ -201,13 +223,15 @@ class RunService(run_pb2_grpc.RunServiceServicer):
 
     @unary
     async def GetRunStep(self, tenant, request, context):
+        shown = _step_view(request.include)
         await self.repo.require(tenant, run_pb2.Run, request.run_id, request.thread_id)
         step = await self.repo.require(tenant, run_pb2.RunStep, request.step_id, request.run_id)
-        return run_pb2.GetRunStepResponse(step=step)
+        return run_pb2.GetRunStepResponse(step=shown(step))
 
     @unary
     async def ListRunSteps(self, tenant, request, context):
+        shown = _step_view(request.include)
         query = list_query(request)
         await self.repo.require(tenant, run_pb2.Run, request.run_id, request.thread_id)
         items, has_more = await self.repo.list_page(tenant, run_pb2.RunStep, request.run_id, query)
-        return page(run_pb2.ListRunStepsResponse(), items, has_more)
+        return page(run_pb2.ListRunStepsResponse(), [shown(step) for step in items], has_more)

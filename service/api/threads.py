@@ -5,6 +5,7 @@ from assistd.v1 import common_pb2, message_pb2, message_pb2_grpc, thread_pb2, th
 from service import ids
 from service.api.common import check_length, check_metadata, list_query, page, unary
 from service.errors import FailedPrecondition, InvalidArgument, missing, not_found
+from service.retrieval.attachments import attach
 
 _MAX_TEXT = 256_000
 
@@ -54,15 +55,19 @@ def new_thread(params) -> tuple[thread_pb2.Thread, list[message_pb2.Message]]:
 
 
 class ThreadService(thread_pb2_grpc.ThreadServiceServicer):
-    def __init__(self, auth, repo, engine):
+    def __init__(self, auth, repo, engine, ingestor):
         self.auth = auth
         self.repo = repo
         self.engine = engine
+        self.ingestor = ingestor
 
     @unary
     async def CreateThread(self, tenant, request, context):
         thread, messages = new_thread(request)
-        await self.repo.put(tenant, thread, *messages)
+        objects, to_ingest = await attach(self.repo, tenant, thread, messages)
+        await self.repo.put(tenant, thread, *messages, *objects)
+        for vs_file in to_ingest:
+            self.ingestor.submit(tenant, vs_file)
         return thread_pb2.CreateThreadResponse(thread=thread)
 
     @unary
@@ -94,18 +99,22 @@ class ThreadService(thread_pb2_grpc.ThreadServiceServicer):
 
 
 class MessageService(message_pb2_grpc.MessageServiceServicer):
-    def __init__(self, auth, repo):
+    def __init__(self, auth, repo, ingestor):
         self.auth = auth
         self.repo = repo
+        self.ingestor = ingestor
 
     @unary
     async def CreateMessage(self, tenant, request, context):
-        await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
+        thread = await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
         message = new_message(request.thread_id, request)
         active = await self.repo.store.active_run(tenant, request.thread_id)
         if active is not None:
             raise FailedPrecondition(f"Can't add messages to {request.thread_id} while a run {active} is active.")
-        await self.repo.put(tenant, message)
+        objects, to_ingest = await attach(self.repo, tenant, thread, [message])
+        await self.repo.put(tenant, message, *objects)
+        for vs_file in to_ingest:
+            self.ingestor.submit(tenant, vs_file)
         return message_pb2.CreateMessageResponse(message=message)
 
     @unary

@@ -78,7 +78,7 @@ class EventLog:
 
     def __init__(self, store: Store):
         self._store = store
-        self._queue: asyncio.Queue[tuple[RunChannel, run_pb2.RunEvent | None, LogEntry]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[RunChannel, run_pb2.RunEvent | asyncio.Future, LogEntry]] = asyncio.Queue()
         self._writer: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -109,10 +109,13 @@ class EventLog:
         self._queue.put_nowait((channel, event, entry))
         return event.sequence_number
 
-    def snapshot(self, channel: RunChannel, obj) -> None:
-        """Queues an object write behind the run's queued events, so none of them overwrites it."""
+    def snapshot(self, channel: RunChannel, obj) -> asyncio.Future:
+        """Queues an object write behind the run's queued events, so none of them overwrites it.
+        The returned future is done once it is committed."""
         entry = LogEntry(channel.tenant, channel.run_id, 0, b"", [record(obj)])
-        self._queue.put_nowait((channel, None, entry))
+        written = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((channel, written, entry))
+        return written
 
     async def _write_loop(self) -> None:
         while True:
@@ -122,9 +125,12 @@ class EventLog:
             try:
                 committed = await self._commit([entry for _, _, entry in batch])
                 for channel, event, _ in batch:
-                    if not committed:
+                    if isinstance(event, asyncio.Future):  # a snapshot: tell its writer
+                        if not event.done():
+                            event.set_result(committed)
+                    elif not committed:
                         channel.close()  # its followers end; what is in the store stays the truth
-                    elif event is not None:
+                    else:
                         channel.publish(event)
             finally:
                 for _ in batch:

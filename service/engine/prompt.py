@@ -5,6 +5,7 @@ from typing import Any
 from assistd.v1 import message_pb2, run_pb2
 
 from service.protojson import struct_to_python
+from service.retrieval import citations
 
 _ROLES = {message_pb2.MESSAGE_ROLE_USER: "user", message_pb2.MESSAGE_ROLE_ASSISTANT: "assistant"}
 
@@ -30,22 +31,24 @@ def message_content(message: message_pb2.Message) -> str | list[dict[str, Any]]:
     return parts
 
 
-def _tool_turn(step: run_pb2.RunStep) -> list[dict[str, Any]]:
-    """A finished tool_calls step as the assistant's calls followed by one tool message per result."""
-    calls = [c for c in step.step_details.tool_calls if c.WhichOneof("kind") == "function"]
+def _tool_turn(step: run_pb2.RunStep, first_source: int) -> list[dict[str, Any]]:
+    """A finished tool_calls step as the assistant's calls followed by one tool message per result.
+    file_search calls come back as calls of the search function, their results numbered as sources
+    from first_source on."""
+    calls, outputs = [], []
+    for call in step.step_details.tool_calls:
+        kind = call.WhichOneof("kind")
+        if kind == "function":
+            calls.append({"id": call.id, "type": "function", "function": {"name": call.function.name, "arguments": call.function.arguments}})
+            outputs.append(call.function.output)
+        elif kind == "file_search":
+            calls.append({"id": call.id, "type": "function", "function": {"name": citations.FUNCTION_NAME, "arguments": "{}"}})
+            outputs.append(citations.format_results(call.file_search.results, first_source))
+            first_source += len(call.file_search.results)
     if not calls:
         return []
-    turn: list[dict[str, Any]] = [
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
-                for c in calls
-            ],
-        }
-    ]
-    turn.extend({"role": "tool", "tool_call_id": c.id, "content": c.function.output} for c in calls)
+    turn: list[dict[str, Any]] = [{"role": "assistant", "content": None, "tool_calls": calls}]
+    turn.extend({"role": "tool", "tool_call_id": c["id"], "content": output} for c, output in zip(calls, outputs))
     return turn
 
 
@@ -59,10 +62,12 @@ def build_messages(
         for m in thread_messages
         if m.role in _ROLES and m.content
     ]
+    first_source = 0
     for step in steps:
         if step.type == run_pb2.RUN_STEP_TYPE_TOOL_CALLS and step.status == run_pb2.RUN_STEP_STATUS_COMPLETED:
-            if turn := _tool_turn(step):
+            if turn := _tool_turn(step, first_source):
                 entries.append((_time_key(step.id), turn))
+            first_source += len(citations.sources([step]))
     entries.sort(key=lambda entry: entry[0])
     strategy = run.truncation_strategy
     if strategy.type == "last_messages" and strategy.HasField("last_messages"):
@@ -107,6 +112,8 @@ def tool_choice_for_model(run: run_pb2.Run) -> Any:
     choice = run.tool_choice
     if choice.type == "function":
         return {"type": "function", "function": {"name": choice.function.name}}
+    if choice.type == "file_search":
+        return {"type": "function", "function": {"name": citations.FUNCTION_NAME}}
     return choice.type or "auto"
 
 

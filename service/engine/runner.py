@@ -16,7 +16,8 @@ import asyncio
 import logging
 from typing import AsyncIterator
 
-from assistd.v1 import common_pb2, message_pb2, run_pb2, thread_pb2
+from assistd.v1 import assistant_pb2, common_pb2, message_pb2, run_pb2, thread_pb2
+from assistd.v1 import vector_store_pb2 as vs_pb2
 
 from service import ids
 from service.engine.events import DONE, EventLog, RunChannel
@@ -25,8 +26,10 @@ from service.engine.tool_prompt import CallParser, adapt_request
 from service.errors import FailedPrecondition, InvalidArgument, missing
 from service.locks import KeyedLocks
 from service.llm import LLM, ChatRequest, LLMError, ToolCallFragment
-from service.repo import Repo
-from service.store import Store
+from service.repo import Repo, kind_of
+from service.retrieval import citations
+from service.retrieval.search import search
+from service.store import ListQuery, Store
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ _INCOMPLETE_REASON = {
     E.RUN_STATUS_EXPIRED: "run_expired",
     E.RUN_STATUS_INCOMPLETE: "max_tokens",
 }
+INGESTION_WAIT_SECONDS = 120  # longest a run waits for its vector stores' files to be ingested
 SERVER_ERROR = "The server had an error while processing the run."
 RESTART_ERROR = "The run was interrupted: the assistd process that ran it stopped."
 
@@ -81,6 +85,9 @@ class _Turn:
         self.text = ""
         self.tool_step: run_pb2.RunStep | None = None
         self.call_index: dict[int, int] = {}  # provider's tool call index -> ours (0-based, in order)
+        self.searching = False  # file_search is offered to the model in this turn
+        self.search_args: dict[int, str] = {}  # provider's index of a file_search call -> its arguments
+        self.annotations: list[message_pb2.Annotation] = []  # file citations in the final text
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.finish_reason: str | None = None
@@ -297,13 +304,13 @@ class RunEngine:
     # ---- executing -------------------------------------------------------------------
 
     async def _execute(self, channel: RunChannel, run: run_pb2.Run) -> None:
-        turn = _Turn()
+        turns = [_Turn()]  # the last one is the turn in progress
         try:
             run.status = E.RUN_STATUS_IN_PROGRESS
             if not run.HasField("started_at"):
                 run.started_at = ids.now()
             self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_IN_PROGRESS, run=run)
-            outcome = await self._model_turns(channel, run, turn)
+            outcome = await self._model_turns(channel, run, turns)
         except asyncio.CancelledError:
             if asyncio.current_task().cancelling():
                 raise  # the service is stopping: recovery at next start fails the run
@@ -318,59 +325,134 @@ class RunEngine:
             if run.id in self._cancel_requested:
                 outcome = _Outcome(E.RUN_STATUS_CANCELLED)  # cancelled while finishing: cancel wins
             try:
-                self._conclude(channel, run, turn, outcome)
+                self._conclude(channel, run, turns[-1], outcome)
             except Exception:
                 log.exception("run %s: recording its end failed", run.id)
             await self._close(channel, run)
 
-    async def _model_turns(self, channel: RunChannel, run: run_pb2.Run, turn: _Turn) -> _Outcome:
-        """Calls the model until the run is done or needs the client. Returns how it ended."""
-        if run.id in self._cancel_requested:
-            return _Outcome(E.RUN_STATUS_CANCELLED)
-        used = run.usage.completion_tokens
-        if run.HasField("max_completion_tokens") and used >= run.max_completion_tokens:
-            return _Outcome(E.RUN_STATUS_INCOMPLETE, reason="max_completion_tokens")
-        await channel.committed(channel.next_sequence - 1)  # read our own writes (e.g. submitted outputs)
-        messages = build_messages(
-            run,
-            await self._repo.all(channel.tenant, message_pb2.Message, run.thread_id),
-            await self._repo.all(channel.tenant, run_pb2.RunStep, run.id),
-        )
-        if run.HasField("max_prompt_tokens"):
-            prompt_tokens = await self._llm.count_tokens(run.model, messages)
-            if run.usage.prompt_tokens + prompt_tokens > run.max_prompt_tokens:
-                return _Outcome(E.RUN_STATUS_INCOMPLETE, reason="max_prompt_tokens")
-        if run.id in self._cancel_requested:
-            return _Outcome(E.RUN_STATUS_CANCELLED)
-        tools = tools_for_model(run)
-        request = ChatRequest(
-            model=run.model,
-            messages=messages,
-            temperature=run.temperature if run.HasField("temperature") else None,
-            top_p=run.top_p if run.HasField("top_p") else None,
-            max_tokens=run.max_completion_tokens - used if run.HasField("max_completion_tokens") else None,
-            tools=tools,
-            tool_choice=tool_choice_for_model(run) if tools else None,
-            parallel_tool_calls=run.parallel_tool_calls if tools else None,
-            response_format=response_format_for_model(run),
-            reasoning_effort=run.reasoning_effort if run.HasField("reasoning_effort") else None,
-        )
-        parser = None
-        if tools and run.model in self._tool_prompt_models:
-            parser = CallParser({tool["function"]["name"] for tool in tools})
-            request = adapt_request(request)
-        call = asyncio.create_task(self._stream_turn(channel, run, turn, request, parser))
-        self._model_calls[run.id] = call
-        try:
-            await call
-        finally:
-            self._model_calls.pop(run.id, None)
-        if turn.tool_step is not None:
-            return _Outcome(E.RUN_STATUS_REQUIRES_ACTION)
-        self._start_message(channel, run, turn)  # an empty answer is still a message
-        if turn.finish_reason == "length" and run.HasField("max_completion_tokens"):
-            return _Outcome(E.RUN_STATUS_INCOMPLETE, reason="max_completion_tokens")
-        return _Outcome(E.RUN_STATUS_COMPLETED)
+    async def _model_turns(self, channel: RunChannel, run: run_pb2.Run, turns: list[_Turn]) -> _Outcome:
+        """Calls the model until the run is done or needs the client; file_search calls are
+        answered here and the model called again. Returns how the segment ended."""
+        vector_store_ids = await self._search_context(channel.tenant, run)
+        while True:
+            turn = turns[-1]
+            if run.id in self._cancel_requested:
+                return _Outcome(E.RUN_STATUS_CANCELLED)
+            used = run.usage.completion_tokens
+            if run.HasField("max_completion_tokens") and used >= run.max_completion_tokens:
+                return _Outcome(E.RUN_STATUS_INCOMPLETE, reason="max_completion_tokens")
+            await channel.committed(channel.next_sequence - 1)  # read our own writes (e.g. submitted outputs)
+            steps = await self._repo.all(channel.tenant, run_pb2.RunStep, run.id)
+            messages = build_messages(run, await self._repo.all(channel.tenant, message_pb2.Message, run.thread_id), steps)
+            if run.HasField("max_prompt_tokens"):
+                prompt_tokens = await self._llm.count_tokens(run.model, messages)
+                if run.usage.prompt_tokens + prompt_tokens > run.max_prompt_tokens:
+                    return _Outcome(E.RUN_STATUS_INCOMPLETE, reason="max_prompt_tokens")
+            if run.id in self._cancel_requested:
+                return _Outcome(E.RUN_STATUS_CANCELLED)
+            tools = tools_for_model(run)
+            if vector_store_ids:
+                tools.append(citations.FUNCTION)
+                turn.searching = True
+            request = ChatRequest(
+                model=run.model,
+                messages=messages,
+                temperature=run.temperature if run.HasField("temperature") else None,
+                top_p=run.top_p if run.HasField("top_p") else None,
+                max_tokens=run.max_completion_tokens - used if run.HasField("max_completion_tokens") else None,
+                tools=tools,
+                tool_choice=tool_choice_for_model(run) if tools else None,
+                parallel_tool_calls=run.parallel_tool_calls if tools else None,
+                response_format=response_format_for_model(run),
+                reasoning_effort=run.reasoning_effort if run.HasField("reasoning_effort") else None,
+            )
+            parser = None
+            if tools and run.model in self._tool_prompt_models:
+                parser = CallParser({tool["function"]["name"] for tool in tools})
+                request = adapt_request(request)
+            call = asyncio.create_task(self._stream_turn(channel, run, turn, request, parser))
+            self._model_calls[run.id] = call
+            try:
+                await call
+            finally:
+                self._model_calls.pop(run.id, None)
+            if turn.search_args:
+                await self._search(channel, run, turn, vector_store_ids)
+                if turn.tool_step is None:  # only searches: let the model read the results
+                    turns.append(_Turn())
+                    continue
+            if turn.tool_step is not None:
+                return _Outcome(E.RUN_STATUS_REQUIRES_ACTION)
+            self._start_message(channel, run, turn)  # an empty answer is still a message
+            if vector_store_ids and turn.text:
+                await channel.committed(channel.next_sequence - 1)
+                known = citations.sources(await self._repo.all(channel.tenant, run_pb2.RunStep, run.id))
+                turn.annotations = citations.annotate(turn.text, known)
+            if turn.finish_reason == "length" and run.HasField("max_completion_tokens"):
+                return _Outcome(E.RUN_STATUS_INCOMPLETE, reason="max_completion_tokens")
+            return _Outcome(E.RUN_STATUS_COMPLETED)
+
+    async def _search_context(self, tenant: str, run: run_pb2.Run) -> list[str]:
+        """The vector stores file_search searches for this run (the assistant's and the thread's),
+        once their files are ingested; [] when the run has no file_search tool."""
+        if not any(tool.WhichOneof("kind") == "file_search" for tool in run.tools):
+            return []
+        assistant = await self._repo.get(tenant, assistant_pb2.Assistant, run.assistant_id)
+        thread = await self._repo.get(tenant, thread_pb2.Thread, run.thread_id)
+        stores = [
+            *(assistant.tool_resources.file_search.vector_store_ids if assistant else []),
+            *(thread.tool_resources.file_search.vector_store_ids if thread else []),
+        ]
+        stores = list(dict.fromkeys(stores))
+        deadline = asyncio.get_running_loop().time() + INGESTION_WAIT_SECONDS
+        for vs_id in stores:  # as OpenAI does, a run waits for its vector stores to be ready
+            while asyncio.get_running_loop().time() < deadline:
+                pending = await self._store.list_page(tenant, kind_of(vs_pb2.VectorStoreFile), vs_id, ListQuery(limit=1), "in_progress")
+                if not pending.items:
+                    break
+                await asyncio.sleep(0.1)
+        return stores
+
+    async def _search(self, channel: RunChannel, run: run_pb2.Run, turn: _Turn, vector_store_ids: list[str]) -> None:
+        """Runs the turn's file_search calls server-side as one completed file_search step, after
+        closing whatever message the model wrote before calling it."""
+        settings = next((t.file_search for t in run.tools if t.WhichOneof("kind") == "file_search"), None)
+        limit = settings.max_num_results if settings is not None and settings.HasField("max_num_results") else 20
+        threshold = settings.ranking_options.score_threshold if settings is not None else 0.0
+        if turn.message is not None:
+            self._settle_message(channel, turn)
+        step = self._new_step(run, E.RUN_STEP_TYPE_TOOL_CALLS)
+        self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CREATED, run_step=step)
+        self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_IN_PROGRESS, run_step=step)
+        for index, arguments in enumerate(turn.search_args.values()):
+            call = step.step_details.tool_calls.add(id=ids.new_id("call_"))
+            call.file_search.ranking_options.ranker = settings.ranking_options.ranker if settings and settings.ranking_options.ranker else "default_2024_08_21"
+            call.file_search.ranking_options.score_threshold = threshold
+            delta = run_pb2.RunStepDeltaEvent(id=step.id, object="thread.run.step.delta")
+            delta.delta.step_details.type = E.RUN_STEP_TYPE_TOOL_CALLS
+            delta.delta.step_details.tool_calls.add(index=index, id=call.id).file_search.SetInParent()
+            self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, run_step_delta=delta)
+            hits = await search(self._repo, channel.tenant, vector_store_ids, citations.queries_of(arguments), limit, threshold)
+            for hit in hits:
+                result = call.file_search.results.add(file_id=hit.file_id, file_name=hit.filename, score=hit.score)
+                result.content.add(type="text", text=hit.text)
+        step.status = E.RUN_STEP_STATUS_COMPLETED
+        step.completed_at = ids.now()
+        step.usage.CopyFrom(_usage(turn))
+        _add_usage(run, turn)
+        self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_COMPLETED, run_step=without_result_content(step))
+        await self._events.snapshot(channel, step)  # the stored step keeps the contents, for include[]
+
+    def _settle_message(self, channel: RunChannel, turn: _Turn) -> None:
+        """Completes a message the model wrote before it called file_search."""
+        now = ids.now()
+        turn.message.content.add().text.value = turn.text
+        turn.message.status = message_pb2.MESSAGE_STATUS_COMPLETED
+        turn.message.completed_at = now
+        self._emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_COMPLETED, message=turn.message)
+        turn.message_step.status = E.RUN_STEP_STATUS_COMPLETED
+        turn.message_step.completed_at = now
+        self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_COMPLETED, run_step=turn.message_step)
 
     async def _stream_turn(
         self, channel: RunChannel, run: run_pb2.Run, turn: _Turn, request: ChatRequest, parser: CallParser | None
@@ -440,7 +522,14 @@ class RunEngine:
 
     def _tool_call_fragment(self, channel: RunChannel, run: run_pb2.Run, turn: _Turn, fragment: ToolCallFragment) -> None:
         """Adds a streamed piece of a function call to the turn's tool_calls step, and streams it on.
-        The first delta of a call carries its id and name; later ones only argument text."""
+        The first delta of a call carries its id and name; later ones only argument text.
+        Calls of the file_search function are kept aside: assistd runs them (see _search)."""
+        if turn.searching and (
+            fragment.index in turn.search_args
+            or (fragment.index not in turn.call_index and fragment.name == citations.FUNCTION_NAME)
+        ):
+            turn.search_args[fragment.index] = turn.search_args.get(fragment.index, "") + (fragment.arguments or "")
+            return
         if turn.tool_step is None:
             turn.tool_step = self._new_step(run, E.RUN_STEP_TYPE_TOOL_CALLS)
             self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CREATED, run_step=turn.tool_step)
@@ -472,15 +561,13 @@ class RunEngine:
         with the events OpenAI sends. Caller holds the run's lock."""
         now = ids.now()
         status = outcome.status
-        turn_usage = common_pb2.Usage(
-            prompt_tokens=turn.prompt_tokens,
-            completion_tokens=turn.completion_tokens,
-            total_tokens=turn.prompt_tokens + turn.completion_tokens,
-        )
+        turn_usage = _usage(turn)
         if turn.message is not None:
             message = turn.message
             if turn.text:
-                message.content.add().text.value = turn.text
+                text = message.content.add().text
+                text.value = turn.text
+                text.annotations.extend(turn.annotations)
             if _STEP_STATUS_FOR_RUN[status] == E.RUN_STEP_STATUS_COMPLETED and status != E.RUN_STATUS_INCOMPLETE:
                 message.status = message_pb2.MESSAGE_STATUS_COMPLETED
                 message.completed_at = now
@@ -507,9 +594,7 @@ class RunEngine:
                 step.last_error.code, step.last_error.message = outcome.error_code, outcome.error_message
             self._emit(channel, event_type, run_step=step)
         run.status = status
-        run.usage.prompt_tokens += turn.prompt_tokens
-        run.usage.completion_tokens += turn.completion_tokens
-        run.usage.total_tokens = run.usage.prompt_tokens + run.usage.completion_tokens
+        _add_usage(run, turn)
         if status == E.RUN_STATUS_REQUIRES_ACTION:
             run.expires_at = now + self._expiry_seconds
             run.required_action.type = "submit_tool_outputs"
@@ -607,6 +692,30 @@ class RunEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _usage(turn: _Turn) -> common_pb2.Usage:
+    return common_pb2.Usage(
+        prompt_tokens=turn.prompt_tokens,
+        completion_tokens=turn.completion_tokens,
+        total_tokens=turn.prompt_tokens + turn.completion_tokens,
+    )
+
+
+def _add_usage(run: run_pb2.Run, turn: _Turn) -> None:
+    run.usage.prompt_tokens += turn.prompt_tokens
+    run.usage.completion_tokens += turn.completion_tokens
+    run.usage.total_tokens = run.usage.prompt_tokens + run.usage.completion_tokens
+
+
+def without_result_content(step: run_pb2.RunStep) -> run_pb2.RunStep:
+    """The step with its file_search results' contents left out (they are shown only on request)."""
+    bare = run_pb2.RunStep()
+    bare.CopyFrom(step)
+    for call in bare.step_details.tool_calls:
+        for result in call.file_search.results:
+            del result.content[:]
+    return bare
 
 
 def _copy(run: run_pb2.Run) -> run_pb2.Run:
