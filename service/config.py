@@ -34,6 +34,8 @@ class Settings:
     store: str = field(default_factory=lambda: os.environ.get("ASSISTD_STORE", "sqlite:///data/assistd.db"))
     models: str = field(default_factory=lambda: os.environ.get("ASSISTD_MODELS", ""))
     api_keys: dict[str, str] = field(default_factory=lambda: _parse_keys(os.environ.get("ASSISTD_API_KEYS", "")))
+    # litellm embedding model for hybrid (keyword + vector) search; empty = keyword search only.
+    embedding_model: str = field(default_factory=lambda: os.environ.get("ASSISTD_EMBEDDING_MODEL", ""))
     # Largest file POST /v1/files accepts.
     max_file_bytes: int = field(default_factory=lambda: _env_int("ASSISTD_MAX_FILE_BYTES", 512 * 1024 * 1024))
     # Seconds a run may wait in requires_action before it expires.

@@ -96,6 +96,20 @@ class LLM:
         deployment = next((e["litellm_params"]["model"] for e in self._model_list if e["model_name"] == model), model)
         return await asyncio.to_thread(self._litellm.token_counter, model=deployment, messages=messages)
 
+    async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        """Embeddings of texts, in order. Raises LLMError on provider failure."""
+        try:
+            if self._router is not None and model in self.aliases():
+                response = await self._router.aembedding(model=model, input=texts)
+            else:
+                response = await self._litellm.aembedding(
+                    model=model, input=texts, num_retries=self._retries, timeout=self._timeout
+                )
+        except Exception as exc:
+            raise LLMError("server_error", _message(exc)) from exc
+        items = sorted(response.data, key=lambda item: item["index"] if isinstance(item, dict) else item.index)
+        return [item["embedding"] if isinstance(item, dict) else item.embedding for item in items]
+
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         """Streams the model's answer. Raises LLMError on provider failure."""
         kwargs: dict[str, Any] = {

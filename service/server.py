@@ -35,6 +35,7 @@ from service.engine.events import EventLog
 from service.engine.runner import RunEngine
 from service.llm import LLM
 from service.repo import Repo
+from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
 from service.store import open_blobs, open_store
 
@@ -60,10 +61,17 @@ class Service:
         self.store = open_store(settings.store)
         self.repo = Repo(self.store)
         self.blobs = open_blobs(settings.store)
-        self.ingestor = Ingestor(self.repo, self.blobs)
+        self.embedder = Embedder(self.llm, settings.embedding_model) if settings.embedding_model else None
+        self.ingestor = Ingestor(self.repo, self.blobs, self.embedder)
         self.events = EventLog(self.store)
         self.engine = RunEngine(
-            self.store, self.repo, self.llm, self.events, settings.run_expiry_seconds, settings.tool_prompt_models
+            self.store,
+            self.repo,
+            self.llm,
+            self.events,
+            settings.run_expiry_seconds,
+            settings.tool_prompt_models,
+            self.embedder,
         )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
@@ -90,7 +98,7 @@ class Service:
             FileService(auth, self.repo, self.blobs, self.settings.max_file_bytes, self.ingestor), server
         )
         vector_store_pb2_grpc.add_VectorStoreServiceServicer_to_server(
-            VectorStoreService(auth, self.repo, self.ingestor), server
+            VectorStoreService(auth, self.repo, self.ingestor, self.embedder), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)

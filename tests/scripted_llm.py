@@ -18,11 +18,26 @@ import re
 import socket
 import threading
 import time
+import zlib
 
 from aiohttp import web
 
 _DIRECTIVE = re.compile(r"\[(reply|chunks|slow|error|rounds):([^\]]*)\]")
 _CALL = re.compile(r"\[call:([A-Za-z0-9_-]+):(\{.*?\})\]")
+
+
+# Words that mean the same to the scripted embedder, so vector search finds what keywords miss.
+SYNONYMS = {"automobile": "car", "vehicle": "car", "cars": "car", "physician": "doctor", "medic": "doctor"}
+DIMENSIONS = 64
+
+
+def embed(text: str) -> list[float]:
+    """A deterministic bag-of-words embedding: one hashed dimension per (synonym-folded) word."""
+    vector = [0.0] * DIMENSIONS
+    for word in re.findall(r"[a-z]+", text.lower()):
+        word = SYNONYMS.get(word, word)
+        vector[zlib.crc32(word.encode()) % DIMENSIONS] += 1.0
+    return vector
 
 
 def free_port() -> int:
@@ -71,6 +86,7 @@ class ScriptedLLM:
         self._loop = asyncio.new_event_loop()
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         runner = web.AppRunner(app, handler_cancellation=True)
         self._loop.run_until_complete(runner.setup())
         self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
@@ -139,6 +155,14 @@ class ScriptedLLM:
             self.cancelled += 1
             raise
         return response
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        data = [{"object": "embedding", "index": i, "embedding": embed(text)} for i, text in enumerate(texts)]
+        usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+        return web.json_response({"object": "list", "data": data, "model": body["model"], "usage": usage})
 
     @staticmethod
     def _system(body: dict) -> str:

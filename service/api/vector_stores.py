@@ -10,6 +10,7 @@ from service.api.common import check_length, check_metadata, list_query, page, u
 from service.errors import FailedPrecondition, InvalidArgument, missing, not_found
 from service.protojson import struct_to_python
 from service.retrieval.chunk import DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP
+from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
 from service.retrieval.search import search
 from service.store import ListQuery, Record
@@ -78,10 +79,11 @@ def _paginate(items: list, query: ListQuery) -> tuple[list, bool]:
 
 
 class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
-    def __init__(self, auth, repo, ingestor: Ingestor):
+    def __init__(self, auth, repo, ingestor: Ingestor, embedder: Embedder | None):
         self.auth = auth
         self.repo = repo
         self.ingestor = ingestor
+        self.embedder = embedder
 
     # ---- helpers ------------------------------------------------------------------------
 
@@ -217,6 +219,7 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
         hits = await search(
             self.repo, tenant, [request.vector_store_id], queries, limit, threshold,
             request.filters if request.HasField("filters") else None,
+            self.embedder,
         )
         response = vs_pb2.SearchVectorStoreResponse(object="vector_store.search_results.page", search_query=queries)
         for hit in hits:

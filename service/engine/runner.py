@@ -28,6 +28,7 @@ from service.locks import KeyedLocks
 from service.llm import LLM, ChatRequest, LLMError, ToolCallFragment
 from service.repo import Repo, kind_of
 from service.retrieval import citations
+from service.retrieval.embed import Embedder
 from service.retrieval.search import search
 from service.store import ListQuery, Store
 
@@ -112,6 +113,7 @@ class RunEngine:
         events: EventLog,
         expiry_seconds: int = 600,
         tool_prompt_models: frozenset[str] = frozenset(),
+        embedder: Embedder | None = None,
     ):
         self._store = store
         self._repo = repo
@@ -119,6 +121,7 @@ class RunEngine:
         self._events = events
         self._expiry_seconds = expiry_seconds
         self._tool_prompt_models = tool_prompt_models
+        self._embedder = embedder
         self._channels: dict[str, RunChannel] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._model_calls: dict[str, asyncio.Task] = {}
@@ -432,7 +435,10 @@ class RunEngine:
             delta.delta.step_details.type = E.RUN_STEP_TYPE_TOOL_CALLS
             delta.delta.step_details.tool_calls.add(index=index, id=call.id).file_search.SetInParent()
             self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, run_step_delta=delta)
-            hits = await search(self._repo, channel.tenant, vector_store_ids, citations.queries_of(arguments), limit, threshold)
+            queries = citations.queries_of(arguments)
+            hits = await search(
+                self._repo, channel.tenant, vector_store_ids, queries, limit, threshold, embedder=self._embedder
+            )
             for hit in hits:
                 result = call.file_search.results.add(file_id=hit.file_id, file_name=hit.filename, score=hit.score)
                 result.content.add(type="text", text=hit.text)

@@ -8,7 +8,9 @@ from assistd.v1 import file_pb2, vector_store_pb2
 
 from service.locks import KeyedLocks
 from service.repo import Repo, kind_of
+from service.llm import LLMError
 from service.retrieval.chunk import DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP, chunk_text
+from service.retrieval.embed import Embedder
 from service.retrieval.parse import ParseError, extract_text
 from service.store import BlobStore
 
@@ -18,9 +20,10 @@ VectorStoreFile = vector_store_pb2.VectorStoreFile
 
 
 class Ingestor:
-    def __init__(self, repo: Repo, blobs: BlobStore, concurrency: int = 2):
+    def __init__(self, repo: Repo, blobs: BlobStore, embedder: Embedder | None = None, concurrency: int = 2):
         self._repo = repo
         self._blobs = blobs
+        self._embedder = embedder
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task] = set()
         # One lock per (tenant, vector store, file): ingestion's end vs cancel/delete.
@@ -68,9 +71,12 @@ class Ingestor:
                     static.max_chunk_size_tokens or DEFAULT_MAX_TOKENS,
                     static.chunk_overlap_tokens if static.max_chunk_size_tokens else DEFAULT_OVERLAP,
                 )
-                await self._repo.store.index_chunks(tenant, vs_id, file_id, chunks)
+                vectors = await self._embedder.embed(chunks) if self._embedder and chunks else []
+                await self._repo.store.index_chunks(tenant, vs_id, file_id, chunks, vectors)
             except ParseError as exc:
                 error = exc
+            except LLMError as exc:
+                error = ParseError("server_error", f"Embedding the file failed: {exc.message}")
             except asyncio.CancelledError:
                 raise  # stopping: recover() picks the file up at the next start
             except Exception as exc:

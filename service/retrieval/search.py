@@ -1,6 +1,7 @@
 """Searching vector stores: keyword (SQLite FTS5 BM25) over the chunks, attribute filters, and
 scores in [0, 1] (the best hit of a search scores 1)."""
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -8,9 +9,13 @@ from typing import Any
 from assistd.v1 import file_pb2, vector_store_pb2
 from google.protobuf import json_format
 
+from service.llm import LLMError
 from service.protojson import struct_to_python
 from service.repo import Repo
+from service.retrieval.embed import Embedder
+from service.store import ChunkHit
 
+log = logging.getLogger(__name__)
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words that say nothing about a topic; matching them only adds noise to keyword ranking.
 _STOP_WORDS = frozenset(
@@ -55,6 +60,22 @@ def matches(flt: vector_store_pb2.AttributeFilter, attributes: dict[str, Any]) -
     return {"gt": value > target, "gte": value >= target, "lt": value < target, "lte": value <= target}.get(flt.type, False)
 
 
+RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
+
+
+def fuse(rankings: list[list[ChunkHit]]) -> list[ChunkHit]:
+    """Reciprocal rank fusion of several best-first lists; rank becomes the fused score."""
+    scores: dict[tuple[str, str, int], float] = {}
+    chunks: dict[tuple[str, str, int], ChunkHit] = {}
+    for ranking in rankings:
+        for position, hit in enumerate(ranking):
+            key = (hit.vector_store_id, hit.file_id, hit.chunk_index)
+            scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + position + 1)
+            chunks.setdefault(key, hit)
+    ordered = sorted(scores, key=lambda key: -scores[key])
+    return [ChunkHit(*key, chunks[key].text, scores[key]) for key in ordered]
+
+
 async def search(
     repo: Repo,
     tenant: str,
@@ -63,9 +84,22 @@ async def search(
     max_results: int,
     score_threshold: float = 0.0,
     flt: vector_store_pb2.AttributeFilter | None = None,
+    embedder: Embedder | None = None,
 ) -> list[Hit]:
-    """The best chunks for the queries across the vector stores, best first."""
-    raw = await repo.store.search_chunks(tenant, vector_store_ids, terms_of(queries), limit=max_results * 5)
+    """The best chunks for the queries across the vector stores, best first: keyword ranking,
+    fused with vector ranking when there is an embedder."""
+    depth = max_results * 5
+    raw = await repo.store.search_chunks(tenant, vector_store_ids, terms_of(queries), limit=depth)
+    if embedder is not None:
+        try:
+            vectors = await embedder.embed(queries)
+        except LLMError as exc:  # the embedding provider is down: keyword results still help
+            log.warning("query embedding failed, searching by keyword only: %s", exc.message)
+            vectors = []
+        rankings = [raw]
+        for vector in vectors:
+            rankings.append(await repo.store.search_vectors(tenant, vector_store_ids, vector, depth))
+        raw = fuse(rankings)
     if not raw:
         return []
     best = max(hit.rank for hit in raw) or 1.0

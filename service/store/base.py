@@ -101,8 +101,11 @@ class Store(Protocol):
     async def objects_with_tag(self, kind: str, tag: str) -> list[tuple[str, bytes]]:
         """(tenant, data) of every object of a kind with a tag, across tenants (recovery at start-up)."""
 
-    async def index_chunks(self, tenant: str, vector_store_id: str, file_id: str, chunks: Sequence[str]) -> None:
-        """Makes the chunks the file's searchable text in the vector store (replacing any before)."""
+    async def index_chunks(
+        self, tenant: str, vector_store_id: str, file_id: str, chunks: Sequence[str], vectors: Sequence[bytes] = ()
+    ) -> None:
+        """Makes the chunks (and their unit float32 embeddings, if any) the file's searchable content
+        in the vector store, replacing any before."""
 
     async def delete_chunks(self, tenant: str, vector_store_id: str, file_id: str = "") -> None:
         """Removes a file's chunks from the vector store, or all its chunks when file_id is ""."""
@@ -111,3 +114,8 @@ class Store(Protocol):
         self, tenant: str, vector_store_ids: Sequence[str], terms: Sequence[str], limit: int
     ) -> list[ChunkHit]:
         """Keyword search (any of the terms), best first."""
+
+    async def search_vectors(
+        self, tenant: str, vector_store_ids: Sequence[str], query: bytes, limit: int
+    ) -> list[ChunkHit]:
+        """Nearest chunks by cosine similarity to a unit float32 query vector, best first."""

@@ -10,6 +10,7 @@ import os
 from typing import Sequence
 
 import aiosqlite
+import numpy as np
 
 from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record
 
@@ -30,11 +31,34 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
   text, tenant UNINDEXED, vector_store_id UNINDEXED, file_id UNINDEXED, chunk_index UNINDEXED,
   tokenize = 'porter unicode61'
 );
+CREATE TABLE IF NOT EXISTS chunk_vectors (
+  tenant TEXT NOT NULL, vector_store_id TEXT NOT NULL, file_id TEXT NOT NULL, chunk_index INTEGER NOT NULL,
+  text TEXT NOT NULL, vector BLOB NOT NULL,
+  PRIMARY KEY (tenant, vector_store_id, file_id, chunk_index)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS run_events (
   tenant TEXT NOT NULL, run_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
   PRIMARY KEY (tenant, run_id, seq)
 ) WITHOUT ROWID;
 """
+
+def _cosine_top(query: bytes, candidates: list[bytes], limit: int) -> list[tuple[int, float]]:
+    """(candidate index, cosine similarity) of the best unit vectors. CPU work: run it in a thread."""
+    if not candidates:
+        return []
+    matrix = np.frombuffer(b"".join(candidates), dtype=np.float32).reshape(len(candidates), -1)
+    scores = matrix @ np.frombuffer(query, dtype=np.float32)
+    best = np.argsort(-scores)[:limit]
+    return [(int(i), float(scores[i])) for i in best]
+
+
+def _delete_chunk_statements(key: tuple[str, str, str]) -> list[tuple[str, tuple]]:
+    """Statements removing a file's chunks from a vector store (all of the store's when file_id is "")."""
+    tenant, vector_store_id, file_id = key
+    where = "tenant=? AND vector_store_id=?" + (" AND file_id=?" if file_id else "")
+    params = (tenant, vector_store_id, file_id) if file_id else (tenant, vector_store_id)
+    return [(f"DELETE FROM chunks WHERE {where}", params), (f"DELETE FROM chunk_vectors WHERE {where}", params)]
+
 
 _UPSERT = "INSERT OR REPLACE INTO objects (tenant, kind, parent, id, tag, data) VALUES (?, ?, ?, ?, ?, ?)"
 
@@ -224,20 +248,36 @@ class SqliteStore:
         rows = await self._read("SELECT tenant, data FROM objects WHERE kind=? AND tag=?", (kind, tag))
         return [(row[0], row[1]) for row in rows]
 
-    async def index_chunks(self, tenant: str, vector_store_id: str, file_id: str, chunks: Sequence[str]) -> None:
-        delete = "DELETE FROM chunks WHERE tenant=? AND vector_store_id=? AND file_id=?"
+    async def index_chunks(
+        self, tenant: str, vector_store_id: str, file_id: str, chunks: Sequence[str], vectors: Sequence[bytes] = ()
+    ) -> None:
+        key = (tenant, vector_store_id, file_id)
         insert = "INSERT INTO chunks (text, tenant, vector_store_id, file_id, chunk_index) VALUES (?, ?, ?, ?, ?)"
+        insert_vector = (
+            "INSERT INTO chunk_vectors (tenant, vector_store_id, file_id, chunk_index, text, vector) VALUES (?, ?, ?, ?, ?, ?)"
+        )
         await self._write(
-            [(delete, (tenant, vector_store_id, file_id))]
-            + [(insert, (text, tenant, vector_store_id, file_id, i)) for i, text in enumerate(chunks)]
+            _delete_chunk_statements(key)
+            + [(insert, (text, *key, i)) for i, text in enumerate(chunks)]
+            + [(insert_vector, (*key, i, text, vector)) for i, (text, vector) in enumerate(zip(chunks, vectors))]
         )
 
     async def delete_chunks(self, tenant: str, vector_store_id: str, file_id: str = "") -> None:
-        if file_id:
-            sql, params = "DELETE FROM chunks WHERE tenant=? AND vector_store_id=? AND file_id=?", (tenant, vector_store_id, file_id)
-        else:
-            sql, params = "DELETE FROM chunks WHERE tenant=? AND vector_store_id=?", (tenant, vector_store_id)
-        await self._write([(sql, params)])
+        await self._write(_delete_chunk_statements((tenant, vector_store_id, file_id)))
+
+    async def search_vectors(
+        self, tenant: str, vector_store_ids: Sequence[str], query: bytes, limit: int
+    ) -> list[ChunkHit]:
+        if not vector_store_ids:
+            return []
+        stores = ",".join("?" * len(vector_store_ids))
+        rows = await self._read(
+            f"SELECT vector_store_id, file_id, chunk_index, text, vector FROM chunk_vectors "
+            f"WHERE tenant=? AND vector_store_id IN ({stores})",
+            (tenant, *vector_store_ids),
+        )
+        best = await asyncio.to_thread(_cosine_top, query, [row[4] for row in rows], limit)
+        return [ChunkHit(rows[i][0], rows[i][1], int(rows[i][2]), rows[i][3], score) for i, score in best]
 
     async def search_chunks(
         self, tenant: str, vector_store_ids: Sequence[str], terms: Sequence[str], limit: int

@@ -114,3 +114,27 @@ def test_vector_store_crud_and_file_removal(client, corpus):
     assert client.vector_stores.delete(vs.id).object == "vector_store.deleted"
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.retrieve(vs.id)
+
+
+def test_hybrid_search_finds_what_keywords_miss(provider, tmp_path, client):
+    from tests.conftest import Server
+
+    docs = [("cars.txt", b"My car is a red convertible with leather seats."), ("bread.txt", b"Sourdough bread needs a starter.")]
+    keyword_only = client.vector_stores.create(name="keywords")
+    for name, data in docs:
+        client.vector_stores.files.upload_and_poll(vector_store_id=keyword_only.id, file=(name, data), poll_interval_ms=50)
+    assert client.vector_stores.search(vector_store_id=keyword_only.id, query="automobile").data == []
+
+    server = Server(tmp_path, provider, {"ASSISTD_EMBEDDING_MODEL": "openai/scripted-embed"}).start()
+    try:
+        hybrid = server.client()
+        vs = hybrid.vector_stores.create(name="hybrid")
+        for name, data in docs:
+            hybrid.vector_stores.files.upload_and_poll(vector_store_id=vs.id, file=(name, data), poll_interval_ms=50)
+        results = hybrid.vector_stores.search(vector_store_id=vs.id, query="automobile").data
+        assert results[0].filename == "cars.txt" and results[0].score == 1.0
+        assert hybrid.vector_stores.search(vector_store_id=vs.id, query="sourdough starter").data[0].filename == "bread.txt"
+        embedded = [r for r in provider.requests if r.get("model") == "scripted-embed"]
+        assert any("leather seats" in " ".join(r["input"]) for r in embedded)  # chunks were embedded at ingestion
+    finally:
+        server.stop()

@@ -1,0 +1,29 @@
+"""Embeddings for hybrid search, through litellm (any provider it reaches)."""
+
+import asyncio
+
+import numpy as np
+
+from service.llm import LLM
+
+BATCH = 64
+
+
+class Embedder:
+    def __init__(self, llm: LLM, model: str):
+        self._llm = llm
+        self.model = model
+
+    async def embed(self, texts: list[str]) -> list[bytes]:
+        """Unit-length float32 vectors, as bytes, one per text."""
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), BATCH):
+            vectors.extend(await self._llm.embed(self.model, texts[start : start + BATCH]))
+        return await asyncio.to_thread(_normalize, vectors)
+
+
+def _normalize(vectors: list[list[float]]) -> list[bytes]:
+    matrix = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix = matrix / np.where(norms == 0, 1, norms)
+    return [row.tobytes() for row in matrix]
