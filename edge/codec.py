@@ -57,6 +57,8 @@ _TYPE_SELECTS = {
     "assistd.v1.ResponseFormat": ("json_schema",),
     "assistd.v1.ToolChoice": ("function",),
 }
+# Request-only fields, never written in responses.
+_INPUT_ONLY = {"assistd.v1.FileSearchResources": frozenset({"vector_stores"})}
 # Objects OpenAI writes back as bare strings.
 _AS_STRING: dict[str, Callable[[Message], str | None]] = {
     "assistd.v1.ResponseFormat": lambda m: m.type if m.type == "auto" else None,
@@ -298,8 +300,11 @@ def render(message: Message, *, delta: bool = False) -> Any:
     kind = message.WhichOneof(TYPE_TAG) if TYPE_TAG in descriptor.oneofs_by_name else None
     if kind is not None:
         out["type"] = kind
+    input_only = _INPUT_ONLY.get(descriptor.full_name, frozenset())
     for field in descriptor.fields:
         name = field.name
+        if name in input_only:
+            continue
         oneof = field.containing_oneof
         if oneof is not None and oneof.name == TYPE_TAG:
             if name == kind and not (field.type == F.TYPE_MESSAGE and not field.message_type.fields):

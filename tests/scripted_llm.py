@@ -7,6 +7,7 @@ Directives in the last user message:
   [error:STATUS]   fail with this HTTP status and an OpenAI error body
   [call:NAME:ARGS] call function NAME with JSON ARGS; several of them are parallel calls
   [rounds:N]       make the calls in N successive turns (default 1)
+  [embed-slow:S]   (in a text to embed) answer the embeddings request after S seconds
 Otherwise it answers "You said: <message>". After tool results it answers "Results: <outputs>".
 `tool_choice` is honoured like a real model would: "none" never calls, "required" or a named
 function always calls. Every request is recorded in `requests`.
@@ -160,6 +161,8 @@ class ScriptedLLM:
         body = await request.json()
         self.requests.append(body)
         texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        for delay in re.findall(r"\[embed-slow:([0-9.]+)\]", " ".join(texts)):
+            await asyncio.sleep(float(delay))
         data = [{"object": "embedding", "index": i, "embedding": embed(text)} for i, text in enumerate(texts)]
         usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
         return web.json_response({"object": "list", "data": data, "model": body["model"], "usage": usage})

@@ -5,6 +5,7 @@ from assistd.v1 import assistant_pb2, assistant_pb2_grpc, common_pb2
 from service import ids
 from service.api.common import check_length, check_metadata, check_range, check_tools, list_query, page, unary
 from service.errors import missing, not_found
+from service.retrieval.stores import inline_stores
 
 # Fields copied as-is from a create/update request onto the assistant.
 _OPTIONAL = ("name", "description", "instructions", "temperature", "top_p", "reasoning_effort")
@@ -34,9 +35,16 @@ def _apply_given_fields(assistant: assistant_pb2.Assistant, request) -> None:
 
 
 class AssistantService(assistant_pb2_grpc.AssistantServiceServicer):
-    def __init__(self, auth, repo):
+    def __init__(self, auth, repo, ingestor):
         self.auth = auth
         self.repo = repo
+        self.ingestor = ingestor
+
+    async def _save(self, tenant, assistant) -> None:
+        """Stores the assistant with the vector stores its tool_resources ask to create."""
+        objects, to_ingest = await inline_stores(self.repo, tenant, assistant.tool_resources)
+        await self.repo.put(tenant, *objects, assistant)
+        self.ingestor.submit_all(tenant, to_ingest)
 
     @unary
     async def CreateAssistant(self, tenant, request, context):
@@ -52,7 +60,7 @@ class AssistantService(assistant_pb2_grpc.AssistantServiceServicer):
             metadata=request.metadata,
         )
         _apply_given_fields(assistant, request)
-        await self.repo.put(tenant, assistant)
+        await self._save(tenant, assistant)
         return assistant_pb2.CreateAssistantResponse(assistant=assistant)
 
     @unary
@@ -75,7 +83,7 @@ class AssistantService(assistant_pb2_grpc.AssistantServiceServicer):
         if request.set_metadata:
             assistant.metadata.clear()
             assistant.metadata.update(request.metadata)
-        await self.repo.put(tenant, assistant)
+        await self._save(tenant, assistant)
         return assistant_pb2.UpdateAssistantResponse(assistant=assistant)
 
     @unary

@@ -4,7 +4,7 @@ from assistd.v1 import common_pb2, file_pb2, file_pb2_grpc, vector_store_pb2
 
 from service import ids
 from service.api.common import list_query, page, streaming, unary
-from service.errors import InvalidArgument, TooLarge, missing, not_found
+from service.errors import FailedPrecondition, InvalidArgument, TooLarge, missing, not_found
 from service.repo import kind_of
 from service.retrieval.ingest import Ingestor
 from service.store import BlobStore
@@ -78,7 +78,17 @@ class FileService(file_pb2_grpc.FileServiceServicer):
         """Deletes the file, and takes it out of every vector store that holds it."""
         file_id = request.file_id
         await self.repo.require(tenant, file_pb2.File, file_id)
-        for vs_id in await self.repo.store.parents_of(tenant, kind_of(vector_store_pb2.VectorStoreFile), file_id):
+        holders = await self.repo.store.parents_of(tenant, kind_of(vector_store_pb2.VectorStoreFile), file_id)
+        for vs_id in holders:
+            vs_file = await self.repo.get(tenant, vector_store_pb2.VectorStoreFile, file_id, vs_id)
+            if vs_file is not None and vs_file.status == "in_progress":
+                raise FailedPrecondition(
+                    f"File {file_id} is in use: vector store {vs_id} is still ingesting it. Delete it once "
+                    "ingestion ends, or remove it from the vector store first.",
+                    param="file_id",
+                    code="file_in_use",
+                )
+        for vs_id in holders:
             async with self.ingestor.locks[(tenant, vs_id, file_id)]:
                 await self.repo.delete(tenant, vector_store_pb2.VectorStoreFile, file_id, vs_id)
                 await self.repo.store.delete_chunks(tenant, vs_id, file_id)

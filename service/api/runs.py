@@ -4,7 +4,7 @@ from assistd.v1 import assistant_pb2, run_pb2, run_pb2_grpc, thread_pb2
 
 from service import ids
 from service.api.common import check_metadata, check_range, check_tools, list_query, page, streaming, unary
-from service.api.threads import new_message, new_thread
+from service.api.threads import new_message, new_thread, thread_files
 from service.retrieval.attachments import attach
 from service.engine.runner import without_result_content
 from service.errors import InvalidArgument, missing
@@ -105,14 +105,10 @@ class RunService(run_pb2_grpc.RunServiceServicer):
         self.settings = settings
         self.ingestor = ingestor
 
-    async def _attach(self, tenant, thread, messages, store_thread: bool) -> None:
-        """Puts the messages' file_search attachments in the thread's vector store."""
-        objects, to_ingest = await attach(self.repo, tenant, thread, messages)
-        objects = [o for o in objects if store_thread or o is not thread]
+    async def _store_files(self, tenant, objects, to_ingest) -> None:
         if objects:
             await self.repo.put(tenant, *objects)
-        for vs_file in to_ingest:
-            self.ingestor.submit(tenant, vs_file)
+        self.ingestor.submit_all(tenant, to_ingest)
 
     async def _start_run(self, tenant, request):
         """Validates a CreateRunRequest whole, then starts the run; returns its channel."""
@@ -129,7 +125,7 @@ class RunService(run_pb2_grpc.RunServiceServicer):
             for i, m in enumerate(request.additional_messages)
         ]
         run = _new_run(request, assistant, request.thread_id, self.settings.run_expiry_seconds)
-        await self._attach(tenant, thread, messages, store_thread=True)
+        await self._store_files(tenant, *await attach(self.repo, tenant, thread, messages))
         return await self.engine.start(tenant, run, messages)
 
     async def _start_thread_and_run(self, tenant, request):
@@ -141,8 +137,8 @@ class RunService(run_pb2_grpc.RunServiceServicer):
             thread.tool_resources.CopyFrom(request.tool_resources)
         assistant = await self.repo.require(tenant, assistant_pb2.Assistant, request.assistant_id)
         run = _new_run(request, assistant, thread.id, self.settings.run_expiry_seconds)
-        await self._attach(tenant, thread, messages, store_thread=False)  # the engine stores the new thread
-        return await self.engine.start(tenant, run, messages, new_thread=thread)
+        await self._store_files(tenant, *await thread_files(self.repo, tenant, thread, messages))
+        return await self.engine.start(tenant, run, messages, new_thread=thread)  # stores the thread
 
     async def _run_of(self, tenant, channel) -> run_pb2.Run:
         return await self.repo.require(tenant, run_pb2.Run, channel.run_id, channel.thread_id)

@@ -6,6 +6,7 @@ from service import ids
 from service.api.common import check_length, check_metadata, list_query, page, unary
 from service.errors import FailedPrecondition, InvalidArgument, missing, not_found
 from service.retrieval.attachments import attach
+from service.retrieval.stores import inline_stores
 
 _MAX_TEXT = 256_000
 
@@ -42,6 +43,15 @@ def new_message(thread_id: str, params, param: str = "") -> message_pb2.Message:
     )
 
 
+async def thread_files(repo, tenant, thread, messages):
+    """What a new thread needs stored besides itself and its messages for file_search: inline
+    vector stores from its tool_resources, then its messages' attachments. Returns
+    (objects, files to ingest); the thread object itself is updated in place."""
+    objects, to_ingest = await inline_stores(repo, tenant, thread.tool_resources)
+    attached, attached_files = await attach(repo, tenant, thread, messages)
+    return objects + [o for o in attached if o is not thread], to_ingest + attached_files
+
+
 def new_thread(params) -> tuple[thread_pb2.Thread, list[message_pb2.Message]]:
     """A thread and its initial messages from CreateThreadRequest/ThreadParams, validated whole."""
     check_metadata(params.metadata)
@@ -64,10 +74,9 @@ class ThreadService(thread_pb2_grpc.ThreadServiceServicer):
     @unary
     async def CreateThread(self, tenant, request, context):
         thread, messages = new_thread(request)
-        objects, to_ingest = await attach(self.repo, tenant, thread, messages)
+        objects, to_ingest = await thread_files(self.repo, tenant, thread, messages)
         await self.repo.put(tenant, thread, *messages, *objects)
-        for vs_file in to_ingest:
-            self.ingestor.submit(tenant, vs_file)
+        self.ingestor.submit_all(tenant, to_ingest)
         return thread_pb2.CreateThreadResponse(thread=thread)
 
     @unary
@@ -84,7 +93,9 @@ class ThreadService(thread_pb2_grpc.ThreadServiceServicer):
             thread.metadata.update(request.metadata)
         if request.HasField("tool_resources"):
             thread.tool_resources.CopyFrom(request.tool_resources)
-        await self.repo.put(tenant, thread)
+        objects, to_ingest = await inline_stores(self.repo, tenant, thread.tool_resources)
+        await self.repo.put(tenant, *objects, thread)
+        self.ingestor.submit_all(tenant, to_ingest)
         return thread_pb2.UpdateThreadResponse(thread=thread)
 
     @unary
@@ -113,8 +124,7 @@ class MessageService(message_pb2_grpc.MessageServiceServicer):
             raise FailedPrecondition(f"Can't add messages to {request.thread_id} while a run {active} is active.")
         objects, to_ingest = await attach(self.repo, tenant, thread, [message])
         await self.repo.put(tenant, message, *objects)
-        for vs_file in to_ingest:
-            self.ingestor.submit(tenant, vs_file)
+        self.ingestor.submit_all(tenant, to_ingest)
         return message_pb2.CreateMessageResponse(message=message)
 
     @unary

@@ -6,57 +6,16 @@ so they are exact at every moment."""
 from assistd.v1 import common_pb2, file_pb2, vector_store_pb2 as vs_pb2, vector_store_pb2_grpc
 
 from service import ids
-from service.api.common import check_length, check_metadata, list_query, page, unary
+from service.api.common import check_metadata, list_query, page, unary
 from service.errors import FailedPrecondition, InvalidArgument, missing, not_found
-from service.protojson import struct_to_python
-from service.retrieval.chunk import DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
 from service.retrieval.search import search
+from service.retrieval.stores import check_attributes, new_files, new_vector_store
 from service.store import ListQuery, Record
 
 _STATUSES = ("in_progress", "completed", "failed", "cancelled")
 _BATCH_MEMBER = "batch_file"  # store kind: (batch id) -> file id
-
-
-def check_chunking(strategy: vs_pb2.ChunkingStrategy, param: str = "chunking_strategy") -> vs_pb2.ChunkingStrategy:
-    """The strategy to store: `auto` (or none) becomes static 800/400; static is validated as OpenAI does."""
-    if strategy.type in ("", "auto"):
-        return vs_pb2.ChunkingStrategy(
-            type="static",
-            static=vs_pb2.StaticChunking(max_chunk_size_tokens=DEFAULT_MAX_TOKENS, chunk_overlap_tokens=DEFAULT_OVERLAP),
-        )
-    if strategy.type != "static":
-        raise InvalidArgument(
-            f"Invalid value: '{strategy.type}'. Supported values are: 'auto' and 'static'.", param=f"{param}.type"
-        )
-    size, overlap = strategy.static.max_chunk_size_tokens, strategy.static.chunk_overlap_tokens
-    if not 100 <= size <= 4096:
-        raise InvalidArgument(
-            f"Invalid '{param}.static.max_chunk_size_tokens': expected a value between 100 and 4096, but got {size}.",
-            param=f"{param}.static.max_chunk_size_tokens",
-            code="integer_out_of_range",
-        )
-    if overlap < 0 or overlap > size // 2:
-        raise InvalidArgument(
-            f"Invalid '{param}.static.chunk_overlap_tokens': must be between 0 and half of max_chunk_size_tokens "
-            f"({size // 2}), but got {overlap}.",
-            param=f"{param}.static.chunk_overlap_tokens",
-            code="integer_out_of_range",
-        )
-    return strategy
-
-
-def check_attributes(attributes, param: str = "attributes") -> None:
-    values = struct_to_python(attributes)
-    if len(values) > 16:
-        raise InvalidArgument(f"Invalid '{param}': at most 16 attributes are allowed.", param=param)
-    for key, value in values.items():
-        check_length(key, 64, f"{param}.{key}")
-        if isinstance(value, str):
-            check_length(value, 512, f"{param}.{key}")
-        elif not isinstance(value, (bool, int, float)):
-            raise InvalidArgument(f"Invalid '{param}.{key}': expected a string, number or boolean.", param=f"{param}.{key}")
 
 
 def _counts(files: list[vs_pb2.VectorStoreFile]) -> vs_pb2.FileCounts:
@@ -110,27 +69,7 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
         return [f for f in files if f is not None]
 
     async def _new_files(self, tenant, vs_id, specs, param: str) -> list[vs_pb2.VectorStoreFile]:
-        """Vector store files for (file_id, chunking, attributes) specs, all validated before any is stored."""
-        new = []
-        for i, (file_id, chunking, attributes) in enumerate(specs):
-            if not file_id:
-                raise missing(f"{param}[{i}]")
-            if await self.repo.get(tenant, file_pb2.File, file_id) is None:
-                raise not_found("file", file_id)
-            strategy = check_chunking(chunking)
-            vs_file = vs_pb2.VectorStoreFile(
-                id=file_id,
-                object="vector_store.file",
-                created_at=ids.now(),
-                vector_store_id=vs_id,
-                status="in_progress",
-                chunking_strategy=strategy,
-            )
-            if attributes is not None:
-                check_attributes(attributes)
-                vs_file.attributes.CopyFrom(attributes)
-            new.append(vs_file)
-        return new
+        return await new_files(self.repo, tenant, vs_id, specs, param)
 
     def _ingest(self, tenant, files) -> None:
         for f in files:
@@ -141,16 +80,8 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
     @unary
     async def CreateVectorStore(self, tenant, request, context):
         check_metadata(request.metadata)
-        strategy = request.chunking_strategy if request.HasField("chunking_strategy") else vs_pb2.ChunkingStrategy()
-        store = vs_pb2.VectorStore(
-            id=ids.new_id("vs_"),
-            object="vector_store",
-            created_at=ids.now(),
-            name=request.name,
-            status="completed",
-            metadata=request.metadata,
-            last_active_at=ids.now(),
-        )
+        strategy = request.chunking_strategy if request.HasField("chunking_strategy") else None
+        store = new_vector_store(request.name, request.metadata)
         if request.HasField("expires_after"):
             store.expires_after.CopyFrom(request.expires_after)
             store.expires_at = store.created_at + request.expires_after.days * 86400

@@ -34,6 +34,10 @@ class Ingestor:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def submit_all(self, tenant: str, vs_files) -> None:
+        for vs_file in vs_files:
+            self.submit(tenant, vs_file)
+
     async def idle(self) -> None:
         """Waits for the files being ingested now (tests and shutdown)."""
         while self._tasks:

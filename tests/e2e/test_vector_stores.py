@@ -136,5 +136,57 @@ def test_hybrid_search_finds_what_keywords_miss(provider, tmp_path, client):
         assert hybrid.vector_stores.search(vector_store_id=vs.id, query="sourdough starter").data[0].filename == "bread.txt"
         embedded = [r for r in provider.requests if r.get("model") == "scripted-embed"]
         assert any("leather seats" in " ".join(r["input"]) for r in embedded)  # chunks were embedded at ingestion
+
+        # a file still being ingested is in use: it cannot be deleted until ingestion ends
+        slow = hybrid.files.create(file=("slow.txt", b"Embedding this takes a while. [embed-slow:1.5]"), purpose="assistants")
+        hybrid.vector_stores.files.create(vector_store_id=vs.id, file_id=slow.id)
+        with pytest.raises(openai.BadRequestError) as info:
+            hybrid.files.delete(slow.id)
+        assert info.value.code == "file_in_use" and hybrid.files.retrieve(slow.id).id == slow.id
+        assert hybrid.vector_stores.files.poll(file_id=slow.id, vector_store_id=vs.id, poll_interval_ms=50).status == "completed"
+        assert hybrid.files.delete(slow.id).deleted
+        assert hybrid.vector_stores.retrieve(vs.id).file_counts.total == 2
+    finally:
+        server.stop()
+
+
+def test_inline_vector_stores_in_tool_resources(client):
+    doc = client.files.create(file=("faq.md", b"Refunds are accepted within 30 days."), purpose="assistants")
+    assistant = client.beta.assistants.create(
+        model="openai/scripted",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [doc.id], "metadata": {"src": "inline"}}]}},
+    )
+    (vs_id,) = assistant.tool_resources.file_search.vector_store_ids
+    assert not hasattr(assistant.tool_resources.file_search, "vector_stores") or not assistant.tool_resources.file_search.vector_stores
+    store = client.vector_stores.retrieve(vs_id)
+    assert store.metadata == {"src": "inline"} and store.file_counts.total == 1
+    thread = client.beta.threads.create(tool_resources={"file_search": {"vector_stores": [{"file_ids": [doc.id]}]}})
+    (thread_vs,) = thread.tool_resources.file_search.vector_store_ids
+    assert thread_vs != vs_id
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.create(tool_resources={"file_search": {"vector_stores": [{"file_ids": ["file-nope"]}]}})
+
+
+def test_vector_stores_are_tenant_scoped(provider, tmp_path):
+    from tests.conftest import Server
+
+    server = Server(tmp_path, provider, {"ASSISTD_API_KEYS": "key-a=acme,key-b=globex"}).start()
+    try:
+        a = openai.OpenAI(base_url=server.base_url, api_key="key-a", max_retries=0)
+        b = openai.OpenAI(base_url=server.base_url, api_key="key-b", max_retries=0)
+        doc = a.files.create(file=("secret.txt", b"The acme secret formula."), purpose="assistants")
+        vs = a.vector_stores.create(name="acme", file_ids=[doc.id])
+        for call in (
+            lambda: b.vector_stores.retrieve(vs.id),
+            lambda: b.vector_stores.search(vector_store_id=vs.id, query="secret formula"),
+            lambda: b.vector_stores.files.list(vector_store_id=vs.id),
+            lambda: b.files.retrieve(doc.id),
+            lambda: b.vector_stores.create(name="steal", file_ids=[doc.id]),
+        ):
+            with pytest.raises(openai.NotFoundError):
+                call()
+        a.vector_stores.files.poll(file_id=doc.id, vector_store_id=vs.id, poll_interval_ms=50)
+        assert a.vector_stores.search(vector_store_id=vs.id, query="secret formula").data[0].file_id == doc.id
     finally:
         server.stop()
