@@ -7,6 +7,7 @@ Directives in the last user message:
   [error:STATUS]   fail with this HTTP status and an OpenAI error body
   [call:NAME:ARGS] call function NAME with JSON ARGS; several of them are parallel calls
   [rounds:N]       make the calls in N successive turns (default 1)
+  [say:TEXT]       say TEXT before making the calls
   [embed-slow:S]   (in a text to embed) answer the embeddings request after S seconds
 Otherwise it answers "You said: <message>". After tool results it answers "Results: <outputs>".
 `tool_choice` is honoured like a real model would: "none" never calls, "required" or a named
@@ -23,7 +24,7 @@ import zlib
 
 from aiohttp import web
 
-_DIRECTIVE = re.compile(r"\[(reply|chunks|slow|error|rounds):([^\]]*)\]")
+_DIRECTIVE = re.compile(r"\[(reply|chunks|slow|error|rounds|say):([^\]]*)\]")
 _CALL = re.compile(r"\[call:([A-Za-z0-9_-]+):(\{.*?\})\]")
 
 
@@ -117,7 +118,7 @@ class ScriptedLLM:
             directives["reply"] = answer
         calls = self._calls(body, text, directives)
         if calls:
-            return await self._stream_calls(request, body, calls, float(directives.get("slow", 0)))
+            return await self._stream_calls(request, body, calls, float(directives.get("slow", 0)), directives.get("say", ""))
         tool_results = self._tool_results(body["messages"])
         if tool_results is not None:
             answer = "Results: " + "; ".join(tool_results)
@@ -215,19 +216,27 @@ class ScriptedLLM:
             return wanted[:1]
         return wanted
 
-    async def _stream_calls(self, request, body, calls, delay) -> web.StreamResponse:
+    async def _stream_calls(self, request, body, calls, delay, say="") -> web.StreamResponse:
+        """Streams the calls' arguments in 5-character pieces; a piece counts as a token for max_tokens."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        await self._send(response, body, {"role": "assistant", "content": None}, None)
+        await self._send(response, body, {"role": "assistant", "content": say or None}, None)
+        budget = body.get("max_tokens")
+        finish = "tool_calls"
         for index, (name, arguments) in enumerate(calls):
             first = {"index": index, "id": f"call_provider_{index}", "type": "function", "function": {"name": name, "arguments": ""}}
             await self._send(response, body, {"tool_calls": [first]}, None)
             for i in range(0, len(arguments), 5):
+                if budget is not None:
+                    if budget == 0:
+                        finish = "length"
+                        break
+                    budget -= 1
                 if delay:
                     await asyncio.sleep(delay)
                 piece = {"index": index, "function": {"arguments": arguments[i : i + 5]}}
                 await self._send(response, body, {"tool_calls": [piece]}, None)
-        await self._send(response, body, {}, "tool_calls")
+        await self._send(response, body, {}, finish)
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = {"prompt_tokens": 10, "completion_tokens": 5 * len(calls), "total_tokens": 10 + 5 * len(calls)}
             await response.write(f"data: {json.dumps({**self._chunk_base(body), 'choices': [], 'usage': usage})}\n\n".encode())

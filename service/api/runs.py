@@ -184,16 +184,11 @@ class RunService(run_pb2_grpc.RunServiceServicer):
 
     @unary
     async def UpdateRun(self, tenant, request, context):
-        run = await self.repo.require(tenant, run_pb2.Run, request.run_id, request.thread_id)
         check_metadata(request.metadata)
         if not request.set_metadata:
+            run = await self.repo.require(tenant, run_pb2.Run, request.run_id, request.thread_id)
             return run_pb2.UpdateRunResponse(run=run)
-        live = self.engine.update_metadata(run.id, dict(request.metadata))
-        if live is not None:
-            return run_pb2.UpdateRunResponse(run=live)
-        run.metadata.clear()
-        run.metadata.update(request.metadata)
-        await self.repo.put(tenant, run)
+        run = await self.engine.update_metadata(tenant, request.thread_id, request.run_id, dict(request.metadata))
         return run_pb2.UpdateRunResponse(run=run)
 
     @unary

@@ -38,7 +38,7 @@ def _tool_turn(step: run_pb2.RunStep, first_source: int) -> list[dict[str, Any]]
     calls, outputs = [], []
     for call in step.step_details.tool_calls:
         kind = call.WhichOneof("kind")
-        if kind == "function":
+        if kind == "function" and call.function.HasField("output"):
             calls.append({"id": call.id, "type": "function", "function": {"name": call.function.name, "arguments": call.function.arguments}})
             outputs.append(call.function.output)
         elif kind == "file_search":
@@ -76,7 +76,12 @@ def build_messages(
     if run.instructions:
         chat.append({"role": "system", "content": run.instructions})
     for _, messages in entries:
-        chat.extend(messages)
+        for message in messages:
+            previous = chat[-1] if chat else {}
+            if message.get("tool_calls") and previous.get("role") == "assistant" and "tool_calls" not in previous:
+                # text the model wrote before calling tools belongs to the same assistant turn
+                message = {**message, "content": chat.pop()["content"]}
+            chat.append(message)
     return chat
 
 

@@ -83,9 +83,11 @@ class _Turn:
     def __init__(self) -> None:
         self.message: message_pb2.Message | None = None
         self.message_step: run_pb2.RunStep | None = None
+        self.message_settled = False  # completed before the turn ended (it went on to call tools)
         self.text = ""
         self.tool_step: run_pb2.RunStep | None = None
-        self.call_index: dict[int, int] = {}  # provider's tool call index -> ours (0-based, in order)
+        self.call_index: dict = {}  # provider's tool call key -> ours (0-based, in order)
+        self.provider_ids: dict[int, str] = {}  # provider's index -> the call id it last named there
         self.searching = False  # file_search is offered to the model in this turn
         self.search_args: dict[int, str] = {}  # provider's index of a file_search call -> its arguments
         self.annotations: list[message_pb2.Annotation] = []  # file citations in the final text
@@ -185,8 +187,12 @@ class RunEngine:
         """Records the outputs on the run's tool_calls step and resumes the run.
 
         Raises FailedPrecondition unless the run waits for tool outputs, InvalidArgument
-        unless `outputs` answers each pending call exactly once. Nothing changes on error.
+        unless `outputs` answers each pending call exactly once. Nothing changes on error; once
+        begun, a submit completes even if the caller goes away.
         """
+        return await asyncio.shield(self._submit(tenant, thread_id, run_id, outputs))
+
+    async def _submit(self, tenant, thread_id, run_id, outputs) -> RunChannel:
         async with self._lock(run_id):
             run = await self._repo.require(tenant, run_pb2.Run, run_id, thread_id)
             if run.status != E.RUN_STATUS_REQUIRES_ACTION or run_id in self._runs:
@@ -234,21 +240,31 @@ class RunEngine:
                 # The next segment (after tool outputs) or another process will write more.
                 await asyncio.sleep(0.1)
 
-    def update_metadata(self, run_id: str, metadata: dict[str, str]) -> run_pb2.Run | None:
-        """Replaces a live run's metadata (written in order with its events); None if not live."""
-        run = self._runs.get(run_id)
-        if run is None:
-            return None
-        run.metadata.clear()
-        run.metadata.update(metadata)
-        self._events.snapshot(self._channels[run_id], run)
-        return _copy(run)
+    async def update_metadata(self, tenant: str, thread_id: str, run_id: str, metadata: dict[str, str]) -> run_pb2.Run:
+        """Replaces a run's metadata under the run's lock, so no state change of the run is lost
+        to it: a live run's change is written in order with its events."""
+        async with self._lock(run_id):
+            run = self._runs.get(run_id)
+            if run is not None and run.thread_id == thread_id and self._channels[run_id].tenant == tenant:
+                run.metadata.clear()
+                run.metadata.update(metadata)
+                await self._events.snapshot(self._channels[run_id], run)
+                return _copy(run)
+            run = await self._repo.require(tenant, run_pb2.Run, run_id, thread_id)
+            run.metadata.clear()
+            run.metadata.update(metadata)
+            await self._repo.put(tenant, run)
+            return run
 
     # ---- cancelling and expiring ---------------------------------------------------------
 
     async def cancel(self, tenant: str, thread_id: str, run_id: str) -> run_pb2.Run:
         """Cancels a run that has not ended. A working run goes `cancelling`, its model call is
-        stopped, and it ends `cancelled`; a run waiting for tool outputs is cancelled at once."""
+        stopped, and it ends `cancelled`; a run waiting for tool outputs is cancelled at once.
+        Once begun, a cancel completes even if the caller goes away."""
+        return await asyncio.shield(self._cancel(tenant, thread_id, run_id))
+
+    async def _cancel(self, tenant: str, thread_id: str, run_id: str) -> run_pb2.Run:
         async with self._lock(run_id):
             run = self._runs.get(run_id)
             if run is not None and run.thread_id == thread_id and self._channels[run_id].tenant == tenant:
@@ -384,6 +400,8 @@ class RunEngine:
                 if turn.tool_step is None:  # only searches: let the model read the results
                     turns.append(_Turn())
                     continue
+            if turn.finish_reason == "length" and run.HasField("max_completion_tokens"):
+                return _Outcome(E.RUN_STATUS_INCOMPLETE, reason="max_completion_tokens")  # calls may be cut off too
             if turn.tool_step is not None:
                 return _Outcome(E.RUN_STATUS_REQUIRES_ACTION)
             self._start_message(channel, run, turn)  # an empty answer is still a message
@@ -391,8 +409,6 @@ class RunEngine:
                 await channel.committed(channel.next_sequence - 1)
                 known = citations.sources(await self._repo.all(channel.tenant, run_pb2.RunStep, run.id))
                 turn.annotations = citations.annotate(turn.text, known)
-            if turn.finish_reason == "length" and run.HasField("max_completion_tokens"):
-                return _Outcome(E.RUN_STATUS_INCOMPLETE, reason="max_completion_tokens")
             return _Outcome(E.RUN_STATUS_COMPLETED)
 
     async def _search_context(self, tenant: str, run: run_pb2.Run) -> list[str]:
@@ -422,7 +438,7 @@ class RunEngine:
         settings = next((t.file_search for t in run.tools if t.WhichOneof("kind") == "file_search"), None)
         limit = settings.max_num_results if settings is not None and settings.HasField("max_num_results") else 20
         threshold = settings.ranking_options.score_threshold if settings is not None else 0.0
-        if turn.message is not None:
+        if turn.message is not None and not turn.message_settled:
             self._settle_message(channel, turn)
         step = self._new_step(run, E.RUN_STEP_TYPE_TOOL_CALLS)
         self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CREATED, run_step=step)
@@ -450,7 +466,8 @@ class RunEngine:
         await self._events.snapshot(channel, step)  # the stored step keeps the contents, for include[]
 
     def _settle_message(self, channel: RunChannel, turn: _Turn) -> None:
-        """Completes a message the model wrote before it called file_search."""
+        """Completes a message the model wrote before it called tools."""
+        turn.message_settled = True
         now = ids.now()
         turn.message.content.add().text.value = turn.text
         turn.message.status = message_pb2.MESSAGE_STATUS_COMPLETED
@@ -530,22 +547,23 @@ class RunEngine:
         """Adds a streamed piece of a function call to the turn's tool_calls step, and streams it on.
         The first delta of a call carries its id and name; later ones only argument text.
         Calls of the file_search function are kept aside: assistd runs them (see _search)."""
-        if turn.searching and (
-            fragment.index in turn.search_args
-            or (fragment.index not in turn.call_index and fragment.name == citations.FUNCTION_NAME)
-        ):
+        continues_search = not fragment.name and not fragment.id and fragment.index in turn.search_args
+        if turn.searching and (fragment.name == citations.FUNCTION_NAME or continues_search):
             turn.search_args[fragment.index] = turn.search_args.get(fragment.index, "") + (fragment.arguments or "")
             return
         if turn.tool_step is None:
+            if turn.message is not None and not turn.message_settled:
+                self._settle_message(channel, turn)  # as OpenAI: the message step ends before the tool step
             turn.tool_step = self._new_step(run, E.RUN_STEP_TYPE_TOOL_CALLS)
             self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CREATED, run_step=turn.tool_step)
             self._emit(channel, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_IN_PROGRESS, run_step=turn.tool_step)
         calls = turn.tool_step.step_details.tool_calls
         event = run_pb2.RunStepDeltaEvent(id=turn.tool_step.id, object="thread.run.step.delta")
         event.delta.step_details.type = E.RUN_STEP_TYPE_TOOL_CALLS
-        index = turn.call_index.get(fragment.index)
+        key = _call_key(turn, fragment)
+        index = turn.call_index.get(key)
         if index is None:
-            index = turn.call_index[fragment.index] = len(calls)
+            index = turn.call_index[key] = len(calls)
             call = calls.add(id=ids.new_id("call_"))  # our own ids: unique whatever the provider sends
             call.function.SetInParent()
             delta = event.delta.step_details.tool_calls.add(index=index, id=call.id)
@@ -568,7 +586,7 @@ class RunEngine:
         now = ids.now()
         status = outcome.status
         turn_usage = _usage(turn)
-        if turn.message is not None:
+        if turn.message is not None and not turn.message_settled:
             message = turn.message
             if turn.text:
                 text = message.content.add().text
@@ -586,14 +604,16 @@ class RunEngine:
         # The turn's usage is booked on the step that ends it: the tool step if any, else the message step.
         usage_step = turn.tool_step or turn.message_step
         for step in (turn.message_step, turn.tool_step):
-            if step is None:
+            if step is None or (step is turn.message_step and turn.message_settled):
                 continue
-            if step is usage_step:
+            if step is usage_step and turn_usage.total_tokens:  # a turn rebuilt from the store has none
                 step.usage.CopyFrom(turn_usage)
             if step is turn.tool_step and status == E.RUN_STATUS_REQUIRES_ACTION:
                 self._events.snapshot(channel, step)  # stays in_progress, now with whole arguments
                 continue
             step.status = _STEP_STATUS_FOR_RUN[status]
+            if step is turn.tool_step and status == E.RUN_STATUS_INCOMPLETE:
+                step.status = E.RUN_STEP_STATUS_CANCELLED  # its calls were cut off: never ran
             event_type, stamp = _STEP_END[step.status]
             setattr(step, stamp, now)
             if outcome.error_code:
@@ -698,6 +718,14 @@ class RunEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _call_key(turn: _Turn, fragment: ToolCallFragment) -> tuple:
+    """Which call a fragment belongs to: the provider's index and the call id last named there, so
+    a provider that streams whole parallel calls at one index still gets separate calls."""
+    if fragment.id:
+        turn.provider_ids[fragment.index] = fragment.id
+    return (fragment.index, turn.provider_ids.get(fragment.index))
 
 
 def _usage(turn: _Turn) -> common_pb2.Usage:

@@ -222,6 +222,7 @@ def test_cancel_while_waiting_for_tool_outputs(client, tool_assistant):
     assert cancelled.status == "cancelled" and cancelled.required_action is None
     step = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data[0]
     assert step.status == "cancelled" and step.cancelled_at is not None
+    assert step.usage.total_tokens > 0  # the model turn's usage stays on its step
     with pytest.raises(openai.BadRequestError):
         client.beta.threads.runs.submit_tool_outputs(
             run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": step.step_details.tool_calls[0].id, "output": "x"}]
@@ -315,3 +316,34 @@ def test_max_prompt_tokens_ends_the_run_incomplete(client, assistant, provider):
     assert run.status == "incomplete" and run.incomplete_details.reason == "max_prompt_tokens"
     assert provider.requests_with("marker-prompt-budget") == []  # the oversized prompt was never sent
     assert client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data == []
+
+
+def test_a_call_cut_off_by_max_completion_tokens_ends_incomplete(client, tool_assistant):
+    long_args = '{"city": "' + "".join(str(i) for i in range(700)) + '"}'  # no repeating chunks
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"[call:get_weather:{long_args}]"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=tool_assistant.id, max_completion_tokens=256, poll_interval_ms=50
+    )
+    assert run.status == "incomplete" and run.incomplete_details.reason == "max_completion_tokens"
+    assert run.required_action is None
+    assert client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=tool_assistant.id, tool_choice="none", poll_interval_ms=50
+    ).status == "completed"  # the thread is free again
+
+
+def test_text_before_calls_ends_its_step_first_and_stays_one_turn(client, tool_assistant, provider):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"[say:Let me check.] marker-say {PARIS}"}])
+    events = list(client.beta.threads.runs.create(thread_id=thread.id, assistant_id=tool_assistant.id, stream=True))
+    names = [e.event for e in events]
+    created = [i for i, n in enumerate(names) if n == "thread.run.step.created"]
+    message_step_done = names.index("thread.run.step.completed")
+    assert names.index("thread.message.completed") < message_step_done < created[1]  # message step ends first
+    run = events[-1].data
+    assert run.status == "requires_action"
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    client.beta.threads.runs.submit_tool_outputs_and_poll(
+        thread_id=thread.id, run_id=run.id, tool_outputs=[{"tool_call_id": call.id, "output": "18C"}], poll_interval_ms=50
+    )
+    sent = provider.requests_with("marker-say")[-1]["messages"]
+    assistant_turn = [m for m in sent if m["role"] == "assistant"]
+    assert len(assistant_turn) == 1 and assistant_turn[0]["content"] == "Let me check." and assistant_turn[0]["tool_calls"]
