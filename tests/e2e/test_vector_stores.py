@@ -190,3 +190,33 @@ def test_vector_stores_are_tenant_scoped(provider, tmp_path):
         assert a.vector_stores.search(vector_store_id=vs.id, query="secret formula").data[0].file_id == doc.id
     finally:
         server.stop()
+
+
+def test_cancelling_a_batch_and_score_threshold(provider, tmp_path):
+    from tests.conftest import Server
+
+    server = Server(tmp_path, provider, {"ASSISTD_EMBEDDING_MODEL": "openai/scripted-embed"}).start()
+    try:
+        client = server.client()
+        vs = client.vector_stores.create(name="cancel")
+        slow = [client.files.create(file=(f"s{i}.txt", f"slow file {i} [embed-slow:2]".encode()), purpose="assistants").id for i in range(3)]
+        batch = client.vector_stores.file_batches.create(vector_store_id=vs.id, file_ids=slow)
+        cancelled = client.vector_stores.file_batches.cancel(batch_id=batch.id, vector_store_id=vs.id)
+        assert cancelled.status == "cancelled" and cancelled.file_counts.in_progress == 0
+        assert cancelled.file_counts.cancelled + cancelled.file_counts.completed == 3 and cancelled.file_counts.cancelled >= 1
+        listed = client.vector_stores.file_batches.list_files(batch_id=batch.id, vector_store_id=vs.id, filter="cancelled").data
+        assert len(listed) == cancelled.file_counts.cancelled
+        # a cancelled file's chunks never become searchable, even once its ingestion would have ended
+        client.vector_stores.files.create_and_poll(vector_store_id=vs.id, file_id=client.files.create(
+            file=("other.txt", b"another slow file [embed-slow:2.5]"), purpose="assistants").id, poll_interval_ms=50)
+        found = {r.file_id for r in client.vector_stores.search(vector_store_id=vs.id, query="slow file").data}
+        assert not found & {f.id for f in listed}
+
+        scores = [r.score for r in client.vector_stores.search(vector_store_id=vs.id, query="another slow file").data]
+        assert scores and scores[0] == 1.0
+        strict = client.vector_stores.search(
+            vector_store_id=vs.id, query="another slow file", ranking_options={"score_threshold": 0.99}
+        ).data
+        assert all(r.score >= 0.99 for r in strict) and len(strict) <= len(scores)
+    finally:
+        server.stop()
