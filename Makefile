@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROTOS := $(wildcard protos/assistd/v1/*.proto)
 STAMP := $(VENV)/.installed
 
-.PHONY: install gen lint run test bench clean
+.PHONY: install gen lint run test bench clean cassandra cassandra-stop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,11 +38,19 @@ lint: install
 run: install
 	$(VENV)/bin/assistd serve
 
-test: install
+# A real single-node Cassandra 5.0 from Maven Central jars (cached in .cache/cassandra): the store
+# contract suite and the e2e modules marked STORES run on it as well as on SQLite.
+cassandra:
+	tools/cassandra/start.sh start
+
+cassandra-stop:
+	tools/cassandra/start.sh stop
+
+test: install cassandra
 	$(PY) -m pytest -q
 
 bench: install
 	$(PY) -m tests.perf.bench
 
 clean:
-	rm -rf $(VENV) gen data tests/node/node_modules
+	rm -rf $(VENV) gen data tests/node/node_modules .cache

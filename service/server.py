@@ -60,7 +60,7 @@ class Service:
         self.llm = LLM(settings.models, retries=settings.llm_retries, timeout=settings.llm_timeout)
         self.store = open_store(settings.store)
         self.repo = Repo(self.store)
-        self.blobs = open_blobs(settings.store)
+        self.blobs = open_blobs(settings.store, self.store)
         self.embedder = Embedder(self.llm, settings.embedding_model) if settings.embedding_model else None
         self.ingestor = Ingestor(self.repo, self.blobs, self.embedder)
         self.events = EventLog(self.store)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import openai
@@ -91,9 +92,30 @@ def provider():
     llm.stop()
 
 
+CASSANDRA = os.environ.get("ASSISTD_TEST_CASSANDRA_HOSTS", "127.0.0.1:9042")
+
+
+def cassandra_url() -> str:
+    """A fresh keyspace on the test Cassandra (started by `make cassandra`)."""
+    return f"cassandra://{CASSANDRA}/assistd_e2e_{uuid.uuid4().hex[:10]}"
+
+
+def pytest_generate_tests(metafunc):
+    """Modules that set STORES = ["sqlite", "cassandra"] run their server tests on each store."""
+    stores = getattr(metafunc.module, "STORES", None)
+    if stores and "server" in metafunc.fixturenames:
+        metafunc.parametrize("store_kind", stores, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def server(provider, tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("assistd"), provider).start()
+def store_kind(request):
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def server(provider, tmp_path_factory, store_kind):
+    extra = {"ASSISTD_STORE": cassandra_url()} if store_kind == "cassandra" else {}
+    srv = Server(tmp_path_factory.mktemp(f"assistd-{store_kind}"), provider, extra).start()
     yield srv
     srv.stop()
 

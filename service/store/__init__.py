@@ -10,20 +10,32 @@ def _sqlite_path(url: str) -> str:
     return url.removeprefix("sqlite://").removeprefix("/") or "data/assistd.db"
 
 
+_EXPECTED = "expected sqlite:///path or cassandra://host1,host2:9042/keyspace"
+
+
 def open_store(url: str) -> Store:
-    """`sqlite:///relative/or//absolute/path.db` -> a Store (not yet opened)."""
+    """`sqlite:///relative/or//absolute/path.db` or `cassandra://host1,host2:9042/keyspace?consistency=LOCAL_QUORUM`
+    -> a Store (not yet opened)."""
     if url.startswith("sqlite://"):
         from service.store.sqlite import SqliteStore
 
         return SqliteStore(_sqlite_path(url))
-    raise ValueError(f"unsupported store URL {url!r}; expected sqlite:///path")
+    if url.startswith("cassandra://"):
+        from service.store.cassandra import CassandraStore
+
+        return CassandraStore(url)
+    raise ValueError(f"unsupported store URL {url!r}; {_EXPECTED}")
 
 
-def open_blobs(url: str) -> BlobStore:
-    """Where file bytes go for a store URL: `files/` beside the SQLite file."""
+def open_blobs(url: str, store: Store) -> BlobStore:
+    """Where file bytes go: `files/` beside the SQLite file, or chunk rows in Cassandra."""
     if url.startswith("sqlite://"):
         return LocalBlobs(os.path.join(os.path.dirname(_sqlite_path(url)) or ".", "files"))
-    raise ValueError(f"unsupported store URL {url!r}; expected sqlite:///path")
+    if url.startswith("cassandra://"):
+        from service.store.cassandra import CassandraBlobs
+
+        return CassandraBlobs(store)
+    raise ValueError(f"unsupported store URL {url!r}; {_EXPECTED}")
 
 
 __all__ = ["BlobStore", "ChunkHit", "ListQuery", "LogEntry", "Page", "Record", "Store", "open_blobs", "open_store"]

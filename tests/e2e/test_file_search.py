@@ -4,6 +4,8 @@ from openai import AssistantEventHandler
 
 from tests.conftest import MODEL
 
+STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
+
 INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
 SEARCH = '[call:file_search:{"queries": ["zebra stripes"]}]'
 

@@ -10,6 +10,8 @@ from assistd.v1 import file_pb2, file_pb2_grpc
 
 from tests.conftest import Server
 
+STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
+
 
 def test_upload_list_retrieve_download_delete(client):
     created = client.files.create(file=("notes.md", b"# Notes\nThe launch code is 1234.\n"), purpose="assistants")

@@ -9,6 +9,8 @@ from openai import AssistantEventHandler
 
 from tests.conftest import MODEL, Server, wait_for
 
+STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
+
 WEATHER = {
     "type": "function",
     "function": {
@@ -153,14 +155,14 @@ def test_tool_choice_required_named_and_none(client, tool_assistant, provider):
 
     required = run_with("required", "marker-required")
     assert required.status == "requires_action" and required.tool_choice == "required"
-    assert provider.requests_with("marker-required")[0]["tool_choice"] == "required"
+    assert provider.requests_with("marker-required")[-1]["tool_choice"] == "required"
     named = run_with({"type": "function", "function": {"name": "get_time"}}, "marker-named")
     assert named.status == "requires_action"
     assert named.required_action.submit_tool_outputs.tool_calls[0].function.name == "get_time"
-    assert provider.requests_with("marker-named")[0]["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
+    assert provider.requests_with("marker-named")[-1]["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
     none = run_with("none", f"marker-none {PARIS}")
     assert none.status == "completed"
-    assert provider.requests_with("marker-none")[0]["tool_choice"] == "none"
+    assert provider.requests_with("marker-none")[-1]["tool_choice"] == "none"
     for run in (required, named):
         client.beta.threads.runs.cancel(run_id=run.id, thread_id=run.thread_id)
 
@@ -174,7 +176,7 @@ def test_run_level_tools_override_and_parallel_tool_calls_false(client, provider
     assert run.status == "requires_action" and run.parallel_tool_calls is False
     assert [t.function.name for t in run.tools] == ["get_weather"]
     assert len(run.required_action.submit_tool_outputs.tool_calls) == 1
-    sent = provider.requests_with("marker-override-tools")[0]
+    sent = provider.requests_with("marker-override-tools")[-1]
     assert sent["tools"][0]["function"]["parameters"]["required"] == ["city"] and sent["parallel_tool_calls"] is False
     client.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
 
@@ -278,7 +280,7 @@ def test_prompt_based_tool_calls_for_a_model_without_native_tools(client, provid
         ("get_weather", {"city": "Oslo"}),
     ]
     assert len({c.id for c in calls}) == 2 and all(c.id.startswith("call_") for c in calls)
-    sent = provider.requests_with("marker-plain")[0]
+    sent = provider.requests_with("marker-plain")[-1]
     assert "tools" not in sent and "get_weather" in sent["messages"][0]["content"]
     with client.beta.threads.runs.submit_tool_outputs_stream(
         thread_id=thread.id, run_id=run.id, tool_outputs=[{"tool_call_id": c.id, "output": _answer(c)} for c in calls]
@@ -304,7 +306,7 @@ def test_response_format_reaches_the_provider(client, provider):
         poll_interval_ms=50,
     )
     assert run.status == "completed" and run.response_format.json_schema.name == "answer"
-    sent = provider.requests_with("marker-format")[0]["response_format"]
+    sent = provider.requests_with("marker-format")[-1]["response_format"]
     assert sent == {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
 
 

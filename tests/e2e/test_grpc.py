@@ -10,6 +10,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.conftest import MODEL
 
+STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
+
 E = run_pb2
 
 

@@ -5,6 +5,8 @@ import openai
 
 from tests.conftest import MODEL
 
+STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
+
 
 def test_assistant_crud(client):
     created = client.beta.assistants.create(

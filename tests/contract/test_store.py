@@ -1,0 +1,128 @@
+"""One contract for every Store: the same tests against SQLite and a real Cassandra 5.0."""
+
+import asyncio
+import os
+import uuid
+
+import numpy as np
+import pytest
+
+from service.ids import new_id
+from service.store import ListQuery, LogEntry, Record, open_store
+
+CASSANDRA_URL = os.environ.get("ASSISTD_TEST_CASSANDRA", "cassandra://127.0.0.1:9042/assistd_contract")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "cassandra"])
+async def opened_store(request, tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('contract')}/c.db" if request.param == "sqlite" else CASSANDRA_URL
+    store = open_store(url)
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def store(opened_store):
+    return opened_store
+
+
+@pytest.fixture
+def tenant():
+    return f"tenant-{uuid.uuid4().hex[:12]}"  # every test its own tenant: isolated on a shared store
+
+
+def _rec(kind, parent, i, tag=""):
+    return Record(kind=kind, parent=parent, id=i, data=i.encode(), tag=tag)
+
+
+async def test_put_get_delete_and_tenant_isolation(store, tenant):
+    await store.put(tenant, [_rec("assistant", "", "asst_1")])
+    assert await store.get(tenant, "assistant", "", "asst_1") == b"asst_1"
+    assert await store.get(tenant + "x", "assistant", "", "asst_1") is None
+    assert not await store.delete(tenant + "x", "assistant", "", "asst_1")
+    assert await store.delete(tenant, "assistant", "", "asst_1")
+    assert await store.get(tenant, "assistant", "", "asst_1") is None
+    assert not await store.delete(tenant, "assistant", "", "asst_1")
+
+
+async def test_pages_in_both_orders_with_after_and_before(store, tenant):
+    ids = [new_id("msg_") for _ in range(5)]
+    await store.put(tenant, [_rec("message", "th", i) for i in ids])
+    page = await store.list_page(tenant, "message", "th", ListQuery(limit=2, order="asc"))
+    assert page.items == [i.encode() for i in ids[:2]] and page.has_more
+    page = await store.list_page(tenant, "message", "th", ListQuery(limit=5, order="asc"))
+    assert len(page.items) == 5 and not page.has_more  # exactly one page
+    page = await store.list_page(tenant, "message", "th", ListQuery(limit=2, order="desc", after=ids[3]))
+    assert page.items == [ids[2].encode(), ids[1].encode()] and page.has_more
+    page = await store.list_page(tenant, "message", "th", ListQuery(limit=2, order="desc", before=ids[1]))
+    assert page.items == [ids[3].encode(), ids[2].encode()] and page.has_more
+    page = await store.list_page(tenant, "message", "th", ListQuery(limit=10, order="asc", after=ids[0], before=ids[4]))
+    assert page.items == [i.encode() for i in ids[1:4]] and not page.has_more
+    assert (await store.list_page(tenant, "message", "empty", ListQuery())).items == []
+
+
+async def test_tags_filter_lists_and_follow_changes(store, tenant):
+    ids = [new_id("file-") for _ in range(4)]
+    await store.put(tenant, [_rec("vs_file", "vs", i, tag="in_progress") for i in ids])
+    await store.put(tenant, [_rec("vs_file", "vs", ids[1], tag="completed")])
+    in_progress = await store.list_page(tenant, "vs_file", "vs", ListQuery(limit=10, order="asc"), tag="in_progress")
+    assert in_progress.items == [ids[0].encode(), ids[2].encode(), ids[3].encode()]
+    done = await store.list_page(tenant, "vs_file", "vs", ListQuery(limit=10), tag="completed")
+    assert done.items == [ids[1].encode()]
+    everywhere = [t for t, _ in await store.objects_with_tag("vs_file", "completed") if t == tenant]
+    assert everywhere == [tenant]
+    assert await store.parents_of(tenant, "vs_file", ids[1]) == ["vs"]
+    await store.delete(tenant, "vs_file", "vs", ids[1])
+    assert (await store.list_page(tenant, "vs_file", "vs", ListQuery(), tag="completed")).items == []
+    assert await store.parents_of(tenant, "vs_file", ids[1]) == []
+
+
+async def test_one_active_run_per_thread_under_concurrent_claims(store, tenant):
+    results = await asyncio.gather(*(store.claim_thread(tenant, "th", f"run_{i}") for i in range(20)))
+    winners = [i for i, r in enumerate(results) if r is None]
+    assert len(winners) == 1
+    assert all(r == f"run_{winners[0]}" for r in results if r is not None)
+    await store.release_thread(tenant, "th", "run_other")  # not the owner: no effect
+    assert await store.active_run(tenant, "th") == f"run_{winners[0]}"
+    assert (tenant, "th", f"run_{winners[0]}") in await store.active_runs()
+    await store.release_thread(tenant, "th", f"run_{winners[0]}")
+    assert await store.claim_thread(tenant, "th", "run_next") is None
+
+
+async def test_event_log_append_replay_and_release(store, tenant):
+    assert await store.claim_thread(tenant, "th", "run_1") is None
+    await store.commit([LogEntry(tenant, "run_1", n, f"e{n}".encode(), [_rec("run", "th", "run_1")]) for n in (1, 2, 3)])
+    assert await store.read_events(tenant, "run_1", 1) == [(2, b"e2"), (3, b"e3")]
+    assert await store.last_sequence(tenant, "run_1") == 3
+    assert await store.read_events(tenant + "x", "run_1", 0) == []
+    assert await store.get(tenant, "run", "th", "run_1") == b"run_1"  # the snapshot came with the events
+    await store.commit([LogEntry(tenant, "run_1", 4, b"done", release_thread="th")])
+    assert await store.active_run(tenant, "th") is None
+
+
+async def test_delete_thread_removes_everything_under_it(store, tenant):
+    await store.put(tenant, [_rec("thread", "", "th"), _rec("message", "th", "m1"), _rec("run", "th", "r1"), _rec("step", "r1", "s1")])
+    await store.commit([LogEntry(tenant, "r1", 1, b"e")])
+    assert await store.delete_thread(tenant, "th")
+    for kind, parent, i in [("thread", "", "th"), ("message", "th", "m1"), ("run", "th", "r1"), ("step", "r1", "s1")]:
+        assert await store.get(tenant, kind, parent, i) is None
+    assert await store.read_events(tenant, "r1", 0) == []
+    assert not await store.delete_thread(tenant, "th")
+
+
+async def test_keyword_and_vector_search_and_chunk_removal(store, tenant):
+    await store.index_chunks(tenant, "vs", "f1", ["zebras have black and white stripes", "lions live in prides"])
+    await store.index_chunks(tenant, "vs", "f2", ["Etna is a volcano on Sicily"])
+    hits = await store.search_chunks(tenant, ["vs"], ["zebras", "stripes"], 5)
+    assert [(h.file_id, h.chunk_index) for h in hits][:1] == [("f1", 0)]
+    assert (await store.search_chunks(tenant, ["vs"], ["volcano"], 5))[0].file_id == "f2"
+    assert await store.search_chunks(tenant + "x", ["vs"], ["volcano"], 5) == []
+    unit = [np.eye(8, dtype=np.float32)[i].tobytes() for i in range(3)]
+    await store.index_chunks(tenant, "vv", "f3", ["a", "b", "c"], unit)
+    nearest = await store.search_vectors(tenant, ["vv"], unit[2], 2)
+    assert len(nearest) == 2 and nearest[0].chunk_index == 2 and nearest[0].rank > nearest[1].rank
+    await store.delete_chunks(tenant, "vs", "f1")
+    assert await store.search_chunks(tenant, ["vs"], ["zebras"], 5) == []
+    await store.delete_chunks(tenant, "vv")
+    assert await store.search_vectors(tenant, ["vv"], unit[2], 2) == []
