@@ -38,6 +38,9 @@ class Settings:
     embedding_model: str = field(default_factory=lambda: os.environ.get("ASSISTD_EMBEDDING_MODEL", ""))
     # Largest file POST /v1/files accepts.
     max_file_bytes: int = field(default_factory=lambda: _env_int("ASSISTD_MAX_FILE_BYTES", 512 * 1024 * 1024))
+    # A process that has not renewed its heartbeat for this long is taken as gone: other replicas
+    # end its runs (failed, server_error).
+    run_lease_seconds: int = field(default_factory=lambda: _env_int("ASSISTD_RUN_LEASE_SECONDS", 15))
     # Seconds a run may wait in requires_action before it expires.
     run_expiry_seconds: int = field(default_factory=lambda: _env_int("ASSISTD_RUN_EXPIRY_SECONDS", 600))
     # Provider retries on errors litellm deems retryable.

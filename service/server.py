@@ -72,6 +72,7 @@ class Service:
             settings.run_expiry_seconds,
             settings.tool_prompt_models,
             self.embedder,
+            settings.run_lease_seconds,
         )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
@@ -81,9 +82,10 @@ class Service:
         """Opens the store, recovers interrupted runs, and serves; returns the bound port."""
         await self.store.open()
         self.events.start()
-        recovered = await self.engine.recover()
-        if recovered:
-            log.warning("marked %d interrupted run(s) failed", recovered)
+        ended = await self.engine.sweep()
+        if ended:
+            log.warning("ended %d run(s) left by a stopped process", ended)
+        await self.engine.start_monitor()
         requeued = await self.ingestor.recover()
         if requeued:
             log.info("re-queued %d file(s) for ingestion", requeued)

@@ -14,6 +14,9 @@ run's lock. Cancelling interrupts only the model call, never the task that recor
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from typing import AsyncIterator
 
 from assistd.v1 import assistant_pb2, common_pb2, message_pb2, run_pb2, thread_pb2
@@ -70,7 +73,7 @@ _INCOMPLETE_REASON = {
 }
 INGESTION_WAIT_SECONDS = 120  # longest a run waits for its vector stores' files to be ingested
 SERVER_ERROR = "The server had an error while processing the run."
-RESTART_ERROR = "The run was interrupted: the assistd process that ran it stopped."
+RESTART_ERROR = "The run was interrupted: the assistd process that ran it stopped (or lost its lease)."
 
 
 def status_name(status: int) -> str:
@@ -116,6 +119,7 @@ class RunEngine:
         expiry_seconds: int = 600,
         tool_prompt_models: frozenset[str] = frozenset(),
         embedder: Embedder | None = None,
+        lease_seconds: int = 15,
     ):
         self._store = store
         self._repo = repo
@@ -124,6 +128,10 @@ class RunEngine:
         self._expiry_seconds = expiry_seconds
         self._tool_prompt_models = tool_prompt_models
         self._embedder = embedder
+        self._lease_seconds = lease_seconds
+        # Who runs runs here: its heartbeat keeps them ours; when it lapses, another process ends them.
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._monitor: asyncio.Task | None = None
         self._channels: dict[str, RunChannel] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._model_calls: dict[str, asyncio.Task] = {}
@@ -157,7 +165,7 @@ class RunEngine:
     async def _start(self, tenant, run, new_messages, new_thread) -> RunChannel:
         if new_thread is not None:
             await self._repo.put(tenant, new_thread, *new_messages)
-        active = await self._store.claim_thread(tenant, run.thread_id, run.id)
+        active = await self._store.claim_thread(tenant, run.thread_id, run.id, self.owner)
         if active is not None:
             raise FailedPrecondition(f"Thread {run.thread_id} already has an active run {active}.")
         try:
@@ -198,6 +206,8 @@ class RunEngine:
             if run.status != E.RUN_STATUS_REQUIRES_ACTION or run_id in self._runs:
                 raise FailedPrecondition(f'Runs in status "{status_name(run.status)}" do not accept tool outputs.')
             by_id = _check_outputs(run, outputs)
+            if not await self._store.take_over(tenant, thread_id, run_id, self.owner):
+                raise FailedPrecondition(f"Run {run_id} is no longer active.")
             turn = await self._turn_from_store(tenant, run)
             step = turn.tool_step
             if step is None:
@@ -685,33 +695,56 @@ class RunEngine:
 
     # ---- recovery and shutdown -----------------------------------------------------------
 
-    async def recover(self) -> int:
-        """Fails runs that a previous process left running, and re-arms the expiry of runs that
-        wait for tool outputs. Returns how many runs were failed."""
-        failed = 0
-        for tenant, thread_id, run_id in await self._store.active_runs():
+    async def start_monitor(self) -> None:
+        """Keeps this process's heartbeat, and every so often ends the runs of owners that stopped."""
+        await self._store.heartbeat(self.owner, self._lease_seconds)
+        self._monitor = asyncio.create_task(self._monitor_loop(), name="run-lease-monitor")
+
+    async def _monitor_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_seconds / 3)
+            try:
+                await self._store.heartbeat(self.owner, self._lease_seconds)
+                await self.sweep()
+            except Exception:  # the store is unreachable for now: try again next round
+                log.exception("run lease round failed")
+
+    async def sweep(self) -> int:
+        """Ends the runs whose owner stopped (a crash, a lost lease): they fail with server_error,
+        a run that was cancelling ends cancelled. Runs waiting for tool outputs get this process as
+        their owner, and their expiry. Returns how many runs were ended."""
+        alive = (await self._store.live_owners() if self._store.shared else set()) | {self.owner}
+        ended = 0
+        for tenant, thread_id, run_id, owner in await self._store.active_runs():
+            if owner in alive or run_id in self._runs:
+                continue
             run = await self._repo.get(tenant, run_pb2.Run, run_id, thread_id)
             if run is None:
                 await self._store.release_thread(tenant, thread_id, run_id)
-            elif run.status in TERMINAL:  # stopped between recording the end and `done`
-                channel = self._open(tenant, run, await self._store.last_sequence(tenant, run_id) + 1)
-                await self._close(channel, run)
-            elif run.status == E.RUN_STATUS_REQUIRES_ACTION:
+                continue
+            if not await self._store.take_over(tenant, thread_id, run_id, self.owner, old_owner=owner):
+                continue  # another process was quicker
+            if run.status == E.RUN_STATUS_REQUIRES_ACTION:
                 self._schedule_expiry(tenant, run)
-            else:
+                continue
+            async with self._lock(run_id):
+                if run.status in TERMINAL:  # stopped between recording the end and `done`
+                    await self._close(self._open(tenant, run, await self._store.last_sequence(tenant, run_id) + 1), run)
+                    continue
                 cut_off = (
                     _Outcome(E.RUN_STATUS_CANCELLED)
                     if run.status == E.RUN_STATUS_CANCELLING
                     else _Outcome(E.RUN_STATUS_FAILED, "server_error", RESTART_ERROR)
                 )
-                async with self._lock(run_id):
-                    await self._end_waiting_run(tenant, run, cut_off)
-                failed += 1
-        return failed
+                await self._end_waiting_run(tenant, run, cut_off)
+            ended += 1
+        return ended
 
     async def shutdown(self) -> None:
-        """Stops the runs of this process; the next start fails them (see recover)."""
+        """Stops the runs of this process; whoever sweeps next ends them (see sweep)."""
         self._stopping = True
+        if self._monitor is not None:
+            self._monitor.cancel()
         for timer in self._expiry_timers.values():
             timer.cancel()
         tasks = [*self._tasks.values(), *self._background]

@@ -74,8 +74,13 @@ class Store(Protocol):
 
     async def list_page(self, tenant: str, kind: str, parent: str, query: ListQuery, tag: str = "") -> Page: ...
 
-    async def claim_thread(self, tenant: str, thread_id: str, run_id: str) -> str | None:
-        """Marks run_id the thread's one active run. Returns None on success, else the active run's id."""
+    # True when several service processes may share the store (their runs then have owners that
+    # must keep a heartbeat); False for a single-process store.
+    shared: bool
+
+    async def claim_thread(self, tenant: str, thread_id: str, run_id: str, owner: str = "") -> str | None:
+        """Marks run_id the thread's one active run, owned by `owner`. Returns None on success,
+        else the active run's id."""
 
     async def active_run(self, tenant: str, thread_id: str) -> str | None:
         """The id of the thread's active run, if any."""
@@ -83,8 +88,18 @@ class Store(Protocol):
     async def release_thread(self, tenant: str, thread_id: str, run_id: str) -> None:
         """Clears the thread's active run if it is still run_id."""
 
-    async def active_runs(self) -> list[tuple[str, str, str]]:
-        """(tenant, thread_id, run_id) of every claimed thread, for recovery at start-up."""
+    async def active_runs(self) -> list[tuple[str, str, str, str]]:
+        """(tenant, thread_id, run_id, owner) of every claimed thread (recovery and lease checks)."""
+
+    async def take_over(self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None) -> bool:
+        """Makes new_owner the owner of the thread's active run if it is still run_id (and, when
+        given, still owned by old_owner). Only one of several concurrent takers succeeds."""
+
+    async def heartbeat(self, owner: str, lease_seconds: int) -> None:
+        """Records that owner is alive for the next lease_seconds."""
+
+    async def live_owners(self) -> set[str]:
+        """Owners whose last heartbeat has not yet lapsed."""
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
         """Appends events to their runs' logs and upserts their snapshots, all or nothing."""

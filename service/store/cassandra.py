@@ -15,15 +15,14 @@ from typing import Any, Sequence
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record
 from service.store.blobs import CHUNK_SIZE
 
-_SCHEMA_VERSION = 1
-_TABLES = [
+_SCHEMA_V1 = [
     """CREATE TABLE IF NOT EXISTS objects (
          tenant text, kind text, parent text, id text, tag text, data blob,
          PRIMARY KEY ((tenant, kind, parent), id))""",
@@ -52,6 +51,14 @@ _TABLES = [
          tenant text, blob_id text, idx int, data blob, PRIMARY KEY ((tenant, blob_id), idx))""",
     """CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at timestamp)""",
 ]
+# Schema changes in order; each applies once per keyspace and is recorded in schema_migrations.
+MIGRATIONS = {
+    1: _SCHEMA_V1,
+    2: [  # run ownership: who runs a run, and which processes are alive (rows lapse unless renewed)
+        "ALTER TABLE active_runs ADD owner text",
+        "CREATE TABLE IF NOT EXISTS owners (owner text PRIMARY KEY)",
+    ],
+}
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
@@ -89,6 +96,8 @@ async def _wait(future) -> Any:
 
 
 class CassandraStore:
+    shared = True  # several replicas: runs have owners that keep a heartbeat
+
     def __init__(self, url: str):
         self._config = parse_url(url)
         self._cluster: Cluster | None = None
@@ -113,13 +122,25 @@ class CassandraStore:
             f"{{'class': 'SimpleStrategy', 'replication_factor': {config['replication_factor']}}}"
         )
         self._session.set_keyspace(keyspace)
-        for statement in _TABLES:
-            await self._run(statement)
-        await self._run(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, toTimestamp(now()))" % _SCHEMA_VERSION
-        )
+        await self._migrate()
         for row in await self._run("SELECT dimensions FROM vector_tables"):
             self._vector_tables.add(row.dimensions)
+
+    async def _migrate(self) -> None:
+        """Applies the migrations this keyspace has not had yet. (Concurrent first starts of several
+        replicas may both apply one; every step is safe to repeat.)"""
+        await self._run(MIGRATIONS[1][-1])  # schema_migrations itself
+        done = {row.version for row in await self._run("SELECT version FROM schema_migrations")}
+        for version, statements in sorted(MIGRATIONS.items()):
+            if version in done:
+                continue
+            for statement in statements:
+                try:
+                    await self._run(statement)
+                except InvalidRequest as exc:  # e.g. the column a repeated ALTER adds is there already
+                    if "conflicts with an existing column" not in str(exc):
+                        raise
+            await self._run(f"INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, toTimestamp(now()))")
 
     async def close(self) -> None:
         if self._cluster is not None:
@@ -269,12 +290,31 @@ class CassandraStore:
 
     # ---- runs -----------------------------------------------------------------------------
 
-    async def claim_thread(self, tenant: str, thread_id: str, run_id: str) -> str | None:
+    async def claim_thread(self, tenant: str, thread_id: str, run_id: str, owner: str = "") -> str | None:
         rows = await self._query(
-            "INSERT INTO active_runs (tenant, thread_id, run_id) VALUES (?, ?, ?) IF NOT EXISTS", (tenant, thread_id, run_id)
+            "INSERT INTO active_runs (tenant, thread_id, run_id, owner) VALUES (?, ?, ?, ?) IF NOT EXISTS",
+            (tenant, thread_id, run_id, owner),
         )
         row = rows[0]
         return None if row.applied else row.run_id
+
+    async def take_over(self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None) -> bool:
+        if old_owner is None:
+            rows = await self._query(
+                "UPDATE active_runs SET owner=? WHERE tenant=? AND thread_id=? IF run_id=?", (new_owner, tenant, thread_id, run_id)
+            )
+        else:
+            rows = await self._query(
+                "UPDATE active_runs SET owner=? WHERE tenant=? AND thread_id=? IF run_id=? AND owner=?",
+                (new_owner, tenant, thread_id, run_id, old_owner),
+            )
+        return bool(rows[0].applied)
+
+    async def heartbeat(self, owner: str, lease_seconds: int) -> None:
+        await self._query(f"INSERT INTO owners (owner) VALUES (?) USING TTL {int(lease_seconds)}", (owner,))
+
+    async def live_owners(self) -> set[str]:
+        return {row.owner for row in await self._query("SELECT owner FROM owners")}
 
     async def active_run(self, tenant: str, thread_id: str) -> str | None:
         rows = await self._query("SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
@@ -284,7 +324,8 @@ class CassandraStore:
         await self._query("DELETE FROM active_runs WHERE tenant=? AND thread_id=? IF run_id=?", (tenant, thread_id, run_id))
 
     async def active_runs(self) -> list[tuple[str, str, str]]:
-        return [(r.tenant, r.thread_id, r.run_id) for r in await self._query("SELECT tenant, thread_id, run_id FROM active_runs")]
+        rows = await self._query("SELECT tenant, thread_id, run_id, owner FROM active_runs")
+        return [(r.tenant, r.thread_id, r.run_id, r.owner or "") for r in rows]
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
         statements, releases = [], []

@@ -7,6 +7,7 @@ can take back) half of a transaction.
 
 import asyncio
 import os
+import time
 from typing import Sequence
 
 import aiosqlite
@@ -24,9 +25,10 @@ CREATE TABLE IF NOT EXISTS objects (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS objects_by_tag ON objects (tenant, kind, parent, tag, id) WHERE tag != '';
 CREATE TABLE IF NOT EXISTS active_runs (
-  tenant TEXT NOT NULL, thread_id TEXT NOT NULL, run_id TEXT NOT NULL,
+  tenant TEXT NOT NULL, thread_id TEXT NOT NULL, run_id TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (tenant, thread_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS owners (owner TEXT PRIMARY KEY, alive_until REAL NOT NULL) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
   text, tenant UNINDEXED, vector_store_id UNINDEXED, file_id UNINDEXED, chunk_index UNINDEXED,
   tokenize = 'porter unicode61'
@@ -64,6 +66,8 @@ _UPSERT = "INSERT OR REPLACE INTO objects (tenant, kind, parent, id, tag, data) 
 
 
 class SqliteStore:
+    shared = False  # one process owns the file: another owner's runs are orphans at once
+
     def __init__(self, path: str):
         self._path = path
         self._writer: aiosqlite.Connection | None = None
@@ -184,16 +188,31 @@ class SqliteStore:
             rows.reverse()
         return Page(items=rows, has_more=has_more)
 
-    async def claim_thread(self, tenant: str, thread_id: str, run_id: str) -> str | None:
+    async def claim_thread(self, tenant: str, thread_id: str, run_id: str, owner: str = "") -> str | None:
         claimed = await self._write_one(
-            "INSERT INTO active_runs (tenant, thread_id, run_id) VALUES (?, ?, ?) "
+            "INSERT INTO active_runs (tenant, thread_id, run_id, owner) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (tenant, thread_id) DO NOTHING",
-            (tenant, thread_id, run_id),
+            (tenant, thread_id, run_id, owner),
         )
         if claimed == 1:
             return None
         active = await self.active_run(tenant, thread_id)
-        return active if active is not None else await self.claim_thread(tenant, thread_id, run_id)
+        return active if active is not None else await self.claim_thread(tenant, thread_id, run_id, owner)
+
+    async def take_over(self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None) -> bool:
+        sql = "UPDATE active_runs SET owner=? WHERE tenant=? AND thread_id=? AND run_id=?"
+        params: tuple = (new_owner, tenant, thread_id, run_id)
+        if old_owner is not None:
+            sql, params = sql + " AND owner=?", (*params, old_owner)
+        return await self._write_one(sql, params) == 1
+
+    async def heartbeat(self, owner: str, lease_seconds: int) -> None:
+        await self._write_one(
+            "INSERT OR REPLACE INTO owners (owner, alive_until) VALUES (?, ?)", (owner, time.time() + lease_seconds)
+        )
+
+    async def live_owners(self) -> set[str]:
+        return {row[0] for row in await self._read("SELECT owner FROM owners WHERE alive_until > ?", (time.time(),))}
 
     async def active_run(self, tenant: str, thread_id: str) -> str | None:
         rows = await self._read("SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
@@ -205,7 +224,7 @@ class SqliteStore:
         )
 
     async def active_runs(self) -> list[tuple[str, str, str]]:
-        return [tuple(row) for row in await self._read("SELECT tenant, thread_id, run_id FROM active_runs")]
+        return [tuple(row) for row in await self._read("SELECT tenant, thread_id, run_id, owner FROM active_runs")]
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
         statements = []

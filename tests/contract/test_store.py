@@ -79,13 +79,17 @@ async def test_tags_filter_lists_and_follow_changes(store, tenant):
 
 
 async def test_one_active_run_per_thread_under_concurrent_claims(store, tenant):
-    results = await asyncio.gather(*(store.claim_thread(tenant, "th", f"run_{i}") for i in range(20)))
+    results = await asyncio.gather(*(store.claim_thread(tenant, "th", f"run_{i}", f"owner-{i}") for i in range(20)))
     winners = [i for i, r in enumerate(results) if r is None]
     assert len(winners) == 1
     assert all(r == f"run_{winners[0]}" for r in results if r is not None)
     await store.release_thread(tenant, "th", "run_other")  # not the owner: no effect
     assert await store.active_run(tenant, "th") == f"run_{winners[0]}"
-    assert (tenant, "th", f"run_{winners[0]}") in await store.active_runs()
+    assert (tenant, "th", f"run_{winners[0]}", f"owner-{winners[0]}") in await store.active_runs()
+    assert not await store.take_over(tenant, "th", f"run_{winners[0]}", "thief", old_owner="not-the-owner")
+    assert await store.take_over(tenant, "th", f"run_{winners[0]}", "heir", old_owner=f"owner-{winners[0]}")
+    assert (tenant, "th", f"run_{winners[0]}", "heir") in await store.active_runs()
+    assert not await store.take_over(tenant, "th", "run_other", "heir")  # only the active run can be taken
     await store.release_thread(tenant, "th", f"run_{winners[0]}")
     assert await store.claim_thread(tenant, "th", "run_next") is None
 
@@ -126,3 +130,11 @@ async def test_keyword_and_vector_search_and_chunk_removal(store, tenant):
     assert await store.search_chunks(tenant, ["vs"], ["zebras"], 5) == []
     await store.delete_chunks(tenant, "vv")
     assert await store.search_vectors(tenant, ["vv"], unit[2], 2) == []
+
+
+async def test_heartbeats_lapse(store):
+    owner = f"owner-{uuid.uuid4().hex[:8]}"
+    await store.heartbeat(owner, 1)
+    assert owner in await store.live_owners()
+    await asyncio.sleep(2.2)
+    assert owner not in await store.live_owners()

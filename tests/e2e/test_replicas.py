@@ -1,0 +1,103 @@
+"""Two `assistd serve` replicas over one Cassandra: shared runs, one active run per thread across
+replicas, a killed replica's run ended by the other, and data that outlives restarts."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import MODEL, Server, cassandra_url, wait_for
+
+LEASE = 2
+
+
+def _frames(server, method, path, **kwargs):
+    with httpx.stream(method, server.base_url + path, timeout=60, **kwargs) as response:
+        assert response.status_code == 200
+        frames, frame = [], {}
+        for line in response.iter_lines():
+            if not line:
+                if frame:
+                    frames.append(frame)
+                frame = {}
+            elif not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                frame[key] = value
+        return frames
+
+
+@pytest.fixture
+def replicas(provider, tmp_path):
+    env = {"ASSISTD_STORE": cassandra_url(), "ASSISTD_RUN_LEASE_SECONDS": str(LEASE)}
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r2").mkdir()
+    pair = [Server(tmp_path / "r1", provider, env).start(), Server(tmp_path / "r2", provider, env).start()]
+    yield pair
+    for server in pair:
+        server.stop()
+
+
+def test_a_run_started_on_one_replica_is_watched_to_the_end_on_the_other(replicas):
+    r1, r2 = replicas
+    assistant = r1.client().beta.assistants.create(model=MODEL)
+    thread = r1.client().beta.threads.create(messages=[{"role": "user", "content": "[chunks:30][slow:0.05]"}])
+    streamed: list = []
+    writer = threading.Thread(
+        target=lambda: streamed.extend(
+            _frames(r1, "POST", f"/threads/{thread.id}/runs", json={"assistant_id": assistant.id, "stream": True})
+        )
+    )
+    writer.start()
+    run = wait_for(lambda: r2.client().beta.threads.runs.list(thread_id=thread.id).data)[0]
+    watched = _frames(r2, "GET", f"/threads/{thread.id}/runs/{run.id}/events", headers={"Last-Event-ID": "0"})
+    writer.join(60)
+    assert watched == streamed and watched[-1]["event"] == "done"
+    assert [int(f["id"]) for f in watched] == list(range(1, len(watched) + 1))
+
+
+def test_concurrent_runs_on_one_thread_through_both_replicas_only_one_wins(replicas):
+    r1, r2 = replicas
+    assistant = r1.client().beta.assistants.create(model=MODEL)
+    thread = r1.client().beta.threads.create(messages=[{"role": "user", "content": "[chunks:20][slow:0.05]"}])
+
+    def attempt(server):
+        try:
+            return server.client().beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        except openai.BadRequestError as error:
+            return error
+
+    for _ in range(3):
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(attempt, [r1, r2]))
+        won = [r for r in results if not isinstance(r, Exception)]
+        assert len(won) == 1 and "already has an active run" in str(next(r for r in results if isinstance(r, Exception)))
+        r2.client().beta.threads.runs.poll(run_id=won[0].id, thread_id=thread.id, poll_interval_ms=50)
+
+
+def test_a_killed_replicas_run_is_ended_by_the_other_and_data_survives_restarts(replicas):
+    r1, r2 = replicas
+    client = r2.client()
+    assistant = r1.client().beta.assistants.create(model=MODEL, name="durable")
+    thread = r1.client().beta.threads.create(messages=[{"role": "user", "content": "[chunks:200][slow:0.1]"}])
+    run = r1.client().beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    wait_for(lambda: client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data)
+    r1.stop(kill=True)  # kill -9 mid-run
+    killed_at = time.monotonic()
+    ended = wait_for(
+        lambda: (r := client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id)).status == "failed" and r,
+        timeout=LEASE * 5,
+    )
+    assert ended.last_error.code == "server_error" and time.monotonic() - killed_at < LEASE * 5
+    again = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id,
+        additional_messages=[{"role": "user", "content": "[reply:still here]"}], poll_interval_ms=50,
+    )
+    assert again.status == "completed"
+    r2.stop()
+    r2.start()
+    after = r2.client()
+    assert after.beta.assistants.retrieve(assistant.id).name == "durable"
+    assert after.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text.value == "still here"
