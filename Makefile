@@ -49,7 +49,7 @@ cassandra-stop:
 test: install cassandra
 	$(PY) -m pytest -q
 
-bench: install
+bench: install cassandra
 	$(PY) -m tests.perf.bench
 
 clean:

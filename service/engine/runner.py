@@ -33,7 +33,7 @@ from service.repo import Repo, kind_of
 from service.retrieval import citations
 from service.retrieval.embed import Embedder
 from service.retrieval.search import search
-from service.store import ListQuery, Store
+from service.store import ListQuery, Record, Store
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ _INCOMPLETE_REASON = {
     E.RUN_STATUS_EXPIRED: "run_expired",
     E.RUN_STATUS_INCOMPLETE: "max_tokens",
 }
+CANCEL_REQUEST = "cancel_request"  # store kind: a cancel asked of a replica that does not run the run
+CANCEL_POLL_SECONDS = 0.5  # how often a replica looks for cancel requests for its runs
 INGESTION_WAIT_SECONDS = 120  # longest a run waits for its vector stores' files to be ingested
 SERVER_ERROR = "The server had an error while processing the run."
 RESTART_ERROR = "The run was interrupted: the assistd process that ran it stopped (or lost its lease)."
@@ -290,6 +292,13 @@ class RunEngine:
                 channel = self._channels[run_id]
             else:
                 stored = await self._repo.require(tenant, run_pb2.Run, run_id, thread_id)
+                if stored.status in (E.RUN_STATUS_QUEUED, E.RUN_STATUS_IN_PROGRESS) and self._store.shared:
+                    # Another replica runs it: leave it a request; its monitor cancels the run.
+                    await self._store.put(
+                        tenant, [Record(CANCEL_REQUEST, "", run_id, f"{thread_id}/{run_id}".encode(), tag="pending")]
+                    )
+                    stored.status = E.RUN_STATUS_CANCELLING
+                    return stored
                 if stored.status != E.RUN_STATUS_REQUIRES_ACTION:
                     raise FailedPrecondition(f"Cannot cancel run with status '{status_name(stored.status)}'.")
                 return await self._end_waiting_run(tenant, stored, _Outcome(E.RUN_STATUS_CANCELLED))
@@ -701,13 +710,31 @@ class RunEngine:
         self._monitor = asyncio.create_task(self._monitor_loop(), name="run-lease-monitor")
 
     async def _monitor_loop(self) -> None:
+        tick = min(CANCEL_POLL_SECONDS, self._lease_seconds / 3)
+        last_beat = asyncio.get_running_loop().time()
         while True:
-            await asyncio.sleep(self._lease_seconds / 3)
+            await asyncio.sleep(tick)
             try:
-                await self._store.heartbeat(self.owner, self._lease_seconds)
-                await self.sweep()
+                if self._store.shared and self._runs:
+                    await self._serve_cancel_requests()
+                if asyncio.get_running_loop().time() - last_beat >= self._lease_seconds / 3:
+                    await self._store.heartbeat(self.owner, self._lease_seconds)
+                    last_beat = asyncio.get_running_loop().time()
+                    await self.sweep()
             except Exception:  # the store is unreachable for now: try again next round
                 log.exception("run lease round failed")
+
+    async def _serve_cancel_requests(self) -> None:
+        """Cancels the runs of this process that a client asked another replica to cancel."""
+        for tenant, data in await self._store.objects_with_tag(CANCEL_REQUEST, "pending"):
+            thread_id, _, run_id = data.decode().partition("/")
+            if run_id not in self._runs:
+                continue
+            try:
+                await self.cancel(tenant, thread_id, run_id)
+            except FailedPrecondition:
+                pass  # it ended meanwhile
+            await self._store.delete(tenant, CANCEL_REQUEST, "", run_id)
 
     async def sweep(self) -> int:
         """Ends the runs whose owner stopped (a crash, a lost lease): they fail with server_error,

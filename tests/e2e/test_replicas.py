@@ -101,3 +101,16 @@ def test_a_killed_replicas_run_is_ended_by_the_other_and_data_survives_restarts(
     after = r2.client()
     assert after.beta.assistants.retrieve(assistant.id).name == "durable"
     assert after.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text.value == "still here"
+
+
+def test_a_cancel_sent_to_the_other_replica_cancels_the_run(replicas):
+    r1, r2 = replicas
+    assistant = r1.client().beta.assistants.create(model=MODEL)
+    thread = r1.client().beta.threads.create(messages=[{"role": "user", "content": "[chunks:200][slow:0.05]"}])
+    run = r1.client().beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    wait_for(lambda: r2.client().beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data)
+    assert r2.client().beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id).status == "cancelling"
+    final = r2.client().beta.threads.runs.poll(run_id=run.id, thread_id=thread.id, poll_interval_ms=50)
+    assert final.status == "cancelled"
+    message = r2.client().beta.threads.messages.list(thread_id=thread.id).data[0]
+    assert message.status == "incomplete" and message.incomplete_details.reason == "run_cancelled"

@@ -19,7 +19,7 @@ import openai
 from assistd.v1 import message_pb2, run_pb2, run_pb2_grpc, thread_pb2, thread_pb2_grpc
 
 from tests.conftest import MODEL, ROOT, Server
-from tests.perf import bench_retrieval
+from tests.perf import bench_retrieval, bench_stores
 from tests.scripted_llm import free_port
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # the SDK marks Assistants deprecated
@@ -123,8 +123,11 @@ def main():
             retrieval = bench_retrieval.run(client)
         finally:
             server.stop()
+        try:
+            stores = bench_stores.run(provider)
+        finally:
             provider.stop()
-    write_report(results, long_results, retrieval)
+    write_report(results, long_results, retrieval + "\n" + stores)
 
 
 def write_report(results, long_results, retrieval: str):

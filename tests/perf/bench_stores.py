@@ -1,0 +1,121 @@
+"""Store benchmarks: SQLite vs Cassandra, store calls in-process and the same API workload."""
+
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from service.ids import new_id
+from service.store import ListQuery, LogEntry, Record, open_store
+from tests.conftest import MODEL, Server, cassandra_url
+
+CALLS = 300
+
+
+def _pct(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def _ms(values) -> str:
+    return f"{statistics.median(values) * 1000:.2f} / {_pct(values, 99) * 1000:.2f}"
+
+
+async def _timed(calls) -> list[float]:
+    latencies = []
+    for call in calls:
+        start = time.perf_counter()
+        await call()
+        latencies.append(time.perf_counter() - start)
+    return latencies
+
+
+async def store_calls(url: str) -> dict[str, str]:
+    store = open_store(url)
+    await store.open()
+    try:
+        tenant = f"bench-{uuid.uuid4().hex[:8]}"
+        ids = [new_id("msg_") for _ in range(CALLS)]
+        payload = b"x" * 600  # about a stored message
+        results = {}
+        results["put (1 message)"] = _ms(await _timed(lambda i=i: store.put(tenant, [Record("message", "th", i, payload)]) for i in ids))
+        results["get"] = _ms(await _timed(lambda i=i: store.get(tenant, "message", "th", i) for i in ids))
+        results["list_page (20, desc)"] = _ms(
+            await _timed(lambda i=i: store.list_page(tenant, "message", "th", ListQuery(limit=20, after=i)) for i in ids[::-1])
+        )
+
+        async def claim_release(i):
+            await store.claim_thread(tenant, f"th{i}", f"run{i}", "bench")
+            await store.release_thread(tenant, f"th{i}", f"run{i}")
+
+        results["claim + release (one active run)"] = _ms(await _timed(lambda i=i: claim_release(i) for i in range(CALLS)))
+        results["commit (10 events + 1 snapshot)"] = _ms(
+            await _timed(
+                lambda n=n: store.commit(
+                    [LogEntry(tenant, "run_b", n * 10 + k + 1, payload[:120], [Record("run", "th", "run_b", payload)] if k == 9 else [])
+                     for k in range(10)]
+                )
+                for n in range(CALLS)
+            )
+        )
+        # event-log append rate: batches of 50 (what the group commit builds under load), for 3 s
+        sequence, start = 10 * CALLS, time.perf_counter()
+        while time.perf_counter() - start < 3:
+            await store.commit([LogEntry(tenant, "run_rate", sequence + k + 1, payload[:120]) for k in range(50)])
+            sequence += 50
+        results["event-log append rate (batches of 50)"] = f"{(sequence - 10 * CALLS) / (time.perf_counter() - start):,.0f} events/s"
+        return results
+    finally:
+        await store.close()
+
+
+def api_workload(provider, url: str, runs: int = 30) -> tuple[float, list[float]]:
+    """create thread + message + streamed run, sequentially: (runs/s, latencies)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(tmp), provider, {"ASSISTD_STORE": url}).start()
+        try:
+            client = server.client()
+            assistant = client.beta.assistants.create(model=MODEL)
+            latencies = []
+            start = time.perf_counter()
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                thread = client.beta.threads.create()
+                client.beta.threads.messages.create(thread_id=thread.id, role="user", content="[reply:Hello there, how are you?]")
+                for _ in client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True):
+                    pass
+                latencies.append(time.perf_counter() - t0)
+            return runs / (time.perf_counter() - start), latencies
+        finally:
+            server.stop()
+
+
+def run(provider) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = {"SQLite": f"sqlite:///{tmp}/bench.db", "Cassandra 5.0": cassandra_url()}
+        calls = {name: asyncio.run(store_calls(url)) for name, url in stores.items()}
+        with tempfile.TemporaryDirectory() as tmp2:
+            workloads = {
+                "SQLite": api_workload(provider, f"sqlite:///{tmp2}/api.db"),
+                "Cassandra 5.0": api_workload(provider, cassandra_url()),
+            }
+    names = list(stores)
+    rows = [f"| {what} | " + " | ".join(calls[n][what] for n in names) + " |" for what in calls[names[0]]]
+    workload = [
+        "| create thread + message + streamed run (30, sequential) | "
+        + " | ".join(f"{rate:.1f} runs/s, p50 {statistics.median(l) * 1000:.0f} ms / p99 {_pct(l, 99) * 1000:.0f} ms" for rate, l in (workloads[n] for n in names))
+        + " |"
+    ]
+    return f"""## Stores: SQLite vs Cassandra 5.0
+
+Same machine, same run. Store calls are timed in-process ({CALLS} sequential calls each, p50 / p99 ms) against the
+embedded SQLite file and the single-node Cassandra 5.0 that `make cassandra` starts (1 GB heap, consistency
+LOCAL_QUORUM, replication factor 1). The workload row goes through the HTTP API into `assistd serve` on each store.
+
+| store call | {" | ".join(names)} |
+|---|---|---|
+{chr(10).join(rows)}
+{chr(10).join(workload)}
+"""
