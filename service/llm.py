@@ -7,7 +7,6 @@ deployment, keys from env via `os.environ/NAME`); any other name goes to litellm
 
 import asyncio
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
@@ -72,9 +71,7 @@ def load_model_list(path: str) -> list[dict[str, Any]]:
 
 class LLM:
     def __init__(self, models_path: str = "", retries: int = 0, timeout: float = 600.0):
-        # litellm otherwise fetches a remote price map at import, which stalls offline.
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
+        import litellm  # imported here, once, at start-up (~2.6 s); service/__init__.py keeps it offline
 
         litellm.suppress_debug_info = True
         litellm.telemetry = False
