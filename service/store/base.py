@@ -42,6 +42,30 @@ class Page:
     has_more: bool
 
 
+def cursor_window(query: ListQuery) -> tuple[list[str], list[str], bool, bool]:
+    """How any store reads one page of a time-ordered id range: (id conditions, their values,
+    scan ascending?, flip the rows afterwards?). With only `before`, the page is the one just
+    before it, so the scan runs backwards and the rows are flipped."""
+    ascending = query.order == "asc"
+    conditions, values = [], []
+    if query.after:
+        conditions.append("id > ?" if ascending else "id < ?")
+        values.append(query.after)
+    if query.before:
+        conditions.append("id < ?" if ascending else "id > ?")
+        values.append(query.before)
+    backwards = bool(query.before) and not query.after
+    return conditions, values, ascending != backwards, backwards
+
+
+def page_of(rows: list[bytes], query: ListQuery, backwards: bool) -> Page:
+    """A page from up to limit + 1 rows read in scan order."""
+    items = rows[: query.limit]
+    if backwards:
+        items.reverse()
+    return Page(items=items, has_more=len(rows) > query.limit)
+
+
 @dataclass
 class LogEntry:
     """One run event and the object snapshots it carries, committed atomically.

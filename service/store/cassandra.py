@@ -19,7 +19,7 @@ from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record
+from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
 from service.store.blobs import CHUNK_SIZE
 
 _SCHEMA_V1 = [
@@ -251,30 +251,18 @@ class CassandraStore:
         return True
 
     async def list_page(self, tenant: str, kind: str, parent: str, query: ListQuery, tag: str = "") -> Page:
-        ascending = query.order == "asc"
         table, where, params = "objects", ["tenant=?", "kind=?", "parent=?"], [tenant, kind, parent]
         if tag:
             table = "objects_by_tag"
             where.append("tag=?")
             params.append(tag)
-        if query.after:
-            where.append("id > ?" if ascending else "id < ?")
-            params.append(query.after)
-        if query.before:
-            where.append("id < ?" if ascending else "id > ?")
-            params.append(query.before)
-        backwards = bool(query.before) and not query.after  # the page just before `before`
-        scan_ascending = ascending != backwards
+        conditions, values, scan_ascending, backwards = cursor_window(query)
         rows = await self._query(
-            f"SELECT data FROM {table} WHERE {' AND '.join(where)} ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?",
-            (*params, query.limit + 1),
+            f"SELECT data FROM {table} WHERE {' AND '.join(where + conditions)} "
+            f"ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?",
+            (*params, *values, query.limit + 1),
         )
-        items = [row.data for row in rows]
-        has_more = len(items) > query.limit
-        items = items[: query.limit]
-        if backwards:
-            items.reverse()
-        return Page(items=items, has_more=has_more)
+        return page_of([row.data for row in rows], query, backwards)
 
     async def parents_of(self, tenant: str, kind: str, object_id: str) -> list[str]:
         rows = await self._query("SELECT parent FROM objects_by_id WHERE tenant=? AND kind=? AND id=?", (tenant, kind, object_id))

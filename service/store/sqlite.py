@@ -13,7 +13,7 @@ from typing import Sequence
 import aiosqlite
 import numpy as np
 
-from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record
+from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
 
 _SCHEMA = """
 PRAGMA journal_mode = WAL;
@@ -162,31 +162,17 @@ class SqliteStore:
         return True
 
     async def list_page(self, tenant: str, kind: str, parent: str, query: ListQuery, tag: str = "") -> Page:
-        ascending = query.order == "asc"
-        where = ["tenant=?", "kind=?", "parent=?"]
-        params: list = [tenant, kind, parent]
+        where, params = ["tenant=?", "kind=?", "parent=?"], [tenant, kind, parent]
         if tag:
             where.append("tag=?")
             params.append(tag)
-        if query.after:
-            where.append("id > ?" if ascending else "id < ?")
-            params.append(query.after)
-        if query.before:
-            where.append("id < ?" if ascending else "id > ?")
-            params.append(query.before)
-        # With only `before`, the page is the one just before it: scan backwards, then flip.
-        backwards = bool(query.before) and not query.after
-        scan_ascending = ascending != backwards
+        conditions, values, scan_ascending, backwards = cursor_window(query)
         sql = (
-            f"SELECT data FROM objects WHERE {' AND '.join(where)} "
+            f"SELECT data FROM objects WHERE {' AND '.join(where + conditions)} "
             f"ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?"
         )
-        rows = [row[0] for row in await self._read(sql, (*params, query.limit + 1))]
-        has_more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        if backwards:
-            rows.reverse()
-        return Page(items=rows, has_more=has_more)
+        rows = [row[0] for row in await self._read(sql, (*params, *values, query.limit + 1))]
+        return page_of(rows, query, backwards)
 
     async def claim_thread(self, tenant: str, thread_id: str, run_id: str, owner: str = "") -> str | None:
         claimed = await self._write_one(
