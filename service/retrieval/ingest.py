@@ -38,11 +38,6 @@ class Ingestor:
         for vs_file in vs_files:
             self.submit(tenant, vs_file)
 
-    async def idle(self) -> None:
-        """Waits for the files being ingested now (tests and shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
     async def recover(self) -> int:
         """Re-queues files a previous process left in_progress."""
         pending = await self._repo.store.objects_with_tag(kind_of(VectorStoreFile), "in_progress")
