@@ -33,7 +33,7 @@ from service.repo import Repo, kind_of
 from service.retrieval import citations
 from service.retrieval.embed import Embedder
 from service.retrieval.search import search
-from service.store import ListQuery, Record, Store
+from service.store import ListQuery, Store
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ _INCOMPLETE_REASON = {
     E.RUN_STATUS_EXPIRED: "run_expired",
     E.RUN_STATUS_INCOMPLETE: "max_tokens",
 }
-CANCEL_REQUEST = "cancel_request"  # store kind: a cancel asked of a replica that does not run the run
+WAITING = "/w"  # the end of the ownership token of a run waiting for tool outputs
 CANCEL_POLL_SECONDS = 0.5  # how often a replica looks for cancel requests for its runs
 INGESTION_WAIT_SECONDS = 120  # longest a run waits for its vector stores' files to be ingested
 SERVER_ERROR = "The server had an error while processing the run."
@@ -134,6 +134,7 @@ class RunEngine:
         # Who runs runs here: its heartbeat keeps them ours; when it lapses, another process ends them.
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._monitor: asyncio.Task | None = None
+        self._tokens: dict[str, str] = {}  # run id -> the ownership token this process holds
         self._channels: dict[str, RunChannel] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._model_calls: dict[str, asyncio.Task] = {}
@@ -146,6 +147,19 @@ class RunEngine:
 
     def _lock(self, run_id: str) -> asyncio.Lock:
         return self._locks[run_id]
+
+    def _new_token(self, run_id: str, waiting: bool = False) -> str:
+        """A fresh ownership token for a run this process takes: `<owner>/<nonce>`, plus `/w` while
+        the run waits for tool outputs. Every take-over changes the token, so of two replicas racing
+        from the same token only one wins; and only a waiting token can be taken by a submit, a
+        cancel or an expiry, so none of them can take a run another replica is already resuming."""
+        token = self._tokens[run_id] = f"{self.owner}/{uuid.uuid4().hex[:8]}" + ("/w" if waiting else "")
+        return token
+
+    async def _mark_waiting(self, tenant: str, run: run_pb2.Run) -> None:
+        """Swaps the run's token for a waiting one, so a submit may take it from here on."""
+        held = self._tokens.get(run.id, "")
+        await self._store.take_over(tenant, run.thread_id, run.id, self._new_token(run.id, waiting=True), old_owner=held)
 
     # ---- starting, resuming and following runs -----------------------------------------
 
@@ -167,7 +181,7 @@ class RunEngine:
     async def _start(self, tenant, run, new_messages, new_thread) -> RunChannel:
         if new_thread is not None:
             await self._repo.put(tenant, new_thread, *new_messages)
-        active = await self._store.claim_thread(tenant, run.thread_id, run.id, self.owner)
+        active = await self._store.claim_thread(tenant, run.thread_id, run.id, self._new_token(run.id))
         if active is not None:
             raise FailedPrecondition(f"Thread {run.thread_id} already has an active run {active}.")
         try:
@@ -208,8 +222,14 @@ class RunEngine:
             if run.status != E.RUN_STATUS_REQUIRES_ACTION or run_id in self._runs:
                 raise FailedPrecondition(f'Runs in status "{status_name(run.status)}" do not accept tool outputs.')
             by_id = _check_outputs(run, outputs)
-            if not await self._store.take_over(tenant, thread_id, run_id, self.owner):
-                raise FailedPrecondition(f"Run {run_id} is no longer active.")
+            current = await self._store.run_owner(tenant, thread_id)
+            if self._store.shared and (
+                current is None
+                or current[0] != run_id
+                or not current[1].endswith(WAITING)
+                or not await self._store.take_over(tenant, thread_id, run_id, self._new_token(run_id), old_owner=current[1])
+            ):  # another replica is resuming it right now
+                raise FailedPrecondition(f"Run {run_id} is being resumed already.")
             turn = await self._turn_from_store(tenant, run)
             step = turn.tool_step
             if step is None:
@@ -292,15 +312,20 @@ class RunEngine:
                 channel = self._channels[run_id]
             else:
                 stored = await self._repo.require(tenant, run_pb2.Run, run_id, thread_id)
-                if stored.status in (E.RUN_STATUS_QUEUED, E.RUN_STATUS_IN_PROGRESS) and self._store.shared:
-                    # Another replica runs it: leave it a request; its monitor cancels the run.
-                    await self._store.put(
-                        tenant, [Record(CANCEL_REQUEST, "", run_id, f"{thread_id}/{run_id}".encode(), tag="pending")]
-                    )
+                current = await self._store.run_owner(tenant, thread_id)
+                owner = current[1] if current and current[0] == run_id else None
+                if stored.status in (E.RUN_STATUS_QUEUED, E.RUN_STATUS_IN_PROGRESS) and self._store.shared and owner:
+                    # Another replica runs it: ask that one; its monitor cancels the run.
+                    await self._store.request_cancel(owner.split("/", 1)[0], tenant, thread_id, run_id)
                     stored.status = E.RUN_STATUS_CANCELLING
                     return stored
-                if stored.status != E.RUN_STATUS_REQUIRES_ACTION:
+                if stored.status != E.RUN_STATUS_REQUIRES_ACTION or owner is None:
                     raise FailedPrecondition(f"Cannot cancel run with status '{status_name(stored.status)}'.")
+                if self._store.shared and (
+                    not owner.endswith(WAITING)
+                    or not await self._store.take_over(tenant, thread_id, run_id, self._new_token(run_id), old_owner=owner)
+                ):
+                    raise FailedPrecondition(f"Run {run_id} is being resumed; cancel it again in a moment.")
                 return await self._end_waiting_run(tenant, stored, _Outcome(E.RUN_STATUS_CANCELLED))
         await channel.committed(sequence)
         return snapshot
@@ -336,7 +361,17 @@ class RunEngine:
         self._expiry_timers.pop(run_id, None)
         async with self._lock(run_id):
             run = await self._repo.get(tenant, run_pb2.Run, run_id, thread_id)
-            if run is not None and run.status == E.RUN_STATUS_REQUIRES_ACTION and run_id not in self._runs:
+            if run is None or run.status != E.RUN_STATUS_REQUIRES_ACTION or run_id in self._runs:
+                return
+            if run.expires_at > ids.now():  # resumed and waiting again since this timer was set
+                self._schedule_expiry(tenant, run)
+                return
+            current = await self._store.run_owner(tenant, thread_id)
+            if current is None or current[0] != run_id or not current[1].endswith(WAITING):
+                return  # resumed (or ended) since this timer was set
+            if not self._store.shared or await self._store.take_over(
+                tenant, thread_id, run_id, self._new_token(run_id), old_owner=current[1]
+            ):
                 await self._end_waiting_run(tenant, run, _Outcome(E.RUN_STATUS_EXPIRED))
 
     # ---- executing -------------------------------------------------------------------
@@ -360,8 +395,16 @@ class RunEngine:
             log.exception("run %s failed", run.id)
             outcome = _Outcome(E.RUN_STATUS_FAILED, "server_error", SERVER_ERROR)
         async with self._lock(run.id):
+            held = (run.id, self._tokens.get(run.id))
+            if self._store.shared and await self._store.run_owner(channel.tenant, run.thread_id) != held:
+                # Our lease lapsed and another replica ended this run: write nothing more.
+                log.error("run %s: no longer its owner; dropping its end", run.id)
+                self._forget(channel, run)
+                return
             if run.id in self._cancel_requested:
                 outcome = _Outcome(E.RUN_STATUS_CANCELLED)  # cancelled while finishing: cancel wins
+            if outcome.status == E.RUN_STATUS_REQUIRES_ACTION:
+                await self._mark_waiting(channel.tenant, run)
             try:
                 self._conclude(channel, run, turns[-1], outcome)
             except Exception:
@@ -671,12 +714,18 @@ class RunEngine:
             done = self._emit(channel, DONE, release_thread=run.status in TERMINAL)
             await channel.committed(done)
         finally:
-            channel.close()
-            if self._channels.get(run.id) is channel:
-                self._channels.pop(run.id, None)
-                self._runs.pop(run.id, None)
-                self._tasks.pop(run.id, None)
-            self._cancel_requested.discard(run.id)
+            self._forget(channel, run)
+
+    def _forget(self, channel: RunChannel, run: run_pb2.Run) -> None:
+        """Closes the channel and drops the live run of this process."""
+        channel.close()
+        if self._channels.get(run.id) is channel:
+            self._channels.pop(run.id, None)
+            self._runs.pop(run.id, None)
+            self._tasks.pop(run.id, None)
+        if run.status in TERMINAL:
+            self._tokens.pop(run.id, None)
+        self._cancel_requested.discard(run.id)
 
     def _emit(self, channel: RunChannel, event_type: int, release_thread: bool = False, **payload) -> int:
         event = run_pb2.RunEvent(event=event_type)
@@ -710,31 +759,49 @@ class RunEngine:
         self._monitor = asyncio.create_task(self._monitor_loop(), name="run-lease-monitor")
 
     async def _monitor_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         tick = min(CANCEL_POLL_SECONDS, self._lease_seconds / 3)
-        last_beat = asyncio.get_running_loop().time()
+        last_beat = last_sweep = loop.time()
         while True:
             await asyncio.sleep(tick)
-            try:
-                if self._store.shared and self._runs:
-                    await self._serve_cancel_requests()
-                if asyncio.get_running_loop().time() - last_beat >= self._lease_seconds / 3:
+            if loop.time() - last_sweep >= self._lease_seconds / 3:
+                last_sweep = loop.time()
+                try:
                     await self._store.heartbeat(self.owner, self._lease_seconds)
-                    last_beat = asyncio.get_running_loop().time()
+                    last_beat = loop.time()
+                except Exception:
+                    log.exception("heartbeat failed")
+                if self._store.shared and loop.time() - last_beat > self._lease_seconds * 2 / 3 and self._tasks:
+                    self._fence()
+                try:
                     await self.sweep()
-            except Exception:  # the store is unreachable for now: try again next round
-                log.exception("run lease round failed")
+                except Exception:  # the store is unreachable for now: try again next round
+                    log.exception("sweeping runs of stopped owners failed")
+            if self._store.shared and self._runs:
+                try:
+                    await self._serve_cancel_requests()
+                except Exception:
+                    log.exception("reading cancel requests failed")
+
+    def _fence(self) -> None:
+        """Our heartbeat could not be renewed: another replica may take our runs over any moment,
+        so stop them here without writing anything more (the taker ends them)."""
+        log.error("run lease not renewed for too long: stopping this process's %d run(s)", len(self._tasks))
+        for run_id, task in list(self._tasks.items()):
+            task.cancel()
+            channel, run = self._channels.get(run_id), self._runs.get(run_id)
+            if channel is not None and run is not None:
+                self._forget(channel, run)
 
     async def _serve_cancel_requests(self) -> None:
         """Cancels the runs of this process that a client asked another replica to cancel."""
-        for tenant, data in await self._store.objects_with_tag(CANCEL_REQUEST, "pending"):
-            thread_id, _, run_id = data.decode().partition("/")
-            if run_id not in self._runs:
-                continue
-            try:
-                await self.cancel(tenant, thread_id, run_id)
-            except FailedPrecondition:
-                pass  # it ended meanwhile
-            await self._store.delete(tenant, CANCEL_REQUEST, "", run_id)
+        for tenant, thread_id, run_id in await self._store.cancel_requests(self.owner):
+            if run_id in self._runs:
+                try:
+                    await self.cancel(tenant, thread_id, run_id)
+                except FailedPrecondition:
+                    pass  # it ended meanwhile
+            await self._store.clear_cancel_request(self.owner, tenant, run_id)
 
     async def sweep(self) -> int:
         """Ends the runs whose owner stopped (a crash, a lost lease): they fail with server_error,
@@ -743,15 +810,16 @@ class RunEngine:
         alive = (await self._store.live_owners() if self._store.shared else set()) | {self.owner}
         ended = 0
         for tenant, thread_id, run_id, owner in await self._store.active_runs():
-            if owner in alive or run_id in self._runs:
+            if owner.split("/", 1)[0] in alive or run_id in self._runs:
                 continue
             run = await self._repo.get(tenant, run_pb2.Run, run_id, thread_id)
             if run is None:
                 await self._store.release_thread(tenant, thread_id, run_id)
                 continue
-            if not await self._store.take_over(tenant, thread_id, run_id, self.owner, old_owner=owner):
+            waiting = run.status == E.RUN_STATUS_REQUIRES_ACTION
+            if not await self._store.take_over(tenant, thread_id, run_id, self._new_token(run_id, waiting), old_owner=owner):
                 continue  # another process was quicker
-            if run.status == E.RUN_STATUS_REQUIRES_ACTION:
+            if waiting:
                 self._schedule_expiry(tenant, run)
                 continue
             async with self._lock(run_id):

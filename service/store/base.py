@@ -119,6 +119,17 @@ class Store(Protocol):
         """Makes new_owner the owner of the thread's active run if it is still run_id (and, when
         given, still owned by old_owner). Only one of several concurrent takers succeeds."""
 
+    async def run_owner(self, tenant: str, thread_id: str) -> tuple[str, str] | None:
+        """(run_id, owner) of the thread's active run, if any."""
+
+    async def request_cancel(self, owner: str, tenant: str, thread_id: str, run_id: str) -> None:
+        """Asks the process `owner` to cancel a run it runs (the request lapses after a while)."""
+
+    async def cancel_requests(self, owner: str) -> list[tuple[str, str, str]]:
+        """(tenant, thread_id, run_id) of the cancels asked of owner."""
+
+    async def clear_cancel_request(self, owner: str, tenant: str, run_id: str) -> None: ...
+
     async def heartbeat(self, owner: str, lease_seconds: int) -> None:
         """Records that owner is alive for the next lease_seconds."""
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
-from cassandra import ConsistencyLevel, InvalidRequest
+from cassandra import ConsistencyLevel
 from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
@@ -55,11 +55,35 @@ _SCHEMA_V1 = [
 MIGRATIONS = {
     1: _SCHEMA_V1,
     2: [  # run ownership: who runs a run, and which processes are alive (rows lapse unless renewed)
-        "ALTER TABLE active_runs ADD owner text",
+        "ALTER TABLE active_runs ADD IF NOT EXISTS owner text",
         "CREATE TABLE IF NOT EXISTS owners (owner text PRIMARY KEY)",
     ],
+    3: [  # cancels asked of the replica that runs the run: one small partition per replica, rows lapse
+        """CREATE TABLE IF NOT EXISTS cancel_requests (
+             owner text, tenant text, run_id text, thread_id text, PRIMARY KEY ((owner), tenant, run_id))""",
+    ],
 }
+CANCEL_REQUEST_TTL = 300
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+BATCH_BYTES = 40 * 1024  # below Cassandra's default batch_size_fail_threshold (50 KiB)
+
+
+def _size(params: Sequence) -> int:
+    return sum(len(p) if isinstance(p, (bytes, str)) else 4 * len(p) if isinstance(p, list) else 8 for p in params)
+
+
+def _groups(statements: list[tuple[str, tuple]]) -> list[list[tuple[str, tuple]]]:
+    """Statements cut into runs of at most BATCH_BYTES of values, in order."""
+    groups: list[list[tuple[str, tuple]]] = []
+    size = BATCH_BYTES
+    for statement in statements:
+        weight = _size(statement[1])
+        if not groups or size + weight > BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(statement)
+        size += weight
+    return groups
 
 
 def parse_url(url: str) -> dict[str, Any]:
@@ -121,7 +145,7 @@ class CassandraStore:
             f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
             f"{{'class': 'SimpleStrategy', 'replication_factor': {config['replication_factor']}}}"
         )
-        self._session.set_keyspace(keyspace)
+        await asyncio.to_thread(self._session.set_keyspace, keyspace)
         await self._migrate()
         for row in await self._run("SELECT dimensions FROM vector_tables"):
             self._vector_tables.add(row.dimensions)
@@ -135,11 +159,7 @@ class CassandraStore:
             if version in done:
                 continue
             for statement in statements:
-                try:
-                    await self._run(statement)
-                except InvalidRequest as exc:  # e.g. the column a repeated ALTER adds is there already
-                    if "conflicts with an existing column" not in str(exc):
-                        raise
+                await self._run(statement)
             await self._run(f"INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, toTimestamp(now()))")
 
     async def close(self) -> None:
@@ -150,23 +170,27 @@ class CassandraStore:
     async def _run(self, cql: str, params: Sequence = ()) -> list:
         return list(await _wait(self._session.execute_async(cql, params)))
 
-    def _statement(self, cql: str) -> PreparedStatement:
+    async def _statement(self, cql: str) -> PreparedStatement:
+        """The prepared statement for cql, prepared once (off the event loop: it is a round trip)."""
         prepared = self._prepared.get(cql)
         if prepared is None:
-            prepared = self._prepared[cql] = self._session.prepare(cql)
+            prepared = self._prepared[cql] = await asyncio.to_thread(self._session.prepare, cql)
         return prepared
 
     async def _query(self, cql: str, params: Sequence = ()) -> list:
-        return list(await _wait(self._session.execute_async(self._statement(cql), params)))
+        return list(await _wait(self._session.execute_async(await self._statement(cql), params)))
 
     async def _batch(self, statements: list[tuple[str, tuple]]) -> None:
-        """Statements in logged batches (all of a batch or none of it is applied)."""
-        for start in range(0, len(statements), 100):
+        """Statements in logged batches of at most BATCH_BYTES (Cassandra refuses batches over 50 KiB
+        by default); a statement bigger than that goes alone. Each batch is all or nothing."""
+        for group in _groups(statements):
+            if len(group) == 1:
+                await self._query(*group[0])
+                continue
             batch = BatchStatement(batch_type=BatchType.LOGGED)
-            for cql, params in statements[start : start + 100]:
-                batch.add(self._statement(cql), params)
-            if len(batch):
-                await _wait(self._session.execute_async(batch))
+            for cql, params in group:
+                batch.add(await self._statement(cql), params)
+            await _wait(self._session.execute_async(batch))
 
     # ---- objects --------------------------------------------------------------------------
 
@@ -217,8 +241,9 @@ class CassandraStore:
         return statements + (self._untag(tenant, kind, parent, object_id, tag) if tag else [])
 
     async def put(self, tenant: str, records: Sequence[Record]) -> None:
+        latest = {(r.kind, r.parent, r.id): r for r in records}  # one write per object (see commit)
         statements = []
-        for record in records:
+        for record in latest.values():
             statements += self._upsert(tenant, record, await self._old_tag(tenant, record))
         await self._batch(statements)
 
@@ -298,6 +323,23 @@ class CassandraStore:
             )
         return bool(rows[0].applied)
 
+    async def run_owner(self, tenant: str, thread_id: str) -> tuple[str, str] | None:
+        rows = await self._query("SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
+        return (rows[0].run_id, rows[0].owner or "") if rows else None
+
+    async def request_cancel(self, owner: str, tenant: str, thread_id: str, run_id: str) -> None:
+        await self._query(
+            f"INSERT INTO cancel_requests (owner, tenant, run_id, thread_id) VALUES (?, ?, ?, ?) USING TTL {CANCEL_REQUEST_TTL}",
+            (owner, tenant, run_id, thread_id),
+        )
+
+    async def cancel_requests(self, owner: str) -> list[tuple[str, str, str]]:
+        rows = await self._query("SELECT tenant, thread_id, run_id FROM cancel_requests WHERE owner=?", (owner,))
+        return [(r.tenant, r.thread_id, r.run_id) for r in rows]
+
+    async def clear_cancel_request(self, owner: str, tenant: str, run_id: str) -> None:
+        await self._query("DELETE FROM cancel_requests WHERE owner=? AND tenant=? AND run_id=?", (owner, tenant, run_id))
+
     async def heartbeat(self, owner: str, lease_seconds: int) -> None:
         await self._query(f"INSERT INTO owners (owner) VALUES (?) USING TTL {int(lease_seconds)}", (owner,))
 
@@ -317,16 +359,21 @@ class CassandraStore:
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
         statements, releases = [], []
+        latest: dict[tuple, tuple[str, Record]] = {}
         for entry in entries:
             if entry.sequence:
                 statements.append(
                     ("INSERT INTO run_events (tenant, run_id, seq, data) VALUES (?, ?, ?, ?)",
                      (entry.tenant, entry.run_id, entry.sequence, entry.data))
                 )
-            for record in entry.records:  # runs, steps, messages, threads: their tags never change
-                statements += self._upsert(entry.tenant, record, record.tag)
+            for record in entry.records:
+                # Writes in one batch share a timestamp, and then the larger value wins, not the
+                # later one: write each object once, as its last snapshot in this commit.
+                latest[(entry.tenant, record.kind, record.parent, record.id)] = (entry.tenant, record)
             if entry.release_thread:
                 releases.append((entry.tenant, entry.release_thread, entry.run_id))
+        for tenant, record in latest.values():  # runs, steps, messages, threads: their tags never change
+            statements += self._upsert(tenant, record, record.tag)
         await self._batch(statements)
         for tenant, thread_id, run_id in releases:  # a conditional write cannot join a multi-partition batch
             await self.release_thread(tenant, thread_id, run_id)
@@ -342,6 +389,12 @@ class CassandraStore:
         return [(row.seq, row.data) for row in rows]
 
     # ---- chunks and search ------------------------------------------------------------------
+
+    async def _known_vector_tables(self) -> set[int]:
+        """The vector tables any replica has made (re-read: another replica may have added one)."""
+        for row in await self._run("SELECT dimensions FROM vector_tables"):
+            self._vector_tables.add(row.dimensions)
+        return self._vector_tables
 
     async def _vector_table(self, dimensions: int) -> str:
         name = f"chunk_vectors_{dimensions}"
@@ -394,7 +447,7 @@ class CassandraStore:
                  (tenant, vector_store_id, term, row.file_id, row.chunk_index))
                 for term in _term_counts(row.text)
             ]
-        tables = ["chunks", *(f"chunk_vectors_{d}" for d in sorted(self._vector_tables))]
+        tables = ["chunks", *(f"chunk_vectors_{d}" for d in sorted(await self._known_vector_tables()))]
         statements += [(f"DELETE FROM {table} WHERE {where}", key) for table in tables]
         await self._batch(statements)
 
@@ -427,7 +480,7 @@ class CassandraStore:
         self, tenant: str, vector_store_ids: Sequence[str], query: bytes, limit: int
     ) -> list[ChunkHit]:
         vector = np.frombuffer(query, dtype=np.float32)
-        if len(vector) not in self._vector_tables:
+        if len(vector) not in self._vector_tables and len(vector) not in await self._known_vector_tables():
             return []
         table = f"chunk_vectors_{len(vector)}"
         hits = []

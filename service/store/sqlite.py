@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS active_runs (
   PRIMARY KEY (tenant, thread_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS owners (owner TEXT PRIMARY KEY, alive_until REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cancel_requests (
+  owner TEXT NOT NULL, tenant TEXT NOT NULL, run_id TEXT NOT NULL, thread_id TEXT NOT NULL,
+  PRIMARY KEY (owner, tenant, run_id)
+) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
   text, tenant UNINDEXED, vector_store_id UNINDEXED, file_id UNINDEXED, chunk_index UNINDEXED,
   tokenize = 'porter unicode61'
@@ -191,6 +195,23 @@ class SqliteStore:
         if old_owner is not None:
             sql, params = sql + " AND owner=?", (*params, old_owner)
         return await self._write_one(sql, params) == 1
+
+    async def run_owner(self, tenant: str, thread_id: str) -> tuple[str, str] | None:
+        rows = await self._read("SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def request_cancel(self, owner: str, tenant: str, thread_id: str, run_id: str) -> None:
+        await self._write_one(
+            "INSERT OR REPLACE INTO cancel_requests (owner, tenant, run_id, thread_id) VALUES (?, ?, ?, ?)",
+            (owner, tenant, run_id, thread_id),
+        )
+
+    async def cancel_requests(self, owner: str) -> list[tuple[str, str, str]]:
+        rows = await self._read("SELECT tenant, thread_id, run_id FROM cancel_requests WHERE owner=?", (owner,))
+        return [tuple(row) for row in rows]
+
+    async def clear_cancel_request(self, owner: str, tenant: str, run_id: str) -> None:
+        await self._write_one("DELETE FROM cancel_requests WHERE owner=? AND tenant=? AND run_id=?", (owner, tenant, run_id))
 
     async def heartbeat(self, owner: str, lease_seconds: int) -> None:
         await self._write_one(

@@ -138,3 +138,38 @@ async def test_heartbeats_lapse(store):
     assert owner in await store.live_owners()
     await asyncio.sleep(2.2)
     assert owner not in await store.live_owners()
+
+
+async def test_the_last_snapshot_of_an_object_in_one_commit_wins(store, tenant):
+    # two writes of one object in one commit: the later must win even when its bytes sort lower
+    await store.commit(
+        [
+            LogEntry(tenant, "run_1", 1, b"e1", [Record("step", "run_1", "step_1", b"\x50" * 10)]),
+            LogEntry(tenant, "run_1", 0, b"", [Record("step", "run_1", "step_1", b"\x10" * 20)]),
+        ]
+    )
+    assert await store.get(tenant, "step", "run_1", "step_1") == b"\x10" * 20
+    await store.put(tenant, [Record("file", "", "file-1", b"\x50"), Record("file", "", "file-1", b"\x10")])
+    assert await store.get(tenant, "file", "", "file-1") == b"\x10"
+
+
+async def test_large_snapshots_and_real_embedding_sizes_are_stored(store, tenant):
+    big = os.urandom(120 * 1024)  # a long message
+    await store.commit([LogEntry(tenant, "run_big", n, b"e", [Record("message", "th", f"msg_{n}", big)]) for n in (1, 2)])
+    assert await store.get(tenant, "message", "th", "msg_2") == big
+    vectors = [np.random.default_rng(i).random(1536, dtype=np.float32) for i in range(12)]
+    unit = [(v / np.linalg.norm(v)).astype(np.float32).tobytes() for v in vectors]
+    await store.index_chunks(tenant, "vs_big", "f", [f"chunk {i} " * 200 for i in range(12)], unit)
+    assert (await store.search_vectors(tenant, ["vs_big"], unit[5], 3))[0].chunk_index == 5
+
+
+async def test_run_owner_and_cancel_requests(store, tenant):
+    assert await store.run_owner(tenant, "th") is None
+    await store.claim_thread(tenant, "th", "run_1", "owner-a")
+    assert await store.run_owner(tenant, "th") == ("run_1", "owner-a")
+    owner = f"owner-{uuid.uuid4().hex[:8]}"
+    await store.request_cancel(owner, tenant, "th", "run_1")
+    assert await store.cancel_requests(owner) == [(tenant, "th", "run_1")]
+    assert await store.cancel_requests(owner + "-other") == []
+    await store.clear_cancel_request(owner, tenant, "run_1")
+    assert await store.cancel_requests(owner) == []

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import MODEL, Server, cassandra_url, wait_for
 
-LEASE = 2
+LEASE = 4  # short for the tests, yet safe from a loaded 2-core machine's scheduling delays
 
 
 def _frames(server, method, path, **kwargs):
@@ -114,3 +114,31 @@ def test_a_cancel_sent_to_the_other_replica_cancels_the_run(replicas):
     assert final.status == "cancelled"
     message = r2.client().beta.threads.messages.list(thread_id=thread.id).data[0]
     assert message.status == "incomplete" and message.incomplete_details.reason == "run_cancelled"
+
+
+def test_concurrent_submits_through_both_replicas_resume_the_run_once(replicas):
+    r1, r2 = replicas
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}
+    assistant = r1.client().beta.assistants.create(model=MODEL, tools=[weather])
+    thread = r1.client().beta.threads.create(messages=[{"role": "user", "content": '[call:get_weather:{"city": "Oslo"}]'}])
+    run = r1.client().beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+
+    def submit(server):
+        try:
+            return server.client().beta.threads.runs.submit_tool_outputs(
+                thread_id=thread.id, run_id=run.id, tool_outputs=[{"tool_call_id": call.id, "output": "4C"}]
+            )
+        except openai.BadRequestError as error:
+            return error
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(submit, [r1, r2]))
+    assert len([r for r in results if not isinstance(r, Exception)]) == 1
+    final = r2.client().beta.threads.runs.poll(run_id=run.id, thread_id=thread.id, poll_interval_ms=50)
+    assert final.status == "completed"
+    frames = _frames(r2, "GET", f"/threads/{thread.id}/runs/{run.id}/events", headers={"Last-Event-ID": "0"})
+    ids = [int(f["id"]) for f in frames]
+    assert ids == list(range(1, len(ids) + 1))  # one segment's events, no sequence number written twice
+    answers = [m for m in r2.client().beta.threads.messages.list(thread_id=thread.id).data if m.role == "assistant"]
+    assert len(answers) == 1
