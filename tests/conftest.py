@@ -139,3 +139,18 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+def sse_frames(lines):
+    """Parses SSE lines into (fields dict) frames, keeping comment lines as {"comment": ...}."""
+    frame: dict = {}
+    for line in lines:
+        if line == "":
+            if frame:
+                yield frame
+            frame = {}
+        elif line.startswith(":"):
+            yield {"comment": line[1:].strip()}
+        else:
+            key, _, value = line.partition(": ")
+            frame[key] = value

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import MODEL, Server, cassandra_url, wait_for
+from tests.conftest import MODEL, Server, cassandra_url, sse_frames, wait_for
 
 LEASE = 4  # short for the tests, yet safe from a loaded 2-core machine's scheduling delays
 
@@ -17,16 +17,7 @@ LEASE = 4  # short for the tests, yet safe from a loaded 2-core machine's schedu
 def _frames(server, method, path, **kwargs):
     with httpx.stream(method, server.base_url + path, timeout=60, **kwargs) as response:
         assert response.status_code == 200
-        frames, frame = [], {}
-        for line in response.iter_lines():
-            if not line:
-                if frame:
-                    frames.append(frame)
-                frame = {}
-            elif not line.startswith(":"):
-                key, _, value = line.partition(": ")
-                frame[key] = value
-        return frames
+        return [frame for frame in sse_frames(response.iter_lines()) if "comment" not in frame]
 
 
 @pytest.fixture

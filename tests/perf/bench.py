@@ -18,6 +18,7 @@ import grpc
 import openai
 from assistd.v1 import message_pb2, run_pb2, run_pb2_grpc, thread_pb2, thread_pb2_grpc
 
+from tests.perf.stats import percentile
 from tests.conftest import MODEL, ROOT, Server
 from tests.perf import bench_retrieval, bench_stores
 from tests.scripted_llm import free_port
@@ -43,13 +44,8 @@ class Provider:
         self.process.wait(10)
 
 
-def pct(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
 def ms(values):
-    return f"{statistics.median(values) * 1000:.1f} / {pct(values, 99) * 1000:.1f}"
+    return f"{statistics.median(values) * 1000:.1f} / {percentile(values, 99) * 1000:.1f}"
 
 
 def direct_ttft(provider, prompt):

@@ -7,6 +7,7 @@ import time
 
 from service.retrieval.chunk import chunk_text
 from tests import documents
+from tests.perf.stats import percentile
 
 WORDS = [f"{a}{b}" for a in ("kor", "ven", "tal", "mir", "sup", "dra", "lon", "qua") for b in ("ix", "um", "et", "ora", "an", "is", "ol", "ek")]
 PAGE_CHARS = 2500  # about one printed page
@@ -20,11 +21,6 @@ def _text(rng: random.Random, chars: int) -> str:
         words.append(word)
         size += len(word) + 1
     return " ".join(words)
-
-
-def _pct(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def run(client) -> str:
@@ -75,5 +71,5 @@ the batch request until `file_counts.in_progress == 0` (polled every 20 ms).
 |---|---|
 | PDF ingestion, {len(pdfs)} files x 25 pages (~{PAGE_CHARS} chars/page), chunks 800/400 tokens | {pages / pdf_seconds:,.0f} pages/s ({pdf_seconds:.2f} s) |
 | text ingestion, {len(files)} files, {total_bytes / 1e6:.1f} MB into {chunk_count:,} chunks of 100 tokens | {total_bytes / 1e6 / text_seconds:.2f} MB/s, {chunk_count / text_seconds:,.0f} chunks/s ({text_seconds:.2f} s) |
-| `vector_stores.search` over those {chunk_count:,} chunks, 3-word queries, top 10, 200 requests | p50 {statistics.median(latencies) * 1000:.1f} ms / p99 {_pct(latencies, 99) * 1000:.1f} ms |
+| `vector_stores.search` over those {chunk_count:,} chunks, 3-word queries, top 10, 200 requests | p50 {statistics.median(latencies) * 1000:.1f} ms / p99 {percentile(latencies, 99) * 1000:.1f} ms |
 """

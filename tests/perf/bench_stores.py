@@ -9,18 +9,14 @@ from pathlib import Path
 
 from service.ids import new_id
 from service.store import ListQuery, LogEntry, Record, open_store
+from tests.perf.stats import percentile
 from tests.conftest import MODEL, Server, cassandra_url
 
 CALLS = 300
 
 
-def _pct(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
 def _ms(values) -> str:
-    return f"{statistics.median(values) * 1000:.2f} / {_pct(values, 99) * 1000:.2f}"
+    return f"{statistics.median(values) * 1000:.2f} / {percentile(values, 99) * 1000:.2f}"
 
 
 async def _timed(calls) -> list[float]:
@@ -105,7 +101,7 @@ def run(provider) -> str:
     rows = [f"| {what} | " + " | ".join(calls[n][what] for n in names) + " |" for what in calls[names[0]]]
     workload = [
         "| create thread + message + streamed run (30, sequential) | "
-        + " | ".join(f"{rate:.1f} runs/s, p50 {statistics.median(l) * 1000:.0f} ms / p99 {_pct(l, 99) * 1000:.0f} ms" for rate, l in (workloads[n] for n in names))
+        + " | ".join(f"{rate:.1f} runs/s, p50 {statistics.median(l) * 1000:.0f} ms / p99 {percentile(l, 99) * 1000:.0f} ms" for rate, l in (workloads[n] for n in names))
         + " |"
     ]
     return f"""## Stores: SQLite vs Cassandra 5.0
