@@ -33,7 +33,7 @@ from service.auth import Authenticator
 from service.config import Settings
 from service.engine.events import EventLog
 from service.engine.runner import RunEngine
-from service.llm import LLM
+from service.llm.litellm_adapter import LiteLLMProvider
 from service.repo import Repo
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
@@ -57,7 +57,7 @@ class Service:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.llm = LLM(settings.models, retries=settings.llm_retries, timeout=settings.llm_timeout)
+        self.llm = LiteLLMProvider(settings.models, retries=settings.llm_retries, timeout=settings.llm_timeout)
         self.store = open_store(settings.store)
         self.repo = Repo(self.store)
         self.blobs = open_blobs(settings.store, self.store)
@@ -69,10 +69,10 @@ class Service:
             self.repo,
             self.llm,
             self.events,
-            settings.run_expiry_seconds,
-            settings.tool_prompt_models,
-            self.embedder,
-            settings.run_lease_seconds,
+            expiry_seconds=settings.run_expiry_seconds,
+            tool_prompt_models=settings.tool_prompt_models,
+            embedder=self.embedder,
+            lease_seconds=settings.run_lease_seconds,
         )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None

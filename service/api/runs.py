@@ -6,7 +6,7 @@ from service import ids
 from service.api.common import check_metadata, check_range, check_tools, list_query, page, streaming, unary
 from service.api.threads import new_message, new_thread, thread_files
 from service.retrieval.attachments import attach
-from service.engine.runner import without_result_content
+from service.engine.file_search import without_result_content
 from service.errors import InvalidArgument, missing
 
 _STEP_INCLUDES = {"step_details.tool_calls[*].file_search.results[*].content"}
@@ -111,7 +111,7 @@ class RunService(run_pb2_grpc.RunServiceServicer):
         self.ingestor.submit_all(tenant, to_ingest)
 
     async def _start_run(self, tenant, request):
-        """Validates a CreateRunRequest whole, then starts the run; returns its channel."""
+        """Validates a CreateRunRequest whole, then starts the run."""
         if not request.assistant_id:
             raise missing("assistant_id")
         _check_run_params(request)
@@ -140,29 +140,26 @@ class RunService(run_pb2_grpc.RunServiceServicer):
         await self._store_files(tenant, *await thread_files(self.repo, tenant, thread, messages))
         return await self.engine.start(tenant, run, messages, new_thread=thread)  # stores the thread
 
-    async def _run_of(self, tenant, channel) -> run_pb2.Run:
-        return await self.repo.require(tenant, run_pb2.Run, channel.run_id, channel.thread_id)
-
     @unary
     async def CreateRun(self, tenant, request, context):
-        channel = await self._start_run(tenant, request)
-        return run_pb2.CreateRunResponse(run=await self._run_of(tenant, channel))
+        started = await self._start_run(tenant, request)
+        return run_pb2.CreateRunResponse(run=started.run)
 
     @streaming
     async def CreateRunStream(self, tenant, request, context):
-        channel = await self._start_run(tenant, request.params)
-        async for event in channel.follow(0):
+        started = await self._start_run(tenant, request.params)
+        async for event in started.channel.follow(0):
             yield run_pb2.CreateRunStreamResponse(event=event)
 
     @unary
     async def CreateThreadAndRun(self, tenant, request, context):
-        channel = await self._start_thread_and_run(tenant, request)
-        return run_pb2.CreateThreadAndRunResponse(run=await self._run_of(tenant, channel))
+        started = await self._start_thread_and_run(tenant, request)
+        return run_pb2.CreateThreadAndRunResponse(run=started.run)
 
     @streaming
     async def CreateThreadAndRunStream(self, tenant, request, context):
-        channel = await self._start_thread_and_run(tenant, request.params)
-        async for event in channel.follow(0):
+        started = await self._start_thread_and_run(tenant, request.params)
+        async for event in started.channel.follow(0):
             yield run_pb2.CreateThreadAndRunStreamResponse(event=event)
 
     @streaming
@@ -203,12 +200,12 @@ class RunService(run_pb2_grpc.RunServiceServicer):
 
     @unary
     async def SubmitToolOutputs(self, tenant, request, context):
-        channel = await self._submit(tenant, request)
-        return run_pb2.SubmitToolOutputsResponse(run=await self._run_of(tenant, channel))
+        started = await self._submit(tenant, request)
+        return run_pb2.SubmitToolOutputsResponse(run=started.run)
 
     @streaming
     async def SubmitToolOutputsStream(self, tenant, request, context):
-        channel = await self._submit(tenant, request.params)
+        channel = (await self._submit(tenant, request.params)).channel
         async for event in channel.follow(channel.first_sequence - 1):
             yield run_pb2.SubmitToolOutputsStreamResponse(event=event)
 

@@ -1,4 +1,4 @@
-"""A run's event stream: sequence numbers, the persisted log, and live fan-out.
+"""A run's event stream: emitting, sequence numbers, the persisted log, and live fan-out.
 
 Every event is committed to the store before any subscriber sees it. Commits are grouped:
 while one batch is being written, new events queue up and go together in the next one,
@@ -7,16 +7,27 @@ so a token never waits for more than one commit in flight.
 
 import asyncio
 import logging
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterable
 
-from assistd.v1 import run_pb2
+from assistd.v1 import message_pb2, run_pb2, thread_pb2
+from google.protobuf.message import Message as ProtoMessage
 
+from service.engine.lifecycle import SNAPSHOT, Effect
 from service.repo import record
 from service.store import LogEntry, Store
 
 log = logging.getLogger(__name__)
 
 DONE = run_pb2.RUN_EVENT_TYPE_DONE
+# The RunEvent field that carries each kind of object.
+_PAYLOAD_FIELD: dict[type, str] = {
+    thread_pb2.Thread: "thread",
+    run_pb2.Run: "run",
+    run_pb2.RunStep: "run_step",
+    message_pb2.Message: "message",
+    run_pb2.RunStepDeltaEvent: "run_step_delta",
+    message_pb2.MessageDeltaEvent: "message_delta",
+}
 # Payload fields whose objects are stored as snapshots together with the event.
 _SNAPSHOT_FIELDS = ("thread", "run", "run_step", "message")
 
@@ -91,7 +102,32 @@ class EventLog:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
 
-    def append(self, channel: RunChannel, event: run_pb2.RunEvent, release_thread: bool = False) -> int:
+    def emit(self, channel: RunChannel, event_type: int, obj: ProtoMessage | None = None) -> int:
+        """Queues an event carrying (a copy of) obj; returns its sequence number. An event that
+        carries a run, step, message or thread also stores that object as it is now. SNAPSHOT
+        stores the object with no event (and returns the last event's number)."""
+        if event_type == SNAPSHOT:
+            self.snapshot(channel, obj)
+            return channel.next_sequence - 1
+        event = run_pb2.RunEvent(event=event_type)
+        if obj is not None:
+            getattr(event, _PAYLOAD_FIELD[type(obj)]).CopyFrom(obj)
+        return self._append(channel, event)
+
+    def apply(self, channel: RunChannel, effects: Iterable[Effect]) -> int:
+        """Writes effects in order (events, or object writes for SNAPSHOT); returns the last
+        event's sequence number."""
+        sequence = channel.next_sequence - 1
+        for effect in effects:
+            sequence = self.emit(channel, *effect)
+        return sequence
+
+    def done(self, channel: RunChannel, release_thread: bool) -> int:
+        """Ends the stream segment with `done`; with release_thread, the same commit frees the
+        thread for a new run (the run has ended)."""
+        return self._append(channel, run_pb2.RunEvent(event=DONE), release_thread)
+
+    def _append(self, channel: RunChannel, event: run_pb2.RunEvent, release_thread: bool = False) -> int:
         """Numbers the event and queues it for commit; returns its sequence number. With
         release_thread, the commit also frees the thread's claim (the run has ended)."""
         event.sequence_number = channel.next_sequence

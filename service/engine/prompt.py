@@ -4,6 +4,8 @@ from typing import Any
 
 from assistd.v1 import message_pb2, run_pb2
 
+from service.engine.tool_prompt import CallParser, adapt_request
+from service.llm import ChatRequest
 from service.protojson import struct_to_python
 from service.retrieval import citations
 
@@ -136,3 +138,29 @@ def response_format_for_model(run: run_pb2.Run) -> dict[str, Any] | None:
     if fmt.json_schema.HasField("strict"):
         schema["strict"] = fmt.json_schema.strict
     return {"type": "json_schema", "json_schema": schema}
+
+
+def chat_request(
+    run: run_pb2.Run, chat: list[dict[str, Any]], searching: bool, tool_prompt_models: frozenset[str]
+) -> tuple[ChatRequest, CallParser | None]:
+    """The provider request for the next turn of a run, and for a model that takes its tools in
+    the prompt (tool_prompt_models) the parser that finds its calls in the answer."""
+    tools = tools_for_model(run)
+    if searching:
+        tools.append(citations.FUNCTION)
+    used = run.usage.completion_tokens
+    request = ChatRequest(
+        model=run.model,
+        messages=chat,
+        temperature=run.temperature if run.HasField("temperature") else None,
+        top_p=run.top_p if run.HasField("top_p") else None,
+        max_tokens=run.max_completion_tokens - used if run.HasField("max_completion_tokens") else None,
+        tools=tools,
+        tool_choice=tool_choice_for_model(run) if tools else None,
+        parallel_tool_calls=run.parallel_tool_calls if tools else None,
+        response_format=response_format_for_model(run),
+        reasoning_effort=run.reasoning_effort if run.HasField("reasoning_effort") else None,
+    )
+    if tools and run.model in tool_prompt_models:
+        return adapt_request(request), CallParser({tool["function"]["name"] for tool in tools})
+    return request, None

@@ -1,16 +1,16 @@
-"""Embeddings for hybrid search, through litellm (any provider it reaches)."""
+"""Embeddings for hybrid search, through the provider port (any embedding model it reaches)."""
 
 import asyncio
 
 import numpy as np
 
-from service.llm import LLM
+from service.llm import Provider
 
 BATCH = 64
 
 
 class Embedder:
-    def __init__(self, llm: LLM, model: str):
+    def __init__(self, llm: Provider, model: str):
         self._llm = llm
         self.model = model
 

@@ -8,7 +8,7 @@ from assistd.v1 import file_pb2, vector_store_pb2
 
 from service.locks import KeyedLocks
 from service.repo import Repo, kind_of
-from service.llm import LLMError
+from service.llm import ProviderError
 from service.retrieval.chunk import DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP, chunk_text
 from service.retrieval.embed import Embedder
 from service.retrieval.parse import ParseError, extract_text
@@ -74,7 +74,7 @@ class Ingestor:
                 await self._repo.store.index_chunks(tenant, vs_id, file_id, chunks, vectors)
             except ParseError as exc:
                 error = exc
-            except LLMError as exc:
+            except ProviderError as exc:
                 error = ParseError("server_error", f"Embedding the file failed: {exc.message}")
             except asyncio.CancelledError:
                 raise  # stopping: recover() picks the file up at the next start

@@ -9,7 +9,7 @@ from typing import Any
 from assistd.v1 import file_pb2, vector_store_pb2
 from google.protobuf import json_format
 
-from service.llm import LLMError
+from service.llm import ProviderError
 from service.protojson import struct_to_python
 from service.repo import Repo
 from service.retrieval.embed import Embedder
@@ -93,7 +93,7 @@ async def search(
     if embedder is not None:
         try:
             vectors = await embedder.embed(queries)
-        except LLMError as exc:  # the embedding provider is down: keyword results still help
+        except ProviderError as exc:  # the embedding provider is down: keyword results still help
             log.warning("query embedding failed, searching by keyword only: %s", exc.message)
             vectors = []
         rankings = [raw]

@@ -64,6 +64,7 @@ MIGRATIONS = {
     ],
 }
 CANCEL_REQUEST_TTL = 300
+SCHEMA_TIMEOUT_SECONDS = 60
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 BATCH_BYTES = 40 * 1024  # below Cassandra's default batch_size_fail_threshold (50 KiB)
 
@@ -168,7 +169,9 @@ class CassandraStore:
             self._cluster = self._session = None
 
     async def _run(self, cql: str, params: Sequence = ()) -> list:
-        return list(await _wait(self._session.execute_async(cql, params)))
+        """An unprepared statement: schema changes and one-offs. Schema changes wait for every node
+        to agree and can take well over the driver's default 10 s on a busy node."""
+        return list(await _wait(self._session.execute_async(cql, params, timeout=SCHEMA_TIMEOUT_SECONDS)))
 
     async def _statement(self, cql: str) -> PreparedStatement:
         """The prepared statement for cql, prepared once (off the event loop: it is a round trip)."""

@@ -1,0 +1,112 @@
+"""One segment of a run: from queued until it ends or needs the client (tool outputs).
+
+A segment reads the run's thread, messages and steps once, then calls the model turn after turn,
+keeping what the turns write in memory, so the next prompt is built without going back to the
+store. file_search calls are answered here and the model called again; function calls end the
+segment in requires_action. The segment decides how it ended; the runner records that end.
+"""
+
+import asyncio
+from typing import Awaitable, TypeVar
+
+from assistd.v1 import message_pb2, run_pb2, thread_pb2
+from google.protobuf.message import Message as ProtoMessage
+
+from service import ids
+from service.engine import lifecycle
+from service.engine.events import EventLog, RunChannel
+from service.engine.file_search import FileSearch, cite
+from service.engine.lifecycle import Outcome
+from service.engine.prompt import build_messages, chat_request
+from service.engine.turn import Turn
+from service.llm import Provider
+from service.repo import Repo
+
+T = TypeVar("T")
+
+
+class Segment:
+    def __init__(
+        self,
+        tenant: str,
+        run: run_pb2.Run,
+        channel: RunChannel,
+        *,
+        events: EventLog,
+        repo: Repo,
+        provider: Provider,
+        file_search: FileSearch,
+        tool_prompt_models: frozenset[str] = frozenset(),
+    ):
+        self._tenant = tenant
+        self._run = run
+        self._channel = channel
+        self._events = events
+        self._repo = repo
+        self._provider = provider
+        self._file_search = file_search
+        self._tool_prompt_models = tool_prompt_models
+        self.turn = Turn(run, self.emit)  # the turn in progress (or the last one): what an end closes
+        self.stop_requested = False
+        self._waiting_on: asyncio.Task | None = None
+
+    def emit(self, event_type: int, obj: ProtoMessage) -> int:
+        return self._events.emit(self._channel, event_type, obj)
+
+    def interrupt(self) -> None:
+        """Stops the segment (a cancel): the model call or wait in flight is cancelled."""
+        self.stop_requested = True
+        if self._waiting_on is not None:
+            self._waiting_on.cancel()
+
+    async def _interruptible(self, work: Awaitable[T]) -> T:
+        """Awaits work as its own task, so that interrupt() cancels it and not the segment."""
+        self._waiting_on = asyncio.ensure_future(work)
+        try:
+            return await self._waiting_on
+        finally:
+            self._waiting_on = None
+
+    async def run(self) -> Outcome:
+        """Runs the segment; returns how it ended. Raises ProviderError, or CancelledError when
+        interrupted in a model call."""
+        run, tenant = self._run, self._tenant
+        await self._channel.committed(self._channel.next_sequence - 1)  # read our own writes (tool outputs)
+        thread = await self._repo.get(tenant, thread_pb2.Thread, run.thread_id)
+        messages = await self._repo.all(tenant, message_pb2.Message, run.thread_id)
+        steps = await self._repo.all(tenant, run_pb2.RunStep, run.id)
+        # A run stays queued while the files it searches are ingested.
+        vector_store_ids = await self._interruptible(self._file_search.vector_stores(tenant, run, thread))
+        if self.stop_requested:
+            return lifecycle.CANCELLED
+        self._events.apply(self._channel, lifecycle.begin(run, ids.now()))
+        while True:
+            turn = self.turn = Turn(run, self.emit, searching=bool(vector_store_ids))
+            if self.stop_requested:
+                return lifecycle.CANCELLED
+            used = run.usage.completion_tokens
+            if run.HasField("max_completion_tokens") and used >= run.max_completion_tokens:
+                return lifecycle.incomplete("max_completion_tokens")
+            chat = build_messages(run, messages, steps)
+            if run.HasField("max_prompt_tokens"):
+                prompt_tokens = await self._provider.count_tokens(run.model, chat)
+                if run.usage.prompt_tokens + prompt_tokens > run.max_prompt_tokens:
+                    return lifecycle.incomplete("max_prompt_tokens")
+            if self.stop_requested:
+                return lifecycle.CANCELLED
+            request, parser = chat_request(run, chat, bool(vector_store_ids), self._tool_prompt_models)
+            await self._interruptible(turn.read(self._provider.stream(request), parser))
+            messages += [turn.message] if turn.message is not None else []
+            steps += turn.steps()
+            if turn.search_args:
+                steps.append(await self._file_search.run_calls(tenant, run, turn, vector_store_ids, self.emit))
+                if turn.tool_step is None:  # only searches: let the model read the results
+                    continue
+            if turn.finish_reason == "length" and run.HasField("max_completion_tokens"):
+                return lifecycle.incomplete("max_completion_tokens")  # calls may be cut off too
+            if turn.tool_step is not None:
+                return lifecycle.REQUIRES_ACTION
+            turn.start_message()  # an empty answer is still a message
+            if vector_store_ids:
+                cite(turn, steps)
+            return lifecycle.COMPLETED
