@@ -2,14 +2,14 @@
 # Starts a single-node Cassandra 5.0 for development and tests, from Maven Central jars:
 #   tools/cassandra/start.sh [start|stop|status]
 # Jars are cached in .cache/cassandra/lib (and ~/.m2); data and the log live in .cache/cassandra/run.
-# Env: CASSANDRA_PORT (9042), CASSANDRA_HEAP (1G), CASSANDRA_TIMEOUT (seconds to wait for CQL, 180).
+# Env: CASSANDRA_PORT (9042), CASSANDRA_HEAP (2G: each keyspace the tests make costs heap), CASSANDRA_TIMEOUT (seconds to wait for CQL, 180).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cache="$root/.cache/cassandra"
 run="$cache/run"
 port="${CASSANDRA_PORT:-9042}"
-heap="${CASSANDRA_HEAP:-1G}"
+heap="${CASSANDRA_HEAP:-2G}"
 timeout="${CASSANDRA_TIMEOUT:-180}"
 log="$run/cassandra.log"
 pidfile="$run/cassandra.pid"
