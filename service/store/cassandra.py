@@ -9,8 +9,6 @@ The driver's futures are bridged to asyncio: nothing here blocks the event loop.
 """
 
 import asyncio
-import math
-import re
 from typing import Any, Sequence
 from urllib.parse import parse_qs, urlparse
 
@@ -19,6 +17,7 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
+from service.store import bm25
 from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
 from service.store.blobs import CHUNK_SIZE
 
@@ -64,7 +63,6 @@ MIGRATIONS = {
     ],
 }
 CANCEL_REQUEST_TTL = 300
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 BATCH_BYTES = 40 * 1024  # below Cassandra's default batch_size_fail_threshold (50 KiB)
 
 
@@ -353,7 +351,7 @@ class CassandraStore:
     async def release_thread(self, tenant: str, thread_id: str, run_id: str) -> None:
         await self._query("DELETE FROM active_runs WHERE tenant=? AND thread_id=? IF run_id=?", (tenant, thread_id, run_id))
 
-    async def active_runs(self) -> list[tuple[str, str, str]]:
+    async def active_runs(self) -> list[tuple[str, str, str, str]]:
         rows = await self._query("SELECT tenant, thread_id, run_id, owner FROM active_runs")
         return [(r.tenant, r.thread_id, r.run_id, r.owner or "") for r in rows]
 
@@ -417,7 +415,7 @@ class CassandraStore:
         await self.delete_chunks(tenant, vector_store_id, file_id)
         statements = []
         for i, text in enumerate(chunks):
-            counts = _term_counts(text)
+            counts = bm25.term_counts(text)
             statements.append(
                 ("INSERT INTO chunks (tenant, vector_store_id, file_id, chunk_index, text, length) VALUES (?, ?, ?, ?, ?, ?)",
                  (tenant, vector_store_id, file_id, i, text, sum(counts.values())))
@@ -445,7 +443,7 @@ class CassandraStore:
             statements += [
                 ("DELETE FROM chunk_terms WHERE tenant=? AND vector_store_id=? AND term=? AND file_id=? AND chunk_index=?",
                  (tenant, vector_store_id, term, row.file_id, row.chunk_index))
-                for term in _term_counts(row.text)
+                for term in bm25.term_counts(row.text)
             ]
         tables = ["chunks", *(f"chunk_vectors_{d}" for d in sorted(await self._known_vector_tables()))]
         statements += [(f"DELETE FROM {table} WHERE {where}", key) for table in tables]
@@ -458,15 +456,16 @@ class CassandraStore:
         hits: list[ChunkHit] = []
         for vs_id in vector_store_ids:
             postings = {}
-            for term in {_normal(t) for t in terms}:
-                postings[term] = await self._query(
+            for term in {bm25.normal(t) for t in terms}:
+                rows = await self._query(
                     "SELECT file_id, chunk_index, tf FROM chunk_terms WHERE tenant=? AND vector_store_id=? AND term=?",
                     (tenant, vs_id, term),
                 )
+                postings[term] = [((r.file_id, r.chunk_index), r.tf) for r in rows]
             stats = await self._query(
                 "SELECT file_id, chunk_index, length FROM chunks WHERE tenant=? AND vector_store_id=?", (tenant, vs_id)
             )
-            ranked = await asyncio.to_thread(_bm25, postings, {(r.file_id, r.chunk_index): r.length for r in stats})
+            ranked = await asyncio.to_thread(bm25.rank, postings, {(r.file_id, r.chunk_index): r.length for r in stats})
             for (file_id, chunk_index), score in ranked[:limit]:
                 rows = await self._query(
                     "SELECT text FROM chunks WHERE tenant=? AND vector_store_id=? AND file_id=? AND chunk_index=?",
@@ -492,36 +491,6 @@ class CassandraStore:
             )
             hits += [ChunkHit(vs_id, r.file_id, r.chunk_index, r.text, float(r.score)) for r in rows]
         return sorted(hits, key=lambda hit: -hit.rank)[:limit]
-
-
-def _normal(word: str) -> str:
-    """A term as indexed: lower case, a plural `s` dropped (so `zebras` finds `zebra`)."""
-    word = word.lower()
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-
-def _term_counts(text: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for word in _TOKEN.findall(text):
-        term = _normal(word)
-        counts[term] = counts.get(term, 0) + 1
-    return counts
-
-
-def _bm25(postings: dict, lengths: dict, k1: float = 1.2, b: float = 0.75) -> list[tuple[tuple, float]]:
-    """BM25 scores from postings {term: rows(file_id, chunk_index, tf)} (CPU work: run it in a thread)."""
-    if not lengths:
-        return []
-    count = len(lengths)
-    average = sum(lengths.values()) / count or 1.0
-    scores: dict[tuple, float] = {}
-    for rows in postings.values():
-        idf = math.log(1 + (count - len(rows) + 0.5) / (len(rows) + 0.5))
-        for row in rows:
-            key = (row.file_id, row.chunk_index)
-            length = lengths.get(key, average)
-            scores[key] = scores.get(key, 0.0) + idf * row.tf * (k1 + 1) / (row.tf + k1 * (1 - b + b * length / average))
-    return sorted(scores.items(), key=lambda item: -item[1])
 
 
 class CassandraBlobs:
