@@ -230,8 +230,9 @@ class SqliteStore:
             "DELETE FROM active_runs WHERE tenant=? AND thread_id=? AND run_id=?", (tenant, thread_id, run_id)
         )
 
-    async def active_runs(self) -> list[tuple[str, str, str]]:
-        return [tuple(row) for row in await self._read("SELECT tenant, thread_id, run_id, owner FROM active_runs")]
+    async def active_runs(self) -> list[tuple[str, str, str, str]]:
+        rows = await self._read("SELECT tenant, thread_id, run_id, owner FROM active_runs")
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
         statements = []
