@@ -9,17 +9,22 @@ The driver's futures are bridged to asyncio: nothing here blocks the event loop.
 """
 
 import asyncio
-from typing import Any, Sequence
+import contextlib
+from typing import Any, Iterator, Sequence
 from urllib.parse import parse_qs, urlparse
 
+import cassandra
 import numpy as np
 from cassandra import ConsistencyLevel
-from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
+from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT, NoHostAvailable
+from cassandra.connection import ConnectionBusy, ConnectionException, ProtocolError
+from cassandra.protocol import ErrorMessage, IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from service.store import bm25
 from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
 from service.store.blobs import CHUNK_SIZE
+from service.store.errors import StoreError, StoreUnavailable
 
 _SCHEMA_V1 = [
     """CREATE TABLE IF NOT EXISTS objects (
@@ -102,16 +107,54 @@ def parse_url(url: str) -> dict[str, Any]:
     }
 
 
+# Driver exceptions that mean "not now": too few replicas alive or answering in time, no host
+# reachable, a dropped or saturated connection, an overloaded or still-starting coordinator.
+_TRANSIENT = (
+    cassandra.Unavailable,
+    cassandra.Timeout,  # ReadTimeout, WriteTimeout
+    cassandra.OperationTimedOut,
+    NoHostAvailable,
+    ConnectionException,
+    ConnectionBusy,
+    OverloadedErrorMessage,
+    IsBootstrappingErrorMessage,
+)
+# Everything the driver raises of its own (the rest are ours, e.g. a bug binding a parameter).
+_DRIVER = (cassandra.DriverException, NoHostAvailable, ConnectionException, ConnectionBusy, ProtocolError, ErrorMessage)
+
+
+def store_error(exc: BaseException) -> StoreError:
+    """The typed store error for a cassandra-driver exception."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, _TRANSIENT):
+        error: StoreError = StoreUnavailable(f"Cassandra is unavailable: {exc!r}")
+    else:
+        error = StoreError(f"Cassandra failed: {exc!r}")
+    error.__cause__ = exc
+    return error
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Raises the driver's exceptions as StoreError/StoreUnavailable."""
+    try:
+        yield
+    except _DRIVER as exc:
+        raise store_error(exc) from exc
+
+
 async def _wait(future) -> Any:
-    """A cassandra-driver ResponseFuture as an awaitable (callbacks run on the driver's thread)."""
+    """A cassandra-driver ResponseFuture as an awaitable (callbacks run on the driver's thread).
+    Its failures arrive as StoreError/StoreUnavailable."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
 
     def ok(rows):  # all rows of the query (paging is off); None for schema changes
         loop.call_soon_threadsafe(lambda: done.done() or done.set_result(rows or []))
 
-    def failed(exc):
-        loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(exc))
+    def failed(exc):  # only the driver's own errors come here
+        loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(store_error(exc)))
 
     future.add_callbacks(ok, failed)
     return await done
@@ -136,14 +179,16 @@ class CassandraStore:
             config["hosts"], port=config["port"], execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             protocol_version=5,
         )
-        self._session = await asyncio.to_thread(self._cluster.connect)  # a one-off blocking handshake, off the loop
+        with _translated():  # a one-off blocking handshake, off the loop
+            self._session = await asyncio.to_thread(self._cluster.connect)
         self._session.default_fetch_size = None  # our reads are bounded by LIMIT; take them whole
         keyspace = config["keyspace"]
         await self._run(
             f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
             f"{{'class': 'SimpleStrategy', 'replication_factor': {config['replication_factor']}}}"
         )
-        await asyncio.to_thread(self._session.set_keyspace, keyspace)
+        with _translated():
+            await asyncio.to_thread(self._session.set_keyspace, keyspace)
         await self._migrate()
         for row in await self._run("SELECT dimensions FROM vector_tables"):
             self._vector_tables.add(row.dimensions)
@@ -165,18 +210,25 @@ class CassandraStore:
             await asyncio.to_thread(self._cluster.shutdown)
             self._cluster = self._session = None
 
+    async def _execute(self, statement, params: Sequence | None = None) -> list:
+        """THE place every statement runs: driver errors, raised at once or later, come out typed."""
+        with _translated():
+            future = self._session.execute_async(statement, params)
+        return list(await _wait(future))
+
     async def _run(self, cql: str, params: Sequence = ()) -> list:
-        return list(await _wait(self._session.execute_async(cql, params)))
+        return await self._execute(cql, params)
 
     async def _statement(self, cql: str) -> PreparedStatement:
         """The prepared statement for cql, prepared once (off the event loop: it is a round trip)."""
         prepared = self._prepared.get(cql)
         if prepared is None:
-            prepared = self._prepared[cql] = await asyncio.to_thread(self._session.prepare, cql)
+            with _translated():
+                prepared = self._prepared[cql] = await asyncio.to_thread(self._session.prepare, cql)
         return prepared
 
     async def _query(self, cql: str, params: Sequence = ()) -> list:
-        return list(await _wait(self._session.execute_async(await self._statement(cql), params)))
+        return await self._execute(await self._statement(cql), params)
 
     async def _batch(self, statements: list[tuple[str, tuple]]) -> None:
         """Statements in logged batches of at most BATCH_BYTES (Cassandra refuses batches over 50 KiB
@@ -188,7 +240,7 @@ class CassandraStore:
             batch = BatchStatement(batch_type=BatchType.LOGGED)
             for cql, params in group:
                 batch.add(await self._statement(cql), params)
-            await _wait(self._session.execute_async(batch))
+            await self._execute(batch)
 
     # ---- objects --------------------------------------------------------------------------
 
