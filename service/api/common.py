@@ -6,7 +6,7 @@ import re
 
 from assistd.v1 import common_pb2
 
-from service.errors import ApiError, Internal, InvalidArgument
+from service.errors import ApiError, InvalidArgument, to_rpc_error
 from service.store import ListQuery
 
 log = logging.getLogger(__name__)
@@ -19,14 +19,14 @@ _ORDERS = {
 
 
 async def _abort(context, exc: Exception):
-    if not isinstance(exc, ApiError):
-        log.exception("unexpected error", exc_info=exc)
-        exc = Internal("The server had an error while processing your request.")
-    await context.abort(exc.grpc_code, exc.message, trailing_metadata=exc.trailing_metadata())
+    if not isinstance(exc, ApiError):  # a store failure or a bug: the caller gets no details, the log does
+        log.error("request failed", exc_info=exc)
+    error = to_rpc_error(exc)
+    await context.abort(error.status, error.message, trailing_metadata=error.trailing_metadata())
 
 
 def unary(method):
-    """Resolves the tenant and turns ApiErrors into gRPC statuses with OpenAI details."""
+    """Resolves the tenant and turns errors into gRPC statuses with ErrorInfo."""
 
     @functools.wraps(method)
     async def wrapper(self, request, context):

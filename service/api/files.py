@@ -4,7 +4,7 @@ from assistd.v1 import common_pb2, file_pb2, file_pb2_grpc, vector_store_pb2
 
 from service import ids
 from service.api.common import list_query, page, streaming, unary
-from service.errors import FailedPrecondition, InvalidArgument, TooLarge, missing, not_found
+from service.errors import FailedPrecondition, InvalidArgument, FileTooLarge, missing, not_found
 from service.repo import kind_of
 from service.retrieval.ingest import Ingestor
 from service.store import BlobStore
@@ -39,7 +39,7 @@ class FileService(file_pb2_grpc.FileServiceServicer):
                 if part.chunk:
                     file.bytes += len(part.chunk)
                     if file.bytes > self.max_bytes:
-                        raise TooLarge(
+                        raise FileTooLarge(
                             f"File is too large: the limit is {self.max_bytes} bytes.", param="file", code="file_too_large"
                         )
                     yield part.chunk

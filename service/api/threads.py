@@ -4,7 +4,7 @@ from assistd.v1 import common_pb2, message_pb2, message_pb2_grpc, thread_pb2, th
 
 from service import ids
 from service.api.common import check_length, check_metadata, list_query, page, unary
-from service.errors import FailedPrecondition, InvalidArgument, missing, not_found
+from service.errors import InvalidArgument, ThreadBusy, missing, not_found
 from service.retrieval.attachments import attach
 from service.retrieval.stores import inline_stores
 
@@ -102,7 +102,7 @@ class ThreadService(thread_pb2_grpc.ThreadServiceServicer):
     async def DeleteThread(self, tenant, request, context):
         active = await self.repo.store.active_run(tenant, request.thread_id)
         if active is not None:
-            raise FailedPrecondition(f"Cannot delete thread {request.thread_id} while run {active} is active.")
+            raise ThreadBusy(f"Cannot delete thread {request.thread_id} while run {active} is active.")
         if not await self.repo.store.delete_thread(tenant, request.thread_id):
             raise not_found("thread", request.thread_id)
         status = common_pb2.DeletionStatus(id=request.thread_id, object="thread.deleted", deleted=True)
@@ -121,7 +121,7 @@ class MessageService(message_pb2_grpc.MessageServiceServicer):
         message = new_message(request.thread_id, request)
         active = await self.repo.store.active_run(tenant, request.thread_id)
         if active is not None:
-            raise FailedPrecondition(f"Can't add messages to {request.thread_id} while a run {active} is active.")
+            raise ThreadBusy(f"Can't add messages to {request.thread_id} while a run {active} is active.")
         objects, to_ingest = await attach(self.repo, tenant, thread, [message])
         await self.repo.put(tenant, message, *objects)
         self.ingestor.submit_all(tenant, to_ingest)
