@@ -3,12 +3,11 @@
 from assistd.v1 import common_pb2, message_pb2, message_pb2_grpc, thread_pb2, thread_pb2_grpc
 
 from service import ids
-from service.api.common import check_length, check_metadata, list_query, page, unary
-from service.errors import InvalidArgument, ThreadBusy, missing, not_found
+from service.api.common import list_query, page, unary
+from service.errors import ThreadBusy, not_found
 from service.retrieval.attachments import attach
 from service.retrieval.stores import inline_stores
-
-_MAX_TEXT = 256_000
+from service.validation import check_message, check_metadata
 
 
 def new_message(thread_id: str, params, param: str = "") -> message_pb2.Message:
@@ -16,19 +15,7 @@ def new_message(thread_id: str, params, param: str = "") -> message_pb2.Message:
 
     Raises InvalidArgument naming `param` (e.g. "messages[0].content") when it is malformed.
     """
-    prefix = f"{param}." if param else ""
-    if params.role == message_pb2.MESSAGE_ROLE_UNSPECIFIED:
-        raise missing(f"{prefix}role")
-    if not params.content:
-        raise missing(f"{prefix}content")
-    for i, part in enumerate(params.content):
-        if part.WhichOneof("kind") is None:
-            raise missing(f"{prefix}content[{i}].type")
-        if part.WhichOneof("kind") == "text":
-            check_length(part.text.value, _MAX_TEXT, f"{prefix}content[{i}].text")
-            if part.text.annotations:
-                raise InvalidArgument("Annotations cannot be set on a new message.", param=f"{prefix}content[{i}].text")
-    check_metadata(params.metadata, f"{prefix}metadata")
+    check_message(params, param)
     return message_pb2.Message(
         id=ids.new_id("msg_"),
         object="thread.message",
