@@ -14,6 +14,7 @@ from service.retrieval.search import search
 from service.retrieval.stores import new_files, new_vector_store
 from service.store import ListQuery, Record
 from service.validation import check_attributes, check_expires_after, check_file_batch, check_metadata, check_search
+
 _BATCH_MEMBER = "batch_file"  # store kind: (batch id) -> file id
 
 
