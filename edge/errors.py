@@ -1,4 +1,9 @@
-"""THE mapping from gRPC status to HTTP status and OpenAI error type, and the error body."""
+"""THE mapping from a failed gRPC call to an HTTP status and OpenAI error body.
+
+The service says what went wrong in gRPC terms only: a status code and a google.rpc.ErrorInfo
+(reason, and `param`/`code` metadata). Which HTTP status and OpenAI `type` that is gets decided
+here, from the status code, and from the reason where HTTP tells apart what one gRPC code covers.
+"""
 
 import grpc
 from aiohttp import web
@@ -6,24 +11,40 @@ from google.rpc import error_details_pb2, status_pb2
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
-# gRPC code -> (HTTP status, OpenAI error type), after google/rpc/code.proto; FAILED_PRECONDITION
-# is 400 because OpenAI answers state conflicts (e.g. a busy thread) with 400.
+# gRPC code -> (HTTP status, OpenAI error type), after google/rpc/code.proto's HTTP mapping, with
+# OpenAI's choices where they differ: FAILED_PRECONDITION is 400 (OpenAI answers state conflicts,
+# e.g. a busy thread, with 400), and 401/404 bodies say invalid_request_error, as OpenAI's do.
 STATUS_MAP: dict[grpc.StatusCode, tuple[int, str]] = {
+    grpc.StatusCode.CANCELLED: (499, "server_error"),
+    grpc.StatusCode.UNKNOWN: (500, "server_error"),
     grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
-    grpc.StatusCode.FAILED_PRECONDITION: (400, "invalid_request_error"),
-    grpc.StatusCode.OUT_OF_RANGE: (400, "invalid_request_error"),
-    grpc.StatusCode.UNAUTHENTICATED: (401, "invalid_request_error"),
-    grpc.StatusCode.PERMISSION_DENIED: (403, "permission_error"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "server_error"),
     grpc.StatusCode.NOT_FOUND: (404, "invalid_request_error"),
     grpc.StatusCode.ALREADY_EXISTS: (409, "invalid_request_error"),
-    grpc.StatusCode.ABORTED: (409, "invalid_request_error"),
+    grpc.StatusCode.PERMISSION_DENIED: (403, "permission_error"),
     grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
-    grpc.StatusCode.CANCELLED: (499, "server_error"),
+    grpc.StatusCode.FAILED_PRECONDITION: (400, "invalid_request_error"),
+    grpc.StatusCode.ABORTED: (409, "invalid_request_error"),
+    grpc.StatusCode.OUT_OF_RANGE: (400, "invalid_request_error"),
     grpc.StatusCode.UNIMPLEMENTED: (501, "server_error"),
+    grpc.StatusCode.INTERNAL: (500, "server_error"),
     grpc.StatusCode.UNAVAILABLE: (503, "server_error"),
-    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "server_error"),
+    grpc.StatusCode.DATA_LOSS: (500, "server_error"),
+    grpc.StatusCode.UNAUTHENTICATED: (401, "invalid_request_error"),
 }
 _DEFAULT = (500, "server_error")
+
+# ErrorInfo reasons that HTTP answers differently from the rest of their gRPC code.
+REASON_OVERRIDES: dict[str, tuple[int, str]] = {
+    "FILE_TOO_LARGE": (413, "invalid_request_error"),  # OUT_OF_RANGE otherwise means 400
+}
+
+
+def http_status(code: grpc.StatusCode, reason: str | None = None) -> tuple[int, str]:
+    """(HTTP status, OpenAI error type) of a gRPC status code and ErrorInfo reason."""
+    if reason in REASON_OVERRIDES:
+        return REASON_OVERRIDES[reason]
+    return STATUS_MAP.get(code, _DEFAULT)
 
 
 def error_body(message: str, error_type: str, param: str | None = None, code: str | None = None) -> dict:
@@ -36,21 +57,22 @@ def error_response(status: int, message: str, error_type: str = "invalid_request
     return web.json_response(error_body(message, error_type, param, code), status=status, headers=headers)
 
 
-def from_rpc_error(error: grpc.aio.AioRpcError) -> tuple[int, dict]:
-    """HTTP status and OpenAI error body for a failed call, using the service's ErrorInfo."""
-    status, error_type = STATUS_MAP.get(error.code(), _DEFAULT)
-    param = code = None
-    message = error.details() or error.code().name
-    for key, value in error.trailing_metadata() or ():
+def error_info(trailing_metadata) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo in a call's `grpc-status-details-bin` trailer, if there is one."""
+    for key, value in trailing_metadata or ():
         if key != _DETAILS_KEY:
             continue
         for detail in status_pb2.Status.FromString(value).details:
             info = error_details_pb2.ErrorInfo()
             if detail.Unpack(info):
-                error_type = info.metadata.get("type", error_type)
-                param = info.metadata.get("param")
-                code = info.reason or None
-                status = int(info.metadata.get("http_status", status))
-    if error.code() == grpc.StatusCode.UNAUTHENTICATED and code is None:
-        code = "invalid_api_key"
-    return status, error_body(message, error_type, param, code)
+                return info
+    return None
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> tuple[int, dict]:
+    """HTTP status and OpenAI error body for a failed call."""
+    info = error_info(error.trailing_metadata())
+    status, error_type = http_status(error.code(), info.reason if info else None)
+    param = info.metadata.get("param") if info else None
+    code = info.metadata.get("code") if info else None
+    return status, error_body(error.details() or error.code().name, error_type, param, code)

@@ -42,7 +42,7 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
     if with_edge:
         from edge.app import create_app
 
-        target = settings.grpc_target or f"{settings.grpc_host}:{settings.grpc_port}"
+        target = settings.target
         runner = web.AppRunner(create_app(target, settings.heartbeat_seconds), handler_cancellation=True)
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()

@@ -55,4 +55,5 @@ class Settings:
 
     @property
     def target(self) -> str:
+        """The service address the edge dials."""
         return self.grpc_target or f"{self.grpc_host}:{self.grpc_port}"

@@ -1,24 +1,32 @@
-"""Domain errors raised anywhere in the service, and how they travel over gRPC.
+"""Domain errors raised anywhere in the service, and THE mapping from them to gRPC statuses.
 
-Each error carries the OpenAI envelope fields (`type`, `param`, `code`). They travel in
-the standard `grpc-status-details-bin` trailer as a google.rpc.Status with one
-google.rpc.ErrorInfo (reason = OpenAI code, metadata = type/param), so any gRPC client can
-read them and the edge can rebuild the OpenAI error body.
+A failed call ends with a gRPC status and, in the standard `grpc-status-details-bin` trailer, a
+google.rpc.Status holding one google.rpc.ErrorInfo:
+- `reason`: always set, UPPER_SNAKE_CASE. OpenAI's error code upper-cased when the error has one
+  (MISSING_REQUIRED_PARAMETER, INVALID_API_KEY, FILE_TOO_LARGE), else the error's own (NOT_FOUND,
+  THREAD_BUSY, STORE_UNAVAILABLE);
+- `domain`: ERROR_DOMAIN;
+- `metadata`: `param` when one request parameter is at fault, `code` when OpenAI's error has a code.
+Nothing HTTP travels from here: the edge derives the HTTP status and OpenAI `type` from the gRPC
+status (and, where HTTP tells apart what gRPC does not, the reason), in edge/errors.py.
 """
+
+import re
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-ERROR_DOMAIN = "assistd"
+from service.store.errors import StoreError, StoreUnavailable
+
+ERROR_DOMAIN = "assistd.dev"
 DETAILS_KEY = "grpc-status-details-bin"
 
 
 class ApiError(Exception):
-    grpc_code = grpc.StatusCode.INTERNAL
-    error_type = "server_error"
-    # An HTTP status the edge should use instead of the one it maps grpc_code to (e.g. 413).
-    http_status: int | None = None
+    """An error the caller is told about as it is: its message, the parameter at fault (`param`,
+    e.g. "messages[0].role") and OpenAI's error code (`code`, e.g. "invalid_value"), if any."""
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -26,52 +34,101 @@ class ApiError(Exception):
         self.param = param
         self.code = code
 
-    def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
-        info = error_details_pb2.ErrorInfo(reason=self.code or "", domain=ERROR_DOMAIN)
-        info.metadata["type"] = self.error_type
-        if self.param is not None:
-            info.metadata["param"] = self.param
-        if self.http_status is not None:
-            info.metadata["http_status"] = str(self.http_status)
-        detail = any_pb2.Any()
-        detail.Pack(info)
-        status = status_pb2.Status(code=self.grpc_code.value[0], message=self.message, details=[detail])
-        return ((DETAILS_KEY, status.SerializeToString()),)
-
 
 class InvalidArgument(ApiError):
-    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
-    error_type = "invalid_request_error"
+    """A request that is wrong whatever the state: missing, mistyped, out-of-range or unknown values."""
 
 
 class NotFound(ApiError):
-    grpc_code = grpc.StatusCode.NOT_FOUND
-    error_type = "invalid_request_error"
+    """An id that names nothing (for this tenant)."""
 
 
 class FailedPrecondition(ApiError):
-    """A valid request that the resource's state refuses (e.g. a busy thread): HTTP 400."""
+    """A valid request that the resource's current state refuses (e.g. cancelling a finished run)."""
 
-    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
-    error_type = "invalid_request_error"
+
+class ThreadBusy(FailedPrecondition):
+    """The thread has an active run, so it cannot take another run, a new message or deletion."""
 
 
 class Unauthenticated(ApiError):
-    grpc_code = grpc.StatusCode.UNAUTHENTICATED
-    error_type = "invalid_request_error"
+    """No API key, or one that names no tenant."""
 
 
-class TooLarge(ApiError):
-    """A payload over a configured size limit: HTTP 413."""
-
-    grpc_code = grpc.StatusCode.OUT_OF_RANGE
-    error_type = "invalid_request_error"
-    http_status = 413
+class FileTooLarge(ApiError):
+    """An upload over the configured size limit."""
 
 
 class Internal(ApiError):
-    grpc_code = grpc.StatusCode.INTERNAL
-    error_type = "server_error"
+    """A failure of ours, with a message fit for the caller."""
+
+
+# THE table: domain error -> (gRPC status, ErrorInfo reason when the error has no OpenAI code).
+# Looked up along the error's MRO, so a subclass that is not listed maps as its base does.
+ERROR_MAP: dict[type[BaseException], tuple[grpc.StatusCode, str]] = {
+    InvalidArgument: (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"),
+    NotFound: (grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
+    ThreadBusy: (grpc.StatusCode.FAILED_PRECONDITION, "THREAD_BUSY"),
+    FailedPrecondition: (grpc.StatusCode.FAILED_PRECONDITION, "FAILED_PRECONDITION"),
+    Unauthenticated: (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"),
+    # OUT_OF_RANGE: the upload ran past the allowed size (the edge answers 413 for its reason).
+    FileTooLarge: (grpc.StatusCode.OUT_OF_RANGE, "FILE_TOO_LARGE"),
+    Internal: (grpc.StatusCode.INTERNAL, "INTERNAL"),
+    StoreUnavailable: (grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE"),
+    StoreError: (grpc.StatusCode.INTERNAL, "STORE_ERROR"),
+}
+# Anything else is a bug of ours.
+UNEXPECTED = (grpc.StatusCode.INTERNAL, "INTERNAL")
+
+# What the caller reads when the cause is ours, not theirs; the details stay in our logs.
+_UNEXPLAINED = {
+    grpc.StatusCode.INTERNAL: "The server had an error while processing your request.",
+    grpc.StatusCode.UNAVAILABLE: "The service is temporarily unavailable. Please retry your request.",
+}
+
+
+@dataclass(frozen=True)
+class RpcError:
+    """How a failed call ends over gRPC."""
+
+    status: grpc.StatusCode
+    message: str
+    info: error_details_pb2.ErrorInfo
+
+    def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
+        detail = any_pb2.Any()
+        detail.Pack(self.info)
+        status = status_pb2.Status(code=self.status.value[0], message=self.message, details=[detail])
+        return ((DETAILS_KEY, status.SerializeToString()),)
+
+
+def _mapping(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    for cls in type(exc).__mro__:
+        if cls in ERROR_MAP:
+            return ERROR_MAP[cls]
+    return UNEXPECTED
+
+
+def reason_of(code: str) -> str:
+    """An OpenAI error code as an ErrorInfo reason: "missing_required_parameter" -> "MISSING_REQUIRED_PARAMETER"."""
+    return re.sub(r"[^A-Z0-9]+", "_", code.upper()).strip("_")
+
+
+def to_rpc_error(exc: BaseException) -> RpcError:
+    """THE translation of any exception a servicer lets out into a gRPC status with ErrorInfo."""
+    status, reason = _mapping(exc)
+    info = error_details_pb2.ErrorInfo(domain=ERROR_DOMAIN)
+    if isinstance(exc, ApiError):
+        message = exc.message
+        if exc.code:
+            reason = reason_of(exc.code)
+            info.metadata["code"] = exc.code
+        if exc.param is not None:
+            info.metadata["param"] = exc.param
+    else:  # a store failure or a bug: its text may hold internals
+        message = _UNEXPLAINED[status]
+    info.reason = reason
+    return RpcError(status, message, info)
 
 
 def not_found(kind: str, object_id: str) -> NotFound:

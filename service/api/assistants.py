@@ -3,25 +3,13 @@
 from assistd.v1 import assistant_pb2, assistant_pb2_grpc, common_pb2
 
 from service import ids
-from service.api.common import check_length, check_metadata, check_range, check_tools, list_query, page, unary
+from service.api.common import list_query, page, unary
 from service.errors import missing, not_found
 from service.retrieval.stores import inline_stores
+from service.validation import check_assistant
 
 # Fields copied as-is from a create/update request onto the assistant.
 _OPTIONAL = ("name", "description", "instructions", "temperature", "top_p", "reasoning_effort")
-
-
-def check_assistant_fields(request) -> None:
-    if request.HasField("name"):
-        check_length(request.name, 256, "name")
-    if request.HasField("description"):
-        check_length(request.description, 512, "description")
-    if request.HasField("instructions"):
-        check_length(request.instructions, 256_000, "instructions")
-    check_range(request, "temperature", 0, 2)
-    check_range(request, "top_p", 0, 1)
-    check_tools(request.tools)
-    check_metadata(request.metadata)
 
 
 def _apply_given_fields(assistant: assistant_pb2.Assistant, request) -> None:
@@ -50,7 +38,7 @@ class AssistantService(assistant_pb2_grpc.AssistantServiceServicer):
     async def CreateAssistant(self, tenant, request, context):
         if not request.model:
             raise missing("model")
-        check_assistant_fields(request)
+        check_assistant(request)
         assistant = assistant_pb2.Assistant(
             id=ids.new_id("asst_"),
             object="assistant",
@@ -71,7 +59,7 @@ class AssistantService(assistant_pb2_grpc.AssistantServiceServicer):
     @unary
     async def UpdateAssistant(self, tenant, request, context):
         assistant = await self.repo.require(tenant, assistant_pb2.Assistant, request.assistant_id)
-        check_assistant_fields(request)
+        check_assistant(request)
         if request.HasField("model"):
             if not request.model:
                 raise missing("model")

@@ -1,13 +1,15 @@
-"""What every servicer shares: tenant resolution, error mapping, paging and validation."""
+"""Servicer plumbing: tenant resolution, request validation and error mapping around every
+method, and list paging."""
 
 import functools
 import logging
-import re
 
 from assistd.v1 import common_pb2
+from google.protobuf.message import Message
 
-from service.errors import ApiError, Internal, InvalidArgument
+from service.errors import ApiError, to_rpc_error
 from service.store import ListQuery
+from service.validation import check_limit, check_request
 
 log = logging.getLogger(__name__)
 
@@ -19,19 +21,27 @@ _ORDERS = {
 
 
 async def _abort(context, exc: Exception):
-    if not isinstance(exc, ApiError):
-        log.exception("unexpected error", exc_info=exc)
-        exc = Internal("The server had an error while processing your request.")
-    await context.abort(exc.grpc_code, exc.message, trailing_metadata=exc.trailing_metadata())
+    if not isinstance(exc, ApiError):  # a store failure or a bug: the caller gets no details, the log does
+        log.error("request failed", exc_info=exc)
+    error = to_rpc_error(exc)
+    await context.abort(error.status, error.message, trailing_metadata=error.trailing_metadata())
+
+
+def _begin(servicer, request, context) -> str:
+    """The caller's tenant, once the request has passed the rules every request obeys."""
+    tenant = servicer.auth.tenant(context.invocation_metadata())
+    if isinstance(request, Message):  # client-streaming methods check each part themselves
+        check_request(request)
+    return tenant
 
 
 def unary(method):
-    """Resolves the tenant and turns ApiErrors into gRPC statuses with OpenAI details."""
+    """Resolves the tenant, validates the request, and turns errors into gRPC statuses with ErrorInfo."""
 
     @functools.wraps(method)
     async def wrapper(self, request, context):
         try:
-            tenant = self.auth.tenant(context.invocation_metadata())
+            tenant = _begin(self, request, context)
             return await method(self, tenant, request, context)
         except Exception as exc:
             await _abort(context, exc)
@@ -45,7 +55,7 @@ def streaming(method):
     @functools.wraps(method)
     async def wrapper(self, request, context):
         try:
-            tenant = self.auth.tenant(context.invocation_metadata())
+            tenant = _begin(self, request, context)
             async for response in method(self, tenant, request, context):
                 yield response
         except Exception as exc:
@@ -56,13 +66,7 @@ def streaming(method):
 
 def list_query(request, default: int = 20, maximum: int = 100) -> ListQuery:
     """OpenAI's list parameters (limit 1..maximum; order desc by default)."""
-    limit = request.limit if request.HasField("limit") else default
-    if not 1 <= limit <= maximum:
-        raise InvalidArgument(
-            f"Invalid 'limit': expected a value between 1 and {maximum}, but got {limit} instead.",
-            param="limit",
-            code="integer_out_of_range",
-        )
+    limit = check_limit(request, default, maximum)
     before = getattr(request, "before", "")
     return ListQuery(limit=limit, order=_ORDERS[request.order], after=request.after, before=before)
 
@@ -73,50 +77,3 @@ def page(response, items, has_more: bool):
     response.last_id = items[-1].id if items else ""
     response.has_more = has_more
     return response
-
-
-def check_metadata(metadata, param: str = "metadata") -> None:
-    if len(metadata) > 16:
-        raise InvalidArgument(f"Invalid '{param}': too many properties. Expected at most 16.", param=param)
-    for key, value in metadata.items():
-        if len(key) > 64:
-            raise InvalidArgument(f"Invalid '{param}': keys can be at most 64 characters long.", param=param)
-        if len(value) > 512:
-            raise InvalidArgument(f"Invalid '{param}': values can be at most 512 characters long.", param=param)
-
-
-def check_range(request, field: str, low: float, high: float, param: str | None = None) -> None:
-    if request.HasField(field):
-        value = getattr(request, field)
-        if not low <= value <= high:
-            name = param or field
-            raise InvalidArgument(
-                f"Invalid '{name}': expected a value between {low:g} and {high:g}, but got {value:g} instead.",
-                param=name,
-                code="decimal_out_of_range",
-            )
-
-
-def check_length(value: str, limit: int, param: str) -> None:
-    if len(value) > limit:
-        raise InvalidArgument(
-            f"Invalid '{param}': string too long. Expected a string with maximum length {limit}, "
-            f"but got a string with length {len(value)} instead.",
-            param=param,
-            code="string_above_max_length",
-        )
-
-
-_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-
-
-def check_tools(tools, param: str = "tools") -> None:
-    if len(tools) > 128:
-        raise InvalidArgument(f"Invalid '{param}': at most 128 tools are allowed.", param=param)
-    for i, tool in enumerate(tools):
-        if tool.WhichOneof("kind") == "function" and not _FUNCTION_NAME.match(tool.function.name):
-            raise InvalidArgument(
-                f"Invalid '{param}[{i}].function.name': must be 1-64 characters of a-z, A-Z, 0-9, '_' or '-'.",
-                param=f"{param}[{i}].function.name",
-                code="invalid_value",
-            )

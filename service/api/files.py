@@ -4,12 +4,11 @@ from assistd.v1 import common_pb2, file_pb2, file_pb2_grpc, vector_store_pb2
 
 from service import ids
 from service.api.common import list_query, page, streaming, unary
-from service.errors import FailedPrecondition, InvalidArgument, TooLarge, missing, not_found
+from service.errors import FailedPrecondition, FileTooLarge, not_found
 from service.repo import kind_of
 from service.retrieval.ingest import Ingestor
 from service.store import BlobStore
-
-PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+from service.validation import check_request, check_upload
 
 
 class FileService(file_pb2_grpc.FileServiceServicer):
@@ -30,6 +29,7 @@ class FileService(file_pb2_grpc.FileServiceServicer):
         async def chunks():
             nonlocal expires_after
             async for part in request_iterator:
+                check_request(part)  # a client stream: the servicer decorator sees no single request
                 if part.HasField("filename"):
                     file.filename = part.filename
                 if part.HasField("purpose"):
@@ -39,14 +39,14 @@ class FileService(file_pb2_grpc.FileServiceServicer):
                 if part.chunk:
                     file.bytes += len(part.chunk)
                     if file.bytes > self.max_bytes:
-                        raise TooLarge(
+                        raise FileTooLarge(
                             f"File is too large: the limit is {self.max_bytes} bytes.", param="file", code="file_too_large"
                         )
                     yield part.chunk
 
         await self.blobs.write(tenant, file.id, chunks())
         try:
-            _check_upload(file, expires_after)
+            check_upload(file, expires_after)
             if expires_after is not None:
                 file.expires_at = file.created_at + expires_after
             await self.repo.put(tenant, file)
@@ -62,8 +62,6 @@ class FileService(file_pb2_grpc.FileServiceServicer):
     @unary
     async def ListFiles(self, tenant, request, context):
         query = list_query(request, default=10_000, maximum=10_000)
-        if request.purpose and request.purpose not in PURPOSES:
-            raise _bad_purpose(request.purpose)
         items, has_more = await self.repo.list_page(tenant, file_pb2.File, "", query, request.purpose)
         return page(file_pb2.ListFilesResponse(), items, has_more)
 
@@ -97,27 +95,3 @@ class FileService(file_pb2_grpc.FileServiceServicer):
         await self.blobs.delete(tenant, file_id)
         status = common_pb2.DeletionStatus(id=request.file_id, object="file", deleted=True)
         return file_pb2.DeleteFileResponse(status=status)
-
-
-def _bad_purpose(purpose: str) -> InvalidArgument:
-    allowed = ", ".join(repr(p) for p in PURPOSES)
-    return InvalidArgument(
-        f"Invalid value: '{purpose}'. Supported values are: {allowed}.", param="purpose", code="invalid_value"
-    )
-
-
-def _check_upload(file: file_pb2.File, expires_after: int | None) -> None:
-    if not file.purpose:
-        raise missing("purpose")
-    if file.purpose not in PURPOSES:
-        raise _bad_purpose(file.purpose)
-    if not file.filename:
-        raise missing("file")
-    if file.bytes == 0:
-        raise InvalidArgument("The file is empty.", param="file", code="empty_file")
-    if expires_after is not None and not 3600 <= expires_after <= 30 * 24 * 3600:
-        raise InvalidArgument(
-            "Invalid 'expires_after[seconds]': expected a value between 3600 and 2592000.",
-            param="expires_after[seconds]",
-            code="integer_out_of_range",
-        )

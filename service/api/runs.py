@@ -3,54 +3,17 @@
 from assistd.v1 import assistant_pb2, run_pb2, run_pb2_grpc, thread_pb2
 
 from service import ids
-from service.api.common import check_metadata, check_range, check_tools, list_query, page, streaming, unary
+from service.api.common import list_query, page, streaming, unary
 from service.api.threads import new_message, new_thread, thread_files
 from service.retrieval.attachments import attach
 from service.engine.file_search import without_result_content
-from service.errors import InvalidArgument, missing
-
-_STEP_INCLUDES = {"step_details.tool_calls[*].file_search.results[*].content"}
-_TOOL_CHOICE_MODES = {"none", "auto", "required"}
+from service.validation import check_metadata, check_run
 
 
 def _step_view(include):
-    """How steps are shown: file_search result contents only when include[] asks for them."""
-    bad = set(include) - _STEP_INCLUDES
-    if bad:
-        raise InvalidArgument(f"Invalid value for 'include': {sorted(bad)[0]!r}.", param="include")
+    """How steps are shown: file_search result contents only when include[] asks for them
+    (its values are checked with every request, in service/validation.py)."""
     return (lambda step: step) if include else without_result_content
-
-
-def _check_run_params(request) -> None:
-    check_range(request, "temperature", 0, 2)
-    check_range(request, "top_p", 0, 1)
-    for field in ("max_prompt_tokens", "max_completion_tokens"):
-        if request.HasField(field) and getattr(request, field) < 256:
-            raise InvalidArgument(
-                f"Invalid '{field}': expected a value >= 256, but got {getattr(request, field)} instead.",
-                param=field,
-                code="integer_below_min_value",
-            )
-    if request.set_tools:
-        check_tools(request.tools)
-    check_metadata(request.metadata)
-    strategy = request.truncation_strategy
-    if request.HasField("truncation_strategy"):
-        if strategy.type not in ("auto", "last_messages"):
-            raise InvalidArgument(
-                "Invalid 'truncation_strategy.type': expected 'auto' or 'last_messages'.",
-                param="truncation_strategy.type",
-            )
-        if strategy.HasField("last_messages") and strategy.last_messages < 1:
-            raise InvalidArgument(
-                "Invalid 'truncation_strategy.last_messages': expected a value >= 1.",
-                param="truncation_strategy.last_messages",
-            )
-    choice = request.tool_choice
-    if request.HasField("tool_choice") and choice.type not in _TOOL_CHOICE_MODES | {"function", "file_search"}:
-        raise InvalidArgument("Invalid 'tool_choice'.", param="tool_choice")
-    if choice.type == "function" and not choice.function.name:
-        raise missing("tool_choice.function.name")
 
 
 def _new_run(request, assistant: assistant_pb2.Assistant, thread_id: str, expiry_seconds: int) -> run_pb2.Run:
@@ -112,12 +75,7 @@ class RunService(run_pb2_grpc.RunServiceServicer):
 
     async def _start_run(self, tenant, request):
         """Validates a CreateRunRequest whole, then starts the run."""
-        if not request.assistant_id:
-            raise missing("assistant_id")
-        _check_run_params(request)
-        bad = set(request.include) - _STEP_INCLUDES
-        if bad:
-            raise InvalidArgument(f"Invalid value for 'include': {sorted(bad)[0]!r}.", param="include")
+        check_run(request)
         thread = await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
         assistant = await self.repo.require(tenant, assistant_pb2.Assistant, request.assistant_id)
         messages = [
@@ -129,9 +87,7 @@ class RunService(run_pb2_grpc.RunServiceServicer):
         return await self.engine.start(tenant, run, messages)
 
     async def _start_thread_and_run(self, tenant, request):
-        if not request.assistant_id:
-            raise missing("assistant_id")
-        _check_run_params(request)
+        check_run(request)
         thread, messages = new_thread(request.thread)
         if request.HasField("tool_resources"):
             thread.tool_resources.CopyFrom(request.tool_resources)

@@ -3,12 +3,11 @@
 from assistd.v1 import common_pb2, message_pb2, message_pb2_grpc, thread_pb2, thread_pb2_grpc
 
 from service import ids
-from service.api.common import check_length, check_metadata, list_query, page, unary
-from service.errors import FailedPrecondition, InvalidArgument, missing, not_found
+from service.api.common import list_query, page, unary
+from service.errors import ThreadBusy, not_found
 from service.retrieval.attachments import attach
 from service.retrieval.stores import inline_stores
-
-_MAX_TEXT = 256_000
+from service.validation import check_message, check_metadata
 
 
 def new_message(thread_id: str, params, param: str = "") -> message_pb2.Message:
@@ -16,19 +15,7 @@ def new_message(thread_id: str, params, param: str = "") -> message_pb2.Message:
 
     Raises InvalidArgument naming `param` (e.g. "messages[0].content") when it is malformed.
     """
-    prefix = f"{param}." if param else ""
-    if params.role == message_pb2.MESSAGE_ROLE_UNSPECIFIED:
-        raise missing(f"{prefix}role")
-    if not params.content:
-        raise missing(f"{prefix}content")
-    for i, part in enumerate(params.content):
-        if part.WhichOneof("kind") is None:
-            raise missing(f"{prefix}content[{i}].type")
-        if part.WhichOneof("kind") == "text":
-            check_length(part.text.value, _MAX_TEXT, f"{prefix}content[{i}].text")
-            if part.text.annotations:
-                raise InvalidArgument("Annotations cannot be set on a new message.", param=f"{prefix}content[{i}].text")
-    check_metadata(params.metadata, f"{prefix}metadata")
+    check_message(params, param)
     return message_pb2.Message(
         id=ids.new_id("msg_"),
         object="thread.message",
@@ -102,7 +89,7 @@ class ThreadService(thread_pb2_grpc.ThreadServiceServicer):
     async def DeleteThread(self, tenant, request, context):
         active = await self.repo.store.active_run(tenant, request.thread_id)
         if active is not None:
-            raise FailedPrecondition(f"Cannot delete thread {request.thread_id} while run {active} is active.")
+            raise ThreadBusy(f"Cannot delete thread {request.thread_id} while run {active} is active.")
         if not await self.repo.store.delete_thread(tenant, request.thread_id):
             raise not_found("thread", request.thread_id)
         status = common_pb2.DeletionStatus(id=request.thread_id, object="thread.deleted", deleted=True)
@@ -121,7 +108,7 @@ class MessageService(message_pb2_grpc.MessageServiceServicer):
         message = new_message(request.thread_id, request)
         active = await self.repo.store.active_run(tenant, request.thread_id)
         if active is not None:
-            raise FailedPrecondition(f"Can't add messages to {request.thread_id} while a run {active} is active.")
+            raise ThreadBusy(f"Can't add messages to {request.thread_id} while a run {active} is active.")
         objects, to_ingest = await attach(self.repo, tenant, thread, [message])
         await self.repo.put(tenant, message, *objects)
         self.ingestor.submit_all(tenant, to_ingest)

@@ -6,15 +6,15 @@ so they are exact at every moment."""
 from assistd.v1 import common_pb2, file_pb2, vector_store_pb2 as vs_pb2, vector_store_pb2_grpc
 
 from service import ids
-from service.api.common import check_metadata, list_query, page, unary
-from service.errors import FailedPrecondition, InvalidArgument, missing, not_found
+from service.api.common import list_query, page, unary
+from service.errors import FailedPrecondition, not_found
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
 from service.retrieval.search import search
-from service.retrieval.stores import check_attributes, new_files, new_vector_store
+from service.retrieval.stores import new_files, new_vector_store
 from service.store import ListQuery, Record
+from service.validation import check_attributes, check_expires_after, check_file_batch, check_metadata, check_search
 
-_STATUSES = ("in_progress", "completed", "failed", "cancelled")
 _BATCH_MEMBER = "batch_file"  # store kind: (batch id) -> file id
 
 
@@ -80,6 +80,7 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
     @unary
     async def CreateVectorStore(self, tenant, request, context):
         check_metadata(request.metadata)
+        check_expires_after(request)
         strategy = request.chunking_strategy if request.HasField("chunking_strategy") else None
         store = new_vector_store(request.name, request.metadata)
         if request.HasField("expires_after"):
@@ -100,6 +101,7 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
     async def UpdateVectorStore(self, tenant, request, context):
         store = await self.repo.require(tenant, vs_pb2.VectorStore, request.vector_store_id)
         check_metadata(request.metadata)
+        check_expires_after(request)
         if request.HasField("name"):
             store.name = request.name
         if request.HasField("expires_after"):
@@ -131,22 +133,8 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
 
     @unary
     async def SearchVectorStore(self, tenant, request, context):
+        queries, limit, threshold = check_search(request)
         await self.repo.require(tenant, vs_pb2.VectorStore, request.vector_store_id)
-        queries = [q for q in request.query if q.strip()]
-        if not queries:
-            raise missing("query")
-        limit = request.max_num_results if request.HasField("max_num_results") else 10
-        if not 1 <= limit <= 50:
-            raise InvalidArgument(
-                f"Invalid 'max_num_results': expected a value between 1 and 50, but got {limit}.",
-                param="max_num_results",
-                code="integer_out_of_range",
-            )
-        options = request.ranking_options
-        threshold = options.score_threshold if options.HasField("score_threshold") else 0.0
-        if not 0 <= threshold <= 1:
-            raise InvalidArgument("Invalid 'ranking_options.score_threshold': expected a value between 0 and 1.",
-                                  param="ranking_options.score_threshold")
         hits = await search(
             self.repo, tenant, [request.vector_store_id], queries, limit, threshold,
             request.filters if request.HasField("filters") else None,
@@ -205,8 +193,6 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
     @unary
     async def ListVectorStoreFiles(self, tenant, request, context):
         query = list_query(request)
-        if request.filter and request.filter not in _STATUSES:
-            raise InvalidArgument(f"Invalid value: '{request.filter}' for 'filter'.", param="filter", code="invalid_value")
         await self.repo.require(tenant, vs_pb2.VectorStore, request.vector_store_id)
         items, has_more = await self.repo.list_page(
             tenant, vs_pb2.VectorStoreFile, request.vector_store_id, query, request.filter
@@ -218,14 +204,11 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
     @unary
     async def CreateFileBatch(self, tenant, request, context):
         vs_id = request.vector_store_id
+        check_file_batch(request)
         await self.repo.require(tenant, vs_pb2.VectorStore, vs_id)
-        if bool(request.file_ids) == bool(request.files):
-            raise InvalidArgument("Give exactly one of 'file_ids' and 'files'.", param="file_ids")
         specs = [(f, request.chunking_strategy, request.attributes) for f in request.file_ids] or [
             (f.file_id, f.chunking_strategy, f.attributes) for f in request.files
         ]
-        if len(specs) > 500:
-            raise InvalidArgument("A batch holds at most 500 files.", param="file_ids")
         files = await self._new_files(tenant, vs_id, specs, "file_ids" if request.file_ids else "files")
         batch = vs_pb2.VectorStoreFileBatch(
             id=ids.new_id("vsfb_"), object="vector_store.files_batch", created_at=ids.now(), vector_store_id=vs_id,

@@ -26,7 +26,7 @@ from service.engine.lifecycle import TERMINAL, Outcome, status_name
 from service.engine.ownership import Monitor, Ownership
 from service.engine.segment import Segment
 from service.engine.turn import Turn
-from service.errors import FailedPrecondition
+from service.errors import FailedPrecondition, ThreadBusy
 from service.llm import Provider, ProviderError
 from service.locks import KeyedLocks
 from service.repo import Repo
@@ -140,7 +140,7 @@ class RunEngine:
             await self._repo.put(tenant, new_thread, *new_messages)
         active = await self._ownership.claim(tenant, run.thread_id, run.id)
         if active is not None:
-            raise FailedPrecondition(f"Thread {run.thread_id} already has an active run {active}.")
+            raise ThreadBusy(f"Thread {run.thread_id} already has an active run {active}.")
         try:
             if new_thread is None and new_messages:
                 await self._repo.put(tenant, *new_messages)

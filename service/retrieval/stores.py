@@ -4,51 +4,21 @@ store API, message attachments and the inline `tool_resources.file_search.vector
 from assistd.v1 import file_pb2, vector_store_pb2 as vs_pb2
 
 from service import ids
-from service.api.common import check_length, check_metadata
 from service.errors import InvalidArgument, missing, not_found
-from service.protojson import struct_to_python
 from service.repo import Repo
 from service.retrieval.chunk import DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP
+from service.validation import check_attributes, check_chunking_strategy, check_metadata
 
 
-def check_chunking(strategy: vs_pb2.ChunkingStrategy | None, param: str = "chunking_strategy") -> vs_pb2.ChunkingStrategy:
+def stored_chunking(strategy: vs_pb2.ChunkingStrategy | None, param: str = "chunking_strategy") -> vs_pb2.ChunkingStrategy:
     """The strategy to store: `auto` (or none) becomes static 800/400; static is validated as OpenAI does."""
     if strategy is None or strategy.type in ("", "auto"):
         return vs_pb2.ChunkingStrategy(
             type="static",
             static=vs_pb2.StaticChunking(max_chunk_size_tokens=DEFAULT_MAX_TOKENS, chunk_overlap_tokens=DEFAULT_OVERLAP),
         )
-    if strategy.type != "static":
-        raise InvalidArgument(
-            f"Invalid value: '{strategy.type}'. Supported values are: 'auto' and 'static'.", param=f"{param}.type"
-        )
-    size, overlap = strategy.static.max_chunk_size_tokens, strategy.static.chunk_overlap_tokens
-    if not 100 <= size <= 4096:
-        raise InvalidArgument(
-            f"Invalid '{param}.static.max_chunk_size_tokens': expected a value between 100 and 4096, but got {size}.",
-            param=f"{param}.static.max_chunk_size_tokens",
-            code="integer_out_of_range",
-        )
-    if overlap < 0 or overlap > size // 2:
-        raise InvalidArgument(
-            f"Invalid '{param}.static.chunk_overlap_tokens': must be between 0 and half of max_chunk_size_tokens "
-            f"({size // 2}), but got {overlap}.",
-            param=f"{param}.static.chunk_overlap_tokens",
-            code="integer_out_of_range",
-        )
+    check_chunking_strategy(strategy, param)
     return strategy
-
-
-def check_attributes(attributes, param: str = "attributes") -> None:
-    values = struct_to_python(attributes)
-    if len(values) > 16:
-        raise InvalidArgument(f"Invalid '{param}': at most 16 attributes are allowed.", param=param)
-    for key, value in values.items():
-        check_length(key, 64, f"{param}.{key}")
-        if isinstance(value, str):
-            check_length(value, 512, f"{param}.{key}")
-        elif not isinstance(value, (bool, int, float)):
-            raise InvalidArgument(f"Invalid '{param}.{key}': expected a string, number or boolean.", param=f"{param}.{key}")
 
 
 def new_vector_store(name: str = "", metadata=None) -> vs_pb2.VectorStore:
@@ -69,7 +39,7 @@ async def new_files(repo: Repo, tenant: str, vs_id: str, specs, param: str) -> l
     """Vector store files for (file_id, chunking strategy or None, attributes or None) specs, all
     validated before any is stored. Raises NotFound for an unknown file."""
     files = []
-    for i, (file_id, chunking, attributes) in enumerate(specs):
+    for i, (file_id, strategy, attributes) in enumerate(specs):
         if not file_id:
             raise missing(f"{param}[{i}]")
         if await repo.get(tenant, file_pb2.File, file_id) is None:
@@ -80,7 +50,7 @@ async def new_files(repo: Repo, tenant: str, vs_id: str, specs, param: str) -> l
             created_at=ids.now(),
             vector_store_id=vs_id,
             status="in_progress",
-            chunking_strategy=check_chunking(chunking),
+            chunking_strategy=stored_chunking(strategy),
         )
         if attributes is not None:
             check_attributes(attributes)

@@ -9,18 +9,22 @@ The driver's futures are bridged to asyncio: nothing here blocks the event loop.
 """
 
 import asyncio
-import math
-import re
-from typing import Any, Sequence
+import contextlib
+from typing import Any, Iterator, Sequence
 from urllib.parse import parse_qs, urlparse
 
+import cassandra
 import numpy as np
 from cassandra import ConsistencyLevel
-from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
+from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT, NoHostAvailable
+from cassandra.connection import ConnectionBusy, ConnectionException, ProtocolError
+from cassandra.protocol import ErrorMessage, IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
+from service.store import bm25
 from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
 from service.store.blobs import CHUNK_SIZE
+from service.store.errors import StoreError, StoreUnavailable
 
 _SCHEMA_V1 = [
     """CREATE TABLE IF NOT EXISTS objects (
@@ -65,7 +69,6 @@ MIGRATIONS = {
 }
 CANCEL_REQUEST_TTL = 300
 SCHEMA_TIMEOUT_SECONDS = 60
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 BATCH_BYTES = 40 * 1024  # below Cassandra's default batch_size_fail_threshold (50 KiB)
 
 
@@ -105,16 +108,54 @@ def parse_url(url: str) -> dict[str, Any]:
     }
 
 
+# Driver exceptions that mean "not now": too few replicas alive or answering in time, no host
+# reachable, a dropped or saturated connection, an overloaded or still-starting coordinator.
+_TRANSIENT = (
+    cassandra.Unavailable,
+    cassandra.Timeout,  # ReadTimeout, WriteTimeout
+    cassandra.OperationTimedOut,
+    NoHostAvailable,
+    ConnectionException,
+    ConnectionBusy,
+    OverloadedErrorMessage,
+    IsBootstrappingErrorMessage,
+)
+# Everything the driver raises of its own (the rest are ours, e.g. a bug binding a parameter).
+_DRIVER = (cassandra.DriverException, NoHostAvailable, ConnectionException, ConnectionBusy, ProtocolError, ErrorMessage)
+
+
+def store_error(exc: BaseException) -> StoreError:
+    """The typed store error for a cassandra-driver exception."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, _TRANSIENT):
+        error: StoreError = StoreUnavailable(f"Cassandra is unavailable: {exc!r}")
+    else:
+        error = StoreError(f"Cassandra failed: {exc!r}")
+    error.__cause__ = exc
+    return error
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Raises the driver's exceptions as StoreError/StoreUnavailable."""
+    try:
+        yield
+    except _DRIVER as exc:
+        raise store_error(exc) from exc
+
+
 async def _wait(future) -> Any:
-    """A cassandra-driver ResponseFuture as an awaitable (callbacks run on the driver's thread)."""
+    """A cassandra-driver ResponseFuture as an awaitable (callbacks run on the driver's thread).
+    Its failures arrive as StoreError/StoreUnavailable."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
 
     def ok(rows):  # all rows of the query (paging is off); None for schema changes
         loop.call_soon_threadsafe(lambda: done.done() or done.set_result(rows or []))
 
-    def failed(exc):
-        loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(exc))
+    def failed(exc):  # only the driver's own errors come here
+        loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(store_error(exc)))
 
     future.add_callbacks(ok, failed)
     return await done
@@ -139,14 +180,16 @@ class CassandraStore:
             config["hosts"], port=config["port"], execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             protocol_version=5,
         )
-        self._session = await asyncio.to_thread(self._cluster.connect)  # a one-off blocking handshake, off the loop
+        with _translated():  # a one-off blocking handshake, off the loop
+            self._session = await asyncio.to_thread(self._cluster.connect)
         self._session.default_fetch_size = None  # our reads are bounded by LIMIT; take them whole
         keyspace = config["keyspace"]
         await self._run(
             f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
             f"{{'class': 'SimpleStrategy', 'replication_factor': {config['replication_factor']}}}"
         )
-        await asyncio.to_thread(self._session.set_keyspace, keyspace)
+        with _translated():
+            await asyncio.to_thread(self._session.set_keyspace, keyspace)
         await self._migrate()
         for row in await self._run("SELECT dimensions FROM vector_tables"):
             self._vector_tables.add(row.dimensions)
@@ -168,20 +211,30 @@ class CassandraStore:
             await asyncio.to_thread(self._cluster.shutdown)
             self._cluster = self._session = None
 
+    async def _execute(self, statement, params: Sequence | None = None, timeout: float | None = None) -> list:
+        """THE place every statement runs: driver errors, raised at once or later, come out typed."""
+        with _translated():
+            if timeout is None:  # the session's default
+                future = self._session.execute_async(statement, params)
+            else:
+                future = self._session.execute_async(statement, params, timeout=timeout)
+        return list(await _wait(future))
+
     async def _run(self, cql: str, params: Sequence = ()) -> list:
         """An unprepared statement: schema changes and one-offs. Schema changes wait for every node
         to agree and can take well over the driver's default 10 s on a busy node."""
-        return list(await _wait(self._session.execute_async(cql, params, timeout=SCHEMA_TIMEOUT_SECONDS)))
+        return await self._execute(cql, params, timeout=SCHEMA_TIMEOUT_SECONDS)
 
     async def _statement(self, cql: str) -> PreparedStatement:
         """The prepared statement for cql, prepared once (off the event loop: it is a round trip)."""
         prepared = self._prepared.get(cql)
         if prepared is None:
-            prepared = self._prepared[cql] = await asyncio.to_thread(self._session.prepare, cql)
+            with _translated():
+                prepared = self._prepared[cql] = await asyncio.to_thread(self._session.prepare, cql)
         return prepared
 
     async def _query(self, cql: str, params: Sequence = ()) -> list:
-        return list(await _wait(self._session.execute_async(await self._statement(cql), params)))
+        return await self._execute(await self._statement(cql), params)
 
     async def _batch(self, statements: list[tuple[str, tuple]]) -> None:
         """Statements in logged batches of at most BATCH_BYTES (Cassandra refuses batches over 50 KiB
@@ -193,7 +246,7 @@ class CassandraStore:
             batch = BatchStatement(batch_type=BatchType.LOGGED)
             for cql, params in group:
                 batch.add(await self._statement(cql), params)
-            await _wait(self._session.execute_async(batch))
+            await self._execute(batch)
 
     # ---- objects --------------------------------------------------------------------------
 
@@ -356,7 +409,7 @@ class CassandraStore:
     async def release_thread(self, tenant: str, thread_id: str, run_id: str) -> None:
         await self._query("DELETE FROM active_runs WHERE tenant=? AND thread_id=? IF run_id=?", (tenant, thread_id, run_id))
 
-    async def active_runs(self) -> list[tuple[str, str, str]]:
+    async def active_runs(self) -> list[tuple[str, str, str, str]]:
         rows = await self._query("SELECT tenant, thread_id, run_id, owner FROM active_runs")
         return [(r.tenant, r.thread_id, r.run_id, r.owner or "") for r in rows]
 
@@ -420,7 +473,7 @@ class CassandraStore:
         await self.delete_chunks(tenant, vector_store_id, file_id)
         statements = []
         for i, text in enumerate(chunks):
-            counts = _term_counts(text)
+            counts = bm25.term_counts(text)
             statements.append(
                 ("INSERT INTO chunks (tenant, vector_store_id, file_id, chunk_index, text, length) VALUES (?, ?, ?, ?, ?, ?)",
                  (tenant, vector_store_id, file_id, i, text, sum(counts.values())))
@@ -448,7 +501,7 @@ class CassandraStore:
             statements += [
                 ("DELETE FROM chunk_terms WHERE tenant=? AND vector_store_id=? AND term=? AND file_id=? AND chunk_index=?",
                  (tenant, vector_store_id, term, row.file_id, row.chunk_index))
-                for term in _term_counts(row.text)
+                for term in bm25.term_counts(row.text)
             ]
         tables = ["chunks", *(f"chunk_vectors_{d}" for d in sorted(await self._known_vector_tables()))]
         statements += [(f"DELETE FROM {table} WHERE {where}", key) for table in tables]
@@ -461,15 +514,16 @@ class CassandraStore:
         hits: list[ChunkHit] = []
         for vs_id in vector_store_ids:
             postings = {}
-            for term in {_normal(t) for t in terms}:
-                postings[term] = await self._query(
+            for term in {bm25.normal(t) for t in terms}:
+                rows = await self._query(
                     "SELECT file_id, chunk_index, tf FROM chunk_terms WHERE tenant=? AND vector_store_id=? AND term=?",
                     (tenant, vs_id, term),
                 )
+                postings[term] = [((r.file_id, r.chunk_index), r.tf) for r in rows]
             stats = await self._query(
                 "SELECT file_id, chunk_index, length FROM chunks WHERE tenant=? AND vector_store_id=?", (tenant, vs_id)
             )
-            ranked = await asyncio.to_thread(_bm25, postings, {(r.file_id, r.chunk_index): r.length for r in stats})
+            ranked = await asyncio.to_thread(bm25.rank, postings, {(r.file_id, r.chunk_index): r.length for r in stats})
             for (file_id, chunk_index), score in ranked[:limit]:
                 rows = await self._query(
                     "SELECT text FROM chunks WHERE tenant=? AND vector_store_id=? AND file_id=? AND chunk_index=?",
@@ -495,36 +549,6 @@ class CassandraStore:
             )
             hits += [ChunkHit(vs_id, r.file_id, r.chunk_index, r.text, float(r.score)) for r in rows]
         return sorted(hits, key=lambda hit: -hit.rank)[:limit]
-
-
-def _normal(word: str) -> str:
-    """A term as indexed: lower case, a plural `s` dropped (so `zebras` finds `zebra`)."""
-    word = word.lower()
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-
-def _term_counts(text: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for word in _TOKEN.findall(text):
-        term = _normal(word)
-        counts[term] = counts.get(term, 0) + 1
-    return counts
-
-
-def _bm25(postings: dict, lengths: dict, k1: float = 1.2, b: float = 0.75) -> list[tuple[tuple, float]]:
-    """BM25 scores from postings {term: rows(file_id, chunk_index, tf)} (CPU work: run it in a thread)."""
-    if not lengths:
-        return []
-    count = len(lengths)
-    average = sum(lengths.values()) / count or 1.0
-    scores: dict[tuple, float] = {}
-    for rows in postings.values():
-        idf = math.log(1 + (count - len(rows) + 0.5) / (len(rows) + 0.5))
-        for row in rows:
-            key = (row.file_id, row.chunk_index)
-            length = lengths.get(key, average)
-            scores[key] = scores.get(key, 0.0) + idf * row.tf * (k1 + 1) / (row.tf + k1 * (1 - b + b * length / average))
-    return sorted(scores.items(), key=lambda item: -item[1])
 
 
 class CassandraBlobs:

@@ -6,14 +6,17 @@ can take back) half of a transaction.
 """
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import aiosqlite
 import numpy as np
 
 from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
+from service.store.errors import StoreError, StoreUnavailable
 
 _SCHEMA = """
 PRAGMA journal_mode = WAL;
@@ -66,6 +69,36 @@ def _delete_chunk_statements(key: tuple[str, str, str]) -> list[tuple[str, tuple
     return [(f"DELETE FROM chunks WHERE {where}", params), (f"DELETE FROM chunk_vectors WHERE {where}", params)]
 
 
+# Primary result codes that say "not now" rather than "never": a lock held too long, a full or
+# failing disk, a file that cannot be opened at the moment.
+_TRANSIENT = {
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_PROTOCOL,
+}
+
+
+def store_error(exc: sqlite3.Error) -> StoreError:
+    """The typed store error for an sqlite3 error (extended result codes carry the primary one in
+    their low byte)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _TRANSIENT:
+        return StoreUnavailable(f"SQLite is unavailable: {exc}")
+    return StoreError(f"SQLite failed: {exc}")
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Raises sqlite3 errors as StoreError/StoreUnavailable. Used at every place a statement runs."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise store_error(exc) from exc
+
+
 _UPSERT = "INSERT OR REPLACE INTO objects (tenant, kind, parent, id, tag, data) VALUES (?, ?, ?, ?, ?, ?)"
 
 
@@ -82,9 +115,10 @@ class SqliteStore:
         directory = os.path.dirname(self._path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        self._writer = await aiosqlite.connect(self._path, isolation_level=None)
-        await self._writer.executescript(_SCHEMA)
-        self._reader = await aiosqlite.connect(self._path, isolation_level=None)
+        with _translated():
+            self._writer = await aiosqlite.connect(self._path, isolation_level=None)
+            await self._writer.executescript(_SCHEMA)
+            self._reader = await aiosqlite.connect(self._path, isolation_level=None)
 
     async def close(self) -> None:
         for connection in (self._reader, self._writer):
@@ -107,7 +141,8 @@ class SqliteStore:
         """Runs statements in one transaction. The lock keeps other writers' statements out of it
         (the connection is shared); the shield lets it finish even if the caller is cancelled,
         so no transaction is ever left open."""
-        await asyncio.shield(self._transaction(statements))
+        with _translated():
+            await asyncio.shield(self._transaction(statements))
 
     async def _transaction(self, statements: Sequence[tuple[str, tuple]]) -> None:
         async with self._write_lock:
@@ -123,7 +158,8 @@ class SqliteStore:
 
     async def _write_one(self, sql: str, params: tuple) -> int:
         """One statement in its own transaction; returns the number of rows it changed."""
-        return await asyncio.shield(self._statement(sql, params))
+        with _translated():
+            return await asyncio.shield(self._statement(sql, params))
 
     async def _statement(self, sql: str, params: tuple) -> int:
         async with self._write_lock:
@@ -133,7 +169,8 @@ class SqliteStore:
     async def _read(self, sql: str, params: tuple = ()) -> list:
         """Executes and fetches in one trip to the reader's thread, so no cursor stays open and
         pins an old snapshot while other reads overlap it."""
-        return list(await self.reader.execute_fetchall(sql, params))
+        with _translated():
+            return list(await self.reader.execute_fetchall(sql, params))
 
     async def get(self, tenant: str, kind: str, parent: str, object_id: str) -> bytes | None:
         rows = await self._read(
@@ -230,8 +267,9 @@ class SqliteStore:
             "DELETE FROM active_runs WHERE tenant=? AND thread_id=? AND run_id=?", (tenant, thread_id, run_id)
         )
 
-    async def active_runs(self) -> list[tuple[str, str, str]]:
-        return [tuple(row) for row in await self._read("SELECT tenant, thread_id, run_id, owner FROM active_runs")]
+    async def active_runs(self) -> list[tuple[str, str, str, str]]:
+        rows = await self._read("SELECT tenant, thread_id, run_id, owner FROM active_runs")
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
         statements = []

@@ -1,0 +1,437 @@
+"""Request validation, the same for a gRPC client and for JSON through the HTTP edge.
+
+The edge only transcodes (it refuses what does not fit the proto: wrong JSON types, unknown
+fields, unknown enum names), so every rule of the API lives here, in two layers:
+
+- `check_request`: the rules that hold for any request, driven by the descriptors and the tables
+  below. The servicer decorators (service/api/common.py) run it on every request before the
+  method, so nothing is stored from a refused request. It refuses
+  * enum numbers the enum does not define (proto3 enums are open: an unknown number arrives as is),
+  * a `kind` oneof left empty (the oneof is OpenAI's `type` tag: `{"type": ...}` is required),
+  * a value outside its closed set, for every string field that is a closed set in OpenAI's API
+    (CLOSED_SETS), and a missing value where the set has no default (REQUIRED).
+- field checks that depend on the call (lengths, ranges, counts, metadata, name patterns), which
+  the servicers call: check_assistant, check_run, check_message, check_search, ...
+
+Every refusal is InvalidArgument naming the parameter as the JSON body spells it
+(`messages[0].role`, `tools[1].type`).
+"""
+
+import re
+from typing import Any, Iterable
+
+from assistd.v1 import assistant_pb2, file_pb2, message_pb2, run_pb2, vector_store_pb2 as vs_pb2
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from service.errors import InvalidArgument, missing
+from service.protojson import struct_to_python
+
+# ---------------------------------------------------------------- closed sets (OpenAI spec 2.3.0)
+
+RESPONSE_FORMAT_TYPES = ("auto", "text", "json_object", "json_schema")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # ReasoningEffort
+TRUNCATION_TYPES = ("auto", "last_messages")
+# OpenAI also names code_interpreter; assistd stores that tool but never runs it, so it cannot be forced.
+TOOL_CHOICE_TYPES = ("none", "auto", "required", "function", "file_search")
+FILE_SEARCH_RANKERS = ("auto", "default_2024_08_21")  # FileSearchRanker (the file_search tool)
+SEARCH_RANKERS = ("none", "auto", "default-2024-11-15")  # VectorStoreSearchRequest.ranking_options
+CHUNKING_TYPES = ("auto", "static")
+COMPARISON_FILTERS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
+COMPOUND_FILTERS = ("and", "or")
+FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+VECTOR_STORE_FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
+IMAGE_DETAILS = ("auto", "low", "high")
+EXPIRY_ANCHORS = ("last_active_at",)  # VectorStoreExpirationAfter
+STEP_INCLUDES = ("step_details.tool_calls[*].file_search.results[*].content",)
+
+
+def _field(cls: type[Message], name: str) -> tuple[str, str]:
+    """(message full name, field name), checked against the descriptor so a typo fails at import."""
+    assert name in cls.DESCRIPTOR.fields_by_name, f"{cls.DESCRIPTOR.full_name} has no field {name}"
+    return cls.DESCRIPTOR.full_name, name
+
+
+# Every string field of a request that is a closed set in OpenAI's API. (Enum-typed fields need
+# no entry: their set is the enum.) A repeated field's items are checked one by one.
+CLOSED_SETS: dict[tuple[str, str], tuple[str, ...]] = {
+    _field(assistant_pb2.ResponseFormat, "type"): RESPONSE_FORMAT_TYPES,
+    _field(assistant_pb2.CreateAssistantRequest, "reasoning_effort"): REASONING_EFFORTS,
+    _field(assistant_pb2.UpdateAssistantRequest, "reasoning_effort"): REASONING_EFFORTS,
+    _field(run_pb2.CreateRunRequest, "reasoning_effort"): REASONING_EFFORTS,
+    _field(run_pb2.CreateThreadAndRunRequest, "reasoning_effort"): REASONING_EFFORTS,
+    _field(run_pb2.TruncationStrategy, "type"): TRUNCATION_TYPES,
+    _field(run_pb2.ToolChoice, "type"): TOOL_CHOICE_TYPES,
+    _field(assistant_pb2.RankingOptions, "ranker"): FILE_SEARCH_RANKERS,
+    _field(vs_pb2.SearchRankingOptions, "ranker"): SEARCH_RANKERS,
+    _field(vs_pb2.ChunkingStrategy, "type"): CHUNKING_TYPES,
+    _field(vs_pb2.AttributeFilter, "type"): COMPARISON_FILTERS + COMPOUND_FILTERS,
+    _field(vs_pb2.ExpiresAfter, "anchor"): EXPIRY_ANCHORS,
+    _field(file_pb2.UploadFileRequest, "purpose"): FILE_PURPOSES,
+    _field(file_pb2.ListFilesRequest, "purpose"): FILE_PURPOSES,
+    _field(vs_pb2.ListVectorStoreFilesRequest, "filter"): VECTOR_STORE_FILE_STATUSES,
+    _field(vs_pb2.ListFileBatchFilesRequest, "filter"): VECTOR_STORE_FILE_STATUSES,
+    _field(message_pb2.ImageFileContent, "detail"): IMAGE_DETAILS,
+    _field(message_pb2.ImageUrlContent, "detail"): IMAGE_DETAILS,
+    _field(run_pb2.CreateRunRequest, "include"): STEP_INCLUDES,
+    _field(run_pb2.GetRunStepRequest, "include"): STEP_INCLUDES,
+    _field(run_pb2.ListRunStepsRequest, "include"): STEP_INCLUDES,
+}
+# Closed-set fields that must be given whenever their object is (OpenAI has no default for them).
+REQUIRED: frozenset[tuple[str, str]] = frozenset(
+    {
+        _field(assistant_pb2.ResponseFormat, "type"),
+        _field(run_pb2.TruncationStrategy, "type"),
+        _field(run_pb2.ToolChoice, "type"),
+        _field(vs_pb2.AttributeFilter, "type"),
+        _field(vs_pb2.ExpiresAfter, "anchor"),
+    }
+)
+_TYPE_TAG = "kind"  # the oneof that is OpenAI's `type`
+_FREE_FORM = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
+
+
+def supported(values: Iterable[Any]) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def invalid_value(value: Any, allowed: Iterable[Any], param: str) -> InvalidArgument:
+    """OpenAI's wording: "Invalid value: 'yaml'. Supported values are: 'auto', 'text', ..."."""
+    shown = repr(value) if isinstance(value, str) else str(value)
+    return InvalidArgument(
+        f"Invalid value: {shown}. Supported values are: {supported(allowed)}.", param=param, code="invalid_value"
+    )
+
+
+def check_choice(value: str, allowed: Iterable[str], param: str) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise invalid_value(value, allowed, param)
+
+
+def enum_names(enum: EnumDescriptor) -> list[str]:
+    """An enum's values as the JSON API writes them: MessageRole -> ['user', 'assistant']."""
+    prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
+    return [v.name.removeprefix(prefix).lower() for v in enum.values if v.number]
+
+
+def check_enum(value: int, enum: EnumDescriptor, param: str) -> None:
+    """Refuses a number the enum does not define (0, "unspecified", is the caller's to judge)."""
+    if value not in enum.values_by_number:
+        raise invalid_value(value, enum_names(enum), param)
+
+
+# ---------------------------------------------------------------- every request
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def check_request(request: Message) -> None:
+    """The descriptor-driven rules above, over the whole request. A streaming variant's
+    `params` wrapper is looked through, so parameters are named as in the JSON body."""
+    fields = request.DESCRIPTOR.fields
+    if len(fields) == 1 and fields[0].name == "params" and fields[0].message_type is not None:
+        request = getattr(request, "params")
+    _check_message(request, "")
+
+
+def _check_message(message: Message, path: str) -> None:
+    descriptor: Descriptor = message.DESCRIPTOR
+    if descriptor.full_name in _FREE_FORM:
+        return
+    for field in descriptor.fields:
+        key = (descriptor.full_name, field.name)
+        if key in REQUIRED and not getattr(message, field.name):
+            raise missing(_join(path, field.name))
+    if _TYPE_TAG in descriptor.oneofs_by_name and message.WhichOneof(_TYPE_TAG) is None:
+        raise missing(_join(path, "type"))
+    for field, value in message.ListFields():
+        param = _join(path, field.name)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            for key, item in value.items():
+                _check_value(descriptor, value_field, item, f"{param}.{key}")
+        elif field.is_repeated:
+            for i, item in enumerate(value):
+                _check_value(descriptor, field, item, f"{param}[{i}]")
+        else:
+            _check_value(descriptor, field, value, param)
+
+
+def _check_value(owner: Descriptor, field: FieldDescriptor, value: Any, param: str) -> None:
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        _check_message(value, param)
+    elif field.type == FieldDescriptor.TYPE_ENUM:
+        check_enum(value, field.enum_type, param)
+    elif (owner.full_name, field.name) in CLOSED_SETS:
+        check_choice(value, CLOSED_SETS[(owner.full_name, field.name)], param)
+
+
+# ---------------------------------------------------------------- scalar rules
+
+
+def check_length(value: str, limit: int, param: str) -> None:
+    if len(value) > limit:
+        raise InvalidArgument(
+            f"Invalid '{param}': string too long. Expected a string with maximum length {limit}, "
+            f"but got a string with length {len(value)} instead.",
+            param=param,
+            code="string_above_max_length",
+        )
+
+
+def check_range(request: Message, field: str, low: float, high: float, param: str | None = None) -> None:
+    """A number field, when given, within [low, high]."""
+    if request.HasField(field):
+        value = getattr(request, field)
+        if not low <= value <= high:
+            name = param or field
+            raise InvalidArgument(
+                f"Invalid '{name}': expected a value between {low:g} and {high:g}, but got {value:g} instead.",
+                param=name,
+                code="decimal_out_of_range" if isinstance(value, float) else "integer_out_of_range",
+            )
+
+
+def check_limit(request: Message, default: int = 20, maximum: int = 100) -> int:
+    """A list call's page size (1..maximum)."""
+    limit = request.limit if request.HasField("limit") else default
+    if not 1 <= limit <= maximum:
+        raise InvalidArgument(
+            f"Invalid 'limit': expected a value between 1 and {maximum}, but got {limit} instead.",
+            param="limit",
+            code="integer_out_of_range",
+        )
+    return limit
+
+
+def check_metadata(metadata, param: str = "metadata") -> None:
+    """OpenAI's metadata limits: at most 16 pairs, keys up to 64 and values up to 512 characters."""
+    if len(metadata) > 16:
+        raise InvalidArgument(f"Invalid '{param}': too many properties. Expected at most 16.", param=param)
+    for key, value in metadata.items():
+        if len(key) > 64:
+            raise InvalidArgument(f"Invalid '{param}': keys can be at most 64 characters long.", param=param)
+        if len(value) > 512:
+            raise InvalidArgument(f"Invalid '{param}': values can be at most 512 characters long.", param=param)
+
+
+_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def check_tools(tools, param: str = "tools") -> None:
+    if len(tools) > 128:
+        raise InvalidArgument(f"Invalid '{param}': at most 128 tools are allowed.", param=param)
+    for i, tool in enumerate(tools):
+        kind = tool.WhichOneof("kind")
+        if kind is None:
+            raise missing(f"{param}[{i}].type")
+        if kind == "function" and not _FUNCTION_NAME.match(tool.function.name):
+            raise InvalidArgument(
+                f"Invalid '{param}[{i}].function.name': must be 1-64 characters of a-z, A-Z, 0-9, '_' or '-'.",
+                param=f"{param}[{i}].function.name",
+                code="invalid_value",
+            )
+        if kind == "file_search":
+            check_range(tool.file_search, "max_num_results", 1, 50, f"{param}[{i}].file_search.max_num_results")
+            options = tool.file_search.ranking_options
+            if not 0 <= options.score_threshold <= 1:
+                where = f"{param}[{i}].file_search.ranking_options.score_threshold"
+                raise InvalidArgument(
+                    f"Invalid '{where}': expected a value between 0 and 1.", param=where, code="decimal_out_of_range"
+                )
+
+
+def check_response_format(request: Message) -> None:
+    """A json_schema format names its schema (OpenAI requires `json_schema.name`)."""
+    if request.HasField("response_format"):
+        response_format = request.response_format
+        check_choice(response_format.type, RESPONSE_FORMAT_TYPES, "response_format.type")
+        if response_format.type == "json_schema" and not response_format.json_schema.name:
+            raise missing("response_format.json_schema.name")
+
+
+# ---------------------------------------------------------------- per resource
+
+
+def check_assistant(request: assistant_pb2.CreateAssistantRequest | assistant_pb2.UpdateAssistantRequest) -> None:
+    if request.HasField("name"):
+        check_length(request.name, 256, "name")
+    if request.HasField("description"):
+        check_length(request.description, 512, "description")
+    if request.HasField("instructions"):
+        check_length(request.instructions, 256_000, "instructions")
+    check_range(request, "temperature", 0, 2)
+    check_range(request, "top_p", 0, 1)
+    check_tools(request.tools)
+    check_metadata(request.metadata)
+    check_response_format(request)
+
+
+_MAX_TEXT = 256_000
+
+
+def check_message(params: message_pb2.NewMessage | message_pb2.CreateMessageRequest, param: str = "") -> None:
+    """A message a user writes (NewMessage or CreateMessageRequest fields); `param` is where it
+    sits in the request (e.g. "messages[0]")."""
+    prefix = f"{param}." if param else ""
+    if params.role == message_pb2.MESSAGE_ROLE_UNSPECIFIED:
+        raise missing(f"{prefix}role")
+    check_enum(params.role, message_pb2.MessageRole.DESCRIPTOR, f"{prefix}role")
+    if not params.content:
+        raise missing(f"{prefix}content")
+    for i, part in enumerate(params.content):
+        kind = part.WhichOneof("kind")
+        if kind is None:
+            raise missing(f"{prefix}content[{i}].type")
+        if kind == "text":
+            check_length(part.text.value, _MAX_TEXT, f"{prefix}content[{i}].text")
+            if part.text.annotations:
+                raise InvalidArgument("Annotations cannot be set on a new message.", param=f"{prefix}content[{i}].text")
+    check_metadata(params.metadata, f"{prefix}metadata")
+
+
+def check_run(request: run_pb2.CreateRunRequest | run_pb2.CreateThreadAndRunRequest) -> None:
+    if not request.assistant_id:
+        raise missing("assistant_id")
+    check_range(request, "temperature", 0, 2)
+    check_range(request, "top_p", 0, 1)
+    for field in ("max_prompt_tokens", "max_completion_tokens"):
+        if request.HasField(field) and getattr(request, field) < 256:
+            raise InvalidArgument(
+                f"Invalid '{field}': expected a value >= 256, but got {getattr(request, field)} instead.",
+                param=field,
+                code="integer_below_min_value",
+            )
+    if request.set_tools:
+        check_tools(request.tools)
+    check_metadata(request.metadata)
+    check_response_format(request)
+    if request.HasField("truncation_strategy"):
+        strategy = request.truncation_strategy
+        check_choice(strategy.type, TRUNCATION_TYPES, "truncation_strategy.type")
+        if strategy.HasField("last_messages") and strategy.last_messages < 1:
+            raise InvalidArgument(
+                "Invalid 'truncation_strategy.last_messages': expected a value >= 1.",
+                param="truncation_strategy.last_messages",
+                code="integer_below_min_value",
+            )
+    if request.HasField("tool_choice"):
+        check_choice(request.tool_choice.type, TOOL_CHOICE_TYPES, "tool_choice.type")
+        if request.tool_choice.type == "function" and not request.tool_choice.function.name:
+            raise missing("tool_choice.function.name")
+
+
+def check_upload(file: file_pb2.File, expires_after: int | None) -> None:
+    """An upload once all its parts have arrived."""
+    if not file.purpose:
+        raise missing("purpose")
+    check_choice(file.purpose, FILE_PURPOSES, "purpose")
+    if not file.filename:
+        raise missing("file")
+    if file.bytes == 0:
+        raise InvalidArgument("The file is empty.", param="file", code="empty_file")
+    if expires_after is not None and not 3600 <= expires_after <= 30 * 24 * 3600:
+        raise InvalidArgument(
+            "Invalid 'expires_after[seconds]': expected a value between 3600 and 2592000.",
+            param="expires_after[seconds]",
+            code="integer_out_of_range",
+        )
+
+
+# ---------------------------------------------------------------- vector stores
+
+
+def check_expires_after(request: Message) -> None:
+    if request.HasField("expires_after"):
+        check_choice(request.expires_after.anchor, EXPIRY_ANCHORS, "expires_after.anchor")
+        days = request.expires_after.days
+        if not 1 <= days <= 365:
+            raise InvalidArgument(
+                f"Invalid 'expires_after.days': expected a value between 1 and 365, but got {days} instead.",
+                param="expires_after.days",
+                code="integer_out_of_range",
+            )
+
+
+def check_chunking_strategy(strategy: vs_pb2.ChunkingStrategy, param: str = "chunking_strategy") -> None:
+    """`auto` (or no type) takes the defaults; `static` sizes as OpenAI bounds them."""
+    if strategy.type in ("", "auto"):
+        return
+    check_choice(strategy.type, CHUNKING_TYPES, f"{param}.type")
+    size, overlap = strategy.static.max_chunk_size_tokens, strategy.static.chunk_overlap_tokens
+    if not 100 <= size <= 4096:
+        raise InvalidArgument(
+            f"Invalid '{param}.static.max_chunk_size_tokens': expected a value between 100 and 4096, but got {size}.",
+            param=f"{param}.static.max_chunk_size_tokens",
+            code="integer_out_of_range",
+        )
+    if overlap < 0 or overlap > size // 2:
+        raise InvalidArgument(
+            f"Invalid '{param}.static.chunk_overlap_tokens': must be between 0 and half of max_chunk_size_tokens "
+            f"({size // 2}), but got {overlap}.",
+            param=f"{param}.static.chunk_overlap_tokens",
+            code="integer_out_of_range",
+        )
+
+
+def check_attributes(attributes, param: str = "attributes") -> None:
+    """At most 16 attributes; keys up to 64 characters; values strings (up to 512), numbers or booleans."""
+    values = struct_to_python(attributes)
+    if len(values) > 16:
+        raise InvalidArgument(f"Invalid '{param}': at most 16 attributes are allowed.", param=param)
+    for key, value in values.items():
+        check_length(key, 64, f"{param}.{key}")
+        if isinstance(value, str):
+            check_length(value, 512, f"{param}.{key}")
+        elif not isinstance(value, (bool, int, float)):
+            raise InvalidArgument(f"Invalid '{param}.{key}': expected a string, number or boolean.", param=f"{param}.{key}")
+
+
+def check_filter(flt: vs_pb2.AttributeFilter, param: str = "filters") -> None:
+    """A comparison names a key and a value; a compound holds filters, each checked the same way."""
+    check_choice(flt.type, COMPARISON_FILTERS + COMPOUND_FILTERS, f"{param}.type")
+    if flt.type in COMPOUND_FILTERS:
+        if not flt.filters:
+            raise missing(f"{param}.filters")
+        for i, inner in enumerate(flt.filters):
+            check_filter(inner, f"{param}.filters[{i}]")
+        return
+    if not flt.key:
+        raise missing(f"{param}.key")
+    if not flt.HasField("value"):
+        raise missing(f"{param}.value")
+
+
+def check_search(request: vs_pb2.SearchVectorStoreRequest) -> tuple[list[str], int, float]:
+    """(non-blank queries, result limit, score threshold) of a search request."""
+    queries = [q for q in request.query if q.strip()]
+    if not queries:
+        raise missing("query")
+    limit = request.max_num_results if request.HasField("max_num_results") else 10
+    if not 1 <= limit <= 50:
+        raise InvalidArgument(
+            f"Invalid 'max_num_results': expected a value between 1 and 50, but got {limit}.",
+            param="max_num_results",
+            code="integer_out_of_range",
+        )
+    options = request.ranking_options
+    threshold = options.score_threshold if options.HasField("score_threshold") else 0.0
+    if not 0 <= threshold <= 1:
+        raise InvalidArgument(
+            "Invalid 'ranking_options.score_threshold': expected a value between 0 and 1.",
+            param="ranking_options.score_threshold",
+            code="decimal_out_of_range",
+        )
+    if request.HasField("filters"):
+        check_filter(request.filters)
+    return queries, limit, threshold
+
+
+def check_file_batch(request: vs_pb2.CreateFileBatchRequest) -> None:
+    if bool(request.file_ids) == bool(request.files):
+        raise InvalidArgument("Give exactly one of 'file_ids' and 'files'.", param="file_ids")
+    if len(request.file_ids) + len(request.files) > 500:
+        raise InvalidArgument("A batch holds at most 500 files.", param="file_ids" if request.file_ids else "files")

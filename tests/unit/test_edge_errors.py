@@ -1,0 +1,88 @@
+"""The edge's one table: gRPC status (+ ErrorInfo reason) -> HTTP status and OpenAI type (edge/errors.py)."""
+
+import grpc
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from edge.errors import REASON_OVERRIDES, STATUS_MAP, from_rpc_error, http_status
+
+C = grpc.StatusCode
+# google/rpc/code.proto's HTTP mapping, with OpenAI's 400 for FAILED_PRECONDITION.
+EXPECTED = {
+    C.CANCELLED: (499, "server_error"),
+    C.UNKNOWN: (500, "server_error"),
+    C.INVALID_ARGUMENT: (400, "invalid_request_error"),
+    C.DEADLINE_EXCEEDED: (504, "server_error"),
+    C.NOT_FOUND: (404, "invalid_request_error"),
+    C.ALREADY_EXISTS: (409, "invalid_request_error"),
+    C.PERMISSION_DENIED: (403, "permission_error"),
+    C.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
+    C.FAILED_PRECONDITION: (400, "invalid_request_error"),
+    C.ABORTED: (409, "invalid_request_error"),
+    C.OUT_OF_RANGE: (400, "invalid_request_error"),
+    C.UNIMPLEMENTED: (501, "server_error"),
+    C.INTERNAL: (500, "server_error"),
+    C.UNAVAILABLE: (503, "server_error"),
+    C.DATA_LOSS: (500, "server_error"),
+    C.UNAUTHENTICATED: (401, "invalid_request_error"),
+}
+
+
+def test_every_error_status_code_is_in_the_table():
+    assert set(STATUS_MAP) == set(C) - {C.OK} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("code", sorted(EXPECTED, key=lambda c: c.value[0]), ids=lambda c: c.name)
+def test_each_status_code_maps_to_its_http_status_and_type(code):
+    assert http_status(code) == EXPECTED[code]
+    assert http_status(code, "SOME_OTHER_REASON") == EXPECTED[code]  # only listed reasons override
+
+
+def test_a_file_too_large_is_413_whatever_the_code():
+    assert REASON_OVERRIDES == {"FILE_TOO_LARGE": (413, "invalid_request_error")}
+    assert http_status(C.OUT_OF_RANGE, "FILE_TOO_LARGE") == (413, "invalid_request_error")
+
+
+def _call_error(code, message, info=None) -> grpc.aio.AioRpcError:
+    """A failed call as the edge's channel raises it, with the service's ErrorInfo trailer."""
+    trailers = grpc.aio.Metadata()
+    if info is not None:
+        detail = any_pb2.Any()
+        detail.Pack(info)
+        status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+        trailers.add("grpc-status-details-bin", status.SerializeToString())
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details=message)
+
+
+def test_the_body_takes_param_and_code_from_the_error_info():
+    info = error_details_pb2.ErrorInfo(reason="INVALID_VALUE", domain="assistd.dev")
+    info.metadata.update({"param": "response_format.type", "code": "invalid_value"})
+    status, body = from_rpc_error(_call_error(C.INVALID_ARGUMENT, "Invalid value: 'yaml'.", info))
+    assert status == 400
+    assert body == {
+        "error": {"message": "Invalid value: 'yaml'.", "type": "invalid_request_error",
+                  "param": "response_format.type", "code": "invalid_value"}
+    }
+
+
+def test_without_code_or_param_they_are_null_as_in_openai_404s():
+    info = error_details_pb2.ErrorInfo(reason="NOT_FOUND", domain="assistd.dev")
+    status, body = from_rpc_error(_call_error(C.NOT_FOUND, "No run found with id 'run_x'.", info))
+    assert status == 404 and body["error"]["param"] is None and body["error"]["code"] is None
+
+
+def test_an_unauthenticated_call_and_an_oversized_upload_look_as_the_sdk_expects():
+    info = error_details_pb2.ErrorInfo(reason="INVALID_API_KEY", domain="assistd.dev")
+    info.metadata["code"] = "invalid_api_key"
+    status, body = from_rpc_error(_call_error(C.UNAUTHENTICATED, "Incorrect API key provided.", info))
+    assert status == 401 and body["error"]["code"] == "invalid_api_key"
+    info = error_details_pb2.ErrorInfo(reason="FILE_TOO_LARGE", domain="assistd.dev")
+    info.metadata.update({"param": "file", "code": "file_too_large"})
+    status, body = from_rpc_error(_call_error(C.OUT_OF_RANGE, "File is too large.", info))
+    assert status == 413 and body["error"]["code"] == "file_too_large"
+
+
+def test_a_call_with_no_error_info_maps_by_its_code_alone():
+    status, body = from_rpc_error(_call_error(C.UNAVAILABLE, "failed to connect to all addresses"))
+    assert status == 503 and body["error"]["type"] == "server_error" and body["error"]["param"] is None
