@@ -130,6 +130,11 @@ def assistant(client):
     return client.beta.assistants.create(model=MODEL, name="tester", instructions="You are a test assistant.")
 
 
+def unique(name: str) -> str:
+    """name with a random suffix: a marker only this test invocation puts in its prompts."""
+    return f"{name}-{uuid.uuid4().hex[:10]}"
+
+
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
     """Polls predicate until it returns a truthy value; fails the test after timeout."""
     deadline = time.monotonic() + timeout

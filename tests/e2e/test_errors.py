@@ -4,7 +4,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import MODEL, wait_for
+from tests.conftest import MODEL, unique, wait_for
 
 
 def test_a_second_run_on_a_busy_thread_is_refused(client, assistant):
@@ -23,7 +23,8 @@ def test_a_second_run_on_a_busy_thread_is_refused(client, assistant):
 
 
 def test_cancelling_a_slow_streaming_run(client, assistant, provider):
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "[chunks:200][slow:0.05] marker-cancel"}])
+    marker = unique("marker-cancel")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"[chunks:200][slow:0.05] {marker}"}])
     with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
         events = []
         for event in stream:
@@ -38,8 +39,8 @@ def test_cancelling_a_slow_streaming_run(client, assistant, provider):
     message = client.beta.threads.messages.list(thread_id=thread.id).data[0]
     assert message.status == "incomplete" and message.incomplete_details.reason == "run_cancelled"
     assert message.content[0].text.value.startswith("w0 w1 w2")
-    # cancellation stops the provider call instead of letting it run to the end
-    wait_for(lambda: provider.cancelled >= 1)
+    # cancellation stops this run's provider call instead of letting it run to the end
+    wait_for(lambda: provider.was_cut_off(marker))
 
 
 def test_cancel_a_queued_run_and_a_finished_one(client, assistant):
