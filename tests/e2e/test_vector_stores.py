@@ -207,16 +207,22 @@ def test_cancelling_a_batch_and_score_threshold(provider, tmp_path):
         listed = client.vector_stores.file_batches.list_files(batch_id=batch.id, vector_store_id=vs.id, filter="cancelled").data
         assert len(listed) == cancelled.file_counts.cancelled
         # a cancelled file's chunks never become searchable, even once its ingestion would have ended
-        client.vector_stores.files.create_and_poll(vector_store_id=vs.id, file_id=client.files.create(
-            file=("other.txt", b"another slow file [embed-slow:2.5]"), purpose="assistants").id, poll_interval_ms=50)
+        other = client.files.create(file=("other.txt", b"another slow file [embed-slow:2.5]"), purpose="assistants")
+        client.vector_stores.files.create_and_poll(vector_store_id=vs.id, file_id=other.id, poll_interval_ms=50)
         found = {r.file_id for r in client.vector_stores.search(vector_store_id=vs.id, query="slow file").data}
-        assert not found & {f.id for f in listed}
+        assert other.id in found and not found & {f.id for f in listed}
 
-        scores = [r.score for r in client.vector_stores.search(vector_store_id=vs.id, query="another slow file").data]
-        assert scores and scores[0] == 1.0
+        # a weaker hit that the threshold must remove, while the best hit stays
+        near = client.files.create(file=("near.txt", b"A file on its own."), purpose="assistants")
+        client.vector_stores.files.create_and_poll(vector_store_id=vs.id, file_id=near.id, poll_interval_ms=50)
+        ranked = client.vector_stores.search(vector_store_id=vs.id, query="another slow file").data
+        assert ranked[0].file_id == other.id and ranked[0].score == 1.0
+        near_scores = [r.score for r in ranked if r.file_id == near.id]
+        assert near_scores and max(near_scores) < 0.99  # present, and under the threshold
         strict = client.vector_stores.search(
             vector_store_id=vs.id, query="another slow file", ranking_options={"score_threshold": 0.99}
         ).data
-        assert all(r.score >= 0.99 for r in strict) and len(strict) <= len(scores)
+        assert [r.file_id for r in strict] == [r.file_id for r in ranked if r.score >= 0.99]
+        assert strict[0].file_id == other.id and near.id not in {r.file_id for r in strict}
     finally:
         server.stop()
