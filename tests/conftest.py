@@ -101,15 +101,23 @@ def cassandra_url() -> str:
 
 
 def pytest_generate_tests(metafunc):
-    """Modules that set STORES = ["sqlite", "cassandra"] run their server tests on each store."""
+    """Modules that set STORES = ["sqlite", "cassandra"] run their server tests (the shared `server`,
+    or their own servers built with `store_env`) on each store."""
     stores = getattr(metafunc.module, "STORES", None)
-    if stores and "server" in metafunc.fixturenames:
+    if stores and {"server", "store_env"} & set(metafunc.fixturenames):
         metafunc.parametrize("store_kind", stores, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
 def store_kind(request):
     return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def store_env(store_kind) -> dict:
+    """Env for a test's own servers: a fresh Cassandra keyspace, or (SQLite) the server's default
+    file in its tmp directory. Servers of one test given the same env share one store."""
+    return {"ASSISTD_STORE": cassandra_url()} if store_kind == "cassandra" else {}
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,9 @@ import openai
 import pytest
 
 from tests import documents
+from tests.conftest import Server
+
+STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
 
 
 @pytest.fixture
@@ -116,16 +119,15 @@ def test_vector_store_crud_and_file_removal(client, corpus):
         client.vector_stores.retrieve(vs.id)
 
 
-def test_hybrid_search_finds_what_keywords_miss(provider, tmp_path, client):
-    from tests.conftest import Server
-
+def test_hybrid_search_finds_what_keywords_miss(provider, tmp_path, client, store_env):
     docs = [("cars.txt", b"My car is a red convertible with leather seats."), ("bread.txt", b"Sourdough bread needs a starter.")]
     keyword_only = client.vector_stores.create(name="keywords")
     for name, data in docs:
         client.vector_stores.files.upload_and_poll(vector_store_id=keyword_only.id, file=(name, data), poll_interval_ms=50)
     assert client.vector_stores.search(vector_store_id=keyword_only.id, query="automobile").data == []
 
-    server = Server(tmp_path, provider, {"ASSISTD_EMBEDDING_MODEL": "openai/scripted-embed"}).start()
+    requests_before = len(provider.requests)
+    server = Server(tmp_path, provider, {**store_env, "ASSISTD_EMBEDDING_MODEL": "openai/scripted-embed"}).start()
     try:
         hybrid = server.client()
         vs = hybrid.vector_stores.create(name="hybrid")
@@ -134,7 +136,7 @@ def test_hybrid_search_finds_what_keywords_miss(provider, tmp_path, client):
         results = hybrid.vector_stores.search(vector_store_id=vs.id, query="automobile").data
         assert results[0].filename == "cars.txt" and results[0].score == 1.0
         assert hybrid.vector_stores.search(vector_store_id=vs.id, query="sourdough starter").data[0].filename == "bread.txt"
-        embedded = [r for r in provider.requests if r.get("model") == "scripted-embed"]
+        embedded = [r for r in provider.requests[requests_before:] if r.get("model") == "scripted-embed"]
         assert any("leather seats" in " ".join(r["input"]) for r in embedded)  # chunks were embedded at ingestion
 
         # a file still being ingested is in use: it cannot be deleted until ingestion ends
@@ -168,10 +170,8 @@ def test_inline_vector_stores_in_tool_resources(client):
         client.beta.threads.create(tool_resources={"file_search": {"vector_stores": [{"file_ids": ["file-nope"]}]}})
 
 
-def test_vector_stores_are_tenant_scoped(provider, tmp_path):
-    from tests.conftest import Server
-
-    server = Server(tmp_path, provider, {"ASSISTD_API_KEYS": "key-a=acme,key-b=globex"}).start()
+def test_vector_stores_are_tenant_scoped(provider, tmp_path, store_env):
+    server = Server(tmp_path, provider, {**store_env, "ASSISTD_API_KEYS": "key-a=acme,key-b=globex"}).start()
     try:
         a = openai.OpenAI(base_url=server.base_url, api_key="key-a", max_retries=0)
         b = openai.OpenAI(base_url=server.base_url, api_key="key-b", max_retries=0)
@@ -192,10 +192,8 @@ def test_vector_stores_are_tenant_scoped(provider, tmp_path):
         server.stop()
 
 
-def test_cancelling_a_batch_and_score_threshold(provider, tmp_path):
-    from tests.conftest import Server
-
-    server = Server(tmp_path, provider, {"ASSISTD_EMBEDDING_MODEL": "openai/scripted-embed"}).start()
+def test_cancelling_a_batch_and_score_threshold(provider, tmp_path, store_env):
+    server = Server(tmp_path, provider, {**store_env, "ASSISTD_EMBEDDING_MODEL": "openai/scripted-embed"}).start()
     try:
         client = server.client()
         vs = client.vector_stores.create(name="cancel")
