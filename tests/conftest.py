@@ -1,5 +1,6 @@
 """Fixtures: the scripted provider, and a real `assistd serve` process (edge + gRPC + SQLite)."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -7,9 +8,11 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 import openai
 import pytest
+from cassandra.cluster import Cluster, Session
 
 from tests.scripted_llm import ScriptedLLM, free_port
 
@@ -96,8 +99,25 @@ CASSANDRA = os.environ.get("ASSISTD_TEST_CASSANDRA_HOSTS", "127.0.0.1:9042")
 
 
 def cassandra_url() -> str:
-    """A fresh keyspace on the test Cassandra (started by `make cassandra`)."""
+    """A fresh keyspace on the test Cassandra (started by `make cassandra`); drop it with drop_keyspace."""
     return f"cassandra://{CASSANDRA}/assistd_e2e_{uuid.uuid4().hex[:10]}"
+
+
+@functools.cache
+def _session(host: str, port: int) -> Session:
+    return Cluster([host], port=port).connect()
+
+
+def cql(url: str, statement: str) -> list:
+    """Runs a CQL statement on the Cassandra of a cassandra:// store URL; `{keyspace}` in it is the URL's keyspace."""
+    parsed = urlparse(url)
+    return list(_session(parsed.hostname, parsed.port or 9042).execute(statement.format(keyspace=parsed.path.strip("/")), timeout=120))
+
+
+def drop_keyspace(url: str) -> None:
+    """Drops a keyspace made by cassandra_url() once its servers are stopped: every table holds
+    Cassandra heap, and the 1 GB test node runs out after a few hundred of them."""
+    cql(url, "DROP KEYSPACE IF EXISTS {keyspace}")
 
 
 def pytest_generate_tests(metafunc):
@@ -114,10 +134,15 @@ def store_kind(request):
 
 
 @pytest.fixture
-def store_env(store_kind) -> dict:
-    """Env for a test's own servers: a fresh Cassandra keyspace, or (SQLite) the server's default
-    file in its tmp directory. Servers of one test given the same env share one store."""
-    return {"ASSISTD_STORE": cassandra_url()} if store_kind == "cassandra" else {}
+def store_env(store_kind):
+    """Env for a test's own servers: a fresh Cassandra keyspace (dropped after the test), or (SQLite)
+    the server's default file in its tmp directory. Servers of one test given the same env share one store."""
+    if store_kind != "cassandra":
+        yield {}
+        return
+    url = cassandra_url()
+    yield {"ASSISTD_STORE": url}
+    drop_keyspace(url)
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +151,8 @@ def server(provider, tmp_path_factory, store_kind):
     srv = Server(tmp_path_factory.mktemp(f"assistd-{store_kind}"), provider, extra).start()
     yield srv
     srv.stop()
+    if extra:
+        drop_keyspace(extra["ASSISTD_STORE"])
 
 
 @pytest.fixture

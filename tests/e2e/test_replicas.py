@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import MODEL, Server, cassandra_url, sse_frames, wait_for
+from tests.conftest import MODEL, Server, cassandra_url, drop_keyspace, sse_frames, wait_for
 
 LEASE = 4  # short for the tests, yet safe from a loaded 2-core machine's scheduling delays
 
@@ -29,6 +29,7 @@ def replicas(provider, tmp_path):
     yield pair
     for server in pair:
         server.stop()
+    drop_keyspace(env["ASSISTD_STORE"])
 
 
 def test_a_run_started_on_one_replica_is_watched_to_the_end_on_the_other(replicas):
