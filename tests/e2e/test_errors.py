@@ -6,6 +6,8 @@ import pytest
 
 from tests.conftest import MODEL, unique, wait_for
 
+STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
+
 
 def test_a_second_run_on_a_busy_thread_is_refused(client, assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "[chunks:40][slow:0.05]"}])

@@ -235,8 +235,8 @@ def test_cancel_while_waiting_for_tool_outputs(client, tool_assistant):
     assert again.status == "completed"
 
 
-def test_a_run_left_waiting_expires(provider, tmp_path):
-    server = Server(tmp_path, provider, {"ASSISTD_RUN_EXPIRY_SECONDS": "1"}).start()
+def test_a_run_left_waiting_expires(provider, tmp_path, store_env):
+    server = Server(tmp_path, provider, {**store_env, "ASSISTD_RUN_EXPIRY_SECONDS": "1"}).start()
     try:
         client = server.client()
         assistant = client.beta.assistants.create(model=MODEL, tools=[WEATHER])

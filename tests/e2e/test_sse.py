@@ -6,6 +6,8 @@ import httpx
 
 from tests.conftest import sse_frames, unique, wait_for
 
+STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
+
 
 def _start_run(server, client, assistant, text):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": text}])
