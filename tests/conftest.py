@@ -170,6 +170,13 @@ def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:10]}"
 
 
+@pytest.fixture
+def marker() -> str:
+    """A marker for this test invocation's prompts, so `provider.requests_with(marker)` finds its own
+    requests only (the provider serves the whole session, and each store runs the same test)."""
+    return unique("marker")
+
+
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
     """Polls predicate until it returns a truthy value; fails the test after timeout."""
     deadline = time.monotonic() + timeout

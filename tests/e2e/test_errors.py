@@ -4,7 +4,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import MODEL, unique, wait_for
+from tests.conftest import MODEL, wait_for
 
 STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
 
@@ -24,8 +24,7 @@ def test_a_second_run_on_a_busy_thread_is_refused(client, assistant):
     assert len(client.beta.threads.runs.list(thread_id=thread.id).data) == 1
 
 
-def test_cancelling_a_slow_streaming_run(client, assistant, provider):
-    marker = unique("marker-cancel")
+def test_cancelling_a_slow_streaming_run(client, assistant, provider, marker):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": f"[chunks:200][slow:0.05] {marker}"}])
     with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
         events = []
