@@ -1,6 +1,5 @@
 """Fixtures: the scripted provider, and a real `assistd serve` process (edge + gRPC + SQLite)."""
 
-import functools
 import os
 import subprocess
 import sys
@@ -103,15 +102,21 @@ def cassandra_url() -> str:
     return f"cassandra://{CASSANDRA}/assistd_e2e_{uuid.uuid4().hex[:10]}"
 
 
-@functools.cache
-def _session(host: str, port: int) -> Session:
-    return Cluster([host], port=port).connect()
+_SESSIONS: dict[tuple[str, int], Session] = {}  # one per Cassandra the tests look at, closed at the end
 
 
 def cql(url: str, statement: str) -> list:
     """Runs a CQL statement on the Cassandra of a cassandra:// store URL; `{keyspace}` in it is the URL's keyspace."""
     parsed = urlparse(url)
-    return list(_session(parsed.hostname, parsed.port or 9042).execute(statement.format(keyspace=parsed.path.strip("/")), timeout=120))
+    where = (parsed.hostname, parsed.port or 9042)
+    if where not in _SESSIONS:
+        _SESSIONS[where] = Cluster([where[0]], port=where[1]).connect()
+    return list(_SESSIONS[where].execute(statement.format(keyspace=parsed.path.strip("/")), timeout=120))
+
+
+def pytest_sessionfinish():
+    for session in _SESSIONS.values():
+        session.cluster.shutdown()
 
 
 def drop_keyspace(url: str) -> None:
