@@ -103,6 +103,11 @@ def test_chunking_strategy_is_honoured_and_validated(client):
     assert client.vector_stores.files.list(vector_store_id=other.id).data == []
     auto = client.vector_stores.files.create_and_poll(vector_store_id=other.id, file_id=file.id, poll_interval_ms=50)
     assert auto.chunking_strategy.static.max_chunk_size_tokens == 800 and auto.chunking_strategy.static.chunk_overlap_tokens == 400
+    # the chunks really are cut to size: 200-token windows hold about a quarter of the words of 800-token ones
+    small = client.vector_stores.search(vector_store_id=vs.id, query="word1500").data[0].content[0].text
+    large = client.vector_stores.search(vector_store_id=other.id, query="word1500").data[0].content[0].text
+    assert "word1500" in small and "word1500" in large
+    assert 3 * len(small.split()) < len(large.split())
 
 
 def test_vector_store_crud_and_file_removal(client, corpus):
