@@ -1,9 +1,10 @@
 """Runs through the real openai SDK: polling, streaming helpers, event order, thread-and-run."""
 
+import httpx
 import openai
 from openai import AssistantEventHandler
 
-from tests.conftest import MODEL
+from tests.conftest import MODEL, sse_frames
 
 STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
 
@@ -213,11 +214,15 @@ def test_provider_rate_limit_maps_to_rate_limit_exceeded(client, assistant):
     assert run.status == "failed" and run.last_error.code == "rate_limit_exceeded"
 
 
-def test_provider_error_while_streaming_ends_with_run_failed_then_done(client, assistant):
+def test_provider_error_while_streaming_ends_with_run_failed_then_done(server, client, assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "[error:503]"}])
     events = list(client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True))
-    assert [e.event for e in events][-1] == "thread.run.failed"
+    assert [e.event for e in events][-1] == "thread.run.failed"  # the SDK keeps `done` to itself
     assert events[-1].data.last_error.code == "server_error"
+    body = {"assistant_id": assistant.id, "stream": True, "additional_messages": [{"role": "user", "content": "[error:502]"}]}
+    with httpx.stream("POST", f"{server.base_url}/threads/{thread.id}/runs", json=body, timeout=30) as response:
+        names = [f["event"] for f in sse_frames(response.iter_lines()) if "comment" not in f]
+    assert names[-2:] == ["thread.run.failed", "done"]  # on the wire
     with client.beta.threads.runs.stream(
         thread_id=thread.id, assistant_id=assistant.id, additional_messages=[{"role": "user", "content": "[error:500]"}]
     ) as stream:
