@@ -2,7 +2,6 @@
 replicas, a killed replica's run ended by the other, and data that outlives restarts."""
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -77,12 +76,11 @@ def test_a_killed_replicas_run_is_ended_by_the_other_and_data_survives_restarts(
     run = r1.client().beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
     wait_for(lambda: client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data)
     r1.stop(kill=True)  # kill -9 mid-run
-    killed_at = time.monotonic()
     ended = wait_for(
         lambda: (r := client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id)).status == "failed" and r,
         timeout=LEASE * 5,
     )
-    assert ended.last_error.code == "server_error" and time.monotonic() - killed_at < LEASE * 5
+    assert ended.last_error.code == "server_error"
     again = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id,
         additional_messages=[{"role": "user", "content": "[reply:still here]"}], poll_interval_ms=50,
