@@ -85,8 +85,8 @@ class ScriptedLLM:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
     def requests_with(self, marker: str) -> list[dict]:
-        """The recorded requests whose last user message contains marker."""
-        return [r for r in list(self.requests) if marker in _last_user_text(r["messages"])]
+        """The recorded chat requests whose last user message contains marker."""
+        return [r for r in list(self.requests) if "messages" in r and marker in _last_user_text(r["messages"])]
 
     def was_cut_off(self, marker: str) -> bool:
         """Whether a stream whose last user message contains marker lost its client before the end."""
