@@ -46,8 +46,10 @@ cassandra:
 cassandra-stop:
 	tools/cassandra/start.sh stop
 
+# The order is random (pytest-randomly; the seed is printed): PYTEST_ARGS="-p no:randomly" runs it
+# in file order, PYTEST_ARGS="-p randomly --randomly-seed=N" repeats a seed.
 test: install cassandra
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: install cassandra
 	$(PY) -m tests.perf.bench

@@ -7,9 +7,11 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 import openai
 import pytest
+from cassandra.cluster import Cluster, Session
 
 from tests.scripted_llm import ScriptedLLM, free_port
 
@@ -96,14 +98,38 @@ CASSANDRA = os.environ.get("ASSISTD_TEST_CASSANDRA_HOSTS", "127.0.0.1:9042")
 
 
 def cassandra_url() -> str:
-    """A fresh keyspace on the test Cassandra (started by `make cassandra`)."""
+    """A fresh keyspace on the test Cassandra (started by `make cassandra`); drop it with drop_keyspace."""
     return f"cassandra://{CASSANDRA}/assistd_e2e_{uuid.uuid4().hex[:10]}"
 
 
+_SESSIONS: dict[tuple[str, int], Session] = {}  # one per Cassandra the tests look at, closed at the end
+
+
+def cql(url: str, statement: str) -> list:
+    """Runs a CQL statement on the Cassandra of a cassandra:// store URL; `{keyspace}` in it is the URL's keyspace."""
+    parsed = urlparse(url)
+    where = (parsed.hostname, parsed.port or 9042)
+    if where not in _SESSIONS:
+        _SESSIONS[where] = Cluster([where[0]], port=where[1]).connect()
+    return list(_SESSIONS[where].execute(statement.format(keyspace=parsed.path.strip("/")), timeout=120))
+
+
+def pytest_sessionfinish():
+    for session in _SESSIONS.values():
+        session.cluster.shutdown()
+
+
+def drop_keyspace(url: str) -> None:
+    """Drops a keyspace made by cassandra_url() once its servers are stopped: every table holds
+    Cassandra heap, and the 1 GB test node runs out after a few hundred of them."""
+    cql(url, "DROP KEYSPACE IF EXISTS {keyspace}")
+
+
 def pytest_generate_tests(metafunc):
-    """Modules that set STORES = ["sqlite", "cassandra"] run their server tests on each store."""
+    """Modules that set STORES = ["sqlite", "cassandra"] run their server tests (the shared `server`,
+    or their own servers built with `store_env`) on each store."""
     stores = getattr(metafunc.module, "STORES", None)
-    if stores and "server" in metafunc.fixturenames:
+    if stores and {"server", "store_env"} & set(metafunc.fixturenames):
         metafunc.parametrize("store_kind", stores, indirect=True, scope="session")
 
 
@@ -112,12 +138,26 @@ def store_kind(request):
     return getattr(request, "param", "sqlite")
 
 
+@pytest.fixture
+def store_env(store_kind):
+    """Env for a test's own servers: a fresh Cassandra keyspace (dropped after the test), or (SQLite)
+    the server's default file in its tmp directory. Servers of one test given the same env share one store."""
+    if store_kind != "cassandra":
+        yield {}
+        return
+    url = cassandra_url()
+    yield {"ASSISTD_STORE": url}
+    drop_keyspace(url)
+
+
 @pytest.fixture(scope="session")
 def server(provider, tmp_path_factory, store_kind):
     extra = {"ASSISTD_STORE": cassandra_url()} if store_kind == "cassandra" else {}
     srv = Server(tmp_path_factory.mktemp(f"assistd-{store_kind}"), provider, extra).start()
     yield srv
     srv.stop()
+    if extra:
+        drop_keyspace(extra["ASSISTD_STORE"])
 
 
 @pytest.fixture
@@ -128,6 +168,18 @@ def client(server):
 @pytest.fixture
 def assistant(client):
     return client.beta.assistants.create(model=MODEL, name="tester", instructions="You are a test assistant.")
+
+
+def unique(name: str) -> str:
+    """name with a random suffix: a marker only this test invocation puts in its prompts."""
+    return f"{name}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def marker() -> str:
+    """A marker for this test invocation's prompts, so `provider.requests_with(marker)` finds its own
+    requests only (the provider serves the whole session, and each store runs the same test)."""
+    return unique("marker")
 
 
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):

@@ -8,10 +8,12 @@ Directives in the last user message:
   [call:NAME:ARGS] call function NAME with JSON ARGS; several of them are parallel calls
   [rounds:N]       make the calls in N successive turns (default 1)
   [say:TEXT]       say TEXT before making the calls
+  [gate:NAME:N]    after N chunks, wait until the test calls `release(NAME)` (`is_held(NAME)` meanwhile)
   [embed-slow:S]   (in a text to embed) answer the embeddings request after S seconds
 Otherwise it answers "You said: <message>". After tool results it answers "Results: <outputs>".
 `tool_choice` is honoured like a real model would: "none" never calls, "required" or a named
-function always calls. Every request is recorded in `requests`.
+function always calls. Every request is recorded in `requests`; the prompts of streams whose
+client hung up before the end are recorded in `cut_off`.
 """
 
 import asyncio
@@ -24,7 +26,7 @@ import zlib
 
 from aiohttp import web
 
-_DIRECTIVE = re.compile(r"\[(reply|chunks|slow|error|rounds|say):([^\]]*)\]")
+_DIRECTIVE = re.compile(r"\[(reply|chunks|slow|error|rounds|say|gate):([^\]]*)\]")
 _CALL = re.compile(r"\[call:([A-Za-z0-9_-]+):(\{.*?\})\]")
 
 
@@ -62,7 +64,9 @@ class ScriptedLLM:
     def __init__(self):
         self.port = free_port()
         self.requests: list[dict] = []
-        self.cancelled = 0  # streams whose client went away before the end
+        self.cut_off: list[str] = []  # the last user text of each stream whose client went away before the end
+        self._held: set[str] = set()  # gates a stream is waiting at now
+        self._released: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -81,8 +85,28 @@ class ScriptedLLM:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
     def requests_with(self, marker: str) -> list[dict]:
-        """The recorded requests whose last user message contains marker."""
-        return [r for r in list(self.requests) if marker in _last_user_text(r["messages"])]
+        """The recorded chat requests whose last user message contains marker."""
+        return [r for r in list(self.requests) if "messages" in r and marker in _last_user_text(r["messages"])]
+
+    def was_cut_off(self, marker: str) -> bool:
+        """Whether a stream whose last user message contains marker lost its client before the end."""
+        return any(marker in text for text in list(self.cut_off))
+
+    def is_held(self, gate: str) -> bool:
+        """Whether a stream is waiting at this gate now."""
+        return gate in self._held
+
+    def release(self, gate: str) -> None:
+        """Lets the streams waiting at this gate (or arriving at it later) go on."""
+        self._released.add(gate)
+
+    async def _wait_at(self, gate: str) -> None:
+        self._held.add(gate)
+        try:
+            while gate not in self._released:
+                await asyncio.sleep(0.02)
+        finally:
+            self._held.discard(gate)
 
     def _run(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -135,6 +159,7 @@ class ScriptedLLM:
         if body.get("max_tokens") is not None and len(chunks) > body["max_tokens"]:
             chunks, finish = chunks[: body["max_tokens"]], "length"
         delay = float(directives.get("slow", 0))
+        gate, _, gate_after = directives.get("gate", "").partition(":")
         prompt_tokens = sum(len(json.dumps(m.get("content", "")).split()) for m in body["messages"])
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(chunks), "total_tokens": prompt_tokens + len(chunks)}
         if not body.get("stream"):
@@ -143,7 +168,9 @@ class ScriptedLLM:
         await response.prepare(request)
         try:
             await self._send(response, body, {"role": "assistant", "content": ""}, None)
-            for chunk in chunks:
+            for index, chunk in enumerate(chunks):
+                if gate and index == int(gate_after):
+                    await self._wait_at(gate)
                 if delay:
                     await asyncio.sleep(delay)
                 await self._send(response, body, {"content": chunk}, None)
@@ -154,7 +181,7 @@ class ScriptedLLM:
                 )
             await response.write(b"data: [DONE]\n\n")
         except (asyncio.CancelledError, ConnectionResetError):
-            self.cancelled += 1
+            self.cut_off.append(text)
             raise
         return response
 

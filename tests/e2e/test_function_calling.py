@@ -75,8 +75,8 @@ def test_the_seed_pattern_submit_from_the_handler_and_stream_the_answer(client, 
     assert run.status == "completed" and run.required_action is None and run.usage.total_tokens > 0
 
 
-def test_parallel_calls_in_one_step_both_outputs_in_one_submit(client, tool_assistant, provider):
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"marker-parallel {PARIS}{OSLO}"}])
+def test_parallel_calls_in_one_step_both_outputs_in_one_submit(client, tool_assistant, provider, marker):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"{marker} {PARIS}{OSLO}"}])
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=tool_assistant.id, poll_interval_ms=50)
     assert run.status == "requires_action" and run.required_action.type == "submit_tool_outputs"
     calls = run.required_action.submit_tool_outputs.tool_calls
@@ -90,7 +90,7 @@ def test_parallel_calls_in_one_step_both_outputs_in_one_submit(client, tool_assi
     answer = client.beta.threads.messages.list(thread_id=thread.id).data[0]
     assert answer.content[0].text.value == "Results: 18C; 4C"
     # the model saw its own calls and both results, under the ids the client answered
-    sent = provider.requests_with("marker-parallel")[-1]["messages"]
+    sent = provider.requests_with(marker)[-1]["messages"]
     assert [m["role"] for m in sent[-3:]] == ["assistant", "tool", "tool"]
     assert [m["tool_call_id"] for m in sent[-2:]] == [c.id for c in calls]
     steps = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id, order="asc").data
@@ -146,37 +146,37 @@ def test_stream_shows_tool_call_deltas_and_final_steps(client, tool_assistant):
     client.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
 
 
-def test_tool_choice_required_named_and_none(client, tool_assistant, provider):
-    def run_with(choice, marker):
-        thread = client.beta.threads.create(messages=[{"role": "user", "content": f"no directive {marker}"}])
+def test_tool_choice_required_named_and_none(client, tool_assistant, provider, marker):
+    def run_with(choice, text):
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": f"no directive {text}"}])
         return client.beta.threads.runs.create_and_poll(
             thread_id=thread.id, assistant_id=tool_assistant.id, tool_choice=choice, poll_interval_ms=50
         )
 
-    required = run_with("required", "marker-required")
+    required = run_with("required", f"{marker}-required")
     assert required.status == "requires_action" and required.tool_choice == "required"
-    assert provider.requests_with("marker-required")[-1]["tool_choice"] == "required"
-    named = run_with({"type": "function", "function": {"name": "get_time"}}, "marker-named")
+    assert provider.requests_with(f"{marker}-required")[-1]["tool_choice"] == "required"
+    named = run_with({"type": "function", "function": {"name": "get_time"}}, f"{marker}-named")
     assert named.status == "requires_action"
     assert named.required_action.submit_tool_outputs.tool_calls[0].function.name == "get_time"
-    assert provider.requests_with("marker-named")[-1]["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
-    none = run_with("none", f"marker-none {PARIS}")
+    assert provider.requests_with(f"{marker}-named")[-1]["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
+    none = run_with("none", f"{marker}-none {PARIS}")
     assert none.status == "completed"
-    assert provider.requests_with("marker-none")[-1]["tool_choice"] == "none"
+    assert provider.requests_with(f"{marker}-none")[-1]["tool_choice"] == "none"
     for run in (required, named):
         client.beta.threads.runs.cancel(run_id=run.id, thread_id=run.thread_id)
 
 
-def test_run_level_tools_override_and_parallel_tool_calls_false(client, provider):
+def test_run_level_tools_override_and_parallel_tool_calls_false(client, provider, marker):
     assistant = client.beta.assistants.create(model=MODEL)  # no tools of its own
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"marker-override-tools {PARIS}{OSLO}"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"{marker} {PARIS}{OSLO}"}])
     run = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id, tools=[WEATHER], parallel_tool_calls=False, poll_interval_ms=50
     )
     assert run.status == "requires_action" and run.parallel_tool_calls is False
     assert [t.function.name for t in run.tools] == ["get_weather"]
     assert len(run.required_action.submit_tool_outputs.tool_calls) == 1
-    sent = provider.requests_with("marker-override-tools")[-1]
+    sent = provider.requests_with(marker)[-1]
     assert sent["tools"][0]["function"]["parameters"]["required"] == ["city"] and sent["parallel_tool_calls"] is False
     client.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
 
@@ -235,8 +235,8 @@ def test_cancel_while_waiting_for_tool_outputs(client, tool_assistant):
     assert again.status == "completed"
 
 
-def test_a_run_left_waiting_expires(provider, tmp_path):
-    server = Server(tmp_path, provider, {"ASSISTD_RUN_EXPIRY_SECONDS": "1"}).start()
+def test_a_run_left_waiting_expires(provider, tmp_path, store_env):
+    server = Server(tmp_path, provider, {**store_env, "ASSISTD_RUN_EXPIRY_SECONDS": "1"}).start()
     try:
         client = server.client()
         assistant = client.beta.assistants.create(model=MODEL, tools=[WEATHER])
@@ -265,11 +265,11 @@ def test_a_run_left_waiting_expires(provider, tmp_path):
         server.stop()
 
 
-def test_prompt_based_tool_calls_for_a_model_without_native_tools(client, provider):
+def test_prompt_based_tool_calls_for_a_model_without_native_tools(client, provider, marker):
     from tests.conftest import PLAIN_MODEL
 
     assistant = client.beta.assistants.create(model=PLAIN_MODEL, instructions="Be brief.", tools=[WEATHER])
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"marker-plain {PARIS}{OSLO}"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"{marker} {PARIS}{OSLO}"}])
     with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
         events = [e.event for e in stream]
         run = stream.get_final_run()
@@ -280,7 +280,7 @@ def test_prompt_based_tool_calls_for_a_model_without_native_tools(client, provid
         ("get_weather", {"city": "Oslo"}),
     ]
     assert len({c.id for c in calls}) == 2 and all(c.id.startswith("call_") for c in calls)
-    sent = provider.requests_with("marker-plain")[-1]
+    sent = provider.requests_with(marker)[-1]
     assert "tools" not in sent and "get_weather" in sent["messages"][0]["content"]
     with client.beta.threads.runs.submit_tool_outputs_stream(
         thread_id=thread.id, run_id=run.id, tool_outputs=[{"tool_call_id": c.id, "output": _answer(c)} for c in calls]
@@ -295,10 +295,10 @@ def test_prompt_based_tool_calls_for_a_model_without_native_tools(client, provid
     assert client.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text.value == "plain answer"
 
 
-def test_response_format_reaches_the_provider(client, provider):
+def test_response_format_reaches_the_provider(client, provider, marker):
     schema = {"type": "object", "properties": {"answer": {"type": "integer", "minimum": 0}}, "required": ["answer"]}
     assistant = client.beta.assistants.create(model=MODEL)
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": '[reply:{"answer": 42}] marker-format'}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": '[reply:{"answer": 42}] ' + marker}])
     run = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id,
         assistant_id=assistant.id,
@@ -306,17 +306,17 @@ def test_response_format_reaches_the_provider(client, provider):
         poll_interval_ms=50,
     )
     assert run.status == "completed" and run.response_format.json_schema.name == "answer"
-    sent = provider.requests_with("marker-format")[-1]["response_format"]
+    sent = provider.requests_with(marker)[-1]["response_format"]
     assert sent == {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
 
 
-def test_max_prompt_tokens_ends_the_run_incomplete(client, assistant, provider):
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "word " * 400 + "marker-prompt-budget"}])
+def test_max_prompt_tokens_ends_the_run_incomplete(client, assistant, provider, marker):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "word " * 400 + marker}])
     run = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id, max_prompt_tokens=256, poll_interval_ms=50
     )
     assert run.status == "incomplete" and run.incomplete_details.reason == "max_prompt_tokens"
-    assert provider.requests_with("marker-prompt-budget") == []  # the oversized prompt was never sent
+    assert provider.requests_with(marker) == []  # the oversized prompt was never sent
     assert client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data == []
 
 
@@ -333,8 +333,8 @@ def test_a_call_cut_off_by_max_completion_tokens_ends_incomplete(client, tool_as
     ).status == "completed"  # the thread is free again
 
 
-def test_text_before_calls_ends_its_step_first_and_stays_one_turn(client, tool_assistant, provider):
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"[say:Let me check.] marker-say {PARIS}"}])
+def test_text_before_calls_ends_its_step_first_and_stays_one_turn(client, tool_assistant, provider, marker):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"[say:Let me check.] {marker} {PARIS}"}])
     events = list(client.beta.threads.runs.create(thread_id=thread.id, assistant_id=tool_assistant.id, stream=True))
     names = [e.event for e in events]
     created = [i for i, n in enumerate(names) if n == "thread.run.step.created"]
@@ -346,6 +346,6 @@ def test_text_before_calls_ends_its_step_first_and_stays_one_turn(client, tool_a
     client.beta.threads.runs.submit_tool_outputs_and_poll(
         thread_id=thread.id, run_id=run.id, tool_outputs=[{"tool_call_id": call.id, "output": "18C"}], poll_interval_ms=50
     )
-    sent = provider.requests_with("marker-say")[-1]["messages"]
+    sent = provider.requests_with(marker)[-1]["messages"]
     assistant_turn = [m for m in sent if m["role"] == "assistant"]
     assert len(assistant_turn) == 1 and assistant_turn[0]["content"] == "Let me check." and assistant_turn[0]["tool_calls"]

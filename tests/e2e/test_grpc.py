@@ -8,7 +8,7 @@ from assistd.v1 import assistant_pb2, assistant_pb2_grpc, message_pb2, run_pb2, 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.conftest import MODEL
+from tests.conftest import MODEL, unique
 
 STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
 
@@ -65,16 +65,33 @@ def test_watch_run_replays_exactly_the_events_after_k_for_a_finished_run(channel
         assert replay == original[k:]
 
 
-def test_watch_run_tails_a_run_that_is_still_going(channel, grpc_assistant):
-    thread_id = _thread(channel, "[chunks:30][slow:0.03]")
+def _text_of(events) -> str:
+    return "".join(
+        e.message_delta.delta.content[0].text.value for e in events if e.event == E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA
+    )
+
+
+def test_watch_run_tails_a_run_that_is_still_going(channel, grpc_assistant, provider):
+    gate = unique("gate-tail")
+    thread_id = _thread(channel, f"[chunks:20][gate:{gate}:10]")
     stream = _create_stream(channel, grpc_assistant.id, thread_id)
-    first = [next(stream).event for _ in range(8)]  # mid-generation now
+    first = [next(stream).event]
+    while _text_of(first) != "".join(f"w{i} " for i in range(10)):
+        first.append(next(stream).event)  # up to the last delta before the model stops at the gate
     run_id = first[0].run.id
     stub = run_pb2_grpc.RunServiceStub(channel)
-    watched = [r.event for r in stub.WatchRun(run_pb2.WatchRunRequest(thread_id=thread_id, run_id=run_id, after_sequence=5))]
-    rest = [r.event for r in stream]
-    everything = first + rest
+    watch = stub.WatchRun(run_pb2.WatchRunRequest(thread_id=thread_id, run_id=run_id, after_sequence=5))
+    watched = [next(watch).event]
+    while watched[-1].sequence_number < first[-1].sequence_number:
+        watched.append(next(watch).event)  # the replayed part
+    # the watch is open and the run cannot have ended: its model call waits at the gate
+    assert stub.GetRun(run_pb2.GetRunRequest(thread_id=thread_id, run_id=run_id)).run.status == E.RUN_STATUS_IN_PROGRESS
+    assert provider.is_held(gate)
+    provider.release(gate)
+    watched += [r.event for r in watch]  # what the run made after the watch began
+    everything = first + [r.event for r in stream]
     assert watched == everything[5:]
+    assert _text_of(watched[len(first) - 5 :]) == "".join(f"w{i} " for i in range(10, 20))
     assert watched[-1].event == E.RUN_EVENT_TYPE_DONE
     assert watched[-2].run.status == E.RUN_STATUS_COMPLETED
 

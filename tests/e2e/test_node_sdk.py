@@ -7,6 +7,8 @@ from pathlib import Path
 
 from tests.conftest import MODEL
 
+STORES = ["sqlite", "cassandra"]  # runs on both stores
+
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 
 

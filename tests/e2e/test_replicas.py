@@ -2,14 +2,13 @@
 replicas, a killed replica's run ended by the other, and data that outlives restarts."""
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import MODEL, Server, cassandra_url, sse_frames, wait_for
+from tests.conftest import MODEL, Server, cassandra_url, drop_keyspace, sse_frames, wait_for
 
 LEASE = 4  # short for the tests, yet safe from a loaded 2-core machine's scheduling delays
 
@@ -29,6 +28,7 @@ def replicas(provider, tmp_path):
     yield pair
     for server in pair:
         server.stop()
+    drop_keyspace(env["ASSISTD_STORE"])
 
 
 def test_a_run_started_on_one_replica_is_watched_to_the_end_on_the_other(replicas):
@@ -76,12 +76,11 @@ def test_a_killed_replicas_run_is_ended_by_the_other_and_data_survives_restarts(
     run = r1.client().beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
     wait_for(lambda: client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data)
     r1.stop(kill=True)  # kill -9 mid-run
-    killed_at = time.monotonic()
     ended = wait_for(
         lambda: (r := client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id)).status == "failed" and r,
         timeout=LEASE * 5,
     )
-    assert ended.last_error.code == "server_error" and time.monotonic() - killed_at < LEASE * 5
+    assert ended.last_error.code == "server_error"
     again = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id,
         additional_messages=[{"role": "user", "content": "[reply:still here]"}], poll_interval_ms=50,

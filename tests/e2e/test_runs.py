@@ -1,9 +1,10 @@
 """Runs through the real openai SDK: polling, streaming helpers, event order, thread-and-run."""
 
+import httpx
 import openai
 from openai import AssistantEventHandler
 
-from tests.conftest import MODEL
+from tests.conftest import MODEL, sse_frames
 
 STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
 
@@ -40,8 +41,8 @@ def test_create_and_poll_completes_and_the_answer_is_listed(client, assistant):
     assert client.beta.threads.messages.list(thread_id=thread.id, run_id=run.id).data == [answer]
 
 
-def test_instructions_and_model_reach_the_provider(client, assistant, provider):
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "marker-instructions"}])
+def test_instructions_and_model_reach_the_provider(client, assistant, provider, marker):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": marker}])
     run = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id,
         assistant_id=assistant.id,
@@ -53,48 +54,48 @@ def test_instructions_and_model_reach_the_provider(client, assistant, provider):
     assert run.status == "completed"
     assert run.instructions == "You are a test assistant.\n\nAnswer briefly."
     assert run.temperature == 0.3 and run.top_p == 0.9
-    sent = provider.requests_with("marker-instructions")[-1]
+    sent = provider.requests_with(marker)[-1]
     assert sent["model"] == "scripted"
     assert sent["messages"][0] == {"role": "system", "content": "You are a test assistant.\n\nAnswer briefly."}
     assert sent["temperature"] == 0.3 and sent["top_p"] == 0.9
 
 
-def test_model_alias_from_the_model_list_goes_through_the_router(client, provider):
+def test_model_alias_from_the_model_list_goes_through_the_router(client, provider, marker):
     models = [m.id for m in client.models.list().data]
     assert models == ["scripted-alias"]
     assistant = client.beta.assistants.create(model="scripted-alias", instructions="alias test")
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "[reply:via alias] marker-alias"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"[reply:via alias] {marker}"}])
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
     assert run.status == "completed" and run.model == "scripted-alias"
-    assert provider.requests_with("marker-alias")[-1]["model"] == "scripted"
+    assert provider.requests_with(marker)[-1]["model"] == "scripted"
 
 
-def test_run_overrides_model_and_instructions(client, provider):
+def test_run_overrides_model_and_instructions(client, provider, marker):
     assistant = client.beta.assistants.create(model="openai/not-reachable", instructions="base")
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "marker-run-override"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": marker}])
     run = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id, model=MODEL, instructions="override", poll_interval_ms=50
     )
     assert run.status == "completed" and run.model == MODEL and run.instructions == "override"
-    assert provider.requests_with("marker-run-override")[-1]["messages"][0]["content"] == "override"
+    assert provider.requests_with(marker)[-1]["messages"][0]["content"] == "override"
 
 
-def test_additional_messages_join_the_thread_before_the_run(client, assistant, provider):
+def test_additional_messages_join_the_thread_before_the_run(client, assistant, provider, marker):
     thread = client.beta.threads.create()
     run = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id,
         assistant_id=assistant.id,
         additional_messages=[
-            {"role": "user", "content": "first marker-additional"},
+            {"role": "user", "content": "first"},
             {"role": "assistant", "content": "noted"},
-            {"role": "user", "content": [{"type": "text", "text": "[reply:got both] marker-additional"}]},
+            {"role": "user", "content": [{"type": "text", "text": f"[reply:got both] {marker}"}]},
         ],
         poll_interval_ms=50,
     )
     assert run.status == "completed"
     roles = [m.role for m in client.beta.threads.messages.list(thread_id=thread.id, order="asc").data]
     assert roles == ["user", "assistant", "user", "assistant"]
-    sent = provider.requests_with("[reply:got both]")[-1]["messages"]
+    sent = provider.requests_with(marker)[-1]["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
 
 
@@ -213,11 +214,15 @@ def test_provider_rate_limit_maps_to_rate_limit_exceeded(client, assistant):
     assert run.status == "failed" and run.last_error.code == "rate_limit_exceeded"
 
 
-def test_provider_error_while_streaming_ends_with_run_failed_then_done(client, assistant):
+def test_provider_error_while_streaming_ends_with_run_failed_then_done(server, client, assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "[error:503]"}])
     events = list(client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True))
-    assert [e.event for e in events][-1] == "thread.run.failed"
+    assert [e.event for e in events][-1] == "thread.run.failed"  # the SDK keeps `done` to itself
     assert events[-1].data.last_error.code == "server_error"
+    body = {"assistant_id": assistant.id, "stream": True, "additional_messages": [{"role": "user", "content": "[error:502]"}]}
+    with httpx.stream("POST", f"{server.base_url}/threads/{thread.id}/runs", json=body, timeout=30) as response:
+        names = [f["event"] for f in sse_frames(response.iter_lines()) if "comment" not in f]
+    assert names[-2:] == ["thread.run.failed", "done"]  # on the wire
     with client.beta.threads.runs.stream(
         thread_id=thread.id, assistant_id=assistant.id, additional_messages=[{"role": "user", "content": "[error:500]"}]
     ) as stream:
@@ -235,10 +240,10 @@ def test_max_completion_tokens_ends_incomplete(client, assistant):
     assert message.status == "incomplete" and message.incomplete_details.reason == "max_tokens"
 
 
-def test_truncation_last_messages_limits_the_history(client, assistant, provider):
+def test_truncation_last_messages_limits_the_history(client, assistant, provider, marker):
     thread = client.beta.threads.create(
         messages=[{"role": "user", "content": f"old {i}"} for i in range(4)]
-        + [{"role": "user", "content": "marker-truncation"}]
+        + [{"role": "user", "content": marker}]
     )
     run = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id,
@@ -247,8 +252,8 @@ def test_truncation_last_messages_limits_the_history(client, assistant, provider
         poll_interval_ms=50,
     )
     assert run.status == "completed" and run.truncation_strategy.last_messages == 2
-    sent = provider.requests_with("marker-truncation")[-1]["messages"]
-    assert [m["content"] for m in sent] == ["You are a test assistant.", "old 3", "marker-truncation"]
+    sent = provider.requests_with(marker)[-1]["messages"]
+    assert [m["content"] for m in sent] == ["You are a test assistant.", "old 3", marker]
 
 
 def test_runs_list_retrieve_and_modify(client, assistant):

@@ -3,11 +3,14 @@
 import openai
 import pytest
 
-from tests.conftest import MODEL, Server, wait_for
+from tests.conftest import MODEL, Server, unique, wait_for
+
+STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
+LEASE = 3  # seconds: with a shared store (Cassandra) a killed process's runs are ended once its lease runs out
 
 
-def test_keys_resolve_to_isolated_tenants(provider, tmp_path):
-    server = Server(tmp_path, provider, {"ASSISTD_API_KEYS": "key-a=acme,key-b=globex"}).start()
+def test_keys_resolve_to_isolated_tenants(provider, tmp_path, store_env):
+    server = Server(tmp_path, provider, {**store_env, "ASSISTD_API_KEYS": "key-a=acme,key-b=globex"}).start()
     try:
         a = openai.OpenAI(base_url=server.base_url, api_key="key-a", max_retries=0)
         b = openai.OpenAI(base_url=server.base_url, api_key="key-b", max_retries=0)
@@ -36,21 +39,26 @@ def test_keys_resolve_to_isolated_tenants(provider, tmp_path):
         server.stop()
 
 
-def test_restart_keeps_data_and_fails_the_run_that_was_cut_off(provider, tmp_path):
-    server = Server(tmp_path, provider).start()
+def test_restart_keeps_data_and_fails_the_run_that_was_cut_off(provider, tmp_path, store_env):
+    env = {**store_env, "ASSISTD_RUN_LEASE_SECONDS": str(LEASE)}  # the restarted server uses the same store
+    server = Server(tmp_path, provider, env).start()
     client = server.client()
     assistant = client.beta.assistants.create(model=MODEL, name="survivor")
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "[chunks:100][slow:0.1]"}])
+    gate = unique("gate-never-opened")  # the run cannot end before the kill
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"[chunks:100][gate:{gate}:5]"}])
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
     wait_for(lambda: client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data)
     server.stop(kill=True)  # kill -9 mid-run
 
-    server = Server(tmp_path, provider).start()
+    server = Server(tmp_path, provider, env).start()
     try:
         client = server.client()
         assert client.beta.assistants.retrieve(assistant.id).name == "survivor"
-        cut = client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id)
-        assert cut.status == "failed" and cut.last_error.code == "server_error"
+        cut = wait_for(
+            lambda: (r := client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id)).status == "failed" and r,
+            timeout=LEASE * 5,
+        )
+        assert cut.last_error.code == "server_error"
         step = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data[0]
         assert step.status == "failed"
         again = client.beta.threads.runs.create_and_poll(

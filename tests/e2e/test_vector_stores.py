@@ -4,6 +4,9 @@ import openai
 import pytest
 
 from tests import documents
+from tests.conftest import Server
+
+STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
 
 
 @pytest.fixture
@@ -100,6 +103,11 @@ def test_chunking_strategy_is_honoured_and_validated(client):
     assert client.vector_stores.files.list(vector_store_id=other.id).data == []
     auto = client.vector_stores.files.create_and_poll(vector_store_id=other.id, file_id=file.id, poll_interval_ms=50)
     assert auto.chunking_strategy.static.max_chunk_size_tokens == 800 and auto.chunking_strategy.static.chunk_overlap_tokens == 400
+    # the chunks really are cut to size: 200-token windows hold about a quarter of the words of 800-token ones
+    small = client.vector_stores.search(vector_store_id=vs.id, query="word1500").data[0].content[0].text
+    large = client.vector_stores.search(vector_store_id=other.id, query="word1500").data[0].content[0].text
+    assert "word1500" in small and "word1500" in large
+    assert 3 * len(small.split()) < len(large.split())
 
 
 def test_vector_store_crud_and_file_removal(client, corpus):
@@ -116,16 +124,15 @@ def test_vector_store_crud_and_file_removal(client, corpus):
         client.vector_stores.retrieve(vs.id)
 
 
-def test_hybrid_search_finds_what_keywords_miss(provider, tmp_path, client):
-    from tests.conftest import Server
-
+def test_hybrid_search_finds_what_keywords_miss(provider, tmp_path, client, store_env):
     docs = [("cars.txt", b"My car is a red convertible with leather seats."), ("bread.txt", b"Sourdough bread needs a starter.")]
     keyword_only = client.vector_stores.create(name="keywords")
     for name, data in docs:
         client.vector_stores.files.upload_and_poll(vector_store_id=keyword_only.id, file=(name, data), poll_interval_ms=50)
     assert client.vector_stores.search(vector_store_id=keyword_only.id, query="automobile").data == []
 
-    server = Server(tmp_path, provider, {"ASSISTD_EMBEDDING_MODEL": "openai/scripted-embed"}).start()
+    requests_before = len(provider.requests)
+    server = Server(tmp_path, provider, {**store_env, "ASSISTD_EMBEDDING_MODEL": "openai/scripted-embed"}).start()
     try:
         hybrid = server.client()
         vs = hybrid.vector_stores.create(name="hybrid")
@@ -134,7 +141,7 @@ def test_hybrid_search_finds_what_keywords_miss(provider, tmp_path, client):
         results = hybrid.vector_stores.search(vector_store_id=vs.id, query="automobile").data
         assert results[0].filename == "cars.txt" and results[0].score == 1.0
         assert hybrid.vector_stores.search(vector_store_id=vs.id, query="sourdough starter").data[0].filename == "bread.txt"
-        embedded = [r for r in provider.requests if r.get("model") == "scripted-embed"]
+        embedded = [r for r in provider.requests[requests_before:] if r.get("model") == "scripted-embed"]
         assert any("leather seats" in " ".join(r["input"]) for r in embedded)  # chunks were embedded at ingestion
 
         # a file still being ingested is in use: it cannot be deleted until ingestion ends
@@ -168,10 +175,8 @@ def test_inline_vector_stores_in_tool_resources(client):
         client.beta.threads.create(tool_resources={"file_search": {"vector_stores": [{"file_ids": ["file-nope"]}]}})
 
 
-def test_vector_stores_are_tenant_scoped(provider, tmp_path):
-    from tests.conftest import Server
-
-    server = Server(tmp_path, provider, {"ASSISTD_API_KEYS": "key-a=acme,key-b=globex"}).start()
+def test_vector_stores_are_tenant_scoped(provider, tmp_path, store_env):
+    server = Server(tmp_path, provider, {**store_env, "ASSISTD_API_KEYS": "key-a=acme,key-b=globex"}).start()
     try:
         a = openai.OpenAI(base_url=server.base_url, api_key="key-a", max_retries=0)
         b = openai.OpenAI(base_url=server.base_url, api_key="key-b", max_retries=0)
@@ -192,10 +197,8 @@ def test_vector_stores_are_tenant_scoped(provider, tmp_path):
         server.stop()
 
 
-def test_cancelling_a_batch_and_score_threshold(provider, tmp_path):
-    from tests.conftest import Server
-
-    server = Server(tmp_path, provider, {"ASSISTD_EMBEDDING_MODEL": "openai/scripted-embed"}).start()
+def test_cancelling_a_batch_and_score_threshold(provider, tmp_path, store_env):
+    server = Server(tmp_path, provider, {**store_env, "ASSISTD_EMBEDDING_MODEL": "openai/scripted-embed"}).start()
     try:
         client = server.client()
         vs = client.vector_stores.create(name="cancel")
@@ -207,16 +210,22 @@ def test_cancelling_a_batch_and_score_threshold(provider, tmp_path):
         listed = client.vector_stores.file_batches.list_files(batch_id=batch.id, vector_store_id=vs.id, filter="cancelled").data
         assert len(listed) == cancelled.file_counts.cancelled
         # a cancelled file's chunks never become searchable, even once its ingestion would have ended
-        client.vector_stores.files.create_and_poll(vector_store_id=vs.id, file_id=client.files.create(
-            file=("other.txt", b"another slow file [embed-slow:2.5]"), purpose="assistants").id, poll_interval_ms=50)
+        other = client.files.create(file=("other.txt", b"another slow file [embed-slow:2.5]"), purpose="assistants")
+        client.vector_stores.files.create_and_poll(vector_store_id=vs.id, file_id=other.id, poll_interval_ms=50)
         found = {r.file_id for r in client.vector_stores.search(vector_store_id=vs.id, query="slow file").data}
-        assert not found & {f.id for f in listed}
+        assert other.id in found and not found & {f.id for f in listed}
 
-        scores = [r.score for r in client.vector_stores.search(vector_store_id=vs.id, query="another slow file").data]
-        assert scores and scores[0] == 1.0
+        # a weaker hit that the threshold must remove, while the best hit stays
+        near = client.files.create(file=("near.txt", b"A file on its own."), purpose="assistants")
+        client.vector_stores.files.create_and_poll(vector_store_id=vs.id, file_id=near.id, poll_interval_ms=50)
+        ranked = client.vector_stores.search(vector_store_id=vs.id, query="another slow file").data
+        assert ranked[0].file_id == other.id and ranked[0].score == 1.0
+        near_scores = [r.score for r in ranked if r.file_id == near.id]
+        assert near_scores and max(near_scores) < 0.99  # present, and under the threshold
         strict = client.vector_stores.search(
             vector_store_id=vs.id, query="another slow file", ranking_options={"score_threshold": 0.99}
         ).data
-        assert all(r.score >= 0.99 for r in strict) and len(strict) <= len(scores)
+        assert [r.file_id for r in strict] == [r.file_id for r in ranked if r.score >= 0.99]
+        assert strict[0].file_id == other.id and near.id not in {r.file_id for r in strict}
     finally:
         server.stop()
