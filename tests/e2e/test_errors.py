@@ -4,7 +4,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import MODEL, wait_for
+from tests.conftest import MODEL, Server, sse_frames, wait_for
 
 STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
 
@@ -44,16 +44,35 @@ def test_cancelling_a_slow_streaming_run(client, assistant, provider, marker):
     wait_for(lambda: provider.was_cut_off(marker))
 
 
-def test_cancel_a_queued_run_and_a_finished_one(client, assistant):
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "[slow:0.2][chunks:50]"}])
-    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
-    cancelled = client.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
-    assert cancelled.status == "cancelling"
-    final = client.beta.threads.runs.poll(run_id=run.id, thread_id=thread.id, poll_interval_ms=50)
-    assert final.status == "cancelled"
-    with pytest.raises(openai.BadRequestError) as info:
-        client.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
-    assert "Cannot cancel run with status 'cancelled'" in info.value.message
+def test_cancel_a_run_still_queued_behind_its_files_ingestion(provider, tmp_path, store_env, marker):
+    # A run waits in `queued` until the files it searches are ingested; this file's embedding takes 30 s.
+    server = Server(tmp_path, provider, {**store_env, "ASSISTD_EMBEDDING_MODEL": "openai/scripted-embed"}).start()
+    try:
+        client = server.client()
+        vs = client.vector_stores.create(name="slow")
+        slow = client.files.create(file=("slow.txt", b"Takes a while to embed. [embed-slow:30]"), purpose="assistants")
+        client.vector_stores.files.create(vector_store_id=vs.id, file_id=slow.id)
+        assistant = client.beta.assistants.create(
+            model=MODEL, tools=[{"type": "file_search"}], tool_resources={"file_search": {"vector_store_ids": [vs.id]}}
+        )
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": f"hello {marker}"}])
+        run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        assert client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id).status == "queued"
+        cancelled = client.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
+        assert cancelled.status == "cancelling"
+        final = client.beta.threads.runs.poll(run_id=run.id, thread_id=thread.id, poll_interval_ms=50)
+        assert final.status == "cancelled" and final.started_at is None and final.cancelled_at is not None
+        url = f"{server.base_url}/threads/{thread.id}/runs/{run.id}/events"
+        with httpx.stream("GET", url, timeout=30) as response:
+            names = [f["event"] for f in sse_frames(response.iter_lines()) if "event" in f]
+        assert names == ["thread.run.created", "thread.run.queued", "thread.run.cancelling", "thread.run.cancelled", "done"]
+        assert provider.requests_with(marker) == []  # the model was never called
+        assert client.vector_stores.files.retrieve(file_id=slow.id, vector_store_id=vs.id).status == "in_progress"
+        with pytest.raises(openai.BadRequestError) as info:
+            client.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
+        assert "Cannot cancel run with status 'cancelled'" in info.value.message
+    finally:
+        server.stop()
 
 
 def test_unknown_ids_are_not_found(client, assistant):
