@@ -7,7 +7,7 @@ import openai
 import pytest
 from openai import AssistantEventHandler
 
-from tests.conftest import MODEL, Server, wait_for
+from tests.conftest import MODEL, Server, sse_frames, wait_for
 
 STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
 
@@ -236,7 +236,7 @@ def test_cancel_while_waiting_for_tool_outputs(client, tool_assistant):
 
 
 def test_a_run_left_waiting_expires(provider, tmp_path, store_env):
-    server = Server(tmp_path, provider, {**store_env, "ASSISTD_RUN_EXPIRY_SECONDS": "1"}).start()
+    server = Server(tmp_path, provider, {**store_env, "ASSISTD_RUN_EXPIRY_SECONDS": "5"}).start()
     try:
         client = server.client()
         assistant = client.beta.assistants.create(model=MODEL, tools=[WEATHER])
@@ -249,9 +249,13 @@ def test_a_run_left_waiting_expires(provider, tmp_path, store_env):
         assert run.status == "requires_action" and run.expires_at is not None
         # a watcher that saw the first segment end waits for what comes next: the expiry
         url = f"{server.base_url}/threads/{thread.id}/runs/{run.id}/events"
-
         with httpx.stream("GET", url, headers={"Last-Event-ID": str(last_seen)}, timeout=30) as response:
-            names = [line.removeprefix("event: ") for line in response.iter_lines() if line.startswith("event: ")]
+            frames = sse_frames(response.iter_lines())
+            first = next(frames)
+            # the watch is live before the run expires: silence (a keep-alive) while it still waits
+            assert first == {"comment": "keep-alive"}
+            assert client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id).status == "requires_action"
+            names = [frame["event"] for frame in frames if "event" in frame]
         assert names == ["thread.run.step.expired", "thread.run.expired", "done"]
         expired = client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id)
         assert expired.status == "expired"

@@ -8,15 +8,20 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import MODEL, Server, cassandra_url, drop_keyspace, sse_frames, wait_for
+from tests.conftest import MODEL, Server, cassandra_url, drop_keyspace, sse_frames, unique, wait_for
 
 LEASE = 4  # short for the tests, yet safe from a loaded 2-core machine's scheduling delays
 
 
-def _frames(server, method, path, **kwargs):
+def _frames(server, method, path, into: list | None = None, **kwargs):
+    """The SSE frames of a request (comments left out), also appended to `into` as they arrive."""
+    frames = [] if into is None else into
     with httpx.stream(method, server.base_url + path, timeout=60, **kwargs) as response:
         assert response.status_code == 200
-        return [frame for frame in sse_frames(response.iter_lines()) if "comment" not in frame]
+        for frame in sse_frames(response.iter_lines()):
+            if "comment" not in frame:
+                frames.append(frame)
+    return frames
 
 
 @pytest.fixture
@@ -31,10 +36,11 @@ def replicas(provider, tmp_path):
     drop_keyspace(env["ASSISTD_STORE"])
 
 
-def test_a_run_started_on_one_replica_is_watched_to_the_end_on_the_other(replicas):
+def test_a_run_started_on_one_replica_is_watched_to_the_end_on_the_other(replicas, provider):
     r1, r2 = replicas
+    gate = unique("gate-replica")
     assistant = r1.client().beta.assistants.create(model=MODEL)
-    thread = r1.client().beta.threads.create(messages=[{"role": "user", "content": "[chunks:30][slow:0.05]"}])
+    thread = r1.client().beta.threads.create(messages=[{"role": "user", "content": f"[chunks:30][gate:{gate}:10]"}])
     streamed: list = []
     writer = threading.Thread(
         target=lambda: streamed.extend(
@@ -42,11 +48,20 @@ def test_a_run_started_on_one_replica_is_watched_to_the_end_on_the_other(replica
         )
     )
     writer.start()
-    run = wait_for(lambda: r2.client().beta.threads.runs.list(thread_id=thread.id).data)[0]
-    watched = _frames(r2, "GET", f"/threads/{thread.id}/runs/{run.id}/events", headers={"Last-Event-ID": "0"})
+    wait_for(lambda: provider.is_held(gate))  # r1's run is halfway, its model call held
+    run = r2.client().beta.threads.runs.list(thread_id=thread.id).data[0]
+    assert run.status == "in_progress"
+    watched: list = []
+    url = f"/threads/{thread.id}/runs/{run.id}/events"
+    watcher = threading.Thread(target=_frames, args=(r2, "GET", url, watched), kwargs={"headers": {"Last-Event-ID": "0"}})
+    watcher.start()
+    wait_for(lambda: any(f.get("event") == "thread.message.delta" for f in list(watched)))
+    provider.release(gate)  # the rest is made while r2's watcher is following
     writer.join(60)
+    watcher.join(60)
     assert watched == streamed and watched[-1]["event"] == "done"
     assert [int(f["id"]) for f in watched] == list(range(1, len(watched) + 1))
+    assert sum(f["event"] == "thread.message.delta" for f in watched) == 30
 
 
 def test_concurrent_runs_on_one_thread_through_both_replicas_only_one_wins(replicas):
