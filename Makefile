@@ -31,9 +31,15 @@ gen/.stamp: $(PROTOS) $(STAMP)
 
 gen: gen/.stamp
 
+# Python: ruff (lint + format) and mypy, generated code fenced off in pyproject.toml. Protos: buf lint,
+# buf format, and buf breaking against the main branch (a breaking change must be made on purpose).
 lint: install
+	$(VENV)/bin/ruff check service edge tests
+	$(VENV)/bin/ruff format --check service edge tests
+	$(VENV)/bin/mypy
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
+	$(VENV)/bin/buf breaking --against "$$(git rev-parse --git-common-dir)#branch=main"
 
 run: install
 	$(VENV)/bin/assistd serve

@@ -95,11 +95,13 @@ class Handler:
             if after:
                 if not after.isdigit():
                     raise codec.CodecError("Invalid 'Last-Event-ID': expected a sequence number.", "after_sequence")
-                message.after_sequence = int(after)
+                message.after_sequence = int(after)  # type: ignore[attr-defined]  # WatchRunRequest
             return await self._sse(request, channel, path, response_cls, message)
         if stream and self.stream is not None:
             stream_request_cls, stream_response_cls, stream_path = self.stream
-            return await self._sse(request, channel, stream_path, stream_response_cls, stream_request_cls(params=message))
+            return await self._sse(
+                request, channel, stream_path, stream_response_cls, stream_request_cls(params=message)
+            )
         call = channel.unary_unary(
             path, request_serializer=request_cls.SerializeToString, response_deserializer=response_cls.FromString
         )
@@ -147,6 +149,7 @@ class Handler:
         finally:
             reading.cancel()
             call.cancel()  # a client that left stops our reading; the run itself goes on
+
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
@@ -198,7 +201,9 @@ def create_app(target: str, heartbeat_seconds: float = 15.0) -> web.Application:
     app[HEARTBEAT_SECONDS] = heartbeat_seconds
 
     async def channel_context(app: web.Application):
-        app[CHANNEL] = grpc.aio.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+        app[CHANNEL] = grpc.aio.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        )
         yield
         await app[CHANNEL].close()
 

@@ -9,13 +9,14 @@ resource:
 - a few places take a bare string for an object, as OpenAI does (the SHORTHANDS below).
 """
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from google.protobuf import json_format
-
-from service.protojson import struct_to_python
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
+
+from service.protojson import struct_to_python
 
 F = FieldDescriptor
 TYPE_TAG = "kind"
@@ -95,9 +96,7 @@ def _expected(field: FieldDescriptor) -> str:
 
 
 def _type_error(param: str, expected: str, value: Any) -> CodecError:
-    return CodecError(
-        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.", param
-    )
+    return CodecError(f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.", param)
 
 
 def enum_prefix(enum: EnumDescriptor) -> str:
@@ -198,7 +197,8 @@ def _fill_field(message: Message, field: FieldDescriptor, value: Any, param: str
     elif field.is_repeated:
         container = getattr(message, field.name)
         if isinstance(value, str) and (
-            field.type == F.TYPE_STRING or (field.message_type is not None and field.message_type.full_name in _SHORTHANDS)
+            field.type == F.TYPE_STRING
+            or (field.message_type is not None and field.message_type.full_name in _SHORTHANDS)
         ):
             value = [value]  # a bare string where OpenAI takes "a string or a list of them"
         if not isinstance(value, list):

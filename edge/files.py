@@ -24,7 +24,9 @@ async def _send(call, message: file_pb2.UploadFileRequest) -> None:
 async def upload_file(request: web.Request, channel: grpc.aio.Channel, metadata) -> dict:
     """POST /v1/files: fields `purpose`, `file`, optional `expires_after[anchor|seconds]`."""
     if not request.content_type.startswith("multipart/"):
-        raise codec.CodecError("Expected a multipart/form-data body with 'file' and 'purpose'.", "file", "invalid_request")
+        raise codec.CodecError(
+            "Expected a multipart/form-data body with 'file' and 'purpose'.", "file", "invalid_request"
+        )
     reader = await request.multipart()
     call = file_pb2_grpc.FileServiceStub(channel).UploadFile(metadata=metadata)
     try:
@@ -48,7 +50,9 @@ async def upload_file(request: web.Request, channel: grpc.aio.Channel, metadata)
             elif part.name == "expires_after[anchor]":
                 if (anchor := await part.text()) not in _ANCHORS:
                     raise codec.CodecError(
-                        f"Invalid value: '{anchor}'. Supported values are: 'created_at'.", "expires_after[anchor]", "invalid_value"
+                        f"Invalid value: '{anchor}'. Supported values are: 'created_at'.",
+                        "expires_after[anchor]",
+                        "invalid_value",
                     )
             else:
                 raise codec.CodecError(f"Unknown parameter: '{part.name}'.", part.name, "unknown_parameter")

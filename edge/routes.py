@@ -27,14 +27,22 @@ ROUTES = [
     Route("GET", "/v1/vector_stores/{vector_store_id}/files", "VectorStoreService", "ListVectorStoreFiles"),
     Route("GET", "/v1/vector_stores/{vector_store_id}/files/{file_id}", "VectorStoreService", "GetVectorStoreFile"),
     Route("POST", "/v1/vector_stores/{vector_store_id}/files/{file_id}", "VectorStoreService", "UpdateVectorStoreFile"),
-    Route("DELETE", "/v1/vector_stores/{vector_store_id}/files/{file_id}", "VectorStoreService", "DeleteVectorStoreFile"),
+    Route(
+        "DELETE", "/v1/vector_stores/{vector_store_id}/files/{file_id}", "VectorStoreService", "DeleteVectorStoreFile"
+    ),
     Route("POST", "/v1/vector_stores/{vector_store_id}/file_batches", "VectorStoreService", "CreateFileBatch"),
     Route("GET", "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}", "VectorStoreService", "GetFileBatch"),
     Route(
-        "POST", "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", "VectorStoreService", "CancelFileBatch"
+        "POST",
+        "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel",
+        "VectorStoreService",
+        "CancelFileBatch",
     ),
     Route(
-        "GET", "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/files", "VectorStoreService", "ListFileBatchFiles"
+        "GET",
+        "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/files",
+        "VectorStoreService",
+        "ListFileBatchFiles",
     ),
     Route("GET", "/v1/files/{file_id}", "FileService", "GetFile"),
     Route("DELETE", "/v1/files/{file_id}", "FileService", "DeleteFile"),

@@ -78,13 +78,15 @@ def main(argv: list[str] | None = None) -> None:
     for noisy in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = _settings(args)
+    serve = _serve(
+        settings, with_service=args.command in ("serve", "service"), with_edge=args.command in ("serve", "edge")
+    )
     try:
         import uvloop
-
-        runner = uvloop.run
     except ImportError:  # uvloop is Linux/macOS only
-        runner = asyncio.run
-    runner(_serve(settings, with_service=args.command in ("serve", "service"), with_edge=args.command in ("serve", "edge")))
+        asyncio.run(serve)
+    else:
+        uvloop.run(serve)
 
 
 if __name__ == "__main__":

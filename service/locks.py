@@ -2,7 +2,7 @@
 
 import asyncio
 import weakref
-from typing import Hashable
+from collections.abc import Hashable
 
 
 class KeyedLocks:

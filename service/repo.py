@@ -30,7 +30,8 @@ def kind_of(cls: type) -> str:
 
 def record(obj: ProtoMessage) -> Record:
     kind, _, parent, tag = _KINDS[type(obj)]
-    return Record(kind=kind, parent=parent(obj), id=obj.id, data=obj.SerializeToString(), tag=tag(obj))
+    object_id = obj.id  # type: ignore[attr-defined]  # every stored kind has an id field
+    return Record(kind=kind, parent=parent(obj), id=object_id, data=obj.SerializeToString(), tag=tag(obj))
 
 
 class Repo:
@@ -69,4 +70,4 @@ class Repo:
             objs.extend(page)
             if not has_more or not page:
                 return objs
-            after = page[-1].id
+            after = page[-1].id  # type: ignore[attr-defined]  # every stored kind has an id field

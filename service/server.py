@@ -91,10 +91,16 @@ class Service:
             log.info("re-queued %d file(s) for ingestion", requeued)
         auth = Authenticator(self.settings.api_keys)
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
-        assistant_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantService(auth, self.repo, self.ingestor), server)
-        thread_pb2_grpc.add_ThreadServiceServicer_to_server(ThreadService(auth, self.repo, self.engine, self.ingestor), server)
+        assistant_pb2_grpc.add_AssistantServiceServicer_to_server(
+            AssistantService(auth, self.repo, self.ingestor), server
+        )
+        thread_pb2_grpc.add_ThreadServiceServicer_to_server(
+            ThreadService(auth, self.repo, self.engine, self.ingestor), server
+        )
         message_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(auth, self.repo, self.ingestor), server)
-        run_pb2_grpc.add_RunServiceServicer_to_server(RunService(auth, self.repo, self.engine, self.settings, self.ingestor), server)
+        run_pb2_grpc.add_RunServiceServicer_to_server(
+            RunService(auth, self.repo, self.engine, self.settings, self.ingestor), server
+        )
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)
         file_pb2_grpc.add_FileServiceServicer_to_server(
             FileService(auth, self.repo, self.blobs, self.settings.max_file_bytes, self.ingestor), server

@@ -18,9 +18,11 @@ Every refusal is InvalidArgument naming the parameter as the JSON body spells it
 """
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from assistd.v1 import assistant_pb2, file_pb2, message_pb2, run_pb2, vector_store_pb2 as vs_pb2
+from assistd.v1 import assistant_pb2, file_pb2, message_pb2, run_pb2
+from assistd.v1 import vector_store_pb2 as vs_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -133,7 +135,7 @@ def check_request(request: Message) -> None:
     `params` wrapper is looked through, so parameters are named as in the JSON body."""
     fields = request.DESCRIPTOR.fields
     if len(fields) == 1 and fields[0].name == "params" and fields[0].message_type is not None:
-        request = getattr(request, "params")
+        request = request.params
     _check_message(request, "")
 
 
@@ -387,7 +389,9 @@ def check_attributes(attributes, param: str = "attributes") -> None:
         if isinstance(value, str):
             check_length(value, 512, f"{param}.{key}")
         elif not isinstance(value, (bool, int, float)):
-            raise InvalidArgument(f"Invalid '{param}.{key}': expected a string, number or boolean.", param=f"{param}.{key}")
+            raise InvalidArgument(
+                f"Invalid '{param}.{key}': expected a string, number or boolean.", param=f"{param}.{key}"
+            )
 
 
 def check_filter(flt: vs_pb2.AttributeFilter, param: str = "filters") -> None:

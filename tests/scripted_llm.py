@@ -103,7 +103,7 @@ class ScriptedLLM:
     async def _wait_at(self, gate: str) -> None:
         self._held.add(gate)
         try:
-            while gate not in self._released:
+            while gate not in self._released:  # noqa: ASYNC110 - released from the test's thread: polled
                 await asyncio.sleep(0.02)
         finally:
             self._held.discard(gate)
@@ -127,12 +127,23 @@ class ScriptedLLM:
         if "error" in directives:
             status = int(directives["error"])
             return web.json_response(
-                {"error": {"message": f"scripted failure {status}", "type": "server_error", "param": None, "code": None}},
+                {
+                    "error": {
+                        "message": f"scripted failure {status}",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
                 status=status,
             )
         if not body.get("tools") and '"tool_calls"' in self._system(body):
             # a model without native tools, prompted with the JSON protocol (prompt-based fallback)
-            results = [m["content"].split(": ", 1)[1] for m in self._trailing_user(body) if m["content"].startswith("Result of ")]
+            results = [
+                m["content"].split(": ", 1)[1]
+                for m in self._trailing_user(body)
+                if m["content"].startswith("Result of ")
+            ]
             if results:
                 answer = "Results: " + "; ".join(results)
             elif wanted := _CALL.findall(text):
@@ -142,7 +153,9 @@ class ScriptedLLM:
             directives["reply"] = answer
         calls = self._calls(body, text, directives)
         if calls:
-            return await self._stream_calls(request, body, calls, float(directives.get("slow", 0)), directives.get("say", ""))
+            return await self._stream_calls(
+                request, body, calls, float(directives.get("slow", 0)), directives.get("say", "")
+            )
         tool_results = self._tool_results(body["messages"])
         if tool_results is not None:
             answer = "Results: " + "; ".join(tool_results)
@@ -161,7 +174,11 @@ class ScriptedLLM:
         delay = float(directives.get("slow", 0))
         gate, _, gate_after = directives.get("gate", "").partition(":")
         prompt_tokens = sum(len(json.dumps(m.get("content", "")).split()) for m in body["messages"])
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(chunks), "total_tokens": prompt_tokens + len(chunks)}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(chunks),
+            "total_tokens": prompt_tokens + len(chunks),
+        }
         if not body.get("stream"):
             return web.json_response(self._completion(body, "".join(chunks), finish, usage))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -251,7 +268,12 @@ class ScriptedLLM:
         budget = body.get("max_tokens")
         finish = "tool_calls"
         for index, (name, arguments) in enumerate(calls):
-            first = {"index": index, "id": f"call_provider_{index}", "type": "function", "function": {"name": name, "arguments": ""}}
+            first = {
+                "index": index,
+                "id": f"call_provider_{index}",
+                "type": "function",
+                "function": {"name": name, "arguments": ""},
+            }
             await self._send(response, body, {"tool_calls": [first]}, None)
             for i in range(0, len(arguments), 5):
                 if budget is not None:
@@ -266,13 +288,20 @@ class ScriptedLLM:
         await self._send(response, body, {}, finish)
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = {"prompt_tokens": 10, "completion_tokens": 5 * len(calls), "total_tokens": 10 + 5 * len(calls)}
-            await response.write(f"data: {json.dumps({**self._chunk_base(body), 'choices': [], 'usage': usage})}\n\n".encode())
+            await response.write(
+                f"data: {json.dumps({**self._chunk_base(body), 'choices': [], 'usage': usage})}\n\n".encode()
+            )
         await response.write(b"data: [DONE]\n\n")
         return response
 
     @staticmethod
     def _chunk_base(body: dict) -> dict:
-        return {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": int(time.time()), "model": body["model"]}
+        return {
+            "id": "chatcmpl-scripted",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body["model"],
+        }
 
     async def _send(self, response, body, delta, finish) -> None:
         chunk = {**self._chunk_base(body), "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}

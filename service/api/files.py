@@ -40,7 +40,9 @@ class FileService(file_pb2_grpc.FileServiceServicer):
                     file.bytes += len(part.chunk)
                     if file.bytes > self.max_bytes:
                         raise FileTooLarge(
-                            f"File is too large: the limit is {self.max_bytes} bytes.", param="file", code="file_too_large"
+                            f"File is too large: the limit is {self.max_bytes} bytes.",
+                            param="file",
+                            code="file_too_large",
                         )
                     yield part.chunk
 

@@ -5,8 +5,8 @@ from assistd.v1 import assistant_pb2, run_pb2, run_pb2_grpc, thread_pb2
 from service import ids
 from service.api.common import list_query, page, streaming, unary
 from service.api.threads import new_message, new_thread, thread_files
-from service.retrieval.attachments import attach
 from service.engine.file_search import without_result_content
+from service.retrieval.attachments import attach
 from service.validation import check_metadata, check_run
 
 

@@ -140,5 +140,7 @@ class MessageService(message_pb2_grpc.MessageServiceServicer):
     async def ListMessages(self, tenant, request, context):
         query = list_query(request)
         await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
-        items, has_more = await self.repo.list_page(tenant, message_pb2.Message, request.thread_id, query, request.run_id)
+        items, has_more = await self.repo.list_page(
+            tenant, message_pb2.Message, request.thread_id, query, request.run_id
+        )
         return page(message_pb2.ListMessagesResponse(), items, has_more)

@@ -3,7 +3,8 @@
 File counts, usage and status are computed from the files whenever a store or batch is read,
 so they are exact at every moment."""
 
-from assistd.v1 import common_pb2, file_pb2, vector_store_pb2 as vs_pb2, vector_store_pb2_grpc
+from assistd.v1 import common_pb2, vector_store_pb2_grpc
+from assistd.v1 import vector_store_pb2 as vs_pb2
 
 from service import ids
 from service.api.common import list_query, page, unary
@@ -64,8 +65,15 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
         return batch
 
     async def _batch_files(self, tenant, batch) -> list[vs_pb2.VectorStoreFile]:
-        members = [m.decode() for m in (await self.repo.store.list_page(tenant, _BATCH_MEMBER, batch.id, ListQuery(limit=10_000, order="asc"))).items]
-        files = [await self.repo.get(tenant, vs_pb2.VectorStoreFile, file_id, batch.vector_store_id) for file_id in members]
+        members = [
+            m.decode()
+            for m in (
+                await self.repo.store.list_page(tenant, _BATCH_MEMBER, batch.id, ListQuery(limit=10_000, order="asc"))
+            ).items
+        ]
+        files = [
+            await self.repo.get(tenant, vs_pb2.VectorStoreFile, file_id, batch.vector_store_id) for file_id in members
+        ]
         return [f for f in files if f is not None]
 
     async def _new_files(self, tenant, vs_id, specs, param: str) -> list[vs_pb2.VectorStoreFile]:
@@ -86,9 +94,11 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
         if request.HasField("expires_after"):
             store.expires_after.CopyFrom(request.expires_after)
             store.expires_at = store.created_at + request.expires_after.days * 86400
-        files = await self._new_files(
-            tenant, store.id, [(f, strategy, None) for f in request.file_ids], "file_ids"
-        ) if request.file_ids else []
+        files = (
+            await self._new_files(tenant, store.id, [(f, strategy, None) for f in request.file_ids], "file_ids")
+            if request.file_ids
+            else []
+        )
         await self.repo.put(tenant, store, *files)
         self._ingest(tenant, files)
         return vs_pb2.CreateVectorStoreResponse(vector_store=await self._store(tenant, store.id))
@@ -136,7 +146,12 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
         queries, limit, threshold = check_search(request)
         await self.repo.require(tenant, vs_pb2.VectorStore, request.vector_store_id)
         hits = await search(
-            self.repo, tenant, [request.vector_store_id], queries, limit, threshold,
+            self.repo,
+            tenant,
+            [request.vector_store_id],
+            queries,
+            limit,
+            threshold,
             request.filters if request.HasField("filters") else None,
             self.embedder,
         )
@@ -211,7 +226,10 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
         ]
         files = await self._new_files(tenant, vs_id, specs, "file_ids" if request.file_ids else "files")
         batch = vs_pb2.VectorStoreFileBatch(
-            id=ids.new_id("vsfb_"), object="vector_store.files_batch", created_at=ids.now(), vector_store_id=vs_id,
+            id=ids.new_id("vsfb_"),
+            object="vector_store.files_batch",
+            created_at=ids.now(),
+            vector_store_id=vs_id,
             status="in_progress",
         )
         members = [Record(_BATCH_MEMBER, batch.id, f.id, f.id.encode()) for f in files]
@@ -239,7 +257,9 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
         stored = await self.repo.require(tenant, vs_pb2.VectorStoreFileBatch, batch.id, batch.vector_store_id)
         stored.status = "cancelled"
         await self.repo.put(tenant, stored)
-        return vs_pb2.CancelFileBatchResponse(batch=await self._batch(tenant, request.vector_store_id, request.batch_id))
+        return vs_pb2.CancelFileBatchResponse(
+            batch=await self._batch(tenant, request.vector_store_id, request.batch_id)
+        )
 
     @unary
     async def ListFileBatchFiles(self, tenant, request, context):

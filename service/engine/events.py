@@ -7,7 +7,7 @@ so a token never waits for more than one commit in flight.
 
 import asyncio
 import logging
-from typing import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from assistd.v1 import message_pb2, run_pb2, thread_pb2
 from google.protobuf.message import Message as ProtoMessage
@@ -102,7 +102,7 @@ class EventLog:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
 
-    def emit(self, channel: RunChannel, event_type: int, obj: ProtoMessage | None = None) -> int:
+    def emit(self, channel: RunChannel, event_type: run_pb2.RunEventType, obj: ProtoMessage | None = None) -> int:
         """Queues an event carrying (a copy of) obj; returns its sequence number. An event that
         carries a run, step, message or thread also stores that object as it is now. SNAPSHOT
         stores the object with no event (and returns the last event's number)."""

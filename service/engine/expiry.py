@@ -1,13 +1,13 @@
 """Timers that end runs left waiting for tool outputs once their `expires_at` has passed."""
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 
 from assistd.v1 import run_pb2
 
 from service import ids
 
-Expire = Callable[[str, str, str], Awaitable[None]]  # (tenant, thread_id, run_id)
+Expire = Callable[[str, str, str], Coroutine[object, object, None]]  # (tenant, thread_id, run_id)
 
 
 class ExpiryTimers:

@@ -45,9 +45,7 @@ class FileSearch:
         self._repo = repo
         self._embedder = embedder
 
-    async def vector_stores(
-        self, tenant: str, run: run_pb2.Run, thread: thread_pb2.Thread | None
-    ) -> list[str]:
+    async def vector_stores(self, tenant: str, run: run_pb2.Run, thread: thread_pb2.Thread | None) -> list[str]:
         """The vector stores the run searches (its assistant's, then its thread's), once their
         files are ingested, as OpenAI waits for them; [] when the run has no file_search tool."""
         if settings_of(run) is None:
@@ -64,12 +62,15 @@ class FileSearch:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + INGESTION_WAIT_SECONDS
         for vs_id in stores:
-            while loop.time() < deadline and await self._ingesting(tenant, vs_id):
+            # Polled: ingestion state lives in the store, and another replica may be ingesting.
+            while loop.time() < deadline and await self._ingesting(tenant, vs_id):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         return stores
 
     async def _ingesting(self, tenant: str, vs_id: str) -> bool:
-        pending, _ = await self._repo.list_page(tenant, vs_pb2.VectorStoreFile, vs_id, ListQuery(limit=1), "in_progress")
+        pending, _ = await self._repo.list_page(
+            tenant, vs_pb2.VectorStoreFile, vs_id, ListQuery(limit=1), "in_progress"
+        )
         return bool(pending)
 
     async def run_calls(

@@ -7,8 +7,9 @@ OpenAI sends, in OpenAI's order, each carrying the object it shows. The caller w
 the run's log in that order, at once (an Effect holds the live object, not a copy).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, Sequence
+from typing import NamedTuple, Protocol
 
 from assistd.v1 import common_pb2, message_pb2, run_pb2, thread_pb2
 from google.protobuf.message import Message as ProtoMessage
@@ -75,7 +76,7 @@ class OpenTurn(Protocol):
 class Effect(NamedTuple):
     """An event for the run's log and the object it carries; with SNAPSHOT, only the object's write."""
 
-    event: int
+    event: run_pb2.RunEventType
     obj: ProtoMessage
 
 
@@ -83,7 +84,7 @@ class Effect(NamedTuple):
 class Outcome:
     """How a segment of a run ends."""
 
-    status: int
+    status: run_pb2.RunStatus
     error_code: str = ""
     error_message: str = ""
     incomplete_reason: str = ""
@@ -156,7 +157,9 @@ def outputs_by_call(run: run_pb2.Run, outputs: Sequence[run_pb2.ToolOutput]) -> 
             raise missing(param)
         if output.tool_call_id not in pending:
             raise InvalidArgument(
-                f"Invalid '{param}': no pending tool call has id '{output.tool_call_id}'.", param=param, code="invalid_value"
+                f"Invalid '{param}': no pending tool call has id '{output.tool_call_id}'.",
+                param=param,
+                code="invalid_value",
             )
         if output.tool_call_id in by_id:
             raise InvalidArgument(f"Duplicate tool_call_id '{output.tool_call_id}' in 'tool_outputs'.", param=param)
@@ -164,7 +167,9 @@ def outputs_by_call(run: run_pb2.Run, outputs: Sequence[run_pb2.ToolOutput]) -> 
     missing_ids = [call_id for call_id in pending if call_id not in by_id]
     if missing_ids:
         raise InvalidArgument(
-            f"Expected tool outputs for call_ids {pending}, got {list(by_id)}.", param="tool_outputs", code="invalid_value"
+            f"Expected tool outputs for call_ids {pending}, got {list(by_id)}.",
+            param="tool_outputs",
+            code="invalid_value",
         )
     return by_id
 
@@ -241,7 +246,7 @@ def conclude(run: run_pb2.Run, turn: OpenTurn, outcome: Outcome, now: int, expir
     return effects
 
 
-def _end_message(turn: OpenTurn, status: int, now: int) -> list[Effect]:
+def _end_message(turn: OpenTurn, status: run_pb2.RunStatus, now: int) -> list[Effect]:
     message = turn.message
     if message is None or turn.message_settled:
         return []

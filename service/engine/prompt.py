@@ -41,16 +41,26 @@ def _tool_turn(step: run_pb2.RunStep, first_source: int) -> list[dict[str, Any]]
     for call in step.step_details.tool_calls:
         kind = call.WhichOneof("kind")
         if kind == "function" and call.function.HasField("output"):
-            calls.append({"id": call.id, "type": "function", "function": {"name": call.function.name, "arguments": call.function.arguments}})
+            calls.append(
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.function.name, "arguments": call.function.arguments},
+                }
+            )
             outputs.append(call.function.output)
         elif kind == "file_search":
-            calls.append({"id": call.id, "type": "function", "function": {"name": citations.FUNCTION_NAME, "arguments": "{}"}})
+            calls.append(
+                {"id": call.id, "type": "function", "function": {"name": citations.FUNCTION_NAME, "arguments": "{}"}}
+            )
             outputs.append(citations.format_results(call.file_search.results, first_source))
             first_source += len(call.file_search.results)
     if not calls:
         return []
     turn: list[dict[str, Any]] = [{"role": "assistant", "content": None, "tool_calls": calls}]
-    turn.extend({"role": "tool", "tool_call_id": c["id"], "content": output} for c, output in zip(calls, outputs))
+    turn.extend(
+        {"role": "tool", "tool_call_id": c["id"], "content": output} for c, output in zip(calls, outputs, strict=True)
+    )
     return turn
 
 

@@ -12,8 +12,9 @@ segment's model call, never the task that records the run's end.
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import AsyncIterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 from assistd.v1 import message_pb2, run_pb2, thread_pb2
 
@@ -298,7 +299,8 @@ class RunEngine:
         try:
             outcome = await segment.run()
         except asyncio.CancelledError:
-            if asyncio.current_task().cancelling():
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
                 raise  # the service is stopping: whoever sweeps next fails the run
             outcome = lifecycle.CANCELLED
         except ProviderError as exc:

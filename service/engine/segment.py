@@ -7,7 +7,8 @@ segment in requires_action. The segment decides how it ended; the runner records
 """
 
 import asyncio
-from typing import Awaitable, TypeVar
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from assistd.v1 import message_pb2, run_pb2, thread_pb2
 from google.protobuf.message import Message as ProtoMessage
@@ -50,7 +51,7 @@ class Segment:
         self.stop_requested = False
         self._waiting_on: asyncio.Task | None = None
 
-    def emit(self, event_type: int, obj: ProtoMessage) -> int:
+    def emit(self, event_type: run_pb2.RunEventType, obj: ProtoMessage) -> int:
         return self._events.emit(self._channel, event_type, obj)
 
     def interrupt(self) -> None:

@@ -25,7 +25,7 @@ def _protocol(tools: list[dict[str, Any]], tool_choice: Any) -> str:
         rule = "Call functions only when they help; otherwise answer normally."
     return (
         f"You can call these functions:\n{functions}\n"
-        'To call functions, reply with only this JSON object and nothing else: '
+        "To call functions, reply with only this JSON object and nothing else: "
         '{"tool_calls": [{"name": "<function name>", "arguments": {<arguments object>}}]}\n'
         f"{rule}"
     )
@@ -93,7 +93,8 @@ class CallParser:
         if calls is None:
             return held, []
         return "", [
-            ToolCallFragment(index=i, name=name, arguments=json.dumps(arguments)) for i, (name, arguments) in enumerate(calls)
+            ToolCallFragment(index=i, name=name, arguments=json.dumps(arguments))
+            for i, (name, arguments) in enumerate(calls)
         ]
 
     def _calls(self, text: str) -> list[tuple[str, Any]] | None:

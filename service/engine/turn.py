@@ -5,7 +5,7 @@ step, streamed on as step deltas under assistd's own call ids. Calls of the file
 are kept aside for the file_search tool to run. The turn also keeps its usage and finish reason.
 """
 
-from typing import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
 from assistd.v1 import common_pb2, message_pb2, run_pb2
 from google.protobuf.message import Message as ProtoMessage
@@ -17,14 +17,14 @@ from service.llm import ChatDelta, ToolCallFragment
 from service.retrieval import citations
 
 E = run_pb2
-Emit = Callable[[int, ProtoMessage], object]  # (event type, the object it carries)
+Emit = Callable[[run_pb2.RunEventType, ProtoMessage], object]  # (event type, the object it carries)
 
 
-def _unwritable(event_type: int, obj: ProtoMessage) -> None:
+def _unwritable(event_type: run_pb2.RunEventType, obj: ProtoMessage) -> None:
     raise RuntimeError("a turn rebuilt from the store is only concluded; it emits nothing itself")
 
 
-def new_step(run: run_pb2.Run, step_type: int) -> run_pb2.RunStep:
+def new_step(run: run_pb2.Run, step_type: run_pb2.RunStepType) -> run_pb2.RunStep:
     step = run_pb2.RunStep(
         id=ids.new_id("step_"),
         object="thread.run.step",

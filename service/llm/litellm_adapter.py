@@ -10,8 +10,9 @@ import asyncio
 import logging
 import os
 import re
+from collections.abc import AsyncIterator
 from types import ModuleType
-from typing import Any, AsyncIterator
+from typing import Any
 
 from service.llm.model_list import load_model_list
 from service.llm.port import (
@@ -54,8 +55,9 @@ class LiteLLMProvider:
     def aliases(self) -> list[str]:
         return sorted(self._aliases)
 
-    def _routed(self, model: str) -> bool:
-        return self._router is not None and model in self._aliases
+    def _router_for(self, model: str) -> Any:
+        """The litellm Router when model is an alias of the model list, else None."""
+        return self._router if model in self._aliases else None
 
     async def count_tokens(self, model: str, messages: list[dict[str, Any]]) -> int:
         deployment = next((e["litellm_params"]["model"] for e in self._model_list if e["model_name"] == model), model)
@@ -63,8 +65,9 @@ class LiteLLMProvider:
 
     async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         try:
-            if self._routed(model):
-                response = await self._router.aembedding(model=model, input=texts)
+            router = self._router_for(model)
+            if router is not None:
+                response = await router.aembedding(model=model, input=texts)
             else:
                 response = await self._litellm.aembedding(
                     model=model, input=texts, num_retries=self._retries, timeout=self._timeout
@@ -93,8 +96,9 @@ class LiteLLMProvider:
         }
         kwargs.update({k: v for k, v in optional.items() if v is not None})
         try:
-            if self._routed(request.model):
-                response = await self._router.acompletion(**kwargs)
+            router = self._router_for(request.model)
+            if router is not None:
+                response = await router.acompletion(**kwargs)
             else:
                 response = await self._litellm.acompletion(num_retries=self._retries, timeout=self._timeout, **kwargs)
             try:

@@ -5,8 +5,9 @@ finish reason). Failures come back as one of a small set of ProviderErrors, each
 OpenAI `last_error.code` a run shows for it. Adapters (litellm today) live beside this module.
 """
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, Protocol
 
 
 @dataclass

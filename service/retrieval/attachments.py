@@ -1,7 +1,8 @@
 """Message attachments for file_search: the files go into the thread's vector store, which is
 created on first use and set in the thread's tool_resources, as OpenAI does."""
 
-from assistd.v1 import message_pb2, thread_pb2, vector_store_pb2 as vs_pb2
+from assistd.v1 import message_pb2, thread_pb2
+from assistd.v1 import vector_store_pb2 as vs_pb2
 
 from service.repo import Repo
 from service.retrieval.stores import new_files, new_vector_store

@@ -27,7 +27,7 @@ _MARKER = re.compile(r"【(\d+)(?::\d+)?†[^】]*】")
 
 def sources(steps: list[run_pb2.RunStep]) -> list[run_pb2.FileSearchResult]:
     """Every file_search result of a run, in order: source n is the n-th."""
-    found = []
+    found: list[run_pb2.FileSearchResult] = []
     for step in steps:
         for call in step.step_details.tool_calls:
             if call.WhichOneof("kind") == "file_search":
@@ -66,6 +66,8 @@ def queries_of(arguments: str) -> list[str]:
     except ValueError:
         return [arguments] if arguments.strip() else []
     if isinstance(data, dict):
-        queries = data.get("queries", data.get("query", []))
-        return [queries] if isinstance(queries, str) else [q for q in queries if isinstance(q, str)]
+        queries = data.get("queries", data.get("query")) or []
+        if isinstance(queries, str):
+            return [queries]
+        return [q for q in queries if isinstance(q, str)] if isinstance(queries, list) else []
     return []

@@ -25,5 +25,5 @@ class Embedder:
 def _normalize(vectors: list[list[float]]) -> list[bytes]:
     matrix = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    matrix = matrix / np.where(norms == 0, 1, norms)
-    return [row.tobytes() for row in matrix]
+    unit = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
+    return [row.tobytes() for row in unit]

@@ -6,9 +6,9 @@ import logging
 
 from assistd.v1 import file_pb2, vector_store_pb2
 
+from service.llm import ProviderError
 from service.locks import KeyedLocks
 from service.repo import Repo, kind_of
-from service.llm import ProviderError
 from service.retrieval.chunk import DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP, chunk_text
 from service.retrieval.embed import Embedder
 from service.retrieval.parse import ParseError, extract_text

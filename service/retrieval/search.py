@@ -54,10 +54,12 @@ def matches(flt: vector_store_pb2.AttributeFilter, attributes: dict[str, Any]) -
         return isinstance(target, list) and value in target
     if flt.type == "nin":
         return isinstance(target, list) and value not in target
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, target))
-    if not numbers:
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, target)):
         return False
-    return {"gt": value > target, "gte": value >= target, "lt": value < target, "lte": value <= target}.get(flt.type, False)
+    assert isinstance(value, (int, float)) and isinstance(target, (int, float))
+    return {"gt": value > target, "gte": value >= target, "lt": value < target, "lte": value <= target}.get(
+        flt.type, False
+    )
 
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)

@@ -1,7 +1,8 @@
 """Making vector stores and their files, validated as OpenAI validates them. Used by the vector
 store API, message attachments and the inline `tool_resources.file_search.vector_stores` helper."""
 
-from assistd.v1 import file_pb2, vector_store_pb2 as vs_pb2
+from assistd.v1 import file_pb2
+from assistd.v1 import vector_store_pb2 as vs_pb2
 
 from service import ids
 from service.errors import InvalidArgument, missing, not_found
@@ -10,12 +11,16 @@ from service.retrieval.chunk import DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP
 from service.validation import check_attributes, check_chunking_strategy, check_metadata
 
 
-def stored_chunking(strategy: vs_pb2.ChunkingStrategy | None, param: str = "chunking_strategy") -> vs_pb2.ChunkingStrategy:
+def stored_chunking(
+    strategy: vs_pb2.ChunkingStrategy | None, param: str = "chunking_strategy"
+) -> vs_pb2.ChunkingStrategy:
     """The strategy to store: `auto` (or none) becomes static 800/400; static is validated as OpenAI does."""
     if strategy is None or strategy.type in ("", "auto"):
         return vs_pb2.ChunkingStrategy(
             type="static",
-            static=vs_pb2.StaticChunking(max_chunk_size_tokens=DEFAULT_MAX_TOKENS, chunk_overlap_tokens=DEFAULT_OVERLAP),
+            static=vs_pb2.StaticChunking(
+                max_chunk_size_tokens=DEFAULT_MAX_TOKENS, chunk_overlap_tokens=DEFAULT_OVERLAP
+            ),
         )
     check_chunking_strategy(strategy, param)
     return strategy
@@ -74,7 +79,9 @@ async def inline_stores(repo: Repo, tenant: str, resources, param: str = "tool_r
         where = f"{param}.file_search.vector_stores[{i}]"
         store = new_vector_store(metadata=spec.metadata)
         chunking = spec.chunking_strategy if spec.HasField("chunking_strategy") else None
-        files = await new_files(repo, tenant, store.id, [(f, chunking, None) for f in spec.file_ids], f"{where}.file_ids")
+        files = await new_files(
+            repo, tenant, store.id, [(f, chunking, None) for f in spec.file_ids], f"{where}.file_ids"
+        )
         objects += [store, *files]
         to_ingest += files
         search.vector_store_ids.append(store.id)

@@ -32,8 +32,9 @@ def open_blobs(url: str, store: Store) -> BlobStore:
     if url.startswith("sqlite://"):
         return LocalBlobs(os.path.join(os.path.dirname(_sqlite_path(url)) or ".", "files"))
     if url.startswith("cassandra://"):
-        from service.store.cassandra import CassandraBlobs
+        from service.store.cassandra import CassandraBlobs, CassandraStore
 
+        assert isinstance(store, CassandraStore), "Cassandra blobs live in the Cassandra store"
         return CassandraBlobs(store)
     raise ValueError(f"unsupported store URL {url!r}; {_EXPECTED}")
 

@@ -5,8 +5,9 @@ time-ordered, so a list is a range scan on id. Run events live in a per-run log 
 sequence number, written together with the object snapshots they carry.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,9 @@ class Store(Protocol):
     async def active_runs(self) -> list[tuple[str, str, str, str]]:
         """(tenant, thread_id, run_id, owner) of every claimed thread (recovery and lease checks)."""
 
-    async def take_over(self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None) -> bool:
+    async def take_over(
+        self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None
+    ) -> bool:
         """Makes new_owner the owner of the thread's active run if it is still run_id (and, when
         given, still owned by old_owner). Only one of several concurrent takers succeeds."""
 

@@ -4,8 +4,9 @@ runs in worker threads, never on the event loop."""
 import asyncio
 import hashlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator, Protocol
+from typing import Protocol
 
 CHUNK_SIZE = 1024 * 1024
 

@@ -5,13 +5,15 @@ under, and Okapi BM25 over postings read from an inverted index. Pure functions,
 
 import math
 import re
-from typing import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 # The usual defaults (Robertson & Zaragoza), the same values SQLite FTS5 uses.
 K1 = 1.2
 B = 0.75
+Doc = TypeVar("Doc", bound=Hashable)  # whatever names a document: (file id, chunk index) for chunks
 
 
 def normal(word: str) -> str:
@@ -30,21 +32,23 @@ def term_counts(text: str) -> dict[str, int]:
 
 
 def rank(
-    postings: Mapping[str, Sequence[tuple[Hashable, int]]],
-    lengths: Mapping[Hashable, int],
+    postings: Mapping[str, Sequence[tuple[Doc, int]]],
+    lengths: Mapping[Doc, int],
     k1: float = K1,
     b: float = B,
-) -> list[tuple[Hashable, float]]:
+) -> list[tuple[Doc, float]]:
     """(document, score) best first, from postings {term: [(document, term frequency)]} and the
     length of every document in the collection. CPU work: run it off the event loop."""
     if not lengths:
         return []
     count = len(lengths)
     average = sum(lengths.values()) / count or 1.0
-    scores: dict[Hashable, float] = {}
+    scores: dict[Doc, float] = {}
     for rows in postings.values():
         idf = math.log(1 + (count - len(rows) + 0.5) / (len(rows) + 0.5))
         for document, tf in rows:
             length = lengths.get(document, average)
-            scores[document] = scores.get(document, 0.0) + idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average))
+            scores[document] = scores.get(document, 0.0) + idf * tf * (k1 + 1) / (
+                tf + k1 * (1 - b + b * length / average)
+            )
     return sorted(scores.items(), key=lambda item: -item[1])

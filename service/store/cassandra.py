@@ -10,13 +10,14 @@ The driver's futures are bridged to asyncio: nothing here blocks the event loop.
 
 import asyncio
 import contextlib
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import cassandra
 import numpy as np
 from cassandra import ConsistencyLevel
-from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT, NoHostAvailable
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.connection import ConnectionBusy, ConnectionException, ProtocolError
 from cassandra.protocol import ErrorMessage, IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
@@ -151,11 +152,19 @@ async def _wait(future) -> Any:
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
 
+    def settle(rows, exc) -> None:  # on the loop
+        if done.done():
+            return
+        if exc is None:
+            done.set_result(rows or [])
+        else:
+            done.set_exception(store_error(exc))
+
     def ok(rows):  # all rows of the query (paging is off); None for schema changes
-        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(rows or []))
+        loop.call_soon_threadsafe(settle, rows, None)
 
     def failed(exc):  # only the driver's own errors come here
-        loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(store_error(exc)))
+        loop.call_soon_threadsafe(settle, None, exc)
 
     future.add_callbacks(ok, failed)
     return await done
@@ -167,7 +176,7 @@ class CassandraStore:
     def __init__(self, url: str):
         self._config = parse_url(url)
         self._cluster: Cluster | None = None
-        self._session = None
+        self._session: Any = None  # cassandra.cluster.Session once open
         self._prepared: dict[str, PreparedStatement] = {}
         self._vector_tables: set[int] = set()
 
@@ -177,7 +186,9 @@ class CassandraStore:
         config = self._config
         profile = ExecutionProfile(consistency_level=ConsistencyLevel.name_to_value[config["consistency"]])
         self._cluster = Cluster(
-            config["hosts"], port=config["port"], execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            config["hosts"],
+            port=config["port"],
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             protocol_version=5,
         )
         with _translated():  # a one-off blocking handshake, off the loop
@@ -204,26 +215,28 @@ class CassandraStore:
                 continue
             for statement in statements:
                 await self._run(statement)
-            await self._run(f"INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, toTimestamp(now()))")
+            await self._run(
+                f"INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, toTimestamp(now()))"
+            )
 
     async def close(self) -> None:
         if self._cluster is not None:
             await asyncio.to_thread(self._cluster.shutdown)
             self._cluster = self._session = None
 
-    async def _execute(self, statement, params: Sequence | None = None, timeout: float | None = None) -> list:
+    async def _execute(self, statement, params: Sequence | None = None, request_seconds: float | None = None) -> list:
         """THE place every statement runs: driver errors, raised at once or later, come out typed."""
         with _translated():
-            if timeout is None:  # the session's default
+            if request_seconds is None:  # the session's default request timeout
                 future = self._session.execute_async(statement, params)
             else:
-                future = self._session.execute_async(statement, params, timeout=timeout)
+                future = self._session.execute_async(statement, params, timeout=request_seconds)
         return list(await _wait(future))
 
     async def _run(self, cql: str, params: Sequence = ()) -> list:
         """An unprepared statement: schema changes and one-offs. Schema changes wait for every node
         to agree and can take well over the driver's default 10 s on a busy node."""
-        return await self._execute(cql, params, timeout=SCHEMA_TIMEOUT_SECONDS)
+        return await self._execute(cql, params, request_seconds=SCHEMA_TIMEOUT_SECONDS)
 
     async def _statement(self, cql: str) -> PreparedStatement:
         """The prepared statement for cql, prepared once (off the event loop: it is a round trip)."""
@@ -252,7 +265,8 @@ class CassandraStore:
 
     async def get(self, tenant: str, kind: str, parent: str, object_id: str) -> bytes | None:
         rows = await self._query(
-            "SELECT data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?", (tenant, kind, parent, object_id)
+            "SELECT data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?",
+            (tenant, kind, parent, object_id),
         )
         return rows[0].data if rows else None
 
@@ -265,34 +279,50 @@ class CassandraStore:
 
     def _upsert(self, tenant: str, r: Record, old_tag: str | None) -> list[tuple[str, tuple]]:
         statements = [
-            ("INSERT INTO objects (tenant, kind, parent, id, tag, data) VALUES (?, ?, ?, ?, ?, ?)",
-             (tenant, r.kind, r.parent, r.id, r.tag, r.data)),
-            ("INSERT INTO objects_by_id (tenant, kind, id, parent) VALUES (?, ?, ?, ?)", (tenant, r.kind, r.id, r.parent)),
+            (
+                "INSERT INTO objects (tenant, kind, parent, id, tag, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (tenant, r.kind, r.parent, r.id, r.tag, r.data),
+            ),
+            (
+                "INSERT INTO objects_by_id (tenant, kind, id, parent) VALUES (?, ?, ?, ?)",
+                (tenant, r.kind, r.id, r.parent),
+            ),
         ]
         if old_tag and old_tag != r.tag:
             statements += self._untag(tenant, r.kind, r.parent, r.id, old_tag)
         if r.tag:
             statements += [
-                ("INSERT INTO objects_by_tag (tenant, kind, parent, tag, id, data) VALUES (?, ?, ?, ?, ?, ?)",
-                 (tenant, r.kind, r.parent, r.tag, r.id, r.data)),
-                ("INSERT INTO tagged_everywhere (kind, tag, tenant, parent, id) VALUES (?, ?, ?, ?, ?)",
-                 (r.kind, r.tag, tenant, r.parent, r.id)),
+                (
+                    "INSERT INTO objects_by_tag (tenant, kind, parent, tag, id, data) VALUES (?, ?, ?, ?, ?, ?)",
+                    (tenant, r.kind, r.parent, r.tag, r.id, r.data),
+                ),
+                (
+                    "INSERT INTO tagged_everywhere (kind, tag, tenant, parent, id) VALUES (?, ?, ?, ?, ?)",
+                    (r.kind, r.tag, tenant, r.parent, r.id),
+                ),
             ]
         return statements
 
     @staticmethod
     def _untag(tenant, kind, parent, object_id, tag) -> list[tuple[str, tuple]]:
         return [
-            ("DELETE FROM objects_by_tag WHERE tenant=? AND kind=? AND parent=? AND tag=? AND id=?",
-             (tenant, kind, parent, tag, object_id)),
-            ("DELETE FROM tagged_everywhere WHERE kind=? AND tag=? AND tenant=? AND parent=? AND id=?",
-             (kind, tag, tenant, parent, object_id)),
+            (
+                "DELETE FROM objects_by_tag WHERE tenant=? AND kind=? AND parent=? AND tag=? AND id=?",
+                (tenant, kind, parent, tag, object_id),
+            ),
+            (
+                "DELETE FROM tagged_everywhere WHERE kind=? AND tag=? AND tenant=? AND parent=? AND id=?",
+                (kind, tag, tenant, parent, object_id),
+            ),
         ]
 
     def _remove(self, tenant, kind, parent, object_id, tag) -> list[tuple[str, tuple]]:
         statements = [
             ("DELETE FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?", (tenant, kind, parent, object_id)),
-            ("DELETE FROM objects_by_id WHERE tenant=? AND kind=? AND id=? AND parent=?", (tenant, kind, object_id, parent)),
+            (
+                "DELETE FROM objects_by_id WHERE tenant=? AND kind=? AND id=? AND parent=?",
+                (tenant, kind, object_id, parent),
+            ),
         ]
         return statements + (self._untag(tenant, kind, parent, object_id, tag) if tag else [])
 
@@ -313,7 +343,9 @@ class CassandraStore:
         return True
 
     async def _children(self, tenant: str, kind: str, parent: str) -> list:
-        return await self._query("SELECT id, tag FROM objects WHERE tenant=? AND kind=? AND parent=?", (tenant, kind, parent))
+        return await self._query(
+            "SELECT id, tag FROM objects WHERE tenant=? AND kind=? AND parent=?", (tenant, kind, parent)
+        )
 
     async def delete_thread(self, tenant: str, thread_id: str) -> bool:
         if await self.get(tenant, "thread", "", thread_id) is None:
@@ -346,12 +378,16 @@ class CassandraStore:
         return page_of([row.data for row in rows], query, backwards)
 
     async def parents_of(self, tenant: str, kind: str, object_id: str) -> list[str]:
-        rows = await self._query("SELECT parent FROM objects_by_id WHERE tenant=? AND kind=? AND id=?", (tenant, kind, object_id))
+        rows = await self._query(
+            "SELECT parent FROM objects_by_id WHERE tenant=? AND kind=? AND id=?", (tenant, kind, object_id)
+        )
         return [row.parent for row in rows]
 
     async def objects_with_tag(self, kind: str, tag: str) -> list[tuple[str, bytes]]:
         found = []
-        for row in await self._query("SELECT tenant, parent, id FROM tagged_everywhere WHERE kind=? AND tag=?", (kind, tag)):
+        for row in await self._query(
+            "SELECT tenant, parent, id FROM tagged_everywhere WHERE kind=? AND tag=?", (kind, tag)
+        ):
             data = await self.get(row.tenant, kind, row.parent, row.id)
             if data is not None:
                 found.append((row.tenant, data))
@@ -367,10 +403,13 @@ class CassandraStore:
         row = rows[0]
         return None if row.applied else row.run_id
 
-    async def take_over(self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None) -> bool:
+    async def take_over(
+        self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None
+    ) -> bool:
         if old_owner is None:
             rows = await self._query(
-                "UPDATE active_runs SET owner=? WHERE tenant=? AND thread_id=? IF run_id=?", (new_owner, tenant, thread_id, run_id)
+                "UPDATE active_runs SET owner=? WHERE tenant=? AND thread_id=? IF run_id=?",
+                (new_owner, tenant, thread_id, run_id),
             )
         else:
             rows = await self._query(
@@ -380,7 +419,9 @@ class CassandraStore:
         return bool(rows[0].applied)
 
     async def run_owner(self, tenant: str, thread_id: str) -> tuple[str, str] | None:
-        rows = await self._query("SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
+        rows = await self._query(
+            "SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
+        )
         return (rows[0].run_id, rows[0].owner or "") if rows else None
 
     async def request_cancel(self, owner: str, tenant: str, thread_id: str, run_id: str) -> None:
@@ -394,7 +435,9 @@ class CassandraStore:
         return [(r.tenant, r.thread_id, r.run_id) for r in rows]
 
     async def clear_cancel_request(self, owner: str, tenant: str, run_id: str) -> None:
-        await self._query("DELETE FROM cancel_requests WHERE owner=? AND tenant=? AND run_id=?", (owner, tenant, run_id))
+        await self._query(
+            "DELETE FROM cancel_requests WHERE owner=? AND tenant=? AND run_id=?", (owner, tenant, run_id)
+        )
 
     async def heartbeat(self, owner: str, lease_seconds: int) -> None:
         await self._query(f"INSERT INTO owners (owner) VALUES (?) USING TTL {int(lease_seconds)}", (owner,))
@@ -407,7 +450,9 @@ class CassandraStore:
         return rows[0].run_id if rows else None
 
     async def release_thread(self, tenant: str, thread_id: str, run_id: str) -> None:
-        await self._query("DELETE FROM active_runs WHERE tenant=? AND thread_id=? IF run_id=?", (tenant, thread_id, run_id))
+        await self._query(
+            "DELETE FROM active_runs WHERE tenant=? AND thread_id=? IF run_id=?", (tenant, thread_id, run_id)
+        )
 
     async def active_runs(self) -> list[tuple[str, str, str, str]]:
         rows = await self._query("SELECT tenant, thread_id, run_id, owner FROM active_runs")
@@ -419,8 +464,10 @@ class CassandraStore:
         for entry in entries:
             if entry.sequence:
                 statements.append(
-                    ("INSERT INTO run_events (tenant, run_id, seq, data) VALUES (?, ?, ?, ?)",
-                     (entry.tenant, entry.run_id, entry.sequence, entry.data))
+                    (
+                        "INSERT INTO run_events (tenant, run_id, seq, data) VALUES (?, ?, ?, ?)",
+                        (entry.tenant, entry.run_id, entry.sequence, entry.data),
+                    )
                 )
             for record in entry.records:
                 # Writes in one batch share a timestamp, and then the larger value wins, not the
@@ -435,7 +482,9 @@ class CassandraStore:
             await self.release_thread(tenant, thread_id, run_id)
 
     async def last_sequence(self, tenant: str, run_id: str) -> int:
-        rows = await self._query("SELECT seq FROM run_events WHERE tenant=? AND run_id=? ORDER BY seq DESC LIMIT 1", (tenant, run_id))
+        rows = await self._query(
+            "SELECT seq FROM run_events WHERE tenant=? AND run_id=? ORDER BY seq DESC LIMIT 1", (tenant, run_id)
+        )
         return rows[0].seq if rows else 0
 
     async def read_events(self, tenant: str, run_id: str, after_sequence: int) -> list[tuple[int, bytes]]:
@@ -463,7 +512,7 @@ class CassandraStore:
                 f"CREATE INDEX IF NOT EXISTS {name}_ann ON {name} (vector) USING 'sai' "
                 "WITH OPTIONS = {'similarity_function': 'COSINE'}"
             )
-            await self._run("INSERT INTO vector_tables (dimensions) VALUES (%s)" % dimensions)
+            await self._run(f"INSERT INTO vector_tables (dimensions) VALUES ({dimensions})")
             self._vector_tables.add(dimensions)
         return name
 
@@ -471,36 +520,44 @@ class CassandraStore:
         self, tenant: str, vector_store_id: str, file_id: str, chunks: Sequence[str], vectors: Sequence[bytes] = ()
     ) -> None:
         await self.delete_chunks(tenant, vector_store_id, file_id)
-        statements = []
+        statements: list[tuple[str, tuple]] = []
         for i, text in enumerate(chunks):
             counts = bm25.term_counts(text)
             statements.append(
-                ("INSERT INTO chunks (tenant, vector_store_id, file_id, chunk_index, text, length) VALUES (?, ?, ?, ?, ?, ?)",
-                 (tenant, vector_store_id, file_id, i, text, sum(counts.values())))
+                (
+                    "INSERT INTO chunks (tenant, vector_store_id, file_id, chunk_index, text, length) VALUES (?, ?, ?, ?, ?, ?)",
+                    (tenant, vector_store_id, file_id, i, text, sum(counts.values())),
+                )
             )
             statements += [
-                ("INSERT INTO chunk_terms (tenant, vector_store_id, term, file_id, chunk_index, tf) VALUES (?, ?, ?, ?, ?, ?)",
-                 (tenant, vector_store_id, term, file_id, i, tf))
+                (
+                    "INSERT INTO chunk_terms (tenant, vector_store_id, term, file_id, chunk_index, tf) VALUES (?, ?, ?, ?, ?, ?)",
+                    (tenant, vector_store_id, term, file_id, i, tf),
+                )
                 for term, tf in counts.items()
             ]
         if vectors:
             floats = [np.frombuffer(v, dtype=np.float32).tolist() for v in vectors]
             table = await self._vector_table(len(floats[0]))
             statements += [
-                (f"INSERT INTO {table} (tenant, vector_store_id, file_id, chunk_index, text, vector) VALUES (?, ?, ?, ?, ?, ?)",
-                 (tenant, vector_store_id, file_id, i, text, vector))
-                for i, (text, vector) in enumerate(zip(chunks, floats))
+                (
+                    f"INSERT INTO {table} (tenant, vector_store_id, file_id, chunk_index, text, vector) VALUES (?, ?, ?, ?, ?, ?)",
+                    (tenant, vector_store_id, file_id, i, text, vector),
+                )
+                for i, (text, vector) in enumerate(zip(chunks, floats, strict=True))
             ]
         await self._batch(statements)
 
     async def delete_chunks(self, tenant: str, vector_store_id: str, file_id: str = "") -> None:
         key = (tenant, vector_store_id, file_id) if file_id else (tenant, vector_store_id)
         where = "tenant=? AND vector_store_id=?" + (" AND file_id=?" if file_id else "")
-        statements = []
+        statements: list[tuple[str, tuple]] = []
         for row in await self._query(f"SELECT file_id, chunk_index, text FROM chunks WHERE {where}", key):
             statements += [
-                ("DELETE FROM chunk_terms WHERE tenant=? AND vector_store_id=? AND term=? AND file_id=? AND chunk_index=?",
-                 (tenant, vector_store_id, term, row.file_id, row.chunk_index))
+                (
+                    "DELETE FROM chunk_terms WHERE tenant=? AND vector_store_id=? AND term=? AND file_id=? AND chunk_index=?",
+                    (tenant, vector_store_id, term, row.file_id, row.chunk_index),
+                )
                 for term in bm25.term_counts(row.text)
             ]
         tables = ["chunks", *(f"chunk_vectors_{d}" for d in sorted(await self._known_vector_tables()))]
@@ -513,7 +570,7 @@ class CassandraStore:
         """BM25 from the inverted index: one partition read per (store, term), then the texts of the best."""
         hits: list[ChunkHit] = []
         for vs_id in vector_store_ids:
-            postings = {}
+            postings: dict[str, list[tuple[tuple[str, int], int]]] = {}
             for term in {bm25.normal(t) for t in terms}:
                 rows = await self._query(
                     "SELECT file_id, chunk_index, tf FROM chunk_terms WHERE tenant=? AND vector_store_id=? AND term=?",

@@ -10,7 +10,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import aiosqlite
 import numpy as np
@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS run_events (
   PRIMARY KEY (tenant, run_id, seq)
 ) WITHOUT ROWID;
 """
+
 
 def _cosine_top(query: bytes, candidates: list[bytes], limit: int) -> list[tuple[int, float]]:
     """(candidate index, cosine similarity) of the best unit vectors. CPU work: run it in a thread."""
@@ -174,7 +175,8 @@ class SqliteStore:
 
     async def get(self, tenant: str, kind: str, parent: str, object_id: str) -> bytes | None:
         rows = await self._read(
-            "SELECT data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?", (tenant, kind, parent, object_id)
+            "SELECT data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?",
+            (tenant, kind, parent, object_id),
         )
         return rows[0][0] if rows else None
 
@@ -194,7 +196,10 @@ class SqliteStore:
         await self._write(
             [
                 (f"DELETE FROM run_events WHERE tenant=? AND run_id IN ({runs})", (tenant, tenant, thread_id)),
-                (f"DELETE FROM objects WHERE tenant=? AND kind='step' AND parent IN ({runs})", (tenant, tenant, thread_id)),
+                (
+                    f"DELETE FROM objects WHERE tenant=? AND kind='step' AND parent IN ({runs})",
+                    (tenant, tenant, thread_id),
+                ),
                 ("DELETE FROM objects WHERE tenant=? AND kind IN ('message','run') AND parent=?", (tenant, thread_id)),
                 ("DELETE FROM objects WHERE tenant=? AND kind='thread' AND parent='' AND id=?", (tenant, thread_id)),
                 ("DELETE FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)),
@@ -226,7 +231,9 @@ class SqliteStore:
         active = await self.active_run(tenant, thread_id)
         return active if active is not None else await self.claim_thread(tenant, thread_id, run_id, owner)
 
-    async def take_over(self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None) -> bool:
+    async def take_over(
+        self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None
+    ) -> bool:
         sql = "UPDATE active_runs SET owner=? WHERE tenant=? AND thread_id=? AND run_id=?"
         params: tuple = (new_owner, tenant, thread_id, run_id)
         if old_owner is not None:
@@ -234,7 +241,9 @@ class SqliteStore:
         return await self._write_one(sql, params) == 1
 
     async def run_owner(self, tenant: str, thread_id: str) -> tuple[str, str] | None:
-        rows = await self._read("SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
+        rows = await self._read(
+            "SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
+        )
         return (rows[0][0], rows[0][1]) if rows else None
 
     async def request_cancel(self, owner: str, tenant: str, thread_id: str, run_id: str) -> None:
@@ -248,7 +257,9 @@ class SqliteStore:
         return [tuple(row) for row in rows]
 
     async def clear_cancel_request(self, owner: str, tenant: str, run_id: str) -> None:
-        await self._write_one("DELETE FROM cancel_requests WHERE owner=? AND tenant=? AND run_id=?", (owner, tenant, run_id))
+        await self._write_one(
+            "DELETE FROM cancel_requests WHERE owner=? AND tenant=? AND run_id=?", (owner, tenant, run_id)
+        )
 
     async def heartbeat(self, owner: str, lease_seconds: int) -> None:
         await self._write_one(
@@ -272,7 +283,7 @@ class SqliteStore:
         return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
-        statements = []
+        statements: list[tuple[str, tuple]] = []
         for entry in entries:
             if entry.sequence:
                 statements.append(
@@ -281,9 +292,7 @@ class SqliteStore:
                         (entry.tenant, entry.run_id, entry.sequence, entry.data),
                     )
                 )
-            statements.extend(
-                (_UPSERT, (entry.tenant, r.kind, r.parent, r.id, r.tag, r.data)) for r in entry.records
-            )
+            statements.extend((_UPSERT, (entry.tenant, r.kind, r.parent, r.id, r.tag, r.data)) for r in entry.records)
             if entry.release_thread:
                 statements.append(
                     (
@@ -305,7 +314,9 @@ class SqliteStore:
         return [(row[0], row[1]) for row in rows]
 
     async def parents_of(self, tenant: str, kind: str, object_id: str) -> list[str]:
-        rows = await self._read("SELECT parent FROM objects WHERE tenant=? AND kind=? AND id=?", (tenant, kind, object_id))
+        rows = await self._read(
+            "SELECT parent FROM objects WHERE tenant=? AND kind=? AND id=?", (tenant, kind, object_id)
+        )
         return [row[0] for row in rows]
 
     async def objects_with_tag(self, kind: str, tag: str) -> list[tuple[str, bytes]]:
@@ -317,13 +328,14 @@ class SqliteStore:
     ) -> None:
         key = (tenant, vector_store_id, file_id)
         insert = "INSERT INTO chunks (text, tenant, vector_store_id, file_id, chunk_index) VALUES (?, ?, ?, ?, ?)"
-        insert_vector = (
-            "INSERT INTO chunk_vectors (tenant, vector_store_id, file_id, chunk_index, text, vector) VALUES (?, ?, ?, ?, ?, ?)"
-        )
+        insert_vector = "INSERT INTO chunk_vectors (tenant, vector_store_id, file_id, chunk_index, text, vector) VALUES (?, ?, ?, ?, ?, ?)"
         await self._write(
             _delete_chunk_statements(key)
             + [(insert, (text, *key, i)) for i, text in enumerate(chunks)]
-            + [(insert_vector, (*key, i, text, vector)) for i, (text, vector) in enumerate(zip(chunks, vectors))]
+            + [
+                (insert_vector, (*key, i, text, vector))
+                for i, (text, vector) in enumerate(zip(chunks, vectors, strict=False))
+            ]  # no vectors: no rows
         )
 
     async def delete_chunks(self, tenant: str, vector_store_id: str, file_id: str = "") -> None:

@@ -96,7 +96,9 @@ async def test_one_active_run_per_thread_under_concurrent_claims(store, tenant):
 
 async def test_event_log_append_replay_and_release(store, tenant):
     assert await store.claim_thread(tenant, "th", "run_1") is None
-    await store.commit([LogEntry(tenant, "run_1", n, f"e{n}".encode(), [_rec("run", "th", "run_1")]) for n in (1, 2, 3)])
+    await store.commit(
+        [LogEntry(tenant, "run_1", n, f"e{n}".encode(), [_rec("run", "th", "run_1")]) for n in (1, 2, 3)]
+    )
     assert await store.read_events(tenant, "run_1", 1) == [(2, b"e2"), (3, b"e3")]
     assert await store.last_sequence(tenant, "run_1") == 3
     assert await store.read_events(tenant + "x", "run_1", 0) == []
@@ -106,7 +108,10 @@ async def test_event_log_append_replay_and_release(store, tenant):
 
 
 async def test_delete_thread_removes_everything_under_it(store, tenant):
-    await store.put(tenant, [_rec("thread", "", "th"), _rec("message", "th", "m1"), _rec("run", "th", "r1"), _rec("step", "r1", "s1")])
+    await store.put(
+        tenant,
+        [_rec("thread", "", "th"), _rec("message", "th", "m1"), _rec("run", "th", "r1"), _rec("step", "r1", "s1")],
+    )
     await store.commit([LogEntry(tenant, "r1", 1, b"e")])
     assert await store.delete_thread(tenant, "th")
     for kind, parent, i in [("thread", "", "th"), ("message", "th", "m1"), ("run", "th", "r1"), ("step", "r1", "s1")]:
@@ -155,7 +160,9 @@ async def test_the_last_snapshot_of_an_object_in_one_commit_wins(store, tenant):
 
 async def test_large_snapshots_and_real_embedding_sizes_are_stored(store, tenant):
     big = os.urandom(120 * 1024)  # a long message
-    await store.commit([LogEntry(tenant, "run_big", n, b"e", [Record("message", "th", f"msg_{n}", big)]) for n in (1, 2)])
+    await store.commit(
+        [LogEntry(tenant, "run_big", n, b"e", [Record("message", "th", f"msg_{n}", big)]) for n in (1, 2)]
+    )
     assert await store.get(tenant, "message", "th", "msg_2") == big
     vectors = [np.random.default_rng(i).random(1536, dtype=np.float32) for i in range(12)]
     unit = [(v / np.linalg.norm(v)).astype(np.float32).tobytes() for v in vectors]

@@ -65,7 +65,13 @@ def test_cancel_a_run_still_queued_behind_its_files_ingestion(provider, tmp_path
         url = f"{server.base_url}/threads/{thread.id}/runs/{run.id}/events"
         with httpx.stream("GET", url, timeout=30) as response:
             names = [f["event"] for f in sse_frames(response.iter_lines()) if "event" in f]
-        assert names == ["thread.run.created", "thread.run.queued", "thread.run.cancelling", "thread.run.cancelled", "done"]
+        assert names == [
+            "thread.run.created",
+            "thread.run.queued",
+            "thread.run.cancelling",
+            "thread.run.cancelled",
+            "done",
+        ]
         assert provider.requests_with(marker) == []  # the model was never called
         assert client.vector_stores.files.retrieve(file_id=slow.id, vector_store_id=vs.id).status == "in_progress"
         with pytest.raises(openai.BadRequestError) as info:
@@ -99,11 +105,15 @@ def test_unknown_ids_are_not_found(client, assistant):
 
 
 def _post(server, path, content, headers=None):
-    return httpx.post(server.base_url + path, content=content, headers={"Content-Type": "application/json", **(headers or {})})
+    return httpx.post(
+        server.base_url + path, content=content, headers={"Content-Type": "application/json", **(headers or {})}
+    )
 
 
 def test_malformed_json_and_wrong_types_name_the_param_and_change_nothing(server, client):
-    newest = [a.id for a in client.beta.assistants.list(limit=1).data]  # ids are time-ordered: a new one would top the list
+    newest = [
+        a.id for a in client.beta.assistants.list(limit=1).data
+    ]  # ids are time-ordered: a new one would top the list
     response = _post(server, "/assistants", b'{"model": "x",')
     assert response.status_code == 400
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
@@ -113,8 +123,10 @@ def test_malformed_json_and_wrong_types_name_the_param_and_change_nothing(server
         ({"model": MODEL, "temperature": "hot"}, "temperature"),
         ({"model": MODEL, "metadata": {"k": 1}}, "metadata.k"),
         ({"model": MODEL, "tools": [{"type": "browser"}]}, "tools[0].type"),
-        ({"model": MODEL, "tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]},
-         "tools[0].function.parameters"),
+        (
+            {"model": MODEL, "tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]},
+            "tools[0].function.parameters",
+        ),
         ({"model": MODEL, "temperature": 3}, "temperature"),
         ({"model": MODEL, "unknown_thing": 1}, "unknown_thing"),
         ({"name": "no model"}, "model"),
@@ -149,7 +161,8 @@ def test_bad_run_and_message_requests(client, assistant):
         assert info.value.param == "limit"
     with pytest.raises(openai.BadRequestError) as info:
         client.beta.threads.runs.create(
-            thread_id=thread.id, assistant_id=assistant.id,
+            thread_id=thread.id,
+            assistant_id=assistant.id,
             additional_messages=[{"role": "user", "content": "ok"}, {"role": "robot", "content": "x"}],
         )
     assert info.value.param == "additional_messages[1].role"

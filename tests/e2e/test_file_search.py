@@ -17,7 +17,9 @@ def _kb(client):
         ("zebras.md", b"# Zebras\nZebras are known for their black and white stripes.\n"),
         ("etna.txt", b"Mount Etna is an active volcano in Sicily.\n"),
     ]:
-        files[name] = client.vector_stores.files.upload_and_poll(vector_store_id=vs.id, file=(name, text), poll_interval_ms=50).id
+        files[name] = client.vector_stores.files.upload_and_poll(
+            vector_store_id=vs.id, file=(name, text), poll_interval_ms=50
+        ).id
     return vs, files
 
 
@@ -53,7 +55,9 @@ def test_a_streamed_run_searches_and_cites_the_right_file(client):
     call = steps[0].step_details.tool_calls[0]
     assert call.type == "file_search" and call.file_search.results[0].file_id == files["zebras.md"]
     assert not call.file_search.results[0].content  # contents only when asked for
-    detailed = client.beta.threads.runs.steps.retrieve(step_id=steps[0].id, thread_id=thread.id, run_id=run.id, include=[INCLUDE])
+    detailed = client.beta.threads.runs.steps.retrieve(
+        step_id=steps[0].id, thread_id=thread.id, run_id=run.id, include=[INCLUDE]
+    )
     result = detailed.step_details.tool_calls[0].file_search.results[0]
     assert result.file_name == "zebras.md" and "black and white stripes" in result.content[0].text
     assert 0 < result.score <= 1

@@ -16,7 +16,12 @@ STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
 def test_upload_list_retrieve_download_delete(client):
     created = client.files.create(file=("notes.md", b"# Notes\nThe launch code is 1234.\n"), purpose="assistants")
     assert created.id.startswith("file-") and created.object == "file"
-    assert (created.filename, created.bytes, created.purpose, created.status) == ("notes.md", 33, "assistants", "processed")
+    assert (created.filename, created.bytes, created.purpose, created.status) == (
+        "notes.md",
+        33,
+        "assistants",
+        "processed",
+    )
     assert client.files.retrieve(created.id) == created
     assert client.files.content(created.id).read() == b"# Notes\nThe launch code is 1234.\n"
     listed = [f.id for f in client.files.list(purpose="assistants")]

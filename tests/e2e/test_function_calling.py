@@ -7,7 +7,7 @@ import openai
 import pytest
 from openai import AssistantEventHandler
 
-from tests.conftest import MODEL, Server, sse_frames, wait_for
+from tests.conftest import MODEL, Server, sse_frames
 
 STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
 
@@ -64,7 +64,9 @@ def test_the_seed_pattern_submit_from_the_handler_and_stream_the_answer(client, 
 
     thread = client.beta.threads.create(messages=[{"role": "user", "content": f"Weather in Paris? {PARIS}"}])
     handler = Handler()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=tool_assistant.id, event_handler=handler) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=tool_assistant.id, event_handler=handler
+    ) as stream:
         stream.until_done()
     assert "".join(printed) == "Results: 18C"
     assert handler.final.status == "completed"
@@ -77,13 +79,17 @@ def test_the_seed_pattern_submit_from_the_handler_and_stream_the_answer(client, 
 
 def test_parallel_calls_in_one_step_both_outputs_in_one_submit(client, tool_assistant, provider, marker):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": f"{marker} {PARIS}{OSLO}"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=tool_assistant.id, poll_interval_ms=50)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=tool_assistant.id, poll_interval_ms=50
+    )
     assert run.status == "requires_action" and run.required_action.type == "submit_tool_outputs"
     calls = run.required_action.submit_tool_outputs.tool_calls
     assert [json.loads(c.function.arguments)["city"] for c in calls] == ["Paris", "Oslo"]
     assert len({c.id for c in calls}) == 2
     run = client.beta.threads.runs.submit_tool_outputs_and_poll(
-        run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": c.id, "output": _answer(c)} for c in calls],
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": c.id, "output": _answer(c)} for c in calls],
         poll_interval_ms=50,
     )
     assert run.status == "completed"
@@ -105,13 +111,17 @@ def test_parallel_calls_in_one_step_both_outputs_in_one_submit(client, tool_assi
 
 def test_two_rounds_of_tool_calls_in_one_run(client, tool_assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": f"[rounds:2]{PARIS}"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=tool_assistant.id, poll_interval_ms=50)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=tool_assistant.id, poll_interval_ms=50
+    )
     rounds = 0
     while run.status == "requires_action":
         rounds += 1
         calls = run.required_action.submit_tool_outputs.tool_calls
         run = client.beta.threads.runs.submit_tool_outputs_and_poll(
-            run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": c.id, "output": f"r{rounds}"} for c in calls],
+            run_id=run.id,
+            thread_id=thread.id,
+            tool_outputs=[{"tool_call_id": c.id, "output": f"r{rounds}"} for c in calls],
             poll_interval_ms=50,
         )
     assert rounds == 2 and run.status == "completed"
@@ -132,14 +142,19 @@ def test_stream_shows_tool_call_deltas_and_final_steps(client, tool_assistant):
         def on_tool_call_delta(self, delta, snapshot):
             deltas.append(delta.function.arguments)
 
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=tool_assistant.id, event_handler=Handler()) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=tool_assistant.id, event_handler=Handler()
+    ) as stream:
         events = [e.event for e in stream]
         (step,) = stream.get_final_run_steps()
         run = stream.get_final_run()
     assert events[-1] == "thread.run.requires_action"
     assert "thread.run.step.delta" in events and "thread.message.created" not in events
-    assert created[0].function.name == "get_weather" and created[0].id == run.required_action.submit_tool_outputs.tool_calls[0].id
-    assert "".join(d for d in deltas if d) == '{"city": "Paris"}'[len(created[0].function.arguments):]
+    assert (
+        created[0].function.name == "get_weather"
+        and created[0].id == run.required_action.submit_tool_outputs.tool_calls[0].id
+    )
+    assert "".join(d for d in deltas if d) == '{"city": "Paris"}'[len(created[0].function.arguments) :]
     assert json.loads(step.step_details.tool_calls[0].function.arguments) == {"city": "Paris"}
     listed = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data[0]
     assert listed.status == "in_progress" and listed.step_details.tool_calls[0].function.output is None
@@ -159,7 +174,10 @@ def test_tool_choice_required_named_and_none(client, tool_assistant, provider, m
     named = run_with({"type": "function", "function": {"name": "get_time"}}, f"{marker}-named")
     assert named.status == "requires_action"
     assert named.required_action.submit_tool_outputs.tool_calls[0].function.name == "get_time"
-    assert provider.requests_with(f"{marker}-named")[-1]["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
+    assert provider.requests_with(f"{marker}-named")[-1]["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "get_time"},
+    }
     none = run_with("none", f"{marker}-none {PARIS}")
     assert none.status == "completed"
     assert provider.requests_with(f"{marker}-none")[-1]["tool_choice"] == "none"
@@ -183,10 +201,15 @@ def test_run_level_tools_override_and_parallel_tool_calls_false(client, provider
 
 def test_bad_tool_outputs_are_refused_and_the_run_keeps_waiting(client, tool_assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": f"{PARIS}{OSLO}"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=tool_assistant.id, poll_interval_ms=50)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=tool_assistant.id, poll_interval_ms=50
+    )
     a, b = [c.id for c in run.required_action.submit_tool_outputs.tool_calls]
     bad = [
-        ([{"tool_call_id": "call_unknown", "output": "x"}, {"tool_call_id": b, "output": "y"}], "tool_outputs[0].tool_call_id"),
+        (
+            [{"tool_call_id": "call_unknown", "output": "x"}, {"tool_call_id": b, "output": "y"}],
+            "tool_outputs[0].tool_call_id",
+        ),
         ([{"tool_call_id": a, "output": "x"}], "tool_outputs"),
         ([{"tool_call_id": a, "output": "x"}, {"tool_call_id": a, "output": "y"}], "tool_outputs[1].tool_call_id"),
         ([], "tool_outputs"),
@@ -205,7 +228,9 @@ def test_bad_tool_outputs_are_refused_and_the_run_keeps_waiting(client, tool_ass
     step = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data[0]
     assert step.status == "in_progress" and all(c.function.output is None for c in step.step_details.tool_calls)
     done = client.beta.threads.runs.submit_tool_outputs_and_poll(
-        run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": a, "output": "1"}, {"tool_call_id": b, "output": "2"}],
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": a, "output": "1"}, {"tool_call_id": b, "output": "2"}],
         poll_interval_ms=50,
     )
     assert done.status == "completed"
@@ -218,7 +243,9 @@ def test_bad_tool_outputs_are_refused_and_the_run_keeps_waiting(client, tool_ass
 
 def test_cancel_while_waiting_for_tool_outputs(client, tool_assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": PARIS}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=tool_assistant.id, poll_interval_ms=50)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=tool_assistant.id, poll_interval_ms=50
+    )
     assert run.status == "requires_action"
     cancelled = client.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
     assert cancelled.status == "cancelled" and cancelled.required_action is None
@@ -227,7 +254,9 @@ def test_cancel_while_waiting_for_tool_outputs(client, tool_assistant):
     assert step.usage.total_tokens > 0  # the model turn's usage stays on its step
     with pytest.raises(openai.BadRequestError):
         client.beta.threads.runs.submit_tool_outputs(
-            run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": step.step_details.tool_calls[0].id, "output": "x"}]
+            run_id=run.id,
+            thread_id=thread.id,
+            tool_outputs=[{"tool_call_id": step.step_details.tool_calls[0].id, "output": "x"}],
         )
     again = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=tool_assistant.id, tool_choice="none", poll_interval_ms=50
@@ -263,7 +292,9 @@ def test_a_run_left_waiting_expires(provider, tmp_path, store_env):
         assert step.status == "expired" and step.expired_at is not None
         with pytest.raises(openai.BadRequestError):
             client.beta.threads.runs.submit_tool_outputs(
-                run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": step.step_details.tool_calls[0].id, "output": "x"}]
+                run_id=run.id,
+                thread_id=thread.id,
+                tool_outputs=[{"tool_call_id": step.step_details.tool_calls[0].id, "output": "x"}],
             )
     finally:
         server.stop()
@@ -292,7 +323,9 @@ def test_prompt_based_tool_calls_for_a_model_without_native_tools(client, provid
         assert "".join(stream.text_deltas) == "Results: 18C; 4C"
     # plain answers of the same model still stream as text
     plain = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=assistant.id, additional_messages=[{"role": "user", "content": "hello"}],
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        additional_messages=[{"role": "user", "content": "hello"}],
         poll_interval_ms=50,
     )
     assert plain.status == "completed"
@@ -332,9 +365,12 @@ def test_a_call_cut_off_by_max_completion_tokens_ends_incomplete(client, tool_as
     )
     assert run.status == "incomplete" and run.incomplete_details.reason == "max_completion_tokens"
     assert run.required_action is None
-    assert client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=tool_assistant.id, tool_choice="none", poll_interval_ms=50
-    ).status == "completed"  # the thread is free again
+    assert (
+        client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=tool_assistant.id, tool_choice="none", poll_interval_ms=50
+        ).status
+        == "completed"
+    )  # the thread is free again
 
 
 def test_text_before_calls_ends_its_step_first_and_stays_one_turn(client, tool_assistant, provider, marker):
@@ -348,8 +384,13 @@ def test_text_before_calls_ends_its_step_first_and_stays_one_turn(client, tool_a
     assert run.status == "requires_action"
     call = run.required_action.submit_tool_outputs.tool_calls[0]
     client.beta.threads.runs.submit_tool_outputs_and_poll(
-        thread_id=thread.id, run_id=run.id, tool_outputs=[{"tool_call_id": call.id, "output": "18C"}], poll_interval_ms=50
+        thread_id=thread.id,
+        run_id=run.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "18C"}],
+        poll_interval_ms=50,
     )
     sent = provider.requests_with(marker)[-1]["messages"]
     assistant_turn = [m for m in sent if m["role"] == "assistant"]
-    assert len(assistant_turn) == 1 and assistant_turn[0]["content"] == "Let me check." and assistant_turn[0]["tool_calls"]
+    assert (
+        len(assistant_turn) == 1 and assistant_turn[0]["content"] == "Let me check." and assistant_turn[0]["tool_calls"]
+    )

@@ -1,10 +1,16 @@
 """The gRPC API from generated stubs: typed RunEvents, WatchRun replay + tail, health, reflection."""
 
-import threading
-
 import grpc
 import pytest
-from assistd.v1 import assistant_pb2, assistant_pb2_grpc, message_pb2, run_pb2, run_pb2_grpc, thread_pb2, thread_pb2_grpc
+from assistd.v1 import (
+    assistant_pb2,
+    assistant_pb2_grpc,
+    message_pb2,
+    run_pb2,
+    run_pb2_grpc,
+    thread_pb2,
+    thread_pb2_grpc,
+)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -61,7 +67,10 @@ def test_watch_run_replays_exactly_the_events_after_k_for_a_finished_run(channel
     stub = run_pb2_grpc.RunServiceStub(channel)
     run_id = original[0].run.id
     for k in (0, 3, len(original) - 1):
-        replay = [r.event for r in stub.WatchRun(run_pb2.WatchRunRequest(thread_id=thread_id, run_id=run_id, after_sequence=k))]
+        replay = [
+            r.event
+            for r in stub.WatchRun(run_pb2.WatchRunRequest(thread_id=thread_id, run_id=run_id, after_sequence=k))
+        ]
         assert replay == original[k:]
 
 
@@ -137,7 +146,11 @@ def test_a_typed_client_drives_a_tool_round_trip(channel):
     run = first[-2].run
     (call,) = run.required_action.submit_tool_outputs.tool_calls
     assert call.function.name == "get_weather" and call.function.arguments == '{"city": "Oslo"}'
-    deltas = [e.run_step_delta.delta.step_details.tool_calls[0] for e in first if e.event == E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA]
+    deltas = [
+        e.run_step_delta.delta.step_details.tool_calls[0]
+        for e in first
+        if e.event == E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA
+    ]
     assert deltas[0].id == call.id and "".join(d.function.arguments for d in deltas) == call.function.arguments
 
     runs = run_pb2_grpc.RunServiceStub(channel)
@@ -153,5 +166,10 @@ def test_a_typed_client_drives_a_tool_round_trip(channel):
         e.message_delta.delta.content[0].text.value for e in second if e.event == E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA
     )
     assert text == "Results: 4C"
-    replay = [r.event for r in runs.WatchRun(run_pb2.WatchRunRequest(thread_id=thread_id, run_id=run.id, after_sequence=first[-1].sequence_number))]
+    replay = [
+        r.event
+        for r in runs.WatchRun(
+            run_pb2.WatchRunRequest(thread_id=thread_id, run_id=run.id, after_sequence=first[-1].sequence_number)
+        )
+    ]
     assert replay == second

@@ -53,7 +53,9 @@ def test_a_run_started_on_one_replica_is_watched_to_the_end_on_the_other(replica
     assert run.status == "in_progress"
     watched: list = []
     url = f"/threads/{thread.id}/runs/{run.id}/events"
-    watcher = threading.Thread(target=_frames, args=(r2, "GET", url, watched), kwargs={"headers": {"Last-Event-ID": "0"}})
+    watcher = threading.Thread(
+        target=_frames, args=(r2, "GET", url, watched), kwargs={"headers": {"Last-Event-ID": "0"}}
+    )
     watcher.start()
     wait_for(lambda: any(f.get("event") == "thread.message.delta" for f in list(watched)))
     provider.release(gate)  # the rest is made while r2's watcher is following
@@ -79,7 +81,9 @@ def test_concurrent_runs_on_one_thread_through_both_replicas_only_one_wins(repli
         with ThreadPoolExecutor(2) as pool:
             results = list(pool.map(attempt, [r1, r2]))
         won = [r for r in results if not isinstance(r, Exception)]
-        assert len(won) == 1 and "already has an active run" in str(next(r for r in results if isinstance(r, Exception)))
+        assert len(won) == 1 and "already has an active run" in str(
+            next(r for r in results if isinstance(r, Exception))
+        )
         r2.client().beta.threads.runs.poll(run_id=won[0].id, thread_id=thread.id, poll_interval_ms=50)
 
 
@@ -97,8 +101,10 @@ def test_a_killed_replicas_run_is_ended_by_the_other_and_data_survives_restarts(
     )
     assert ended.last_error.code == "server_error"
     again = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=assistant.id,
-        additional_messages=[{"role": "user", "content": "[reply:still here]"}], poll_interval_ms=50,
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        additional_messages=[{"role": "user", "content": "[reply:still here]"}],
+        poll_interval_ms=50,
     )
     assert again.status == "completed"
     r2.stop()
@@ -123,10 +129,17 @@ def test_a_cancel_sent_to_the_other_replica_cancels_the_run(replicas):
 
 def test_concurrent_submits_through_both_replicas_resume_the_run_once(replicas):
     r1, r2 = replicas
-    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}
+    weather = {
+        "type": "function",
+        "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+    }
     assistant = r1.client().beta.assistants.create(model=MODEL, tools=[weather])
-    thread = r1.client().beta.threads.create(messages=[{"role": "user", "content": '[call:get_weather:{"city": "Oslo"}]'}])
-    run = r1.client().beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    thread = r1.client().beta.threads.create(
+        messages=[{"role": "user", "content": '[call:get_weather:{"city": "Oslo"}]'}]
+    )
+    run = r1.client().beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
     (call,) = run.required_action.submit_tool_outputs.tool_calls
 
     def submit(server):

@@ -1,7 +1,7 @@
 """Assistants, threads and messages: CRUD and cursor pagination as OpenAI pages them."""
 
-import pytest
 import openai
+import pytest
 
 from tests.conftest import MODEL
 
@@ -15,7 +15,15 @@ def test_assistant_crud(client):
         description="d",
         instructions="i",
         temperature=0.5,
-        tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
+        tools=[
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                },
+            }
+        ],
         metadata={"team": "a"},
         response_format={"type": "json_object"},
     )

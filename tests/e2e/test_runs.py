@@ -1,7 +1,6 @@
 """Runs through the real openai SDK: polling, streaming helpers, event order, thread-and-run."""
 
 import httpx
-import openai
 from openai import AssistantEventHandler
 
 from tests.conftest import MODEL, sse_frames
@@ -28,7 +27,10 @@ def test_create_and_poll_completes_and_the_answer_is_listed(client, assistant):
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
     assert run.status == "completed"
     assert run.completed_at is not None and run.started_at is not None and run.expires_at is None
-    assert run.usage.completion_tokens > 0 and run.usage.total_tokens == run.usage.prompt_tokens + run.usage.completion_tokens
+    assert (
+        run.usage.completion_tokens > 0
+        and run.usage.total_tokens == run.usage.prompt_tokens + run.usage.completion_tokens
+    )
     messages = client.beta.threads.messages.list(thread_id=thread.id, order="asc").data
     assert [m.role for m in messages] == ["user", "assistant"]
     answer = messages[1]
@@ -139,7 +141,9 @@ class RecordingHandler(AssistantEventHandler):
 def test_event_handler_gets_every_callback_and_finals(client, assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "[reply:Hello from the handler.]"}])
     handler = RecordingHandler()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+    ) as stream:
         stream.until_done()
     assert handler.calls[0] == "text_created"
     assert handler.calls[-3:] == ["text_done", "message_done", "end"]
@@ -202,7 +206,9 @@ def test_provider_error_fails_the_run_with_last_error(client, assistant):
     assert run.failed_at is not None
     # the thread is free again
     again = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=assistant.id, additional_messages=[{"role": "user", "content": "[reply:ok]"}],
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        additional_messages=[{"role": "user", "content": "[reply:ok]"}],
         poll_interval_ms=50,
     )
     assert again.status == "completed"
@@ -219,7 +225,11 @@ def test_provider_error_while_streaming_ends_with_run_failed_then_done(server, c
     events = list(client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True))
     assert [e.event for e in events][-1] == "thread.run.failed"  # the SDK keeps `done` to itself
     assert events[-1].data.last_error.code == "server_error"
-    body = {"assistant_id": assistant.id, "stream": True, "additional_messages": [{"role": "user", "content": "[error:502]"}]}
+    body = {
+        "assistant_id": assistant.id,
+        "stream": True,
+        "additional_messages": [{"role": "user", "content": "[error:502]"}],
+    }
     with httpx.stream("POST", f"{server.base_url}/threads/{thread.id}/runs", json=body, timeout=30) as response:
         names = [f["event"] for f in sse_frames(response.iter_lines()) if "comment" not in f]
     assert names[-2:] == ["thread.run.failed", "done"]  # on the wire
@@ -242,8 +252,7 @@ def test_max_completion_tokens_ends_incomplete(client, assistant):
 
 def test_truncation_last_messages_limits_the_history(client, assistant, provider, marker):
     thread = client.beta.threads.create(
-        messages=[{"role": "user", "content": f"old {i}"} for i in range(4)]
-        + [{"role": "user", "content": marker}]
+        messages=[{"role": "user", "content": f"old {i}"} for i in range(4)] + [{"role": "user", "content": marker}]
     )
     run = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id,

@@ -21,7 +21,9 @@ def _events(response):
 
 def _text(frames) -> str:
     return "".join(
-        json.loads(f["data"])["delta"]["content"][0]["text"]["value"] for f in frames if f["event"] == "thread.message.delta"
+        json.loads(f["data"])["delta"]["content"][0]["text"]["value"]
+        for f in frames
+        if f["event"] == "thread.message.delta"
     )
 
 
@@ -104,7 +106,11 @@ def test_resume_with_last_event_id_mid_run(server, client, assistant, provider):
     assert int(resumed[0]["id"]) == int(first[-1]["id"]) + 1
     ids = [int(f["id"]) for f in first + resumed]
     assert ids == list(range(1, len(ids) + 1))  # the rest, with no gap and no repeat
-    assert resumed[-2]["event"] == "thread.run.completed" and resumed[-1] == {"event": "done", "id": str(ids[-1]), "data": "[DONE]"}
+    assert resumed[-2]["event"] == "thread.run.completed" and resumed[-1] == {
+        "event": "done",
+        "id": str(ids[-1]),
+        "data": "[DONE]",
+    }
     assert _text(first + resumed) == "".join(f"w{i} " for i in range(20))  # including what came after the resume
     with httpx.stream("GET", url, headers={"Last-Event-ID": "0"}, timeout=30) as response:
         assert first + resumed == list(_events(response))  # exactly the run's log
@@ -119,7 +125,9 @@ def test_a_client_that_disconnects_mid_stream_leaves_the_run_to_finish(server, c
                 break  # hang up mid-answer: the run cannot end before the gate opens
     wait_for(lambda: provider.is_held(gate))
     provider.release(gate)
-    run = wait_for(lambda: (r := client.beta.threads.runs.list(thread_id=thread.id).data[0]).status == "completed" and r)
+    run = wait_for(
+        lambda: (r := client.beta.threads.runs.list(thread_id=thread.id).data[0]).status == "completed" and r
+    )
     assert run.status == "completed"
     message = client.beta.threads.messages.list(thread_id=thread.id).data[0]
     assert message.role == "assistant" and message.status == "completed"

@@ -27,7 +27,9 @@ def test_keys_resolve_to_isolated_tenants(provider, tmp_path, store_env):
         with pytest.raises(openai.NotFoundError):
             b.beta.threads.runs.create(thread_id=thread.id, assistant_id=mine.id)
         slow = a.beta.threads.runs.create(
-            thread_id=thread.id, assistant_id=mine.id, additional_messages=[{"role": "user", "content": "[chunks:30][slow:0.05]"}]
+            thread_id=thread.id,
+            assistant_id=mine.id,
+            additional_messages=[{"role": "user", "content": "[chunks:30][slow:0.05]"}],
         )
         with pytest.raises(openai.NotFoundError):
             b.beta.threads.runs.cancel(run_id=slow.id, thread_id=thread.id)  # not globex's run to cancel
@@ -55,7 +57,9 @@ def test_restart_keeps_data_and_fails_the_run_that_was_cut_off(provider, tmp_pat
         client = server.client()
         assert client.beta.assistants.retrieve(assistant.id).name == "survivor"
         cut = wait_for(
-            lambda: (r := client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id)).status == "failed" and r,
+            lambda: (
+                (r := client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id)).status == "failed" and r
+            ),
             timeout=LEASE * 5,
         )
         assert cut.last_error.code == "server_error"

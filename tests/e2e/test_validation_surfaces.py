@@ -88,21 +88,30 @@ def test_grpc_refuses_an_unknown_list_order(channel):
     info = _refusal(lambda: messages.ListMessages(message_pb2.ListMessagesRequest(thread_id=thread_id, order=9)))
     assert info.metadata["param"] == "order" and info.metadata["code"] == "invalid_value"
     assistants = assistant_pb2_grpc.AssistantServiceStub(channel)
-    assert _refusal(lambda: assistants.ListAssistants(assistant_pb2.ListAssistantsRequest(order=9))).metadata["param"] == "order"
+    assert (
+        _refusal(lambda: assistants.ListAssistants(assistant_pb2.ListAssistantsRequest(order=9))).metadata["param"]
+        == "order"
+    )
 
 
 def test_grpc_refuses_a_tool_with_no_type_and_stores_nothing(channel, client, marker):
     stub = assistant_pb2_grpc.AssistantServiceStub(channel)
-    create = assistant_pb2.CreateAssistantRequest(model=MODEL, tools=[assistant_pb2.Tool()], metadata={"marker": marker})
+    create = assistant_pb2.CreateAssistantRequest(
+        model=MODEL, tools=[assistant_pb2.Tool()], metadata={"marker": marker}
+    )
     info = _refusal(lambda: stub.CreateAssistant(create))
     assert info.metadata["param"] == "tools[0].type" and info.reason == "MISSING_REQUIRED_PARAMETER"
     assert _assistants_marked(client, marker) == []
-    kept = stub.CreateAssistant(assistant_pb2.CreateAssistantRequest(model=MODEL, metadata={"marker": marker})).assistant
+    kept = stub.CreateAssistant(
+        assistant_pb2.CreateAssistantRequest(model=MODEL, metadata={"marker": marker})
+    ).assistant
     update = assistant_pb2.UpdateAssistantRequest(assistant_id=kept.id, tools=[assistant_pb2.Tool()], set_tools=True)
     assert _refusal(lambda: stub.UpdateAssistant(update)).metadata["param"] == "tools[0].type"
     thread_id = _grpc_thread(channel)
     runs = run_pb2_grpc.RunServiceStub(channel)
-    run = run_pb2.CreateRunRequest(thread_id=thread_id, assistant_id=kept.id, tools=[assistant_pb2.Tool()], set_tools=True)
+    run = run_pb2.CreateRunRequest(
+        thread_id=thread_id, assistant_id=kept.id, tools=[assistant_pb2.Tool()], set_tools=True
+    )
     assert _refusal(lambda: runs.CreateRun(run)).metadata["param"] == "tools[0].type"
     assert client.beta.assistants.retrieve(kept.id).tools == []
     assert client.beta.threads.runs.list(thread_id=thread_id).data == []
@@ -132,7 +141,9 @@ def test_grpc_refuses_an_unknown_reasoning_effort_and_stores_nothing(channel, cl
     info = _refusal(lambda: stub.CreateAssistant(create))
     assert info.metadata["param"] == "reasoning_effort"
     assert _assistants_marked(client, marker) == []
-    assistant = stub.CreateAssistant(assistant_pb2.CreateAssistantRequest(model=MODEL, reasoning_effort="low")).assistant
+    assistant = stub.CreateAssistant(
+        assistant_pb2.CreateAssistantRequest(model=MODEL, reasoning_effort="low")
+    ).assistant
     update = assistant_pb2.UpdateAssistantRequest(assistant_id=assistant.id, reasoning_effort="extreme")
     assert _refusal(lambda: stub.UpdateAssistant(update)).metadata["param"] == "reasoning_effort"
     assert client.beta.assistants.retrieve(assistant.id).reasoning_effort == "low"
@@ -159,21 +170,39 @@ def test_http_refuses_the_same_values_with_param_and_stores_nothing(client, mark
     cases = [
         (f"/threads/{thread.id}/messages", {"role": "robot", "content": "hi"}, "role"),
         ("/assistants", {"model": MODEL, "tools": [{}], "metadata": {"marker": marker}}, "tools[0].type"),
-        ("/assistants", {"model": MODEL, "response_format": {"type": "yaml"}, "metadata": {"marker": marker}},
-         "response_format.type"),
-        ("/assistants", {"model": MODEL, "reasoning_effort": "extreme", "metadata": {"marker": marker}},
-         "reasoning_effort"),
-        (f"/threads/{thread.id}/runs", {"assistant_id": assistant.id, "response_format": "yaml"}, "response_format.type"),
-        (f"/threads/{thread.id}/runs", {"assistant_id": assistant.id, "reasoning_effort": "extreme"}, "reasoning_effort"),
+        (
+            "/assistants",
+            {"model": MODEL, "response_format": {"type": "yaml"}, "metadata": {"marker": marker}},
+            "response_format.type",
+        ),
+        (
+            "/assistants",
+            {"model": MODEL, "reasoning_effort": "extreme", "metadata": {"marker": marker}},
+            "reasoning_effort",
+        ),
+        (
+            f"/threads/{thread.id}/runs",
+            {"assistant_id": assistant.id, "response_format": "yaml"},
+            "response_format.type",
+        ),
+        (
+            f"/threads/{thread.id}/runs",
+            {"assistant_id": assistant.id, "reasoning_effort": "extreme"},
+            "reasoning_effort",
+        ),
         (f"/threads/{thread.id}/runs", {"assistant_id": assistant.id, "tools": [{}]}, "tools[0].type"),
-        (f"/threads/{thread.id}/runs", {"assistant_id": assistant.id, "stream": True, "response_format": {"type": "yaml"}},
-         "response_format.type"),
+        (
+            f"/threads/{thread.id}/runs",
+            {"assistant_id": assistant.id, "stream": True, "response_format": {"type": "yaml"}},
+            "response_format.type",
+        ),
     ]
     for path, body, param in cases:
-        error = _bad_request(lambda: client.post(path, body=body, cast_to=object))
+        error = _bad_request(lambda path=path, body=body: client.post(path, body=body, cast_to=object))
         assert error.param == param, (path, body, error.body)
-    error = _bad_request(lambda: client.get(f"/threads/{thread.id}/messages", options={"params": {"order": "sideways"}},
-                                            cast_to=object))
+    error = _bad_request(
+        lambda: client.get(f"/threads/{thread.id}/messages", options={"params": {"order": "sideways"}}, cast_to=object)
+    )
     assert error.param == "order"
     assert _assistants_marked(client, marker) == []
     assert client.beta.threads.messages.list(thread_id=thread.id).data == []
@@ -181,8 +210,9 @@ def test_http_refuses_the_same_values_with_param_and_stores_nothing(client, mark
 
 
 def test_http_and_grpc_word_the_refusal_the_same(channel, client):
-    http = _bad_request(lambda: client.post("/assistants", body={"model": MODEL, "reasoning_effort": "extreme"},
-                                            cast_to=object))
+    http = _bad_request(
+        lambda: client.post("/assistants", body={"model": MODEL, "reasoning_effort": "extreme"}, cast_to=object)
+    )
     stub = assistant_pb2_grpc.AssistantServiceStub(channel)
     with pytest.raises(grpc.RpcError) as info:
         stub.CreateAssistant(assistant_pb2.CreateAssistantRequest(model=MODEL, reasoning_effort="extreme"))

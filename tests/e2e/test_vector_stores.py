@@ -61,7 +61,9 @@ def test_search_ranks_the_document_with_the_answer_first(client, corpus):
 def test_attribute_filters_and_max_num_results(client):
     vs = client.vector_stores.create(name="filtered")
     for year in (2021, 2022, 2023):
-        file = client.files.create(file=(f"report-{year}.txt", f"Annual revenue report for {year}.".encode()), purpose="assistants")
+        file = client.files.create(
+            file=(f"report-{year}.txt", f"Annual revenue report for {year}.".encode()), purpose="assistants"
+        )
         client.vector_stores.files.create_and_poll(
             vector_store_id=vs.id, file_id=file.id, attributes={"year": year, "kind": "report"}, poll_interval_ms=50
         )
@@ -69,8 +71,13 @@ def test_attribute_filters_and_max_num_results(client):
         vector_store_id=vs.id, query="revenue report", filters={"type": "gte", "key": "year", "value": 2022}
     ).data
     assert sorted(r.attributes["year"] for r in recent) == [2022, 2023]
-    both = {"type": "and", "filters": [{"type": "eq", "key": "kind", "value": "report"}, {"type": "lt", "key": "year", "value": 2022}]}
-    assert [r.filename for r in client.vector_stores.search(vector_store_id=vs.id, query="revenue", filters=both).data] == ["report-2021.txt"]
+    both = {
+        "type": "and",
+        "filters": [{"type": "eq", "key": "kind", "value": "report"}, {"type": "lt", "key": "year", "value": 2022}],
+    }
+    assert [
+        r.filename for r in client.vector_stores.search(vector_store_id=vs.id, query="revenue", filters=both).data
+    ] == ["report-2021.txt"]
     assert len(client.vector_stores.search(vector_store_id=vs.id, query="revenue", max_num_results=1).data) == 1
 
 
@@ -87,9 +94,18 @@ def test_chunking_strategy_is_honoured_and_validated(client):
     assert vs_file.status == "completed"
     assert vs_file.chunking_strategy.static.max_chunk_size_tokens == 200
     bad = [
-        ({"type": "static", "static": {"max_chunk_size_tokens": 50, "chunk_overlap_tokens": 0}}, "max_chunk_size_tokens"),
-        ({"type": "static", "static": {"max_chunk_size_tokens": 5000, "chunk_overlap_tokens": 0}}, "max_chunk_size_tokens"),
-        ({"type": "static", "static": {"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 201}}, "chunk_overlap_tokens"),
+        (
+            {"type": "static", "static": {"max_chunk_size_tokens": 50, "chunk_overlap_tokens": 0}},
+            "max_chunk_size_tokens",
+        ),
+        (
+            {"type": "static", "static": {"max_chunk_size_tokens": 5000, "chunk_overlap_tokens": 0}},
+            "max_chunk_size_tokens",
+        ),
+        (
+            {"type": "static", "static": {"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 201}},
+            "chunk_overlap_tokens",
+        ),
     ]
     other = client.vector_stores.create(name="untouched")
     for strategy, field in bad:
@@ -102,7 +118,10 @@ def test_chunking_strategy_is_honoured_and_validated(client):
         client.vector_stores.create(name="x", file_ids=[file.id, "file-nope"])
     assert client.vector_stores.files.list(vector_store_id=other.id).data == []
     auto = client.vector_stores.files.create_and_poll(vector_store_id=other.id, file_id=file.id, poll_interval_ms=50)
-    assert auto.chunking_strategy.static.max_chunk_size_tokens == 800 and auto.chunking_strategy.static.chunk_overlap_tokens == 400
+    assert (
+        auto.chunking_strategy.static.max_chunk_size_tokens == 800
+        and auto.chunking_strategy.static.chunk_overlap_tokens == 400
+    )
     # the chunks really are cut to size: 200-token windows hold about a quarter of the words of 800-token ones
     small = client.vector_stores.search(vector_store_id=vs.id, query="word1500").data[0].content[0].text
     large = client.vector_stores.search(vector_store_id=other.id, query="word1500").data[0].content[0].text
@@ -115,7 +134,9 @@ def test_vector_store_crud_and_file_removal(client, corpus):
     assert vs.expires_after.days == 7 and vs.expires_at is not None
     assert client.vector_stores.update(vs.id, name="renamed").name == "renamed"
     assert vs.id in [v.id for v in client.vector_stores.list()]
-    vs_file = client.vector_stores.files.upload_and_poll(vector_store_id=vs.id, file=("zebras.md", corpus["zebras.md"]), poll_interval_ms=50)
+    vs_file = client.vector_stores.files.upload_and_poll(
+        vector_store_id=vs.id, file=("zebras.md", corpus["zebras.md"]), poll_interval_ms=50
+    )
     assert client.vector_stores.files.delete(file_id=vs_file.id, vector_store_id=vs.id).deleted
     assert client.vector_stores.search(vector_store_id=vs.id, query="zebras").data == []
     assert client.files.retrieve(vs_file.id).id == vs_file.id  # the file itself stays
@@ -125,10 +146,15 @@ def test_vector_store_crud_and_file_removal(client, corpus):
 
 
 def test_hybrid_search_finds_what_keywords_miss(provider, tmp_path, client, store_env):
-    docs = [("cars.txt", b"My car is a red convertible with leather seats."), ("bread.txt", b"Sourdough bread needs a starter.")]
+    docs = [
+        ("cars.txt", b"My car is a red convertible with leather seats."),
+        ("bread.txt", b"Sourdough bread needs a starter."),
+    ]
     keyword_only = client.vector_stores.create(name="keywords")
     for name, data in docs:
-        client.vector_stores.files.upload_and_poll(vector_store_id=keyword_only.id, file=(name, data), poll_interval_ms=50)
+        client.vector_stores.files.upload_and_poll(
+            vector_store_id=keyword_only.id, file=(name, data), poll_interval_ms=50
+        )
     assert client.vector_stores.search(vector_store_id=keyword_only.id, query="automobile").data == []
 
     requests_before = len(provider.requests)
@@ -140,17 +166,25 @@ def test_hybrid_search_finds_what_keywords_miss(provider, tmp_path, client, stor
             hybrid.vector_stores.files.upload_and_poll(vector_store_id=vs.id, file=(name, data), poll_interval_ms=50)
         results = hybrid.vector_stores.search(vector_store_id=vs.id, query="automobile").data
         assert results[0].filename == "cars.txt" and results[0].score == 1.0
-        assert hybrid.vector_stores.search(vector_store_id=vs.id, query="sourdough starter").data[0].filename == "bread.txt"
+        assert (
+            hybrid.vector_stores.search(vector_store_id=vs.id, query="sourdough starter").data[0].filename
+            == "bread.txt"
+        )
         embedded = [r for r in provider.requests[requests_before:] if r.get("model") == "scripted-embed"]
         assert any("leather seats" in " ".join(r["input"]) for r in embedded)  # chunks were embedded at ingestion
 
         # a file still being ingested is in use: it cannot be deleted until ingestion ends
-        slow = hybrid.files.create(file=("slow.txt", b"Embedding this takes a while. [embed-slow:1.5]"), purpose="assistants")
+        slow = hybrid.files.create(
+            file=("slow.txt", b"Embedding this takes a while. [embed-slow:1.5]"), purpose="assistants"
+        )
         hybrid.vector_stores.files.create(vector_store_id=vs.id, file_id=slow.id)
         with pytest.raises(openai.BadRequestError) as info:
             hybrid.files.delete(slow.id)
         assert info.value.code == "file_in_use" and hybrid.files.retrieve(slow.id).id == slow.id
-        assert hybrid.vector_stores.files.poll(file_id=slow.id, vector_store_id=vs.id, poll_interval_ms=50).status == "completed"
+        assert (
+            hybrid.vector_stores.files.poll(file_id=slow.id, vector_store_id=vs.id, poll_interval_ms=50).status
+            == "completed"
+        )
         assert hybrid.files.delete(slow.id).deleted
         assert hybrid.vector_stores.retrieve(vs.id).file_counts.total == 2
     finally:
@@ -165,7 +199,10 @@ def test_inline_vector_stores_in_tool_resources(client):
         tool_resources={"file_search": {"vector_stores": [{"file_ids": [doc.id], "metadata": {"src": "inline"}}]}},
     )
     (vs_id,) = assistant.tool_resources.file_search.vector_store_ids
-    assert not hasattr(assistant.tool_resources.file_search, "vector_stores") or not assistant.tool_resources.file_search.vector_stores
+    assert (
+        not hasattr(assistant.tool_resources.file_search, "vector_stores")
+        or not assistant.tool_resources.file_search.vector_stores
+    )
     store = client.vector_stores.retrieve(vs_id)
     assert store.metadata == {"src": "inline"} and store.file_counts.total == 1
     thread = client.beta.threads.create(tool_resources={"file_search": {"vector_stores": [{"file_ids": [doc.id]}]}})
@@ -202,12 +239,20 @@ def test_cancelling_a_batch_and_score_threshold(provider, tmp_path, store_env):
     try:
         client = server.client()
         vs = client.vector_stores.create(name="cancel")
-        slow = [client.files.create(file=(f"s{i}.txt", f"slow file {i} [embed-slow:2]".encode()), purpose="assistants").id for i in range(3)]
+        slow = [
+            client.files.create(file=(f"s{i}.txt", f"slow file {i} [embed-slow:2]".encode()), purpose="assistants").id
+            for i in range(3)
+        ]
         batch = client.vector_stores.file_batches.create(vector_store_id=vs.id, file_ids=slow)
         cancelled = client.vector_stores.file_batches.cancel(batch_id=batch.id, vector_store_id=vs.id)
         assert cancelled.status == "cancelled" and cancelled.file_counts.in_progress == 0
-        assert cancelled.file_counts.cancelled + cancelled.file_counts.completed == 3 and cancelled.file_counts.cancelled >= 1
-        listed = client.vector_stores.file_batches.list_files(batch_id=batch.id, vector_store_id=vs.id, filter="cancelled").data
+        assert (
+            cancelled.file_counts.cancelled + cancelled.file_counts.completed == 3
+            and cancelled.file_counts.cancelled >= 1
+        )
+        listed = client.vector_stores.file_batches.list_files(
+            batch_id=batch.id, vector_store_id=vs.id, filter="cancelled"
+        ).data
         assert len(listed) == cancelled.file_counts.cancelled
         # a cancelled file's chunks never become searchable, even once its ingestion would have ended
         other = client.files.create(file=("other.txt", b"another slow file [embed-slow:2.5]"), purpose="assistants")

@@ -18,9 +18,9 @@ import grpc
 import openai
 from assistd.v1 import message_pb2, run_pb2, run_pb2_grpc, thread_pb2, thread_pb2_grpc
 
-from tests.perf.stats import percentile
 from tests.conftest import MODEL, ROOT, Server
 from tests.perf import bench_retrieval, bench_stores
+from tests.perf.stats import percentile
 from tests.scripted_llm import free_port
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # the SDK marks Assistants deprecated
@@ -53,7 +53,9 @@ def direct_ttft(provider, prompt):
     samples, totals = [], []
     for _ in range(RUNS):
         start = time.perf_counter()
-        stream = client.chat.completions.create(model="scripted", messages=[{"role": "user", "content": prompt}], stream=True)
+        stream = client.chat.completions.create(
+            model="scripted", messages=[{"role": "user", "content": prompt}], stream=True
+        )
         first = None
         for chunk in stream:
             if first is None and chunk.choices and chunk.choices[0].delta.content:
@@ -142,7 +144,7 @@ def write_report(results, long_results, retrieval: str):
     ]
     report = f"""# Benchmarks
 
-Written by `make bench` (`python -m tests.perf.bench`); {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores,
+Written by `make bench` (`python -m tests.perf.bench`); {time.strftime("%Y-%m-%d")}, {os.cpu_count()} cores,
 Python {platform.python_version()}, {platform.machine()}. The scripted OpenAI-compatible provider, `assistd serve`
 (SQLite) and the client run as three processes on this machine, in one run, so compare the ratios rather than
 the absolute numbers (2 shared cores; expect +-20 %).

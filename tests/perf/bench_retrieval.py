@@ -9,7 +9,11 @@ from service.retrieval.chunk import chunk_text
 from tests import documents
 from tests.perf.stats import percentile
 
-WORDS = [f"{a}{b}" for a in ("kor", "ven", "tal", "mir", "sup", "dra", "lon", "qua") for b in ("ix", "um", "et", "ora", "an", "is", "ol", "ek")]
+WORDS = [
+    f"{a}{b}"
+    for a in ("kor", "ven", "tal", "mir", "sup", "dra", "lon", "qua")
+    for b in ("ix", "um", "et", "ora", "an", "is", "ol", "ek")
+]
 PAGE_CHARS = 2500  # about one printed page
 
 
@@ -32,7 +36,9 @@ def run(client) -> str:
     file_ids = [client.files.create(file=(f"doc{i}.pdf", data), purpose="assistants").id for i, data in enumerate(pdfs)]
     vs = client.vector_stores.create(name="bench-pdf")
     start = time.perf_counter()
-    batch = client.vector_stores.file_batches.create_and_poll(vector_store_id=vs.id, file_ids=file_ids, poll_interval_ms=20)
+    batch = client.vector_stores.file_batches.create_and_poll(
+        vector_store_id=vs.id, file_ids=file_ids, poll_interval_ms=20
+    )
     pdf_seconds = time.perf_counter() - start
     assert batch.file_counts.completed == len(pdfs), batch.file_counts
     pages = 25 * len(pdfs)
@@ -40,7 +46,9 @@ def run(client) -> str:
     # 2. 10k chunks of text: 40 files, 100-token chunks without overlap
     files = [_text(rng, 74_000) for _ in range(40)]  # ~250 chunks of 100 tokens each: ~10k in all
     chunk_count = sum(len(chunk_text(t, 100, 0)) for t in files)
-    text_ids = [client.files.create(file=(f"t{i}.txt", t.encode()), purpose="assistants").id for i, t in enumerate(files)]
+    text_ids = [
+        client.files.create(file=(f"t{i}.txt", t.encode()), purpose="assistants").id for i, t in enumerate(files)
+    ]
     corpus = client.vector_stores.create(name="bench-10k")
     start = time.perf_counter()
     batch = client.vector_stores.file_batches.create_and_poll(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from service.ids import new_id
 from service.store import ListQuery, LogEntry, Record, open_store
-from tests.perf.stats import percentile
 from tests.conftest import MODEL, Server, cassandra_url
+from tests.perf.stats import percentile
 
 CALLS = 300
 
@@ -36,22 +36,36 @@ async def store_calls(url: str) -> dict[str, str]:
         ids = [new_id("msg_") for _ in range(CALLS)]
         payload = b"x" * 600  # about a stored message
         results = {}
-        results["put (1 message)"] = _ms(await _timed(lambda i=i: store.put(tenant, [Record("message", "th", i, payload)]) for i in ids))
+        results["put (1 message)"] = _ms(
+            await _timed(lambda i=i: store.put(tenant, [Record("message", "th", i, payload)]) for i in ids)
+        )
         results["get"] = _ms(await _timed(lambda i=i: store.get(tenant, "message", "th", i) for i in ids))
         results["list_page (20, desc)"] = _ms(
-            await _timed(lambda i=i: store.list_page(tenant, "message", "th", ListQuery(limit=20, after=i)) for i in ids[::-1])
+            await _timed(
+                lambda i=i: store.list_page(tenant, "message", "th", ListQuery(limit=20, after=i)) for i in ids[::-1]
+            )
         )
 
         async def claim_release(i):
             await store.claim_thread(tenant, f"th{i}", f"run{i}", "bench")
             await store.release_thread(tenant, f"th{i}", f"run{i}")
 
-        results["claim + release (one active run)"] = _ms(await _timed(lambda i=i: claim_release(i) for i in range(CALLS)))
+        results["claim + release (one active run)"] = _ms(
+            await _timed(lambda i=i: claim_release(i) for i in range(CALLS))
+        )
         results["commit (10 events + 1 snapshot)"] = _ms(
             await _timed(
                 lambda n=n: store.commit(
-                    [LogEntry(tenant, "run_b", n * 10 + k + 1, payload[:120], [Record("run", "th", "run_b", payload)] if k == 9 else [])
-                     for k in range(10)]
+                    [
+                        LogEntry(
+                            tenant,
+                            "run_b",
+                            n * 10 + k + 1,
+                            payload[:120],
+                            [Record("run", "th", "run_b", payload)] if k == 9 else [],
+                        )
+                        for k in range(10)
+                    ]
                 )
                 for n in range(CALLS)
             )
@@ -61,7 +75,9 @@ async def store_calls(url: str) -> dict[str, str]:
         while time.perf_counter() - start < 3:
             await store.commit([LogEntry(tenant, "run_rate", sequence + k + 1, payload[:120]) for k in range(50)])
             sequence += 50
-        results["event-log append rate (batches of 50)"] = f"{(sequence - 10 * CALLS) / (time.perf_counter() - start):,.0f} events/s"
+        results["event-log append rate (batches of 50)"] = (
+            f"{(sequence - 10 * CALLS) / (time.perf_counter() - start):,.0f} events/s"
+        )
         return results
     finally:
         await store.close()
@@ -79,7 +95,9 @@ def api_workload(provider, url: str, runs: int = 30) -> tuple[float, list[float]
             for _ in range(runs):
                 t0 = time.perf_counter()
                 thread = client.beta.threads.create()
-                client.beta.threads.messages.create(thread_id=thread.id, role="user", content="[reply:Hello there, how are you?]")
+                client.beta.threads.messages.create(
+                    thread_id=thread.id, role="user", content="[reply:Hello there, how are you?]"
+                )
                 for _ in client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True):
                     pass
                 latencies.append(time.perf_counter() - t0)
@@ -101,7 +119,10 @@ def run(provider) -> str:
     rows = [f"| {what} | " + " | ".join(calls[n][what] for n in names) + " |" for what in calls[names[0]]]
     workload = [
         "| create thread + message + streamed run (30, sequential) | "
-        + " | ".join(f"{rate:.1f} runs/s, p50 {statistics.median(l) * 1000:.0f} ms / p99 {percentile(l, 99) * 1000:.0f} ms" for rate, l in (workloads[n] for n in names))
+        + " | ".join(
+            f"{rate:.1f} runs/s, p50 {statistics.median(times) * 1000:.0f} ms / p99 {percentile(times, 99) * 1000:.0f} ms"
+            for rate, times in (workloads[n] for n in names)
+        )
         + " |"
     ]
     return f"""## Stores: SQLite vs Cassandra 5.0

@@ -7,7 +7,10 @@ from service.store import bm25
 
 def test_terms_are_lower_case_words_with_a_plural_s_dropped():
     assert bm25.term_counts("Zebras and zebra; the GLASS, the glass!") == {
-        "zebra": 2, "and": 1, "the": 2, "glass": 2,
+        "zebra": 2,
+        "and": 1,
+        "the": 2,
+        "glass": 2,
     }
     assert bm25.normal("bus") == "bus"  # too short to be a plural
     assert bm25.normal("Kiss") == "kiss"  # a double s is not a plural

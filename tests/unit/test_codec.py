@@ -10,20 +10,40 @@ def test_tagged_union_round_trips_with_type():
     body = {
         "model": "m",
         "tools": [
-            {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}}}},
+            {
+                "type": "function",
+                "function": {
+                    "name": "f",
+                    "parameters": {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}},
+                },
+            },
             {"type": "code_interpreter"},
             {"type": "file_search", "file_search": {"max_num_results": 5}},
         ],
     }
     request = parse(body, assistant_pb2.CreateAssistantRequest)
     tools = render(request)["tools"]
-    assert tools[0] == {"type": "function", "function": {"name": "f", "description": None, "parameters": body["tools"][0]["function"]["parameters"], "strict": None}}
+    assert tools[0] == {
+        "type": "function",
+        "function": {
+            "name": "f",
+            "description": None,
+            "parameters": body["tools"][0]["function"]["parameters"],
+            "strict": None,
+        },
+    }
     assert tools[1] == {"type": "code_interpreter"}
     assert tools[2]["file_search"]["max_num_results"] == 5
 
 
 def test_struct_numbers_stay_integers():
-    request = parse({"model": "m", "tools": [{"type": "function", "function": {"name": "f", "parameters": {"maxItems": 2, "x": 1.5}}}]}, assistant_pb2.CreateAssistantRequest)
+    request = parse(
+        {
+            "model": "m",
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"maxItems": 2, "x": 1.5}}}],
+        },
+        assistant_pb2.CreateAssistantRequest,
+    )
     params = render(request)["tools"][0]["function"]["parameters"]
     assert params == {"maxItems": 2, "x": 1.5} and isinstance(params["maxItems"], int)
 
@@ -31,9 +51,14 @@ def test_struct_numbers_stay_integers():
 def test_shorthands():
     message = parse({"thread_id": "t", "role": "user", "content": "hi"}, message_pb2.CreateMessageRequest)
     assert message.content[0].text.value == "hi"
-    parts = parse({"thread_id": "t", "role": "user", "content": [{"type": "text", "text": "a"}]}, message_pb2.CreateMessageRequest)
+    parts = parse(
+        {"thread_id": "t", "role": "user", "content": [{"type": "text", "text": "a"}]}, message_pb2.CreateMessageRequest
+    )
     assert parts.content[0].text.value == "a"
-    run = parse({"thread_id": "t", "assistant_id": "a", "tool_choice": "required", "response_format": "auto"}, run_pb2.CreateRunRequest)
+    run = parse(
+        {"thread_id": "t", "assistant_id": "a", "tool_choice": "required", "response_format": "auto"},
+        run_pb2.CreateRunRequest,
+    )
     assert run.tool_choice.type == "required" and run.response_format.type == "auto"
     rendered = render(run)
     assert rendered["tool_choice"] == "required" and rendered["response_format"] == "auto"
@@ -69,7 +94,11 @@ def test_objects_write_null_and_deltas_leave_out_unset():
         ({"model": "m", "temperature": True}, "temperature", "expected a decimal, but got a boolean"),
         ({"model": "m", "tools": {}}, "tools", "expected an array"),
         ({"model": "m", "tools": [{}]}, "tools[0].type", "Missing required parameter"),
-        ({"model": "m", "tools": [{"type": "function", "function": {"name": "f"}, "file_search": {}}]}, "tools[0].file_search", "Unknown parameter"),
+        (
+            {"model": "m", "tools": [{"type": "function", "function": {"name": "f"}, "file_search": {}}]},
+            "tools[0].file_search",
+            "Unknown parameter",
+        ),
         ({"model": "m", "metadata": {"a": None}}, "metadata.a", "expected a string, but got null"),
         ({"model": "m", "bogus": 1}, "bogus", "Unknown parameter"),
     ],
@@ -98,6 +127,8 @@ def test_type_selects_which_sibling_is_written():
     step.step_details.type = run_pb2.RUN_STEP_TYPE_MESSAGE_CREATION
     step.step_details.message_creation.message_id = "msg_1"
     assert render(step)["step_details"] == {"type": "message_creation", "message_creation": {"message_id": "msg_1"}}
-    run = parse({"response_format": {"type": "json_object"}, "tool_choice": {"type": "file_search"}}, run_pb2.CreateRunRequest)
+    run = parse(
+        {"response_format": {"type": "json_object"}, "tool_choice": {"type": "file_search"}}, run_pb2.CreateRunRequest
+    )
     rendered = render(run)
     assert rendered["response_format"] == {"type": "json_object"} and rendered["tool_choice"] == {"type": "file_search"}

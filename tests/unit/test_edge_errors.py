@@ -61,8 +61,12 @@ def test_the_body_takes_param_and_code_from_the_error_info():
     status, body = from_rpc_error(_call_error(C.INVALID_ARGUMENT, "Invalid value: 'yaml'.", info))
     assert status == 400
     assert body == {
-        "error": {"message": "Invalid value: 'yaml'.", "type": "invalid_request_error",
-                  "param": "response_format.type", "code": "invalid_value"}
+        "error": {
+            "message": "Invalid value: 'yaml'.",
+            "type": "invalid_request_error",
+            "param": "response_format.type",
+            "code": "invalid_value",
+        }
     }
 
 

@@ -98,9 +98,19 @@ def test_text_before_calls_is_a_settled_message_that_an_end_leaves_alone():
     "outcome, step_event, step_status, reason",
     [
         (lifecycle.CANCELLED, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CANCELLED, E.RUN_STEP_STATUS_CANCELLED, "run_cancelled"),
-        (lifecycle.failed("server_error", "boom"), E.RUN_EVENT_TYPE_THREAD_RUN_STEP_FAILED, E.RUN_STEP_STATUS_FAILED, "run_failed"),
+        (
+            lifecycle.failed("server_error", "boom"),
+            E.RUN_EVENT_TYPE_THREAD_RUN_STEP_FAILED,
+            E.RUN_STEP_STATUS_FAILED,
+            "run_failed",
+        ),
         (lifecycle.EXPIRED, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_EXPIRED, E.RUN_STEP_STATUS_EXPIRED, "run_expired"),
-        (lifecycle.incomplete("max_completion_tokens"), E.RUN_EVENT_TYPE_THREAD_RUN_STEP_COMPLETED, E.RUN_STEP_STATUS_COMPLETED, "max_tokens"),
+        (
+            lifecycle.incomplete("max_completion_tokens"),
+            E.RUN_EVENT_TYPE_THREAD_RUN_STEP_COMPLETED,
+            E.RUN_STEP_STATUS_COMPLETED,
+            "max_tokens",
+        ),
     ],
 )
 def test_an_unsuccessful_end_leaves_the_message_incomplete_with_its_reason(outcome, step_event, step_status, reason):

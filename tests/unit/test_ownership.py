@@ -105,7 +105,7 @@ async def test_a_process_that_cannot_renew_its_heartbeat_fences_its_runs(store):
     monitor = Monitor(ownership, store, host)
     await monitor.start()
     try:
-        while host.sweeps < 2:  # two rounds of heartbeats that go through: nothing to fence
+        while host.sweeps < 2:  # noqa: ASYNC110 - two rounds of heartbeats that go through: nothing to fence
             await asyncio.sleep(0.05)
         assert not host.fenced.is_set()
         store.unreachable = True

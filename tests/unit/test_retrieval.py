@@ -3,12 +3,12 @@
 import json
 
 import pytest
+from assistd.v1 import vector_store_pb2
+from google.protobuf import json_format
 
 from service.retrieval.chunk import _encoding, chunk_text
 from service.retrieval.parse import ParseError, extract_text
 from service.retrieval.search import matches, terms_of
-from assistd.v1 import vector_store_pb2
-from google.protobuf import json_format
 from tests import documents
 
 
@@ -20,7 +20,11 @@ from tests import documents
         ("a.py", b"def f():\n    return 42\n", "return 42"),
         ("a.csv", b"city,temp\nOslo,4\n", "Oslo,4"),
         ("a.json", json.dumps({"answer": 42}).encode(), '"answer": 42'),
-        ("a.html", b"<html><head><style>p{}</style></head><body><p>Visible</p><script>hidden()</script></body></html>", "Visible"),
+        (
+            "a.html",
+            b"<html><head><style>p{}</style></head><body><p>Visible</p><script>hidden()</script></body></html>",
+            "Visible",
+        ),
         ("a.pdf", documents.pdf("Saturn V"), "Saturn V"),
         ("a.docx", documents.docx("Espresso"), "Espresso"),
     ],
@@ -32,8 +36,13 @@ def test_each_format_gives_its_text(name, data, expected):
 
 @pytest.mark.parametrize(
     "name, data, code",
-    [("a.bin", b"\x00\x01", "unsupported_file"), ("a.pdf", b"not a pdf", "invalid_file"), ("a.txt", b"   ", "invalid_file"),
-     ("a.json", b"{broken", "invalid_file"), ("a.txt", b"\xff\xfe\xfa", "invalid_file")],
+    [
+        ("a.bin", b"\x00\x01", "unsupported_file"),
+        ("a.pdf", b"not a pdf", "invalid_file"),
+        ("a.txt", b"   ", "invalid_file"),
+        ("a.json", b"{broken", "invalid_file"),
+        ("a.txt", b"\xff\xfe\xfa", "invalid_file"),
+    ],
 )
 def test_what_cannot_be_read_fails_with_a_code(name, data, code):
     with pytest.raises(ParseError) as info:
@@ -55,7 +64,10 @@ def test_query_terms_and_attribute_filters():
     assert terms_of(["What is the capital of France?"]) == ["capital", "france"]
     assert terms_of(["the"]) == ["the"]  # only stop words: keep them rather than search nothing
     flt = json_format.ParseDict(
-        {"type": "or", "filters": [{"type": "eq", "key": "k", "value": "a"}, {"type": "in", "key": "n", "value": [1, 2]}]},
+        {
+            "type": "or",
+            "filters": [{"type": "eq", "key": "k", "value": "a"}, {"type": "in", "key": "n", "value": [1, 2]}],
+        },
         vector_store_pb2.AttributeFilter(),
     )
     assert matches(flt, {"k": "a"}) and matches(flt, {"n": 2}) and not matches(flt, {"k": "b", "n": 3})

@@ -10,7 +10,10 @@ def test_every_event_type_has_one_sse_name():
 
 
 def test_done_frame_and_delta_frame():
-    assert encode(run_pb2.RunEvent(sequence_number=9, event=run_pb2.RUN_EVENT_TYPE_DONE)) == b"event: done\nid: 9\ndata: [DONE]\n\n"
+    assert (
+        encode(run_pb2.RunEvent(sequence_number=9, event=run_pb2.RUN_EVENT_TYPE_DONE))
+        == b"event: done\nid: 9\ndata: [DONE]\n\n"
+    )
     event = run_pb2.RunEvent(sequence_number=3, event=run_pb2.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA)
     event.message_delta.id = "msg_1"
     event.message_delta.object = "thread.message.delta"

@@ -32,7 +32,13 @@ def test_adapted_request_has_no_native_tools_and_plain_history():
         messages=[
             {"role": "system", "content": "Be brief."},
             {"role": "user", "content": "weather?"},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+                ],
+            },
             {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
         ],
         tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
@@ -42,5 +48,8 @@ def test_adapted_request_has_no_native_tools_and_plain_history():
     assert adapted.tools is None and adapted.tool_choice is None
     assert adapted.messages[0]["content"].startswith("Be brief.\n\nYou can call these functions")
     assert "You must call at least one function" in adapted.messages[0]["content"]
-    assert adapted.messages[2] == {"role": "assistant", "content": '{"tool_calls": [{"name": "f", "arguments": {"a": 1}}]}'}
+    assert adapted.messages[2] == {
+        "role": "assistant",
+        "content": '{"tool_calls": [{"name": "f", "arguments": {"a": 1}}]}',
+    }
     assert adapted.messages[3] == {"role": "user", "content": "Result of f: sunny"}

@@ -49,15 +49,24 @@ async def test_interleaved_parallel_call_deltas_build_whole_calls_in_order():
     assert turn.finish_reason == "tool_calls" and turn.message is None
     kinds = [event for event, _ in emitted]
     assert kinds[:2] == [E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CREATED, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_IN_PROGRESS]
-    deltas = [obj.delta.step_details.tool_calls[0] for event, obj in emitted if event == E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA]
-    assert [(d.index, d.id, d.function.name) for d in deltas[:2]] == [(0, calls[0].id, "weather"), (1, calls[1].id, "time")]
+    deltas = [
+        obj.delta.step_details.tool_calls[0]
+        for event, obj in emitted
+        if event == E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA
+    ]
+    assert [(d.index, d.id, d.function.name) for d in deltas[:2]] == [
+        (0, calls[0].id, "weather"),
+        (1, calls[1].id, "time"),
+    ]
     assert [d.id for d in deltas[2:]] == ["", ""]  # later fragments carry only arguments
     assert "".join(d.function.arguments for d in deltas if d.index == 0) == '{"city": "Oslo"}'
 
 
 async def test_text_then_calls_completes_the_message_before_the_tool_step_begins():
     turn, emitted = _turn()
-    await turn.read(_deltas(ChatDelta(text="Let me "), ChatDelta(text="look."), ChatDelta(tool_calls=[_frag(0, "x", "f", "{}")])))
+    await turn.read(
+        _deltas(ChatDelta(text="Let me "), ChatDelta(text="look."), ChatDelta(tool_calls=[_frag(0, "x", "f", "{}")]))
+    )
     kinds = [event for event, _ in emitted]
     assert kinds == [
         E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CREATED,
@@ -80,10 +89,16 @@ async def test_text_then_calls_completes_the_message_before_the_tool_step_begins
 async def test_usage_comes_from_the_usage_chunk_and_deltas_carry_the_text():
     turn, emitted = _turn()
     await turn.read(
-        _deltas(ChatDelta(text="a"), ChatDelta(text="b", finish_reason="stop"), ChatDelta(prompt_tokens=12, completion_tokens=2))
+        _deltas(
+            ChatDelta(text="a"),
+            ChatDelta(text="b", finish_reason="stop"),
+            ChatDelta(prompt_tokens=12, completion_tokens=2),
+        )
     )
     assert (turn.usage().prompt_tokens, turn.usage().completion_tokens, turn.usage().total_tokens) == (12, 2, 14)
-    texts = [obj.delta.content[0].text.value for event, obj in emitted if event == E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA]
+    texts = [
+        obj.delta.content[0].text.value for event, obj in emitted if event == E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA
+    ]
     assert texts == ["a", "b"] and turn.text == "ab" and turn.finish_reason == "stop"
 
 

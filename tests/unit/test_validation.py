@@ -4,11 +4,23 @@
 import pytest
 from assistd.v1 import (
     assistant_pb2 as a,
+)
+from assistd.v1 import (
     common_pb2,
+)
+from assistd.v1 import (
     file_pb2 as f,
+)
+from assistd.v1 import (
     message_pb2 as m,
+)
+from assistd.v1 import (
     run_pb2 as r,
+)
+from assistd.v1 import (
     thread_pb2 as t,
+)
+from assistd.v1 import (
     vector_store_pb2 as vs,
 )
 from google.protobuf import struct_pb2
@@ -32,47 +44,71 @@ def _user(**content) -> m.NewMessage:
 # (message, field) of CLOSED_SETS -> (a request carrying value there, the param it is named by)
 CASES = {
     v._field(a.ResponseFormat, "type"): (
-        lambda x: r.CreateRunRequest(assistant_id="a", response_format=a.ResponseFormat(type=x)), "response_format.type"),
+        lambda x: r.CreateRunRequest(assistant_id="a", response_format=a.ResponseFormat(type=x)),
+        "response_format.type",
+    ),
     v._field(a.CreateAssistantRequest, "reasoning_effort"): (
-        lambda x: a.CreateAssistantRequest(model="m", reasoning_effort=x), "reasoning_effort"),
+        lambda x: a.CreateAssistantRequest(model="m", reasoning_effort=x),
+        "reasoning_effort",
+    ),
     v._field(a.UpdateAssistantRequest, "reasoning_effort"): (
-        lambda x: a.UpdateAssistantRequest(assistant_id="a", reasoning_effort=x), "reasoning_effort"),
+        lambda x: a.UpdateAssistantRequest(assistant_id="a", reasoning_effort=x),
+        "reasoning_effort",
+    ),
     v._field(r.CreateRunRequest, "reasoning_effort"): (
-        lambda x: r.CreateRunRequest(assistant_id="a", reasoning_effort=x), "reasoning_effort"),
+        lambda x: r.CreateRunRequest(assistant_id="a", reasoning_effort=x),
+        "reasoning_effort",
+    ),
     v._field(r.CreateThreadAndRunRequest, "reasoning_effort"): (
-        lambda x: r.CreateThreadAndRunRequest(assistant_id="a", reasoning_effort=x), "reasoning_effort"),
+        lambda x: r.CreateThreadAndRunRequest(assistant_id="a", reasoning_effort=x),
+        "reasoning_effort",
+    ),
     v._field(r.TruncationStrategy, "type"): (
-        lambda x: r.CreateRunRequest(truncation_strategy=r.TruncationStrategy(type=x)), "truncation_strategy.type"),
+        lambda x: r.CreateRunRequest(truncation_strategy=r.TruncationStrategy(type=x)),
+        "truncation_strategy.type",
+    ),
     v._field(r.ToolChoice, "type"): (
-        lambda x: r.CreateThreadAndRunRequest(tool_choice=r.ToolChoice(type=x)), "tool_choice.type"),
+        lambda x: r.CreateThreadAndRunRequest(tool_choice=r.ToolChoice(type=x)),
+        "tool_choice.type",
+    ),
     v._field(a.RankingOptions, "ranker"): (
         lambda x: a.CreateAssistantRequest(
             tools=[a.Tool(file_search=a.FileSearchTool(ranking_options=a.RankingOptions(ranker=x)))]
         ),
-        "tools[0].file_search.ranking_options.ranker"),
+        "tools[0].file_search.ranking_options.ranker",
+    ),
     v._field(vs.SearchRankingOptions, "ranker"): (
-        lambda x: vs.SearchVectorStoreRequest(ranking_options=vs.SearchRankingOptions(ranker=x)), "ranking_options.ranker"),
+        lambda x: vs.SearchVectorStoreRequest(ranking_options=vs.SearchRankingOptions(ranker=x)),
+        "ranking_options.ranker",
+    ),
     v._field(vs.ChunkingStrategy, "type"): (
-        lambda x: vs.CreateVectorStoreFileRequest(chunking_strategy=vs.ChunkingStrategy(type=x)), "chunking_strategy.type"),
+        lambda x: vs.CreateVectorStoreFileRequest(chunking_strategy=vs.ChunkingStrategy(type=x)),
+        "chunking_strategy.type",
+    ),
     v._field(vs.AttributeFilter, "type"): (
         lambda x: vs.SearchVectorStoreRequest(
             filters=vs.AttributeFilter(type="and", filters=[vs.AttributeFilter(type=x, key="k")])
         ),
-        "filters.filters[0].type"),
+        "filters.filters[0].type",
+    ),
     v._field(vs.ExpiresAfter, "anchor"): (
-        lambda x: vs.CreateVectorStoreRequest(expires_after=vs.ExpiresAfter(anchor=x, days=1)), "expires_after.anchor"),
+        lambda x: vs.CreateVectorStoreRequest(expires_after=vs.ExpiresAfter(anchor=x, days=1)),
+        "expires_after.anchor",
+    ),
     v._field(f.UploadFileRequest, "purpose"): (lambda x: f.UploadFileRequest(purpose=x), "purpose"),
     v._field(f.ListFilesRequest, "purpose"): (lambda x: f.ListFilesRequest(purpose=x), "purpose"),
     v._field(vs.ListVectorStoreFilesRequest, "filter"): (lambda x: vs.ListVectorStoreFilesRequest(filter=x), "filter"),
     v._field(vs.ListFileBatchFilesRequest, "filter"): (lambda x: vs.ListFileBatchFilesRequest(filter=x), "filter"),
     v._field(m.ImageFileContent, "detail"): (
         lambda x: t.CreateThreadRequest(messages=[_user(image_file=m.ImageFileContent(file_id="f", detail=x))]),
-        "messages[0].content[0].image_file.detail"),
+        "messages[0].content[0].image_file.detail",
+    ),
     v._field(m.ImageUrlContent, "detail"): (
         lambda x: m.CreateMessageRequest(
             role=m.MESSAGE_ROLE_USER, content=[m.MessageContent(image_url=m.ImageUrlContent(url="u", detail=x))]
         ),
-        "content[0].image_url.detail"),
+        "content[0].image_url.detail",
+    ),
     v._field(r.CreateRunRequest, "include"): (lambda x: r.CreateRunRequest(include=[x]), "include[0]"),
     v._field(r.GetRunStepRequest, "include"): (lambda x: r.GetRunStepRequest(include=[x]), "include[0]"),
     v._field(r.ListRunStepsRequest, "include"): (lambda x: r.ListRunStepsRequest(include=[x]), "include[0]"),
@@ -123,8 +159,16 @@ def test_an_unknown_number_in_any_request_enum_is_refused(cls, field):
 
 
 def test_the_walk_above_finds_the_request_enums():
-    lists = {"ListAssistantsRequest", "ListMessagesRequest", "ListRunsRequest", "ListRunStepsRequest", "ListFilesRequest",
-             "ListVectorStoresRequest", "ListVectorStoreFilesRequest", "ListFileBatchFilesRequest"}
+    lists = {
+        "ListAssistantsRequest",
+        "ListMessagesRequest",
+        "ListRunsRequest",
+        "ListRunStepsRequest",
+        "ListFilesRequest",
+        "ListVectorStoresRequest",
+        "ListVectorStoreFilesRequest",
+        "ListFileBatchFilesRequest",
+    }
     found = {(cls.__name__, field) for cls, field in _requests_with_enums()}
     assert found == {("CreateMessageRequest", "role")} | {(name, "order") for name in lists}
 
@@ -162,7 +206,7 @@ def test_types_without_a_default_are_required():
         (vs.UpdateVectorStoreRequest(expires_after=vs.ExpiresAfter(days=3)), "expires_after.anchor"),
     ]
     for request, param in cases:
-        assert _refused(lambda: v.check_request(request), param).code == "missing_required_parameter"
+        assert _refused(lambda request=request: v.check_request(request), param).code == "missing_required_parameter"
     # a chunking strategy without a type is `auto`
     v.check_request(vs.CreateVectorStoreFileRequest(chunking_strategy=vs.ChunkingStrategy()))
 
@@ -175,20 +219,32 @@ def test_free_form_json_is_not_walked():
 
 def test_run_checks():
     ok = dict(assistant_id="asst_1")
-    v.check_run(r.CreateRunRequest(**ok, tool_choice=r.ToolChoice(type="function", function=r.ToolChoiceFunction(name="f"))))
+    v.check_run(
+        r.CreateRunRequest(**ok, tool_choice=r.ToolChoice(type="function", function=r.ToolChoiceFunction(name="f")))
+    )
     _refused(lambda: v.check_run(r.CreateRunRequest()), "assistant_id")
-    _refused(lambda: v.check_run(r.CreateRunRequest(**ok, tool_choice=r.ToolChoice(type="function"))),
-             "tool_choice.function.name")
-    _refused(lambda: v.check_run(r.CreateRunRequest(**ok, truncation_strategy=r.TruncationStrategy(
-        type="last_messages", last_messages=0))), "truncation_strategy.last_messages")
+    _refused(
+        lambda: v.check_run(r.CreateRunRequest(**ok, tool_choice=r.ToolChoice(type="function"))),
+        "tool_choice.function.name",
+    )
+    _refused(
+        lambda: v.check_run(
+            r.CreateRunRequest(**ok, truncation_strategy=r.TruncationStrategy(type="last_messages", last_messages=0))
+        ),
+        "truncation_strategy.last_messages",
+    )
     _refused(lambda: v.check_run(r.CreateRunRequest(**ok, max_prompt_tokens=10)), "max_prompt_tokens")
     _refused(lambda: v.check_run(r.CreateThreadAndRunRequest(**ok, top_p=1.5)), "top_p")
-    _refused(lambda: v.check_run(r.CreateRunRequest(**ok, response_format=a.ResponseFormat(type="json_schema")))
-             , "response_format.json_schema.name")
+    _refused(
+        lambda: v.check_run(r.CreateRunRequest(**ok, response_format=a.ResponseFormat(type="json_schema"))),
+        "response_format.json_schema.name",
+    )
 
 
 def test_assistant_and_tool_checks():
-    v.check_assistant(a.CreateAssistantRequest(model="m", temperature=2, tools=[a.Tool(function=a.FunctionDefinition(name="ok_1"))]))
+    v.check_assistant(
+        a.CreateAssistantRequest(model="m", temperature=2, tools=[a.Tool(function=a.FunctionDefinition(name="ok_1"))])
+    )
     _refused(lambda: v.check_assistant(a.CreateAssistantRequest(temperature=2.5)), "temperature")
     _refused(lambda: v.check_assistant(a.CreateAssistantRequest(name="x" * 257)), "name")
     bad_name = a.Tool(function=a.FunctionDefinition(name="no spaces"))
@@ -200,24 +256,42 @@ def test_assistant_and_tool_checks():
 
 def test_message_checks():
     v.check_message(_user(text=m.TextContent(value="hi")))
-    _refused(lambda: v.check_message(m.NewMessage(content=[m.MessageContent(text=m.TextContent(value="x"))]), "messages[2]"),
-             "messages[2].role")
+    _refused(
+        lambda: v.check_message(m.NewMessage(content=[m.MessageContent(text=m.TextContent(value="x"))]), "messages[2]"),
+        "messages[2].role",
+    )
     _refused(lambda: v.check_message(m.NewMessage(role=m.MESSAGE_ROLE_USER)), "content")
     annotated = _user(text=m.TextContent(value="x", annotations=[m.Annotation(text="x")]))
     _refused(lambda: v.check_message(annotated), "content[0].text")
 
 
 def test_vector_store_checks():
-    _refused(lambda: v.check_chunking_strategy(vs.ChunkingStrategy(type="static", static=vs.StaticChunking(
-        max_chunk_size_tokens=50))), "chunking_strategy.static.max_chunk_size_tokens")
-    _refused(lambda: v.check_chunking_strategy(vs.ChunkingStrategy(type="static", static=vs.StaticChunking(
-        max_chunk_size_tokens=400, chunk_overlap_tokens=300))), "chunking_strategy.static.chunk_overlap_tokens")
+    _refused(
+        lambda: v.check_chunking_strategy(
+            vs.ChunkingStrategy(type="static", static=vs.StaticChunking(max_chunk_size_tokens=50))
+        ),
+        "chunking_strategy.static.max_chunk_size_tokens",
+    )
+    _refused(
+        lambda: v.check_chunking_strategy(
+            vs.ChunkingStrategy(
+                type="static", static=vs.StaticChunking(max_chunk_size_tokens=400, chunk_overlap_tokens=300)
+            )
+        ),
+        "chunking_strategy.static.chunk_overlap_tokens",
+    )
     v.check_chunking_strategy(vs.ChunkingStrategy(type="static", static=vs.StaticChunking(max_chunk_size_tokens=400)))
-    _refused(lambda: v.check_expires_after(vs.CreateVectorStoreRequest(expires_after=vs.ExpiresAfter(
-        anchor="last_active_at", days=0))), "expires_after.days")
+    _refused(
+        lambda: v.check_expires_after(
+            vs.CreateVectorStoreRequest(expires_after=vs.ExpiresAfter(anchor="last_active_at", days=0))
+        ),
+        "expires_after.days",
+    )
     _refused(lambda: v.check_filter(vs.AttributeFilter(type="or")), "filters.filters")
     _refused(lambda: v.check_filter(vs.AttributeFilter(type="eq", key="k")), "filters.value")
-    _refused(lambda: v.check_filter(vs.AttributeFilter(type="gt", value=struct_pb2.Value(number_value=1))), "filters.key")
+    _refused(
+        lambda: v.check_filter(vs.AttributeFilter(type="gt", value=struct_pb2.Value(number_value=1))), "filters.key"
+    )
     assert v.check_search(vs.SearchVectorStoreRequest(query=[" ", "q"])) == (["q"], 10, 0.0)
     _refused(lambda: v.check_search(vs.SearchVectorStoreRequest(query=[" "])), "query")
     _refused(lambda: v.check_search(vs.SearchVectorStoreRequest(query=["q"], max_num_results=0)), "max_num_results")
