@@ -512,9 +512,25 @@ class CassandraStore:
                 f"CREATE INDEX IF NOT EXISTS {name}_ann ON {name} (vector) USING 'sai' "
                 "WITH OPTIONS = {'similarity_function': 'COSINE'}"
             )
+            await self._until_queryable(f"{name}_ann")
             await self._run(f"INSERT INTO vector_tables (dimensions) VALUES ({dimensions})")
             self._vector_tables.add(dimensions)
         return name
+
+    async def _until_queryable(self, index: str) -> None:
+        """Waits until a new SAI index answers queries: right after CREATE INDEX it is still being
+        built, and a search then fails with INDEX_NOT_AVAILABLE."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SCHEMA_TIMEOUT_SECONDS
+        while loop.time() < deadline:
+            rows = await self._run(
+                "SELECT is_queryable FROM system_views.sai_column_indexes WHERE keyspace_name=%s AND index_name=%s",
+                (self._config["keyspace"], index),
+            )
+            if rows and rows[0].is_queryable:
+                return
+            await asyncio.sleep(0.1)
+        raise StoreUnavailable(f"The vector index {index} is still being built; try again shortly.")
 
     async def index_chunks(
         self, tenant: str, vector_store_id: str, file_id: str, chunks: Sequence[str], vectors: Sequence[bytes] = ()
