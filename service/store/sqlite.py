@@ -1,6 +1,7 @@
-"""The embedded default: one SQLite file through aiosqlite (its own threads, never the loop).
+"""The embedded default: one SQLite file, its connections on threads of their own (never the loop).
 
-Two connections: one writer, whose transactions are serialized by a lock, and one reader.
+Two connections: one writer, whose transactions run one at a time on its own thread (a whole
+transaction is one trip there), and one reader on another thread.
 In WAL mode the reader sees only committed data, so no API call can observe (and no crash
 can take back) half of a transaction.
 """
@@ -10,13 +11,16 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-import aiosqlite
 import numpy as np
 
 from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
 from service.store.errors import StoreError, StoreUnavailable
+
+T = TypeVar("T")
 
 _SCHEMA = """
 PRAGMA journal_mode = WAL;
@@ -100,6 +104,26 @@ def _translated() -> Iterator[None]:
         raise store_error(exc) from exc
 
 
+def _transaction(connection: sqlite3.Connection, statements: Sequence[tuple[str, tuple]]) -> None:
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        for sql, params in statements:
+            connection.execute(sql, params)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _rowcount(connection: sqlite3.Connection, sql: str, params: tuple) -> int:
+    return connection.execute(sql, params).rowcount
+
+
+def _fetchall(connection: sqlite3.Connection, sql: str, params: tuple) -> list:
+    return connection.execute(sql, params).fetchall()
+
+
 _UPSERT = "INSERT OR REPLACE INTO objects (tenant, kind, parent, id, tag, data) VALUES (?, ?, ?, ?, ?, ?)"
 
 
@@ -108,70 +132,61 @@ class SqliteStore:
 
     def __init__(self, path: str):
         self._path = path
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
+        # Each connection lives on its own thread; a transaction or a query is one trip there.
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._read_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
 
     async def open(self) -> None:
         directory = os.path.dirname(self._path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        with _translated():
-            self._writer = await aiosqlite.connect(self._path, isolation_level=None)
-            await self._writer.executescript(_SCHEMA)
-            self._reader = await aiosqlite.connect(self._path, isolation_level=None)
+        self._writer = await self._on(self._write_thread, self._connect, _SCHEMA)
+        self._reader = await self._on(self._read_thread, self._connect, "")
+
+    def _connect(self, script: str) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        if script:
+            connection.executescript(script)
+        return connection
 
     async def close(self) -> None:
-        for connection in (self._reader, self._writer):
+        for connection, thread in ((self._reader, self._read_thread), (self._writer, self._write_thread)):
             if connection is not None:
-                await connection.close()
+                await self._on(thread, connection.close)
         self._reader = self._writer = None
 
-    @property
-    def reader(self) -> aiosqlite.Connection:
-        """The reading connection."""
-        assert self._reader is not None, "store is not open"
-        return self._reader
+    @staticmethod
+    async def _on(thread: ThreadPoolExecutor, work: Callable[..., T], *args: Any) -> T:
+        """work(*args) on a connection's thread; sqlite3 errors come out typed. The call runs to its
+        end even if the caller is cancelled meanwhile, so no transaction is ever left open."""
+        future = asyncio.get_running_loop().run_in_executor(thread, work, *args)
+        with _translated():
+            return await asyncio.shield(future)
 
     @property
-    def writer(self) -> aiosqlite.Connection:
+    def writer(self) -> sqlite3.Connection:
         assert self._writer is not None, "store is not open"
         return self._writer
 
-    async def _write(self, statements: Sequence[tuple[str, tuple]]) -> None:
-        """Runs statements in one transaction. The lock keeps other writers' statements out of it
-        (the connection is shared); the shield lets it finish even if the caller is cancelled,
-        so no transaction is ever left open."""
-        with _translated():
-            await asyncio.shield(self._transaction(statements))
+    @property
+    def reader(self) -> sqlite3.Connection:
+        assert self._reader is not None, "store is not open"
+        return self._reader
 
-    async def _transaction(self, statements: Sequence[tuple[str, tuple]]) -> None:
-        async with self._write_lock:
-            try:
-                await self.writer.execute("BEGIN IMMEDIATE")
-                for sql, params in statements:
-                    await self.writer.execute(sql, params)
-                await self.writer.commit()
-            except BaseException:
-                if self.writer.in_transaction:
-                    await self.writer.rollback()
-                raise
+    async def _write(self, statements: Sequence[tuple[str, tuple]]) -> None:
+        """Runs statements in one transaction, in one trip to the writer's thread."""
+        await self._on(self._write_thread, _transaction, self.writer, statements)
 
     async def _write_one(self, sql: str, params: tuple) -> int:
         """One statement in its own transaction; returns the number of rows it changed."""
-        with _translated():
-            return await asyncio.shield(self._statement(sql, params))
-
-    async def _statement(self, sql: str, params: tuple) -> int:
-        async with self._write_lock:
-            async with self.writer.execute(sql, params) as cursor:
-                return cursor.rowcount
+        return await self._on(self._write_thread, _rowcount, self.writer, sql, params)
 
     async def _read(self, sql: str, params: tuple = ()) -> list:
-        """Executes and fetches in one trip to the reader's thread, so no cursor stays open and
-        pins an old snapshot while other reads overlap it."""
-        with _translated():
-            return list(await self.reader.execute_fetchall(sql, params))
+        """Executes and fetches in one trip to the reader's thread. In WAL mode the reader sees
+        only committed data."""
+        return await self._on(self._read_thread, _fetchall, self.reader, sql, params)
 
     async def get(self, tenant: str, kind: str, parent: str, object_id: str) -> bytes | None:
         rows = await self._read(
