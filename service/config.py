@@ -43,7 +43,10 @@ class Settings:
     run_lease_seconds: int = field(default_factory=lambda: _env_int("ASSISTD_RUN_LEASE_SECONDS", 15))
     # Seconds a run may wait in requires_action before it expires.
     run_expiry_seconds: int = field(default_factory=lambda: _env_int("ASSISTD_RUN_EXPIRY_SECONDS", 600))
-    # Provider retries on errors litellm deems retryable.
+    # Which adapter reaches models: `auto` = the lean OpenAI-compatible reader for `openai/...` models
+    # and OpenAI-compatible deployments, litellm for the rest; `litellm` = litellm for every model.
+    provider_adapter: str = field(default_factory=lambda: os.environ.get("ASSISTD_PROVIDER_ADAPTER", "auto"))
+    # Provider retries on rate limits and unavailability, before anything was streamed.
     llm_retries: int = field(default_factory=lambda: _env_int("ASSISTD_LLM_RETRIES", 0))
     llm_timeout: float = field(default_factory=lambda: _env_float("ASSISTD_LLM_TIMEOUT", 600.0))
     # Models without native function calling: tools are described in the prompt instead.

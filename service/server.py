@@ -33,7 +33,7 @@ from service.auth import Authenticator
 from service.config import Settings
 from service.engine.events import EventLog
 from service.engine.runner import RunEngine
-from service.llm.litellm_adapter import LiteLLMProvider
+from service.llm.router import ModelRouter
 from service.repo import Repo
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
@@ -57,7 +57,12 @@ class Service:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.llm = LiteLLMProvider(settings.models, retries=settings.llm_retries, timeout=settings.llm_timeout)
+        self.llm = ModelRouter(
+            settings.models,
+            retries=settings.llm_retries,
+            timeout=settings.llm_timeout,
+            lean=settings.provider_adapter != "litellm",
+        )
         self.store = open_store(settings.store)
         self.repo = Repo(self.store)
         self.blobs = open_blobs(settings.store, self.store)
@@ -128,3 +133,4 @@ class Service:
         await self.ingestor.stop()
         await self.events.stop()
         await self.store.close()
+        await self.llm.close()

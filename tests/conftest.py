@@ -16,7 +16,8 @@ from cassandra.cluster import Cluster, Session
 from tests.scripted_llm import ScriptedLLM, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = "openai/scripted"  # litellm's OpenAI-compatible path, reaching the scripted provider
+MODEL = "openai/scripted"  # an OpenAI-compatible model: the lean adapter reaches the scripted provider
+LITELLM_MODEL = "scripted-litellm"  # the same provider through litellm (tests/models.yaml)
 PLAIN_MODEL = "openai/scripted-plain"  # the same provider, treated as a model without native tool calls
 
 
@@ -131,6 +132,9 @@ def pytest_generate_tests(metafunc):
     stores = getattr(metafunc.module, "STORES", None)
     if stores and {"server", "store_env"} & set(metafunc.fixturenames):
         metafunc.parametrize("store_kind", stores, indirect=True, scope="session")
+    # Modules that set ADAPTERS = True run their `model` tests through both provider adapters.
+    if getattr(metafunc.module, "ADAPTERS", False) and "model" in metafunc.fixturenames:
+        metafunc.parametrize("model", [MODEL, LITELLM_MODEL], ids=["lean", "litellm"])
 
 
 @pytest.fixture(scope="session")
@@ -166,8 +170,14 @@ def client(server):
 
 
 @pytest.fixture
-def assistant(client):
-    return client.beta.assistants.create(model=MODEL, name="tester", instructions="You are a test assistant.")
+def model() -> str:
+    """The model the test's assistants use (both adapters in modules with ADAPTERS = True)."""
+    return MODEL
+
+
+@pytest.fixture
+def assistant(client, model):
+    return client.beta.assistants.create(model=model, name="tester", instructions="You are a test assistant.")
 
 
 def unique(name: str) -> str:
