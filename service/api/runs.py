@@ -104,7 +104,7 @@ class RunService(run_pb2_grpc.RunServiceServicer):
     @streaming
     async def CreateRunStream(self, tenant, request, context):
         started = await self._start_run(tenant, request.params)
-        async for event in started.channel.follow(0):
+        async for event in self.engine.follow(tenant, started.run.thread_id, started.run.id, 0):
             yield run_pb2.CreateRunStreamResponse(event=event)
 
     @unary
@@ -115,7 +115,7 @@ class RunService(run_pb2_grpc.RunServiceServicer):
     @streaming
     async def CreateThreadAndRunStream(self, tenant, request, context):
         started = await self._start_thread_and_run(tenant, request.params)
-        async for event in started.channel.follow(0):
+        async for event in self.engine.follow(tenant, started.run.thread_id, started.run.id, 0):
             yield run_pb2.CreateThreadAndRunStreamResponse(event=event)
 
     @streaming
@@ -161,8 +161,9 @@ class RunService(run_pb2_grpc.RunServiceServicer):
 
     @streaming
     async def SubmitToolOutputsStream(self, tenant, request, context):
-        channel = (await self._submit(tenant, request.params)).channel
-        async for event in channel.follow(channel.first_sequence - 1):
+        started = await self._submit(tenant, request.params)
+        after = started.channel.first_sequence - 1
+        async for event in self.engine.follow(tenant, started.run.thread_id, started.run.id, after):
             yield run_pb2.SubmitToolOutputsStreamResponse(event=event)
 
     @unary
