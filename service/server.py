@@ -34,6 +34,7 @@ from service.config import Settings
 from service.engine.events import EventLog
 from service.engine.runner import RunEngine
 from service.llm.router import ModelRouter
+from service.local_calls import LocalStreams
 from service.repo import Repo
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
@@ -81,6 +82,7 @@ class Service:
         )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
+        self.local_streams: LocalStreams | None = None
         self.port = 0
 
     async def start(self) -> int:
@@ -103,9 +105,10 @@ class Service:
             ThreadService(auth, self.repo, self.engine, self.ingestor), server
         )
         message_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(auth, self.repo, self.ingestor), server)
-        run_pb2_grpc.add_RunServiceServicer_to_server(
-            RunService(auth, self.repo, self.engine, self.settings, self.ingestor), server
-        )
+        runs = RunService(auth, self.repo, self.engine, self.settings, self.ingestor)
+        # The run streams, callable in this process by an edge that shares it (assistd serve).
+        self.local_streams = LocalStreams({run_pb2.DESCRIPTOR.services_by_name["RunService"].full_name: runs})
+        run_pb2_grpc.add_RunServiceServicer_to_server(runs, server)
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)
         file_pb2_grpc.add_FileServiceServicer_to_server(
             FileService(auth, self.repo, self.blobs, self.settings.max_file_bytes, self.ingestor), server
