@@ -83,7 +83,8 @@ cql_open() { (exec 3<>"/dev/tcp/$1/${2:-9042}") 2>/dev/null; }
 wait_ready() {
   local dir="$1" address="$2" timeout="$3" waited=0 from
   from="$(cat "$dir/.log_offset" 2>/dev/null || echo 0)"
-  until tail -c +"$((from + 1))" "$dir/cassandra.log" 2>/dev/null | grep -q "Startup complete" && cql_open "$address" "${port:-9042}"; do
+  # (grep -c reads to the end: with -q, tail could die of SIGPIPE and pipefail would fail the test)
+  until tail -c +"$((from + 1))" "$dir/cassandra.log" 2>/dev/null | grep -c "Startup complete" >/dev/null && cql_open "$address" "${port:-9042}"; do
     if ! node_running "$dir"; then echo "cassandra at $address exited during start-up; last lines of $dir/cassandra.log:" >&2; tail -40 "$dir/cassandra.log" >&2; return 1; fi
     if [ "$waited" -ge "$timeout" ]; then echo "cassandra at $address not ready after ${timeout}s; last lines of $dir/cassandra.log:" >&2; tail -40 "$dir/cassandra.log" >&2; return 1; fi
     sleep 1; waited=$((waited + 1))
