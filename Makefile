@@ -73,7 +73,7 @@ test-cluster: install cassandra-cluster
 test: install cassandra
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: install cassandra
+bench: install cassandra cassandra-cluster
 	$(PY) -m tests.perf.bench
 
 clean:

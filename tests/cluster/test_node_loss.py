@@ -22,6 +22,8 @@ CLUSTER = str(ROOT / "tools" / "cassandra" / "cluster.sh")
 NODES = {1: "127.0.0.2", 2: "127.0.0.3", 3: "127.0.0.4"}
 LEASE = 10  # longer than the few seconds a lost coordinator can stall a request
 TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
+# Each test restarts Cassandra nodes (30-90 s each on a busy 2-core machine): past the suite's 300 s.
+pytestmark = pytest.mark.timeout(1200)
 
 
 def cluster(*args: str) -> str:
@@ -203,7 +205,7 @@ def test_two_nodes_lost_fail_requests_cleanly_and_service_resumes_with_one_back(
     ids = [int(f["id"]) for f in events]
     assert ids == list(range(1, len(ids) + 1))
     assert [f["event"] for f in events].count("done") == 1 and events[-1]["event"] == "done"
-    assert final.status in ("completed", "failed")
+    assert final.status in ("completed", "failed")  # not stuck in_progress with its owner alive
     again = r2.client().beta.threads.runs.create_and_poll(
         thread_id=thread.id,
         assistant_id=assistant.id,
