@@ -17,10 +17,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
+from service.errors import ThreadBusy
+from service.store.base import DELETED_THREAD, ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
 from service.store.errors import StoreError, StoreUnavailable
 
 T = TypeVar("T")
+# The active_runs marker of a deleted thread: a run claimed on it after the delete is refused. (One
+# small row per deleted thread is kept: a SQLite store serves one process.)
+DELETED = DELETED_THREAD
 
 _SCHEMA = """
 PRAGMA journal_mode = WAL;
@@ -110,6 +114,28 @@ def _transaction(connection: sqlite3.Connection, statements: Sequence[tuple[str,
         for sql, params in statements:
             connection.execute(sql, params)
         connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _delete_unless_active(
+    connection: sqlite3.Connection, tenant: str, thread_id: str, statements: Sequence[tuple[str, tuple]]
+) -> str | None:
+    """The statements in one transaction, unless the thread has an active run (its id is returned)."""
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        row = connection.execute(
+            "SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
+        ).fetchone()
+        if row is not None and row[0] != DELETED:
+            connection.execute("ROLLBACK")
+            return row[0]
+        for sql, params in statements:
+            connection.execute(sql, params)
+        connection.execute("COMMIT")
+        return None
     except BaseException:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
@@ -208,18 +234,35 @@ class SqliteStore:
         if await self.get(tenant, "thread", "", thread_id) is None:
             return False
         runs = "SELECT id FROM objects WHERE tenant=? AND kind='run' AND parent=?"
-        await self._write(
+        active = await self._on(
+            self._write_thread,
+            _delete_unless_active,
+            self.writer,
+            tenant,
+            thread_id,
             [
                 (f"DELETE FROM run_events WHERE tenant=? AND run_id IN ({runs})", (tenant, tenant, thread_id)),
                 (
                     f"DELETE FROM objects WHERE tenant=? AND kind='step' AND parent IN ({runs})",
                     (tenant, tenant, thread_id),
                 ),
-                ("DELETE FROM objects WHERE tenant=? AND kind IN ('message','run') AND parent=?", (tenant, thread_id)),
-                ("DELETE FROM objects WHERE tenant=? AND kind='thread' AND parent='' AND id=?", (tenant, thread_id)),
-                ("DELETE FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)),
-            ]
+                (
+                    "DELETE FROM objects WHERE tenant=? AND kind IN ('message','run') AND parent=?",
+                    (tenant, thread_id),
+                ),
+                (
+                    "DELETE FROM objects WHERE tenant=? AND kind='thread' AND parent='' AND id=?",
+                    (tenant, thread_id),
+                ),
+                # the marker: a claim that checked the thread before this delete finds it gone
+                (
+                    "INSERT OR REPLACE INTO active_runs (tenant, thread_id, run_id, owner) VALUES (?, ?, ?, '')",
+                    (tenant, thread_id, DELETED),
+                ),
+            ],
         )
+        if active is not None:
+            raise ThreadBusy(f"Cannot delete thread {thread_id} while run {active} is active.")
         return True
 
     async def list_page(self, tenant: str, kind: str, parent: str, query: ListQuery, tag: str = "") -> Page:
@@ -243,8 +286,8 @@ class SqliteStore:
         )
         if claimed == 1:
             return None
-        active = await self.active_run(tenant, thread_id)
-        return active if active is not None else await self.claim_thread(tenant, thread_id, run_id, owner)
+        rows = await self._read("SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
+        return rows[0][0] if rows else await self.claim_thread(tenant, thread_id, run_id, owner)
 
     async def take_over(
         self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None
@@ -259,7 +302,7 @@ class SqliteStore:
         rows = await self._read(
             "SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
         )
-        return (rows[0][0], rows[0][1]) if rows else None
+        return (rows[0][0], rows[0][1]) if rows and rows[0][0] != DELETED else None
 
     async def request_cancel(self, owner: str, tenant: str, thread_id: str, run_id: str) -> None:
         await self._write_one(
@@ -286,7 +329,7 @@ class SqliteStore:
 
     async def active_run(self, tenant: str, thread_id: str) -> str | None:
         rows = await self._read("SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
-        return rows[0][0] if rows else None
+        return rows[0][0] if rows and rows[0][0] != DELETED else None
 
     async def release_thread(self, tenant: str, thread_id: str, run_id: str) -> None:
         await self._write_one(
@@ -294,7 +337,9 @@ class SqliteStore:
         )
 
     async def active_runs(self) -> list[tuple[str, str, str, str]]:
-        rows = await self._read("SELECT tenant, thread_id, run_id, owner FROM active_runs")
+        rows = await self._read(
+            "SELECT tenant, thread_id, run_id, owner FROM active_runs WHERE run_id != ?", (DELETED,)
+        )
         return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
@@ -321,10 +366,12 @@ class SqliteStore:
         rows = await self._read("SELECT MAX(seq) FROM run_events WHERE tenant=? AND run_id=?", (tenant, run_id))
         return rows[0][0] or 0
 
-    async def read_events(self, tenant: str, run_id: str, after_sequence: int) -> list[tuple[int, bytes]]:
+    async def read_events(
+        self, tenant: str, run_id: str, after_sequence: int, limit: int = 1000
+    ) -> list[tuple[int, bytes]]:
         rows = await self._read(
-            "SELECT seq, data FROM run_events WHERE tenant=? AND run_id=? AND seq > ? ORDER BY seq",
-            (tenant, run_id, after_sequence),
+            "SELECT seq, data FROM run_events WHERE tenant=? AND run_id=? AND seq > ? ORDER BY seq LIMIT ?",
+            (tenant, run_id, after_sequence, limit),
         )
         return [(row[0], row[1]) for row in rows]
 
