@@ -27,12 +27,12 @@ from service.engine.lifecycle import TERMINAL, Outcome, status_name
 from service.engine.ownership import Monitor, Ownership
 from service.engine.segment import Segment
 from service.engine.turn import Turn
-from service.errors import FailedPrecondition, ThreadBusy
+from service.errors import FailedPrecondition, ThreadBusy, not_found
 from service.llm import Provider, ProviderError
 from service.locks import KeyedLocks
 from service.repo import Repo
 from service.retrieval.embed import Embedder
-from service.store import Store
+from service.store import DELETED_THREAD, Store
 
 log = logging.getLogger(__name__)
 E = run_pb2
@@ -90,10 +90,6 @@ class RunEngine:
         self._expiry = ExpiryTimers(self._expire, expiry_seconds)
         self._stopping = False
 
-    @property
-    def owner(self) -> str:
-        return self._ownership.owner
-
     def _live_run(self, tenant: str, thread_id: str, run_id: str) -> LiveRun | None:
         live = self._live.get(run_id)
         return live if live is not None and live.tenant == tenant and live.run.thread_id == thread_id else None
@@ -140,6 +136,8 @@ class RunEngine:
         if new_thread is not None:
             await self._repo.put(tenant, new_thread, *new_messages)
         active = await self._ownership.claim(tenant, run.thread_id, run.id)
+        if active == DELETED_THREAD:
+            raise not_found("thread", run.thread_id)
         if active is not None:
             raise ThreadBusy(f"Thread {run.thread_id} already has an active run {active}.")
         try:
@@ -360,6 +358,9 @@ class RunEngine:
             assert live.task is not None
             live.task.cancel()
             self._forget(live)
+            self._ownership.forget(
+                live.run.id
+            )  # ours no more: a sweep (ours, once the store is back, or another's) ends it
 
     async def cancel_asked(self, tenant: str, thread_id: str, run_id: str) -> None:
         """A cancel another replica passed on for a run of ours."""

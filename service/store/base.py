@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# What claim_thread answers for a thread that is being (or was just) deleted: no run may start on it.
+DELETED_THREAD = "(deleted)"
+
 
 @dataclass(frozen=True)
 class Record:

@@ -62,7 +62,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from service.errors import ThreadBusy
 from service.store import bm25
-from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
+from service.store.base import DELETED_THREAD, ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
 from service.store.blobs import CHUNK_SIZE
 from service.store.errors import StoreError, StoreUnavailable
 
@@ -148,7 +148,7 @@ SCHEMA_TIMEOUT_SECONDS = 60
 BATCH_BYTES = 40 * 1024  # below Cassandra's default batch_size_fail_threshold (50 KiB, multi-partition batches)
 EVENT_PAGE = 1000  # read_events returns at most this many events; the caller reads on from the last
 SCAN_PAGE = 500  # rows per page of the scans (sweep, tags across tenants, a thread's children)
-DELETED = "(deleted)"  # the active_runs marker of a thread being (or just) deleted: claims fail on it
+DELETED = DELETED_THREAD  # the active_runs marker of a thread being (or just) deleted: claims fail on it
 DELETED_TTL = 3600  # the marker outlives any request that saw the thread before it was deleted
 RETRIES = 4  # further tries of a statement that failed transiently (0.05 s, doubling: 0.75 s in all)
 RETRY_SECONDS = 0.05
