@@ -24,7 +24,7 @@ def _levels() -> list[int]:
     raw = os.environ.get("BENCH_GHZ_LEVELS")
     if raw:
         return [int(x) for x in raw.split(",")]
-    return [1, 16, 64] if QUICK else [1, 16, 64, 256]
+    return [1, 16] if QUICK else [1, 16, 64, 256]
 
 
 def _count(name: str, quick: int, full: int) -> int:
@@ -71,7 +71,7 @@ def run(bench, command: str) -> str:
 Not measured: {ghz_path()} is missing (`make ghz` builds it; it needs Go and the Go module proxy).
 """
     target, relay = bench.server.grpc_target, bench.grpc_relay.target
-    unary, watch = _count("UNARY", 1000, 10000), _count("WATCH", 500, 3000)
+    unary, watch = _count("UNARY", 500, 10000), _count("WATCH", 200, 3000)
     rows = []
     ghz(target, "assistd.v1.ModelService/ListModels", None, 20, 1)  # warm-up: reflection, connection
     rows.append(
