@@ -162,9 +162,13 @@ def section_ttft(bench: Bench) -> str:
     text = f"[chunks:{chunks}][slow:{SLOW}]"
     samples: dict[str, list[float]] = {row: [] for row in ROWS}
     errors: dict[str, dict] = {row: {} for row in ROWS}
+    cpu: dict[str, float] = dict.fromkeys(ROWS, 0.0)
     for _ in range(rounds):  # rows interleaved round by round, so drift hits them alike
         for row in ROWS:
-            result = bench.streams(row, n, text)
+            threads = bench.threads(n, text) if row.startswith("assistd") else None  # set-up, not counted
+            before = cpu_seconds(bench.pids[row])
+            result = bench.streams(row, n, text, threads=threads)
+            cpu[row] += cpu_seconds(bench.pids[row]) - before
             samples[row] += result["ttft"]
             for k, v in result["errors"].items():
                 errors[row][k] = errors[row].get(k, 0) + v
@@ -174,7 +178,7 @@ def section_ttft(bench: Bench) -> str:
         s = samples[row]
         lines.append(
             f"| {LABELS[row]} | {ms(p50(s))} / {ms(p99(s))} | {ms(p50(s) - base50)} / {ms(p99(s) - base99)} "
-            f"| {p50(s) / base50:.2f}x | {errors_text(errors[row])} |"
+            f"| {p50(s) / base50:.2f}x | {cpu[row] / (rounds * n) * 1000:.2f} | {errors_text(errors[row])} |"
         )
     return f"""## Time to first token, {n} concurrent streams, provider at 20 ms per chunk
 
@@ -184,9 +188,11 @@ def section_ttft(bench: Bench) -> str:
 answers {chunks} chunks, one every {SLOW * 1000:.0f} ms. TTFT = request sent -> first text chunk received. Through
 assistd the thread exists beforehand; the request creates the run (persisted), builds the prompt, calls the provider,
 logs and streams every event. Added = this row minus the provider's own figure (p50 from p50, p99 from p99).
+CPU per stream = CPU time of the serving process (assistd: the whole `assistd serve`; relays: the relay; first row:
+the provider) over the timed streams / their number: what one short streamed run costs whatever else runs here.
 
-| path | TTFT p50 / p99 ms | added p50 / p99 ms | p50 vs provider | errors |
-|---|---|---|---|---|
+| path | TTFT p50 / p99 ms | added p50 / p99 ms | p50 vs provider | CPU ms per stream | errors |
+|---|---|---|---|---|---|
 {chr(10).join(lines)}
 """
 

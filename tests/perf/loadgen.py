@@ -269,7 +269,10 @@ async def main() -> None:
     print(json.dumps({"ready": True}), flush=True)
     while line := await loop.run_in_executor(None, sys.stdin.readline):
         cmd = json.loads(line)
-        answer = await getattr(client, cmd["op"])(cmd)
+        try:
+            answer = await getattr(client, cmd["op"])(cmd)
+        except Exception as exc:  # the bench reports it and goes on; this client stays up
+            answer = {"failed": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(answer), flush=True)
 
 

@@ -69,7 +69,10 @@ class LoadGen(Child):
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError(f"the load client died on {command['op']}")
-        return json.loads(line)
+        answer = json.loads(line)
+        if "failed" in answer:
+            raise RuntimeError(f"the load client's {command['op']} failed: {answer['failed']}")
+        return answer
 
 
 def cpu_seconds(pid: int) -> float:
