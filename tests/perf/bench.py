@@ -74,7 +74,12 @@ SHORT = {
     "assistd_grpc": "assistd gRPC",
     "assistd_sse": "assistd SSE",
 }
-ROWS = list(LABELS)
+# BENCH_ROWS picks rows (e.g. only the bounds while working on them); the provider row is always
+# run: every other row is read against it.
+ROWS = [
+    "direct",
+    *(r for r in os.environ.get("BENCH_ROWS", ",".join(LABELS)).split(",") if r in LABELS and r != "direct"),
+]
 
 
 def command(section: str) -> str:
@@ -556,10 +561,13 @@ def main(argv: list[str]) -> None:
                 if name not in chosen:
                     continue
                 started = time.perf_counter()
-                if name == "sweep":
-                    part = section_sweep(bench, ROOT if write else None)
-                else:
-                    part = globals()[f"section_{name}"](bench)
+                try:
+                    if name == "sweep":
+                        part = section_sweep(bench, ROOT if write else None)
+                    else:
+                        part = globals()[f"section_{name}"](bench)
+                except Exception as exc:  # one broken section is a note in the report, not a lost run
+                    part = f"## {name}\n\nNot measured: `{type(exc).__name__}: {exc}` ({command(name)}).\n"
                 print(part, flush=True)
                 print(f"[{name}: {time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True)
                 parts.append(part)

@@ -272,7 +272,7 @@ async def main() -> None:
         try:
             answer = await getattr(client, cmd["op"])(cmd)
         except Exception as exc:  # the bench reports it and goes on; this client stays up
-            answer = {"failed": f"{type(exc).__name__}: {exc}"}
+            answer = {"command_failed": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(answer), flush=True)
 
 

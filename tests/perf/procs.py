@@ -70,8 +70,8 @@ class LoadGen(Child):
         if not line:
             raise RuntimeError(f"the load client died on {command['op']}")
         answer = json.loads(line)
-        if "failed" in answer:
-            raise RuntimeError(f"the load client's {command['op']} failed: {answer['failed']}")
+        if "command_failed" in answer:
+            raise RuntimeError(f"the load client's {command['op']} failed: {answer['command_failed']}")
         return answer
 
 
