@@ -233,11 +233,20 @@ class Client:
                     first[i].set_result(None)
 
         start = time.perf_counter()
+        deadline = start + cmd.get("timeout", 120)  # for the whole opening: a stalled server ends it
         for at in range(0, n, batch):
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                break
             tasks = [asyncio.create_task(watch(i)) for i in range(at, min(n, at + batch))]
             self._watchers += tasks
-            await asyncio.wait(first[at : at + batch], timeout=cmd.get("timeout", 60))
+            await asyncio.wait(first[at : at + batch], timeout=left)
         early = Counter(t.result() for t in self._watchers if t.done())
+        waiting = sum(not f.done() for f in first[: len(self._watchers)])
+        if waiting:
+            early["no first event by the deadline"] = waiting
+        if len(self._watchers) < n:
+            early["not opened: deadline"] = n - len(self._watchers)
         return {"opened": n - sum(early.values()), "failed": dict(early), "seconds": time.perf_counter() - start}
 
     async def watch_close(self, cmd: dict) -> dict:
