@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.conftest import MODEL, ROOT, Server
@@ -66,6 +67,7 @@ LABELS = {
     "grpc_relay": "minimal grpc.aio relay",
     "assistd_grpc": "assistd gRPC `CreateRunStream`",
     "assistd_sse": "assistd SSE `POST /v1/threads/{id}/runs` (raw SSE reader)",
+    "assistd_split_sse": "assistd split, SSE: `assistd edge` -> gRPC -> `assistd service`",
 }
 SHORT = {
     "direct": "provider",
@@ -73,6 +75,7 @@ SHORT = {
     "grpc_relay": "gRPC relay",
     "assistd_grpc": "assistd gRPC",
     "assistd_sse": "assistd SSE",
+    "assistd_split_sse": "assistd split SSE",
 }
 # BENCH_ROWS picks rows (e.g. only the bounds while working on them); the provider row is always
 # run: every other row is read against it.
@@ -80,6 +83,7 @@ ROWS = [
     "direct",
     *(r for r in os.environ.get("BENCH_ROWS", ",".join(LABELS)).split(",") if r in LABELS and r != "direct"),
 ]
+SWEEP_ROWS = [r for r in ROWS if r != "assistd_split_sse"]  # the split deployment: TTFT and throughput only
 
 
 def command(section: str) -> str:
@@ -113,27 +117,39 @@ class Bench:
         self.sse_relay = Relay("sse", self.provider)
         self.grpc_relay = Relay("grpc", self.provider)
         # heartbeats at the default (15 s), not the tests' 0.5 s: idle streams should stay idle
-        self.server = Server(tmp, self.provider, {"ASSISTD_HEARTBEAT_SECONDS": "15"}).start()
+        env = {"ASSISTD_HEARTBEAT_SECONDS": "15"}
+        (tmp / "split").mkdir()
+        # `assistd serve`, and the split deployment's service, start side by side (each takes seconds)
+        with ThreadPoolExecutor(2) as pool:
+            serve = pool.submit(Server(tmp, self.provider, env).start)
+            service = pool.submit(Server(tmp / "split", self.provider, env).start, "service")
+            self.server, self.split_service = serve.result(), service.result()
+        edge_env = {**env, "ASSISTD_GRPC_TARGET": self.split_service.grpc_target}
+        self.split_edge = Server(tmp / "split", self.provider, edge_env).start("edge")
         self.client = LoadGen()
         self.assistant_id = self.server.client().beta.assistants.create(model=MODEL).id
+        self.split_assistant_id = self.split_edge.client().beta.assistants.create(model=MODEL).id
         self.pids = {
-            "direct": self.provider.pid,
-            "sse_relay": self.sse_relay.pid,
-            "grpc_relay": self.grpc_relay.pid,
-            "assistd_grpc": self.server.process.pid,
-            "assistd_sse": self.server.process.pid,
+            "direct": [self.provider.pid],
+            "sse_relay": [self.sse_relay.pid],
+            "grpc_relay": [self.grpc_relay.pid],
+            "assistd_grpc": [self.server.process.pid],
+            "assistd_sse": [self.server.process.pid],
+            "assistd_split_sse": [self.split_service.process.pid, self.split_edge.process.pid],
         }
 
     def stop(self) -> None:
         for child in (self.client, self.grpc_relay, self.sse_relay):
             child.stop()
+        self.split_edge.stop()
+        self.split_service.stop()
         self.server.stop()
         self.provider.stop()
 
-    def threads(self, n: int, text: str, history: int = 0) -> list[str]:
-        return self.client.call(op="threads", target=self.server.grpc_target, n=n, text=text, history=history)[
-            "threads"
-        ]
+    def threads(self, n: int, text: str, history: int = 0, row: str = "assistd_grpc") -> list[str]:
+        """N threads on the assistd that serves this row."""
+        target = self.split_service.grpc_target if row == "assistd_split_sse" else self.server.grpc_target
+        return self.client.call(op="threads", target=target, n=n, text=text, history=history)["threads"]
 
     def streams(self, row: str, concurrency: int, text: str, timeout: float = 60.0, threads=None) -> dict:
         """C streams of one row at once; assistd rows get fresh threads (one active run per thread)."""
@@ -149,7 +165,15 @@ class Bench:
             )
         if row == "grpc_relay":
             return self.client.call(**common, kind="grpc_relay", target=self.grpc_relay.target, messages=messages)
-        threads = threads or self.threads(concurrency, text)
+        threads = threads or self.threads(concurrency, text, row=row)
+        if row == "assistd_split_sse":
+            return self.client.call(
+                **common,
+                kind="assistd_sse",
+                url=self.split_edge.base_url,
+                threads=threads,
+                assistant_id=self.split_assistant_id,
+            )
         where = {"url": self.server.base_url} if row == "assistd_sse" else {"target": self.server.grpc_target}
         return self.client.call(**common, kind=row, threads=threads, assistant_id=self.assistant_id, **where)
 
@@ -170,10 +194,10 @@ def section_ttft(bench: Bench) -> str:
     cpu: dict[str, float] = dict.fromkeys(ROWS, 0.0)
     for _ in range(rounds):  # rows interleaved round by round, so drift hits them alike
         for row in ROWS:
-            threads = bench.threads(n, text) if row.startswith("assistd") else None  # set-up, not counted
-            before = cpu_seconds(bench.pids[row])
+            threads = bench.threads(n, text, row=row) if row.startswith("assistd") else None  # not counted
+            before = cpu_seconds(*bench.pids[row])
             result = bench.streams(row, n, text, threads=threads)
-            cpu[row] += cpu_seconds(bench.pids[row]) - before
+            cpu[row] += cpu_seconds(*bench.pids[row]) - before
             samples[row] += result["ttft"]
             for k, v in result["errors"].items():
                 errors[row][k] = errors[row].get(k, 0) + v
@@ -193,8 +217,8 @@ def section_ttft(bench: Bench) -> str:
 answers {chunks} chunks, one every {SLOW * 1000:.0f} ms. TTFT = request sent -> first text chunk received. Through
 assistd the thread exists beforehand; the request creates the run (persisted), builds the prompt, calls the provider,
 logs and streams every event. Added = this row minus the provider's own figure (p50 from p50, p99 from p99).
-CPU per stream = CPU time of the serving process (assistd: the whole `assistd serve`; relays: the relay; first row:
-the provider) over the timed streams / their number: what one short streamed run costs whatever else runs here.
+CPU per stream = CPU time of the serving process (assistd: the whole `assistd serve`, split: service + edge; relays:
+the relay; first row: the provider) over the timed streams / their number: what one short streamed run costs whatever else runs here.
 
 | path | TTFT p50 / p99 ms | added p50 / p99 ms | p50 vs provider | CPU ms per stream | errors |
 |---|---|---|---|---|---|
@@ -212,11 +236,11 @@ def section_throughput(bench: Bench) -> str:
     errors: dict[str, dict] = {row: {} for row in ROWS}
     for _ in range(rounds):
         for row in ROWS:
-            threads = bench.threads(1, text) if row.startswith("assistd") else None  # set-up, not timed
+            threads = bench.threads(1, text, row=row) if row.startswith("assistd") else None  # not timed
             wait_idle(bench.pids[row], limit=10)
-            before = cpu_seconds(bench.pids[row])
+            before = cpu_seconds(*bench.pids[row])
             result = bench.streams(row, 1, text, timeout=120, threads=threads)
-            cpu[row] += cpu_seconds(bench.pids[row]) - before
+            cpu[row] += cpu_seconds(*bench.pids[row]) - before
             chunks[row] += result["chunks"]
             errors[row] = {**errors[row], **result["errors"]}
             if result["durations"]:
@@ -226,6 +250,7 @@ def section_throughput(bench: Bench) -> str:
     lines = []
     for row in ROWS:
         who = {"direct": "provider", "sse_relay": "relay", "grpc_relay": "relay"}.get(row, "assistd")
+        who = "service + edge" if row == "assistd_split_sse" else who
         per_chunk = cpu[row] / chunks[row] * 1e6 if chunks[row] else float("nan")
         lines.append(
             f"| {LABELS[row]} | {p50(rates[row]):,.0f} | {p50(rates[row]) / relay:.0%} | {ms(p50(ttfts[row]))} "
@@ -239,8 +264,9 @@ One stream at a time, {rounds} rounds per row (rows interleaved): the provider s
 chunks/s = text chunks received / stream duration (p50 of the rounds). TTFT here is for an answer that arrives in one
 burst (a fast model or a buffered provider). CPU µs per chunk = CPU time (user + system, all threads, from
 `/proc/<pid>/stat` via psutil) of the process that serves the row, over all rounds, divided by the chunks: for
-assistd that is the whole `assistd serve` process (service + edge), for the relays the relay, for the first row the
-provider itself.
+assistd that is the whole `assistd serve` process (service + edge), for the split deployment both processes, for the
+relays the relay, for the first row the provider itself. The split row against `assistd SSE` is the cost of the
+loopback gRPC hop between edge and service (plus a second event loop).
 
 | path | chunks/s (p50) | % of the SSE relay | burst TTFT p50 ms | CPU µs per chunk | errors |
 |---|---|---|---|---|---|
@@ -251,11 +277,11 @@ provider itself.
 def section_sweep(bench: Bench, out: Path | None) -> str:
     levels, chunks, timeout = SIZES["SWEEP"], SIZES["SWEEP_CHUNKS"], SIZES["SWEEP_TIMEOUT"]
     text = f"[chunks:{chunks}][slow:{SLOW}]"
-    points: dict[str, list[dict]] = {row: [] for row in ROWS}
+    points: dict[str, list[dict]] = {row: [] for row in SWEEP_ROWS}
     table, skipped = [], {}
     for level in levels:
         base = None
-        for row in ROWS:
+        for row in SWEEP_ROWS:
             if row in skipped:
                 table.append(f"| {level:,} | {SHORT[row]} | skipped: {skipped[row]} | | | | |")
                 continue
@@ -282,7 +308,7 @@ def section_sweep(bench: Bench, out: Path | None) -> str:
             if row.startswith("assistd"):
                 wait_idle(bench.pids[row], limit=timeout)
     # runs whose clients were cut go on in the service: let them end before the next section
-    drained = wait_idle(bench.server.process.pid, limit=300)
+    drained = wait_idle([bench.server.process.pid], limit=300)
     plots = ""
     if out is not None:
         plot.sweep(points, SHORT, out / "bench-sweep-ttft.png", out / "bench-sweep-events.png")
@@ -493,7 +519,7 @@ def section_history(bench: Bench) -> str:
     total: dict[int, list[float]] = {size: [] for size in sizes}
     direct: dict[int, list[float]] = {size: [] for size in sizes}
     cpu: dict[int, float] = dict.fromkeys(sizes, 0.0)
-    pid = bench.server.process.pid
+    pid = [bench.server.process.pid]
     for _ in range(runs):
         for size in sizes:
             messages = [
@@ -507,9 +533,9 @@ def section_history(bench: Bench) -> str:
                 messages=[*messages, {"role": "user", "content": text}],
             )
             direct[size] += result["ttft"]
-            before = cpu_seconds(pid)
+            before = cpu_seconds(*pid)
             result = bench.streams("assistd_grpc", 1, text, threads=[threads[size]])
-            cpu[size] += cpu_seconds(pid) - before
+            cpu[size] += cpu_seconds(*pid) - before
             ttft[size] += result["ttft"]
             total[size] += result["durations"]
     rows = [

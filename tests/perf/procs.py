@@ -75,23 +75,22 @@ class LoadGen(Child):
         return answer
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+def cpu_seconds(*pids: int) -> float:
+    """User + system CPU time of these processes (all their threads) so far."""
+    return sum(t.user + t.system for t in (psutil.Process(pid).cpu_times() for pid in pids))
 
 
 def rss_bytes(pid: int) -> int:
     return psutil.Process(pid).memory_info().rss
 
 
-def wait_idle(pid: int, below: float = 0.05, settle: float = 0.5, limit: float = 60.0) -> float:
-    """Waits until the process uses less than `below` of a core over `settle` seconds (runs left
+def wait_idle(pids: list[int], below: float = 0.05, settle: float = 0.5, limit: float = 60.0) -> float:
+    """Waits until the processes use less than `below` of a core over `settle` seconds (runs left
     over from a timed-out level still work in the background); returns the seconds waited."""
     start = time.monotonic()
     while time.monotonic() - start < limit:
-        before = cpu_seconds(pid)
+        before = cpu_seconds(*pids)
         time.sleep(settle)
-        if (cpu_seconds(pid) - before) / settle < below:
+        if (cpu_seconds(*pids) - before) / settle < below:
             break
     return time.monotonic() - start
