@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROTOS := $(wildcard protos/assistd/v1/*.proto)
 STAMP := $(VENV)/.installed
 
-.PHONY: install gen lint run test test-cluster bench clean cassandra cassandra-stop cassandra-cluster cassandra-cluster-stop
+.PHONY: install gen lint run test test-cluster bench bench-quick ghz clean cassandra cassandra-stop cassandra-cluster cassandra-cluster-stop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,8 +73,26 @@ test-cluster: install cassandra-cluster
 test: install cassandra
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: install cassandra cassandra-cluster
-	$(PY) -m tests.perf.bench
+# ghz (gRPC load tool), pinned, built from the Go module proxy into the project's cache: needs Go.
+# The module cache lives in .cache/go too, writable so `make clean` can remove it.
+GHZ_VERSION := v0.120.0
+GHZ := .cache/ghz/$(GHZ_VERSION)/ghz
+
+$(GHZ):
+	mkdir -p $(@D)
+	GOBIN=$(CURDIR)/$(@D) GOPATH=$(CURDIR)/.cache/go GOFLAGS=-modcacherw GOTOOLCHAIN=local \
+		go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+ghz: $(GHZ)
+
+# BENCHMARKS.md and its PNG plots, every figure a ratio measured in one run (~20 minutes; sizes
+# from BENCH_* env vars, see tests/perf/bench.py). bench-quick: small sizes (a few minutes), written
+# the same way, without the three-node cluster.
+bench: install cassandra cassandra-cluster $(GHZ)
+	GHZ=$(GHZ) $(PY) -m tests.perf.bench
+
+bench-quick: install cassandra $(GHZ)
+	BENCH_QUICK=1 GHZ=$(GHZ) $(PY) -m tests.perf.bench
 
 clean:
 	rm -rf $(VENV) gen data tests/node/node_modules .cache

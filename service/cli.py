@@ -5,11 +5,16 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from dataclasses import replace
 
 from service.config import Settings
 
 log = logging.getLogger("assistd")
+
+
+class _CannotStart(Exception):
+    """A port could not be bound: reported in one line, exit status 1."""
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -33,21 +38,28 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
         loop.add_signal_handler(sig, stop.set)
 
     service = runner = None
-    if with_service:
-        from service.server import Service
+    try:
+        if with_service:
+            from service.server import Service
 
-        service = Service(settings)
-        port = await service.start()
-        settings = replace(settings, grpc_port=port)
-    if with_edge:
-        from edge.app import create_app
+            service = Service(settings)
+            port = await service.start()
+            settings = replace(settings, grpc_port=port)
+        if with_edge:
+            from edge.app import create_app
 
-        target = settings.target
-        local = service.local_streams if service is not None and settings.edge_in_process else None
-        runner = web.AppRunner(create_app(target, settings.heartbeat_seconds, local), handler_cancellation=True)
-        await runner.setup()
-        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
-        log.info("HTTP edge on http://%s:%d/v1 -> gRPC %s", settings.http_host, settings.http_port, target)
+            target = settings.target
+            local = service.local_streams if service is not None and settings.edge_in_process else None
+            runner = web.AppRunner(create_app(target, settings.heartbeat_seconds, local), handler_cancellation=True)
+            await runner.setup()
+            await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+            log.info("HTTP edge on http://%s:%d/v1 -> gRPC %s", settings.http_host, settings.http_port, target)
+    except OSError as exc:  # a port in use, gRPC or HTTP: undo what started, then main() exits non-zero
+        if runner is not None:
+            await runner.cleanup()
+        if service is not None and service.server is not None:
+            await service.stop()
+        raise _CannotStart(str(exc)) from exc
     print("assistd ready", flush=True)  # tests and scripts wait for this line
     await stop.wait()
     log.info("stopping")
@@ -85,9 +97,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
     except ImportError:  # uvloop is Linux/macOS only
-        asyncio.run(serve)
+        run = asyncio.run
     else:
-        uvloop.run(serve)
+        run = uvloop.run
+    try:
+        run(serve)
+    except _CannotStart as exc:
+        log.error("cannot start: %s", exc)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

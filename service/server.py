@@ -1,5 +1,6 @@
 """The gRPC service: servicers, health, reflection, and an orderly start and stop."""
 
+import errno
 import logging
 
 import grpc
@@ -20,9 +21,8 @@ from assistd.v1 import (
     vector_store_pb2_grpc,
 )
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from service import ids
+from service import ids, reflection
 from service.api.assistants import AssistantService
 from service.api.files import FileService
 from service.api.models import ModelService
@@ -87,6 +87,17 @@ class Service:
 
     async def start(self) -> int:
         """Opens the store, recovers interrupted runs, and serves; returns the bound port."""
+        # Bound first, before the store is touched: a second process on the same port stops here,
+        # before it re-queues the first one's ingestions. Without SO_REUSEPORT (grpc's default on
+        # Linux) the kernel refuses the port instead of sharing the connections between the two.
+        server = grpc.aio.server(
+            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024), ("grpc.so_reuseport", 0)]
+        )
+        address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
+        try:
+            self.port = server.add_insecure_port(address)
+        except RuntimeError as exc:  # grpc says only "Failed to bind"; in use is by far the likeliest cause
+            raise OSError(errno.EADDRINUSE, f"cannot bind gRPC to {address}: port in use or not available") from exc
         await self.store.open()
         self.events.start()
         ended = await self.engine.sweep()
@@ -97,7 +108,6 @@ class Service:
         if requeued:
             log.info("re-queued %d file(s) for ingestion", requeued)
         auth = Authenticator(self.settings.api_keys)
-        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
         assistant_pb2_grpc.add_AssistantServiceServicer_to_server(
             AssistantService(auth, self.repo, self.ingestor), server
         )
@@ -117,10 +127,7 @@ class Service:
             VectorStoreService(auth, self.repo, self.ingestor, self.embedder), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-        self.port = server.add_insecure_port(f"{self.settings.grpc_host}:{self.settings.grpc_port}")
-        if self.port == 0:
-            raise OSError(f"cannot bind gRPC to {self.settings.grpc_host}:{self.settings.grpc_port}")
+        reflection.enable([*SERVICE_NAMES, health.SERVICE_NAME], server)
         await server.start()
         for name in ["", *SERVICE_NAMES]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

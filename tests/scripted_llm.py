@@ -115,7 +115,8 @@ class ScriptedLLM:
         app.router.add_post("/v1/embeddings", self._embeddings)
         runner = web.AppRunner(app, handler_cancellation=True)
         self._loop.run_until_complete(runner.setup())
-        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        # a deep accept queue: the bench opens up to 2,000 streams at once
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port, backlog=4096).start())
         self._ready.set()
         self._loop.run_forever()
 

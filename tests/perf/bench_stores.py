@@ -1,6 +1,7 @@
 """Store benchmarks: SQLite vs Cassandra, store calls in-process and the same API workload."""
 
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -8,13 +9,19 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
+
+from cassandra.cluster import Cluster
 
 from service.ids import new_id
 from service.store import ListQuery, LogEntry, Record, open_store
 from tests.conftest import MODEL, ROOT, Server, cassandra_url
 from tests.perf.stats import percentile
 
-CALLS = 300
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+CALLS = int(os.environ.get("BENCH_STORE_CALLS", 50 if QUICK else 300))
+RATE_SECONDS = float(os.environ.get("BENCH_STORE_RATE_SECONDS", 1 if QUICK else 3))
+API_RUNS = int(os.environ.get("BENCH_STORE_RUNS", 10 if QUICK else 30))
 
 
 def _ms(values) -> str:
@@ -72,9 +79,9 @@ async def store_calls(url: str) -> dict[str, str]:
                 for n in range(CALLS)
             )
         )
-        # event-log append rate: batches of 50 (what the group commit builds under load), for 3 s
+        # event-log append rate: batches of 50 (what the group commit builds under load), for a few s
         sequence, start = 10 * CALLS, time.perf_counter()
-        while time.perf_counter() - start < 3:
+        while time.perf_counter() - start < RATE_SECONDS:
             await store.commit([LogEntry(tenant, "run_rate", sequence + k + 1, payload[:120]) for k in range(50)])
             sequence += 50
         results["event-log append rate (batches of 50)"] = (
@@ -85,7 +92,7 @@ async def store_calls(url: str) -> dict[str, str]:
         await store.close()
 
 
-def api_workload(provider, url: str, runs: int = 30) -> tuple[float, list[float]]:
+def api_workload(provider, url: str, runs: int = API_RUNS) -> tuple[float, list[float]]:
     """create thread + message + streamed run, sequentially: (runs/s, latencies)."""
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp), provider, {"ASSISTD_STORE": url}).start()
@@ -120,19 +127,43 @@ def cluster_up() -> bool:
     return subprocess.run([ROOT / "tools" / "cassandra" / "cluster.sh", "status"], capture_output=True).returncode == 0
 
 
+def _drop_keyspace(url: str) -> None:
+    """DROP KEYSPACE for a cassandra:// store URL (one host or a comma-separated list)."""
+    parsed = urlparse(url)
+    hosts, _, port = parsed.netloc.rpartition(":")
+    cluster = Cluster(hosts.split(","), port=int(port or 9042))
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {parsed.path.strip('/')}", timeout=120)
+    finally:
+        cluster.shutdown()
+
+
 def run(provider) -> str:
-    with tempfile.TemporaryDirectory() as tmp:
-        # each store kind -> a fresh store of that kind (its own file or keyspace)
-        fresh = {"SQLite": lambda name: f"sqlite:///{tmp}/{name}.db", "Cassandra 5.0": lambda name: cassandra_url()}
-        if cluster_up():
-            fresh["Cassandra 5.0, 3 nodes"] = lambda name: cluster_url()
-        stores = {kind: make("bench") for kind, make in fresh.items()}
-        calls = {kind: asyncio.run(store_calls(url)) for kind, url in stores.items()}
-        workloads = {kind: api_workload(provider, make("api")) for kind, make in fresh.items()}
+    made: list[str] = []  # Cassandra keyspaces made here, dropped at the end
+
+    def cassandra(url: str) -> str:
+        made.append(url)
+        return url
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            # each store kind -> a fresh store of that kind (its own file or keyspace)
+            fresh = {
+                "SQLite": lambda name: f"sqlite:///{tmp}/{name}.db",
+                "Cassandra 5.0": lambda name: cassandra(cassandra_url()),
+            }
+            if cluster_up():
+                fresh["Cassandra 5.0, 3 nodes"] = lambda name: cassandra(cluster_url())
+            stores = {kind: make("bench") for kind, make in fresh.items()}
+            calls = {kind: asyncio.run(store_calls(url)) for kind, url in stores.items()}
+            workloads = {kind: api_workload(provider, make("api")) for kind, make in fresh.items()}
+    finally:  # every keyspace left behind costs the shared nodes heap
+        for url in made:
+            _drop_keyspace(url)
     names = list(stores)
     rows = [f"| {what} | " + " | ".join(calls[n][what] for n in names) + " |" for what in calls[names[0]]]
     workload = [
-        "| create thread + message + streamed run (30, sequential) | "
+        f"| create thread + message + streamed run ({API_RUNS}, sequential) | "
         + " | ".join(
             f"{rate:.1f} runs/s, p50 {statistics.median(times) * 1000:.0f} ms / p99 {percentile(times, 99) * 1000:.0f} ms"
             for rate, times in (workloads[n] for n in names)
