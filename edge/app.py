@@ -7,7 +7,15 @@ import secrets
 
 import grpc
 from aiohttp import web
-from assistd.v1 import assistant_pb2, file_pb2, message_pb2, model_pb2, run_pb2, thread_pb2, vector_store_pb2
+from assistd.v1 import (
+    assistant_pb2,
+    file_pb2,
+    message_pb2,
+    model_pb2,
+    run_service_pb2,
+    thread_pb2,
+    vector_store_pb2,
+)
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -17,7 +25,7 @@ from edge.routes import ROUTES, Route
 
 log = logging.getLogger(__name__)
 
-_FILES = [assistant_pb2, thread_pb2, message_pb2, run_pb2, model_pb2, file_pb2, vector_store_pb2]
+_FILES = [assistant_pb2, thread_pb2, message_pb2, run_service_pb2, model_pb2, file_pb2, vector_store_pb2]
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
 
@@ -98,10 +106,8 @@ class Handler:
                 message.after_sequence = int(after)  # type: ignore[attr-defined]  # WatchRunRequest
             return await self._sse(request, channel, path, response_cls, message)
         if stream and self.stream is not None:
-            stream_request_cls, stream_response_cls, stream_path = self.stream
-            return await self._sse(
-                request, channel, stream_path, stream_response_cls, stream_request_cls(params=message)
-            )
+            _, stream_response_cls, stream_path = self.stream  # the streaming twin takes the same request
+            return await self._sse(request, channel, stream_path, stream_response_cls, message)
         call = channel.unary_unary(
             path, request_serializer=request_cls.SerializeToString, response_deserializer=response_cls.FromString
         )
@@ -138,7 +144,7 @@ class Handler:
                         await response.prepare(request)
                     if item is grpc.aio.EOF:
                         break
-                    await response.write(sse.encode(item.event))
+                    await response.write(sse.encode(item))
                     reading = asyncio.ensure_future(call.read())
             except grpc.aio.AioRpcError as error:
                 if not response.prepared:

@@ -12,8 +12,8 @@ from assistd.v1 import (
     message_pb2_grpc,
     model_pb2,
     model_pb2_grpc,
-    run_pb2,
-    run_pb2_grpc,
+    run_service_pb2,
+    run_service_pb2_grpc,
     thread_pb2,
     thread_pb2_grpc,
     vector_store_pb2,
@@ -45,7 +45,7 @@ SERVICE_NAMES = [
     assistant_pb2.DESCRIPTOR.services_by_name["AssistantService"].full_name,
     thread_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name,
     message_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name,
-    run_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
+    run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
     model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
     vector_store_pb2.DESCRIPTOR.services_by_name["VectorStoreService"].full_name,
@@ -98,7 +98,7 @@ class Service:
             ThreadService(auth, self.repo, self.engine, self.ingestor), server
         )
         message_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(auth, self.repo, self.ingestor), server)
-        run_pb2_grpc.add_RunServiceServicer_to_server(
+        run_service_pb2_grpc.add_RunServiceServicer_to_server(
             RunService(auth, self.repo, self.engine, self.settings, self.ingestor), server
         )
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)

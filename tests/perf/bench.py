@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 import openai
-from assistd.v1 import message_pb2, run_pb2, run_pb2_grpc, thread_pb2, thread_pb2_grpc
+from assistd.v1 import message_pb2, run_pb2, run_service_pb2, run_service_pb2_grpc, thread_pb2, thread_pb2_grpc
 
 from tests.conftest import MODEL, ROOT, Server
 from tests.perf import bench_retrieval, bench_stores
@@ -83,16 +83,16 @@ def grpc_ttft(target, assistant_id, prompt):
     samples, totals = [], []
     with grpc.insecure_channel(target) as channel:
         threads = thread_pb2_grpc.ThreadServiceStub(channel)
-        runs = run_pb2_grpc.RunServiceStub(channel)
+        runs = run_service_pb2_grpc.RunServiceStub(channel)
         for _ in range(RUNS):
             message = message_pb2.NewMessage(role=message_pb2.MESSAGE_ROLE_USER)
             message.content.add().text.value = prompt
             thread_id = threads.CreateThread(thread_pb2.CreateThreadRequest(messages=[message])).thread.id
             start = time.perf_counter()
             first = None
-            params = run_pb2.CreateRunRequest(thread_id=thread_id, assistant_id=assistant_id)
-            for response in runs.CreateRunStream(run_pb2.CreateRunStreamRequest(params=params)):
-                if first is None and response.event.event == run_pb2.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA:
+            request = run_service_pb2.CreateRunRequest(thread_id=thread_id, assistant_id=assistant_id)
+            for event in runs.CreateRunStream(request):
+                if first is None and event.event == run_pb2.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA:
                     first = time.perf_counter() - start
             samples.append(first)
             totals.append(time.perf_counter() - start)
