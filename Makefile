@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROTOS := $(wildcard protos/assistd/v1/*.proto)
 STAMP := $(VENV)/.installed
 
-.PHONY: install gen lint breaking run test bench clean cassandra cassandra-stop
+.PHONY: install gen lint breaking run test bench clean cassandra cassandra-stop go-client go-client-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +13,55 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-install: $(STAMP) gen/.stamp tests/node/node_modules/.stamp
+install: $(STAMP) gen/.stamp tests/node/node_modules/.stamp go-deps examples/grpc/node/node_modules/.stamp
 
 # The Node openai SDK, a second real client in the e2e tests (pinned by package-lock.json).
 tests/node/node_modules/.stamp: tests/node/package.json tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund
 	touch $@
+
+# The Node gRPC example (@grpc/grpc-js), run by tests/e2e/test_clients.py.
+examples/grpc/node/node_modules/.stamp: examples/grpc/node/package.json examples/grpc/node/package-lock.json
+	npm ci --prefix examples/grpc/node --no-audit --no-fund
+	touch $@
+
+# Go: the toolchain and every module come from the Go proxy, pinned, cached in .cache/go (a
+# toolchain on PATH is not used, so every machine builds with the same one).
+GO_VERSION := 1.26.8
+GO_CACHE := $(CURDIR)/.cache/go
+GO := $(GO_CACHE)/toolchain/bin/go
+GO_ENV := GOMODCACHE=$(GO_CACHE)/mod GOCACHE=$(GO_CACHE)/build GOTOOLCHAIN=local GOBIN=$(GO_CACHE)/bin GOFLAGS=-mod=readonly
+PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
+
+$(GO):
+	mkdir -p $(GO_CACHE)
+	curl -fsSL -o $(GO_CACHE)/toolchain.zip \
+		https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go$(GO_VERSION).linux-amd64.zip
+	rm -rf $(GO_CACHE)/toolchain $(GO_CACHE)/golang.org
+	cd $(GO_CACHE) && $(PYTHON) -m zipfile -e toolchain.zip . && rm toolchain.zip
+	mv $(GO_CACHE)/golang.org/toolchain@v0.0.1-go$(GO_VERSION).linux-amd64 $(GO_CACHE)/toolchain
+	rm -rf $(GO_CACHE)/golang.org
+	chmod +x $(GO_CACHE)/toolchain/bin/* $(GO_CACHE)/toolchain/pkg/tool/*/*  # module zips keep no modes
+
+# The Go client's and examples' modules (go.sum pins them), and the protoc plugins buf.gen.yaml uses.
+go-deps: $(GO_CACHE)/.deps
+$(GO_CACHE)/.deps: $(GO) clients/go/go.sum examples/grpc/go/go.sum
+	cd clients/go && $(GO_ENV) $(GO) mod download
+	cd examples/grpc/go && $(GO_ENV) $(GO) mod download
+	$(GO_ENV) $(GO) install $(PROTOC_GEN_GO)
+	$(GO_ENV) $(GO) install $(PROTOC_GEN_GO_GRPC)
+	touch $@
+
+# clients/go/assistd/v1 is generated from protos/ by buf (buf.gen.yaml) and committed, so
+# `go get` works; go-client-check (in make lint) fails when it is not what the protos give.
+go-client: $(STAMP) go-deps
+	rm -f clients/go/assistd/v1/*.pb.go
+	PATH=$(GO_CACHE)/bin:$$PATH $(VENV)/bin/buf generate --template buf.gen.yaml
+
+go-client-check: go-client
+	git diff --exit-code --stat -- clients/go
+	test -z "$$(git status --porcelain -- clients/go)"
 
 # Stubs are generated, never edited: gen/ is rebuilt from protos/ whenever a .proto changes,
 # then the project is re-registered so the editable install also maps the generated package.
@@ -40,6 +83,10 @@ lint: install
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
 	$(MAKE) --no-print-directory breaking
+	$(MAKE) --no-print-directory go-client-check
+	for dir in clients/go examples/grpc/go; do \
+		(cd $$dir && $(GO_ENV) $(GO) vet ./... && test -z "$$($(GO_CACHE)/toolchain/bin/gofmt -l .)") || exit 1; \
+	done
 
 # The one way past buf breaking is on purpose and in review: protos/EPOCH names the API's epoch, and
 # a change that breaks v1 before 1.0 bumps it. While main still has the older epoch, the comparison
@@ -72,4 +119,4 @@ bench: install cassandra
 	$(PY) -m tests.perf.bench
 
 clean:
-	rm -rf $(VENV) gen data tests/node/node_modules .cache
+	rm -rf $(VENV) gen data tests/node/node_modules examples/grpc/node/node_modules .cache
