@@ -3,7 +3,6 @@
 import asyncio
 import json
 import logging
-import secrets
 
 import grpc
 from aiohttp import web
@@ -21,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge import codec, files, sse
 from edge.errors import error_response, from_rpc_error
+from edge.observe import metrics, observe
 from edge.routes import ROUTES, Route
 
 log = logging.getLogger(__name__)
@@ -159,11 +159,12 @@ class Handler:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
-    """Every failure leaves as an OpenAI error envelope; every response carries x-request-id."""
-    given = request.headers.get("X-Request-Id", "")
-    request["request_id"] = given if given and _safe(given) and len(given) <= 128 else f"req_{secrets.token_hex(16)}"
+    """Every failure leaves as an OpenAI error envelope; every response carries x-request-id
+    (given by edge/observe.py, the outer middleware)."""
     try:
         response = await handler(request)
+    except ConnectionResetError:
+        raise  # the client hung up: nothing to answer (edge/observe.py logs it)
     except codec.CodecError as error:
         response = error_response(400, error.message, param=error.param, code=error.code)
     except grpc.aio.AioRpcError as error:
@@ -203,7 +204,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def create_app(target: str, heartbeat_seconds: float = 15.0) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=64 * 1024 * 1024)
+    app = web.Application(middlewares=[observe, errors_middleware], client_max_size=64 * 1024 * 1024)
     app[HEARTBEAT_SECONDS] = heartbeat_seconds
 
     async def channel_context(app: web.Application):
@@ -216,6 +217,7 @@ def create_app(target: str, heartbeat_seconds: float = 15.0) -> web.Application:
     app.cleanup_ctx.append(channel_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
 
     async def upload_file(request: web.Request) -> web.Response:
         return web.json_response(await files.upload_file(request, request.app[CHANNEL], _metadata(request)))
