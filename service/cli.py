@@ -3,10 +3,10 @@
 import argparse
 import asyncio
 import logging
-import os
 import signal
 from dataclasses import replace
 
+from service import logs
 from service.config import Settings
 
 log = logging.getLogger("assistd")
@@ -32,13 +32,20 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    service = runner = None
+    service = runner = admin = None
     if with_service:
         from service.server import Service
 
         service = Service(settings)
         port = await service.start()
         settings = replace(settings, grpc_port=port)
+        if not with_edge and settings.metrics_port:  # the edge serves these itself
+            from service.metrics import admin_app
+
+            admin = web.AppRunner(admin_app(service.store))
+            await admin.setup()
+            await web.TCPSite(admin, settings.http_host, settings.metrics_port).start()
+            log.info("metrics on http://%s:%d/metrics", settings.http_host, settings.metrics_port)
     if with_edge:
         from edge.app import create_app
 
@@ -50,8 +57,9 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
     print("assistd ready", flush=True)  # tests and scripts wait for this line
     await stop.wait()
     log.info("stopping")
-    if runner is not None:
-        await runner.cleanup()
+    for app_runner in (runner, admin):
+        if app_runner is not None:
+            await app_runner.cleanup()
     if service is not None:
         await service.stop()
 
@@ -72,11 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         if name == "edge":
             cmd.add_argument("--grpc-target", help="service address host:port (ASSISTD_GRPC_TARGET)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("ASSISTD_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup()
     settings = _settings(args)
     serve = _serve(
         settings, with_service=args.command in ("serve", "service"), with_edge=args.command in ("serve", "edge")

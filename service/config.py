@@ -50,6 +50,8 @@ class Settings:
     tool_prompt_models: frozenset[str] = field(
         default_factory=lambda: frozenset(filter(None, os.environ.get("ASSISTD_TOOL_PROMPT_MODELS", "").split(",")))
     )
+    # `assistd service` (no HTTP edge) serves /metrics, /healthz and /readyz on this port; 0 = none.
+    metrics_port: int = field(default_factory=lambda: _env_int("ASSISTD_METRICS_PORT", 9464))
     # SSE comment sent when a stream has been silent this long.
     heartbeat_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_HEARTBEAT_SECONDS", 15.0))
 

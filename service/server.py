@@ -1,6 +1,7 @@
 """The gRPC service: servicers, health, reflection, and an orderly start and stop."""
 
 import logging
+from typing import cast
 
 import grpc
 from assistd.v1 import (
@@ -34,10 +35,11 @@ from service.config import Settings
 from service.engine.events import EventLog
 from service.engine.runner import RunEngine
 from service.llm.litellm_adapter import LiteLLMProvider
+from service.metrics import MeteredProvider, MeteredStore, ServerInterceptor, StoreHealth
 from service.repo import Repo
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
-from service.store import open_blobs, open_store
+from service.store import Store, open_blobs, open_store
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +59,13 @@ class Service:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.llm = LiteLLMProvider(settings.models, retries=settings.llm_retries, timeout=settings.llm_timeout)
-        self.store = open_store(settings.store)
+        self.llm = MeteredProvider(
+            LiteLLMProvider(settings.models, retries=settings.llm_retries, timeout=settings.llm_timeout)
+        )
+        store = open_store(settings.store)
+        self.store = cast(Store, MeteredStore(store))  # metrics: see service/metrics.py
         self.repo = Repo(self.store)
-        self.blobs = open_blobs(settings.store, self.store)
+        self.blobs = open_blobs(settings.store, store)
         self.embedder = Embedder(self.llm, settings.embedding_model) if settings.embedding_model else None
         self.ingestor = Ingestor(self.repo, self.blobs, self.embedder)
         self.events = EventLog(self.store)
@@ -74,7 +79,7 @@ class Service:
             embedder=self.embedder,
             lease_seconds=settings.run_lease_seconds,
         )
-        self.health = health.aio.HealthServicer()
+        self.health = StoreHealth(self.store)
         self.server: grpc.aio.Server | None = None
         self.port = 0
 
@@ -90,7 +95,9 @@ class Service:
         if requeued:
             log.info("re-queued %d file(s) for ingestion", requeued)
         auth = Authenticator(self.settings.api_keys)
-        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+        server = grpc.aio.server(
+            interceptors=[ServerInterceptor()], options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        )
         assistant_pb2_grpc.add_AssistantServiceServicer_to_server(
             AssistantService(auth, self.repo, self.ingestor), server
         )
