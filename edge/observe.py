@@ -26,6 +26,7 @@ IN_FLIGHT = Gauge(
     "assistd_http_requests_in_flight", "HTTP requests being answered now (open streams included).", ["route"]
 )
 CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
+_PROBES = frozenset({"/healthz", "/readyz", "/metrics"})  # asked every few seconds: counted, not logged
 
 
 def _safe(value: str) -> bool:
@@ -74,7 +75,7 @@ async def observe(request: web.Request, handler):
         in_flight.dec()
         REQUESTS.labels(request.method, route, str(status)).inc()
         SECONDS.labels(request.method, route).observe(elapsed)
-        if status != CLIENT_CLOSED:
+        if status != CLIENT_CLOSED and route not in _PROBES:
             log.info(
                 "%s %s %d",
                 request.method,
