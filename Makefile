@@ -1,16 +1,23 @@
-# assistd: `make run` serves on SQLite, `make test` runs the whole suite. Both set up what they need.
+# assistd: `make run` serves on SQLite, `make test` runs the whole suite. Both set up what they need:
+# `make run` only Python (the runtime dependencies, and grpcio-tools for the stubs); `make install`
+# (for lint and test) adds the dev extras, Node packages and the Go toolchain.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROTOS := $(wildcard protos/assistd/v1/*.proto)
+RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
 .PHONY: install gen lint breaking run test bench clean cassandra cassandra-stop go-client go-client-check
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[gen]'
+	touch $@
+
+$(STAMP): $(RUNTIME)
+	$(PY) -m pip install -q -e '.[gen,dev]'
 	touch $@
 
 install: $(STAMP) gen/.stamp tests/node/node_modules/.stamp go-deps examples/grpc/node/node_modules/.stamp
@@ -65,7 +72,7 @@ go-client-check: go-client
 
 # Stubs are generated, never edited: gen/ is rebuilt from protos/ whenever a .proto changes,
 # then the project is re-registered so the editable install also maps the generated package.
-gen/.stamp: $(PROTOS) $(STAMP)
+gen/.stamp: $(PROTOS) $(RUNTIME)
 	rm -rf gen/assistd
 	mkdir -p gen
 	$(PY) -m grpc_tools.protoc -I protos --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
@@ -99,7 +106,7 @@ breaking:
 		echo "buf breaking: skipped: protos/EPOCH is $$(cat protos/EPOCH), main's is $(MAIN_EPOCH) (a deliberate v1 break)"; \
 	fi
 
-run: install
+run: $(RUNTIME) gen/.stamp
 	$(VENV)/bin/assistd serve
 
 # A real single-node Cassandra 5.0 from Maven Central jars (cached in .cache/cassandra): the store
