@@ -24,7 +24,15 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, OneofDescriptor
 from google.protobuf.message import Message
 
-from service.protojson import enum_name, enum_names, enum_number, is_json_inline, is_json_list, struct_to_python
+from service.protojson import (
+    enum_name,
+    enum_names,
+    enum_number,
+    is_json_inline,
+    is_json_list,
+    struct_to_python,
+    update_resource,
+)
 
 F = FieldDescriptor
 TYPE_TAG = "kind"
@@ -40,7 +48,6 @@ _INT_RANGE = {
 }
 _STRUCT = "google.protobuf.Struct"
 _VALUE = "google.protobuf.Value"
-_FIELD_MASK = "google.protobuf.FieldMask"
 UPDATE_MASK = "update_mask"
 
 
@@ -68,9 +75,6 @@ _AS_STRING: dict[str, frozenset[str]] = {
     "assistd.v1.ResponseFormat": frozenset({"auto"}),
     "assistd.v1.ToolChoice": frozenset({"none", "auto", "required"}),
 }
-
-
-is_list = is_json_list
 
 
 def _inline(descriptor: Descriptor) -> OneofDescriptor | None:
@@ -134,7 +138,7 @@ def enum_from_json(enum: EnumDescriptor, value: Any, param: str) -> int:
 def parse(data: Any, cls: type[Message], path: str = "") -> Message:
     """A request message from a JSON object; raises CodecError naming the bad parameter."""
     message = cls()
-    if UPDATE_MASK in cls.DESCRIPTOR.fields_by_name and isinstance(data, dict):
+    if update_resource(cls.DESCRIPTOR) is not None and isinstance(data, dict):
         _fill_update(message, data)
     else:
         _fill(message, data, path)
@@ -145,7 +149,7 @@ def _fill_update(message: Message, data: dict) -> None:
     """An update request from OpenAI's flat body: the request's own fields (the ids in the
     path) stay on the request, every other key goes into its resource and the update mask."""
     descriptor = message.DESCRIPTOR
-    (resource,) = [f for f in descriptor.fields if f.type == F.TYPE_MESSAGE and f.message_type.full_name != _FIELD_MASK]
+    resource = update_resource(descriptor)
     own = {k: v for k, v in data.items() if k in descriptor.fields_by_name and k not in (resource.name, UPDATE_MASK)}
     _fill(message, own, "")
     changes = {k: v for k, v in data.items() if k not in own}
@@ -169,7 +173,7 @@ def _fill(message: Message, data: Any, path: str) -> None:
     if descriptor.full_name == _VALUE:
         json_format.ParseDict(data, message)
         return
-    if is_list(descriptor):
+    if is_json_list(descriptor):
         (items,) = descriptor.fields
         _fill_field(message, items, data, path)
         return
@@ -339,7 +343,7 @@ def render(message: Message, *, delta: bool = False) -> Any:
         return struct_to_python(message)
     if descriptor.full_name == _VALUE:
         return json_format.MessageToDict(message)
-    if is_list(descriptor):
+    if is_json_list(descriptor):
         (items,) = descriptor.fields
         return [_render_value(items, item, delta) for item in getattr(message, items.name)]
     inline = _inline(descriptor)

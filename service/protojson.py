@@ -43,6 +43,20 @@ def is_json_inline(oneof: OneofDescriptor) -> bool:
     return bool(_option(oneof, options_pb2.json_inline))
 
 
+def update_resource(descriptor: Descriptor) -> Any:
+    """The resource field of an update request (AIP-134: the one message field beside its
+    FieldMask `update_mask`); None for any other message."""
+    if "update_mask" not in descriptor.fields_by_name:
+        return None
+    (resource,) = [
+        f for f in descriptor.fields if f.message_type is not None and f.message_type.full_name != _FIELD_MASK
+    ]
+    return resource
+
+
+_FIELD_MASK = "google.protobuf.FieldMask"
+
+
 # ---------------------------------------------------------------- enums
 
 

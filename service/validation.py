@@ -37,6 +37,7 @@ from google.protobuf.message import Message
 
 from service.errors import InvalidArgument, missing
 from service.protojson import enum_names, is_json_inline, is_json_list, struct_to_python
+from service.protojson import update_resource as _update_resource
 
 
 def _field(cls: type[Message], name: str) -> tuple[str, str]:
@@ -80,7 +81,6 @@ UPDATABLE: dict[str, frozenset[str]] = {
 UPDATE_MASK = "update_mask"
 _TYPE_TAG = "kind"  # the oneof that is OpenAI's `type`
 _FREE_FORM = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
-_FIELD_MASK = "google.protobuf.FieldMask"
 
 
 def supported(values) -> str:
@@ -114,15 +114,7 @@ def _join(path: str, name: str) -> str:
 
 def update_resource(request: Message) -> Any:
     """The resource field of an update request (the one with an update mask); None for others."""
-    descriptor = request.DESCRIPTOR
-    if UPDATE_MASK not in descriptor.fields_by_name:
-        return None
-    (resource,) = [
-        f
-        for f in descriptor.fields
-        if f.type == FieldDescriptor.TYPE_MESSAGE and f.message_type.full_name != _FIELD_MASK
-    ]
-    return resource
+    return _update_resource(request.DESCRIPTOR)
 
 
 def check_request(request: Message) -> None:
