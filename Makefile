@@ -8,7 +8,8 @@ PROTOS := $(wildcard protos/assistd/v1/*.proto)
 RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: install gen lint breaking run test bench clean cassandra cassandra-stop go-client go-client-check
+.PHONY: install gen lint breaking run test test-cluster bench clean cassandra cassandra-stop cassandra-cluster
+.PHONY: cassandra-cluster-stop go-client go-client-check
 
 $(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -117,12 +118,28 @@ cassandra:
 cassandra-stop:
 	tools/cassandra/start.sh stop
 
+# Three nodes on 127.0.0.2-4 from the same jars, beside the single node (tools/cassandra/cluster.sh
+# also kills and restarts one node): the replica, store and node-loss suites run on it with
+# replication factor 3 and LOCAL_QUORUM.
+cassandra-cluster:
+	tools/cassandra/cluster.sh start
+
+cassandra-cluster-stop:
+	tools/cassandra/cluster.sh stop
+
+CLUSTER_HOSTS := 127.0.0.2,127.0.0.3,127.0.0.4:9042
+CLUSTER_OPTIONS := replication_factor=3&consistency=LOCAL_QUORUM
+test-cluster: install cassandra-cluster
+	ASSISTD_TEST_CLUSTER=1 ASSISTD_TEST_CASSANDRA_HOSTS='$(CLUSTER_HOSTS)' ASSISTD_TEST_CASSANDRA_OPTIONS='$(CLUSTER_OPTIONS)' \
+	ASSISTD_TEST_CASSANDRA='cassandra://$(CLUSTER_HOSTS)/assistd_contract?$(CLUSTER_OPTIONS)' \
+	$(PY) -m pytest -q -p no:randomly tests/contract/test_store.py tests/e2e/test_replicas.py tests/cluster $(PYTEST_ARGS)
+
 # The order is random (pytest-randomly; the seed is printed): PYTEST_ARGS="-p no:randomly" runs it
 # in file order, PYTEST_ARGS="-p randomly --randomly-seed=N" repeats a seed.
 test: install cassandra
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: install cassandra
+bench: install cassandra cassandra-cluster
 	$(PY) -m tests.perf.bench
 
 clean:

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+from typing import Any
 
 import grpc
 from aiohttp import web
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 _FILES = [assistant_pb2, thread_pb2, message_pb2, run_service_pb2, model_pb2, file_pb2, vector_store_pb2]
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
+MAX_FRAMES_PER_WRITE = 64  # SSE frames coalesced into one socket write at most (bounds the delay)
+# Set when the service runs in this process (assistd serve): run streams are followed without gRPC.
+LOCAL_STREAMS = web.AppKey("local_streams", object)
 
 
 def _method(route: Route, rpc: str):
@@ -118,9 +122,15 @@ class Handler:
         """Streams RunEvents as SSE. An error before anything is sent keeps its HTTP status;
         after that it goes in-band as an `error` event. Heartbeats cover silent stretches,
         including the wait for the first event."""
-        call = channel.unary_stream(
-            path, request_serializer=type(message).SerializeToString, response_deserializer=response_cls.FromString
-        )(message, metadata=_metadata(request))
+        local = request.app.get(LOCAL_STREAMS)
+        call = None
+        if local is not None:  # the service is in this process: no loopback gRPC hop
+            responses = local(path, message, _metadata(request))
+        else:
+            call = channel.unary_stream(
+                path, request_serializer=type(message).SerializeToString, response_deserializer=response_cls.FromString
+            )(message, metadata=_metadata(request))
+            responses = aiter(call)
         heartbeat = request.app[HEARTBEAT_SECONDS]
         response = web.StreamResponse(
             headers={
@@ -130,31 +140,47 @@ class Handler:
                 "x-request-id": request["request_id"],
             }
         )
-        reading = asyncio.ensure_future(call.read())
+        reading = asyncio.ensure_future(anext(responses))
+        frames: list[bytes] = []  # encoded, not yet written: events that arrived together go in one write
         try:
             try:
                 while True:
-                    if not (await asyncio.wait({reading}, timeout=heartbeat))[0]:
-                        if not response.prepared:
-                            await response.prepare(request)
-                        await response.write(sse.HEARTBEAT)
-                        continue
-                    item = reading.result()  # raises the call's error, if any
+                    if not reading.done():
+                        if frames:  # nothing more right now: send what there is
+                            await response.write(b"".join(frames))
+                            frames.clear()
+                        if not (await asyncio.wait({reading}, timeout=heartbeat))[0]:
+                            if not response.prepared:
+                                await response.prepare(request)
+                            await response.write(sse.HEARTBEAT)
+                            continue
+                    try:
+                        item = reading.result()  # raises the call's error, if any
+                    except StopAsyncIteration:
+                        item = None
                     if not response.prepared:
                         await response.prepare(request)
-                    if item is grpc.aio.EOF:
+                    if item is None:
                         break
-                    await response.write(sse.encode(item))
-                    reading = asyncio.ensure_future(call.read())
+                    frames.append(sse.encode(item))
+                    reading = asyncio.ensure_future(anext(responses))
+                    if len(frames) < MAX_FRAMES_PER_WRITE:
+                        await asyncio.sleep(0)  # one loop turn: an event already there is read at once
             except grpc.aio.AioRpcError as error:
                 if not response.prepared:
                     raise  # nothing sent yet: a plain JSON error with its HTTP status
-                await response.write(sse.encode_error(from_rpc_error(error)[1]))
+                frames.append(sse.encode_error(from_rpc_error(error)[1]))
+            await response.write(b"".join(frames))
             await response.write_eof()
             return response
         finally:
+            # A client that left stops our reading; the run itself goes on.
             reading.cancel()
-            call.cancel()  # a client that left stops our reading; the run itself goes on
+            if call is not None:
+                call.cancel()
+            else:
+                await asyncio.gather(reading, return_exceptions=True)
+                await responses.aclose()
 
 
 @web.middleware
@@ -203,9 +229,13 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok" if serving else "unavailable"}, status=200 if serving else 503)
 
 
-def create_app(target: str, heartbeat_seconds: float = 15.0) -> web.Application:
+def create_app(target: str, heartbeat_seconds: float = 15.0, local_streams: Any = None) -> web.Application:
+    """The edge, calling the service at target; with local_streams (the service's LocalStreams,
+    when it runs in this process), run streams skip the gRPC hop."""
     app = web.Application(middlewares=[observe, errors_middleware], client_max_size=64 * 1024 * 1024)
     app[HEARTBEAT_SECONDS] = heartbeat_seconds
+    if local_streams is not None:
+        app[LOCAL_STREAMS] = local_streams
 
     async def channel_context(app: web.Application):
         app[CHANNEL] = grpc.aio.insecure_channel(

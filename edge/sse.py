@@ -2,7 +2,7 @@
 
 import json
 
-from assistd.v1 import run_pb2
+from assistd.v1 import message_pb2, run_pb2
 
 from edge.codec import render
 
@@ -47,6 +47,8 @@ def encode(event: run_pb2.RunEvent) -> bytes:
     payload = event.WhichOneof("data")
     if event.event == E.RUN_EVENT_TYPE_DONE:
         data = "[DONE]"
+    elif payload == "message_delta" and (text := _text_delta(event.message_delta)) is not None:
+        data = text
     else:
         data = json.dumps(render(getattr(event, payload), delta=payload in _DELTAS), separators=(",", ":"))
     return f"event: {name}\nid: {event.sequence_number}\ndata: {data}\n\n".encode()
@@ -55,3 +57,18 @@ def encode(event: run_pb2.RunEvent) -> bytes:
 def encode_error(body: dict) -> bytes:
     """An `error` frame for a failure after the stream began, then the SDK's terminator."""
     return f"event: error\ndata: {json.dumps(body)}\n\nevent: done\ndata: [DONE]\n\n".encode()
+
+
+def _text_delta(event: message_pb2.MessageDeltaEvent) -> str | None:
+    """The JSON of the commonest event by far, one fragment of text, written out directly (the
+    generic codec costs ~10x more); None for any other shape. Byte for byte what render() gives."""
+    delta = event.delta
+    if delta.HasField("role") or len(delta.content) != 1:
+        return None
+    part = delta.content[0]
+    if part.WhichOneof("kind") != "text" or part.text.annotations or not part.text.HasField("value"):
+        return None
+    return (
+        f'{{"id":{json.dumps(event.id)},"object":{json.dumps(event.object)},"delta":{{"content":'
+        f'[{{"type":"text","index":{part.index},"text":{{"value":{json.dumps(part.text.value)}}}}}]}}}}'
+    )

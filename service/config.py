@@ -43,7 +43,10 @@ class Settings:
     run_lease_seconds: int = field(default_factory=lambda: _env_int("ASSISTD_RUN_LEASE_SECONDS", 15))
     # Seconds a run may wait in requires_action before it expires.
     run_expiry_seconds: int = field(default_factory=lambda: _env_int("ASSISTD_RUN_EXPIRY_SECONDS", 600))
-    # Provider retries on errors litellm deems retryable.
+    # Which adapter reaches models: `auto` = the lean OpenAI-compatible reader for `openai/...` models
+    # and OpenAI-compatible deployments, litellm for the rest; `litellm` = litellm for every model.
+    provider_adapter: str = field(default_factory=lambda: os.environ.get("ASSISTD_PROVIDER_ADAPTER", "auto"))
+    # Provider retries on rate limits and unavailability, before anything was streamed.
     llm_retries: int = field(default_factory=lambda: _env_int("ASSISTD_LLM_RETRIES", 0))
     llm_timeout: float = field(default_factory=lambda: _env_float("ASSISTD_LLM_TIMEOUT", 600.0))
     # Models without native function calling: tools are described in the prompt instead.
@@ -52,6 +55,8 @@ class Settings:
     )
     # `assistd service` (no HTTP edge) serves /metrics, /healthz and /readyz on this port; 0 = none.
     metrics_port: int = field(default_factory=lambda: _env_int("ASSISTD_METRICS_PORT", 9464))
+    # `assistd serve`: the edge follows run streams in this process instead of over loopback gRPC.
+    edge_in_process: bool = field(default_factory=lambda: os.environ.get("ASSISTD_EDGE_IN_PROCESS", "1") != "0")
     # SSE comment sent when a stream has been silent this long.
     heartbeat_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_HEARTBEAT_SECONDS", 15.0))
 

@@ -8,6 +8,7 @@ Nothing here reaches into the engine: the service's parts are wrapped instead.
   model.
 - ServerInterceptor wraps every gRPC call: calls by method and status code, latency, active
   streams, messages sent; and it puts the caller's `x-request-id` in the logging context.
+  MeteredLocalStreams counts the run streams `assistd serve` follows in-process the same way.
 The HTTP edge's own metrics are in edge/observe.py. Everything goes to prometheus_client's
 default registry, so one `/metrics` shows all of a process (`assistd serve` is one process).
 """
@@ -16,7 +17,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -264,10 +265,10 @@ class MeteredProvider:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    def stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
         return self._stream(request)
 
-    async def _stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    async def _stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
         model = request.model
         start = time.perf_counter()
         first = True
@@ -373,6 +374,47 @@ def _streaming(behavior: Callable, labels: tuple[str, str], request_id: str) -> 
             GRPC_HANDLED.labels(*labels, _code(context, failure)).inc()
 
     return call
+
+
+class MeteredLocalStreams:
+    """The in-process run streams of `assistd serve` (service/local_calls.py), counted as the gRPC
+    calls they stand in for: the same method, the same outcome, only without the loopback hop."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __call__(self, path: str, request: Any, metadata: Any) -> AsyncIterator[Any]:
+        _, service, method = path.split("/")
+        return self._stream((service.rsplit(".", 1)[-1], method), self._inner(path, request, metadata))
+
+    @staticmethod
+    async def _stream(labels: tuple[str, str], responses: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        GRPC_STARTED.labels(*labels).inc()
+        streams = GRPC_STREAMS.labels(*labels)
+        sent = GRPC_SENT.labels(*labels)
+        streams.inc()
+        start = time.perf_counter()
+        code = "OK"
+        try:
+            async for response in responses:
+                sent.inc()
+                yield response
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code().name
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            code = "CANCELLED"
+            raise
+        except Exception:
+            code = "UNKNOWN"
+            raise
+        finally:
+            closing = getattr(responses, "aclose", None)
+            if closing is not None:
+                await closing()
+            streams.dec()
+            GRPC_SECONDS.labels(*labels).observe(time.perf_counter() - start)
+            GRPC_HANDLED.labels(*labels, code).inc()
 
 
 # ---------------------------------------------------------------- `assistd service` alone

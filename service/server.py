@@ -34,8 +34,9 @@ from service.auth import Authenticator
 from service.config import Settings
 from service.engine.events import EventLog
 from service.engine.runner import RunEngine
-from service.llm.litellm_adapter import LiteLLMProvider
-from service.metrics import MeteredProvider, MeteredStore, ServerInterceptor, StoreHealth
+from service.llm.router import ModelRouter
+from service.local_calls import LocalStreams
+from service.metrics import MeteredLocalStreams, MeteredProvider, MeteredStore, ServerInterceptor, StoreHealth
 from service.repo import Repo
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
@@ -59,11 +60,16 @@ class Service:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.llm = MeteredProvider(
-            LiteLLMProvider(settings.models, retries=settings.llm_retries, timeout=settings.llm_timeout)
+        self.llm = MeteredProvider(  # metrics: see service/metrics.py
+            ModelRouter(
+                settings.models,
+                retries=settings.llm_retries,
+                timeout=settings.llm_timeout,
+                lean=settings.provider_adapter != "litellm",
+            )
         )
         store = open_store(settings.store)
-        self.store = cast(Store, MeteredStore(store))  # metrics: see service/metrics.py
+        self.store = cast(Store, MeteredStore(store))
         self.repo = Repo(self.store)
         self.blobs = open_blobs(settings.store, store)
         self.embedder = Embedder(self.llm, settings.embedding_model) if settings.embedding_model else None
@@ -81,6 +87,7 @@ class Service:
         )
         self.health = StoreHealth(self.store)
         self.server: grpc.aio.Server | None = None
+        self.local_streams: MeteredLocalStreams | None = None
         self.port = 0
 
     async def start(self) -> int:
@@ -105,9 +112,12 @@ class Service:
             ThreadService(auth, self.repo, self.engine, self.ingestor), server
         )
         message_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(auth, self.repo, self.ingestor), server)
-        run_service_pb2_grpc.add_RunServiceServicer_to_server(
-            RunService(auth, self.repo, self.engine, self.settings, self.ingestor), server
+        runs = RunService(auth, self.repo, self.engine, self.settings, self.ingestor)
+        # The run streams, callable in this process by an edge that shares it (assistd serve).
+        self.local_streams = MeteredLocalStreams(
+            LocalStreams({run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name: runs})
         )
+        run_service_pb2_grpc.add_RunServiceServicer_to_server(runs, server)
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)
         file_pb2_grpc.add_FileServiceServicer_to_server(
             FileService(auth, self.repo, self.blobs, self.settings.max_file_bytes, self.ingestor), server
@@ -135,3 +145,4 @@ class Service:
         await self.ingestor.stop()
         await self.events.stop()
         await self.store.close()
+        await self.llm.close()

@@ -8,16 +8,17 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlparse
 
 import openai
 import pytest
 from cassandra.cluster import Cluster, Session
 
+from service.store.cassandra import parse_url
 from tests.scripted_llm import ScriptedLLM, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = "openai/scripted"  # litellm's OpenAI-compatible path, reaching the scripted provider
+MODEL = "openai/scripted"  # an OpenAI-compatible model: the lean adapter reaches the scripted provider
+LITELLM_MODEL = "scripted-litellm"  # the same provider through litellm (tests/models.yaml)
 PLAIN_MODEL = "openai/scripted-plain"  # the same provider, treated as a model without native tool calls
 
 
@@ -70,7 +71,7 @@ class Server:
                     return
 
         threading.Thread(target=wait_ready, daemon=True).start()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a new keyspace on the three-node cluster takes a while
         while not ready.wait(0.1):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 break
@@ -96,11 +97,14 @@ def provider():
 
 
 CASSANDRA = os.environ.get("ASSISTD_TEST_CASSANDRA_HOSTS", "127.0.0.1:9042")
+# e.g. "replication_factor=3&consistency=LOCAL_QUORUM" on the three-node cluster (make test-cluster)
+CASSANDRA_OPTIONS = os.environ.get("ASSISTD_TEST_CASSANDRA_OPTIONS", "")
 
 
 def cassandra_url() -> str:
     """A fresh keyspace on the test Cassandra (started by `make cassandra`); drop it with drop_keyspace."""
-    return f"cassandra://{CASSANDRA}/assistd_e2e_{uuid.uuid4().hex[:10]}"
+    query = f"?{CASSANDRA_OPTIONS}" if CASSANDRA_OPTIONS else ""
+    return f"cassandra://{CASSANDRA}/assistd_e2e_{uuid.uuid4().hex[:10]}{query}"
 
 
 _SESSIONS: dict[tuple[str, int], Session] = {}  # one per Cassandra the tests look at, closed at the end
@@ -108,11 +112,11 @@ _SESSIONS: dict[tuple[str, int], Session] = {}  # one per Cassandra the tests lo
 
 def cql(url: str, statement: str) -> list:
     """Runs a CQL statement on the Cassandra of a cassandra:// store URL; `{keyspace}` in it is the URL's keyspace."""
-    parsed = urlparse(url)
-    where = (parsed.hostname, parsed.port or 9042)
+    config = parse_url(url)
+    where = (",".join(config["hosts"]), config["port"])
     if where not in _SESSIONS:
-        _SESSIONS[where] = Cluster([where[0]], port=where[1]).connect()
-    return list(_SESSIONS[where].execute(statement.format(keyspace=parsed.path.strip("/")), timeout=120))
+        _SESSIONS[where] = Cluster(config["hosts"], port=config["port"]).connect()
+    return list(_SESSIONS[where].execute(statement.format(keyspace=config["keyspace"]), timeout=120))
 
 
 def pytest_sessionfinish():
@@ -132,6 +136,9 @@ def pytest_generate_tests(metafunc):
     stores = getattr(metafunc.module, "STORES", None)
     if stores and {"server", "store_env"} & set(metafunc.fixturenames):
         metafunc.parametrize("store_kind", stores, indirect=True, scope="session")
+    # Modules that set ADAPTERS = True run their `model` tests through both provider adapters.
+    if getattr(metafunc.module, "ADAPTERS", False) and "model" in metafunc.fixturenames:
+        metafunc.parametrize("model", [MODEL, LITELLM_MODEL], ids=["lean", "litellm"])
 
 
 @pytest.fixture(scope="session")
@@ -167,8 +174,14 @@ def client(server):
 
 
 @pytest.fixture
-def assistant(client):
-    return client.beta.assistants.create(model=MODEL, name="tester", instructions="You are a test assistant.")
+def model() -> str:
+    """The model the test's assistants use (both adapters in modules with ADAPTERS = True)."""
+    return MODEL
+
+
+@pytest.fixture
+def assistant(client, model):
+    return client.beta.assistants.create(model=model, name="tester", instructions="You are a test assistant.")
 
 
 def unique(name: str) -> str:

@@ -110,7 +110,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
     @streaming
     async def CreateRunStream(self, tenant, request, context):
         started = await self._start_run(tenant, request)
-        async for event in started.channel.follow(0):
+        async for event in self.engine.follow(tenant, started.run.thread_id, started.run.id, 0):
             yield event
 
     @unary
@@ -121,7 +121,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
     @streaming
     async def CreateThreadAndRunStream(self, tenant, request, context):
         started = await self._start_thread_and_run(tenant, request)
-        async for event in started.channel.follow(0):
+        async for event in self.engine.follow(tenant, started.run.thread_id, started.run.id, 0):
             yield event
 
     async def _thread_of(self, tenant: str, run_id: str, thread_id: str) -> str:
@@ -192,8 +192,9 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
 
     @streaming
     async def SubmitToolOutputsStream(self, tenant, request, context):
-        channel = (await self._submit(tenant, request)).channel
-        async for event in channel.follow(channel.first_sequence - 1):
+        started = await self._submit(tenant, request)
+        after = started.channel.first_sequence - 1
+        async for event in self.engine.follow(tenant, started.run.thread_id, started.run.id, after):
             yield event
 
     @unary

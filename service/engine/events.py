@@ -7,7 +7,8 @@ so a token never waits for more than one commit in flight.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 from assistd.v1 import message_pb2, run_pb2, thread_pb2
 from google.protobuf.message import Message as ProtoMessage
@@ -19,6 +20,9 @@ from service.store import LogEntry, Store
 log = logging.getLogger(__name__)
 
 DONE = run_pb2.RUN_EVENT_TYPE_DONE
+# Entries per commit at most: a writer that fell behind catches up in bounded steps, so no single
+# commit (or the wait of the events behind it) grows with the backlog.
+MAX_COMMIT = 256
 # The RunEvent field that carries each kind of object.
 _PAYLOAD_FIELD: dict[type, str] = {
     thread_pb2.Thread: "thread",
@@ -32,21 +36,39 @@ _PAYLOAD_FIELD: dict[type, str] = {
 _SNAPSHOT_FIELDS = ("thread", "run", "run_step", "message")
 
 
+class FellBehind(Exception):
+    """A follower's next event has left the channel's window: read it from the log."""
+
+
 class RunChannel:
-    """The live events of one run in this process, from `first_sequence` on."""
+    """The live events of one run segment in this process, from `first_sequence` on.
+
+    It keeps the last WINDOW committed events, so its memory is bounded however long the run;
+    a follower that falls further behind gets FellBehind and catches up from the log.
+    """
+
+    WINDOW = 1024
 
     def __init__(self, tenant: str, thread_id: str, run_id: str, first_sequence: int = 1):
         self.tenant = tenant
         self.thread_id = thread_id
         self.run_id = run_id
         self.first_sequence = first_sequence
-        self.next_sequence = first_sequence
-        self.events: list[run_pb2.RunEvent] = []  # committed, in order
+        self.next_sequence = first_sequence  # the number the next emitted event gets
+        self._kept: deque[run_pb2.RunEvent] = deque()  # the last committed events, in order
+        self._first_kept = first_sequence  # the sequence number of _kept[0]
         self.closed = False
         self._waiters: list[asyncio.Future] = []
 
+    @property
+    def last_committed(self) -> int:
+        return self._first_kept + len(self._kept) - 1
+
     def publish(self, event: run_pb2.RunEvent) -> None:
-        self.events.append(event)
+        self._kept.append(event)
+        if len(self._kept) > self.WINDOW:
+            self._kept.popleft()
+            self._first_kept += 1
         self._wake()
 
     def close(self) -> None:
@@ -65,17 +87,20 @@ class RunChannel:
         await waiter
 
     async def committed(self, sequence: int) -> None:
-        """Returns once the event with this sequence number is in the store."""
-        while self.first_sequence + len(self.events) <= sequence and not self.closed:
+        """Returns once the event with this sequence number is in the store (or the channel closed)."""
+        while self.last_committed < sequence and not self.closed:
             await self._changed()
 
     async def follow(self, after_sequence: int) -> AsyncIterator[run_pb2.RunEvent]:
-        """Events after after_sequence, live, up to and including the next `done`."""
-        index = max(0, after_sequence + 1 - self.first_sequence)
+        """Committed events after after_sequence, live, up to and including the next `done`.
+        Raises FellBehind when the next one is no longer kept."""
+        wanted = max(after_sequence + 1, self.first_sequence)
         while True:
-            while index < len(self.events):
-                event = self.events[index]
-                index += 1
+            while wanted <= self.last_committed:
+                if wanted < self._first_kept:
+                    raise FellBehind()
+                event = self._kept[wanted - self._first_kept]
+                wanted += 1
                 yield event
                 if event.event == DONE:
                     return
@@ -156,7 +181,7 @@ class EventLog:
     async def _write_loop(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while not self._queue.empty():
+            while not self._queue.empty() and len(batch) < MAX_COMMIT:
                 batch.append(self._queue.get_nowait())
             try:
                 committed = await self._commit([entry for _, _, entry in batch])
@@ -182,3 +207,37 @@ class EventLog:
                 await asyncio.sleep(0.05 * 2**attempt)
         log.error("could not store %d run events; their streams are closed", len(entries))
         return False
+
+    async def follow(
+        self,
+        tenant: str,
+        run_id: str,
+        after: int,
+        channel: Callable[[], RunChannel | None],
+        ended: Callable[[], Awaitable[bool]],
+    ) -> AsyncIterator[run_pb2.RunEvent]:
+        """A run's events after `after`, up to and including the next `done`: live from its channel
+        (`channel()`, while this process runs it) as long as the follower keeps up, else from the log.
+        `ended()` says whether a run with no channel here will write no more."""
+        while True:
+            live = channel()
+            if live is not None and after + 1 >= live.first_sequence:
+                try:
+                    async for event in live.follow(after):
+                        yield event
+                        after = event.sequence_number
+                    return
+                except FellBehind:
+                    pass  # read what it missed from the log, then rejoin the channel
+            stored = await self._store.read_events(tenant, run_id, after)
+            for _, data in stored:
+                event = run_pb2.RunEvent.FromString(data)
+                yield event
+                after = event.sequence_number
+                if event.event == DONE:
+                    return
+            if not stored and channel() is None:
+                if await ended():
+                    return  # nothing more will come
+                # The next segment (after tool outputs) or another process will write more.
+                await asyncio.sleep(0.1)

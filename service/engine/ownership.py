@@ -67,6 +67,7 @@ class Ownership:
         self.lease_seconds = lease_seconds
         self.owner = owner or new_owner_id()
         self._held: dict[str, Token] = {}  # run id -> the token this process holds
+        self._writing: set[Token] = set()  # tokens of ours being written: held as soon as the write lands
 
     def _fresh(self, waiting: bool = False) -> Token:
         return Token(self.owner, uuid.uuid4().hex[:8], waiting)
@@ -75,10 +76,14 @@ class Ownership:
         """Makes run_id the thread's active run, owned here. None on success, else the id of the
         run that is active already."""
         token = self._fresh()
-        active = await self._store.claim_thread(tenant, thread_id, run_id, str(token))
-        if active is None:
-            self._held[run_id] = token
-        return active
+        self._writing.add(token)
+        try:
+            active = await self._store.claim_thread(tenant, thread_id, run_id, str(token))
+            if active is None:
+                self._held[run_id] = token
+            return active
+        finally:
+            self._writing.discard(token)
 
     async def current(self, tenant: str, thread_id: str, run_id: str) -> Token | None:
         """The token of run_id if it is the thread's active run."""
@@ -88,10 +93,14 @@ class Ownership:
     async def take(self, tenant: str, thread_id: str, run_id: str, seen: Token, waiting: bool = False) -> bool:
         """THE take-over: from the token seen to a fresh one of ours, if nobody changed it since."""
         token = self._fresh(waiting)
-        if not await self._store.take_over(tenant, thread_id, run_id, str(token), old_owner=str(seen)):
-            return False
-        self._held[run_id] = token
-        return True
+        self._writing.add(token)
+        try:
+            if not await self._store.take_over(tenant, thread_id, run_id, str(token), old_owner=str(seen)):
+                return False
+            self._held[run_id] = token
+            return True
+        finally:
+            self._writing.discard(token)
 
     async def take_waiting(self, tenant: str, thread_id: str, run_id: str) -> bool:
         """Takes a run that waits for tool outputs (to resume, cancel or expire it). False when it
@@ -116,12 +125,15 @@ class Ownership:
         await self._store.heartbeat(self.owner, self.lease_seconds)
 
     async def orphans(self, running_here: set[str]) -> list[Orphan]:
-        """Active runs whose owner's heartbeat lapsed (a single-process store: any other owner)."""
+        """Active runs nobody will end: their owner's heartbeat lapsed (a single-process store: any
+        other owner), or they are ours but neither running here nor held (we fenced them, or their
+        end could not be written while the store was unreachable)."""
         alive = (await self._store.live_owners() if self._store.shared else set()) | {self.owner}
         found = []
         for tenant, thread_id, run_id, text in await self._store.active_runs():
             token = Token.parse(text)
-            if token.owner not in alive and run_id not in running_here:
+            dropped = token.owner == self.owner and self._held.get(run_id) != token and token not in self._writing
+            if (token.owner not in alive or dropped) and run_id not in running_here:
                 found.append(Orphan(tenant, thread_id, run_id, token))
         return found
 

@@ -20,19 +20,19 @@ from assistd.v1 import message_pb2, run_pb2, thread_pb2
 
 from service import ids
 from service.engine import lifecycle
-from service.engine.events import DONE, EventLog, RunChannel
+from service.engine.events import EventLog, RunChannel
 from service.engine.expiry import ExpiryTimers
 from service.engine.file_search import FileSearch
 from service.engine.lifecycle import TERMINAL, Outcome, status_name
 from service.engine.ownership import Monitor, Ownership
 from service.engine.segment import Segment
 from service.engine.turn import Turn
-from service.errors import FailedPrecondition, ThreadBusy
+from service.errors import FailedPrecondition, ThreadBusy, not_found
 from service.llm import Provider, ProviderError
 from service.locks import KeyedLocks
 from service.repo import Repo
 from service.retrieval.embed import Embedder
-from service.store import Store
+from service.store import DELETED_THREAD, Store
 
 log = logging.getLogger(__name__)
 E = run_pb2
@@ -90,10 +90,6 @@ class RunEngine:
         self._expiry = ExpiryTimers(self._expire, expiry_seconds)
         self._stopping = False
 
-    @property
-    def owner(self) -> str:
-        return self._ownership.owner
-
     def _live_run(self, tenant: str, thread_id: str, run_id: str) -> LiveRun | None:
         live = self._live.get(run_id)
         return live if live is not None and live.tenant == tenant and live.run.thread_id == thread_id else None
@@ -140,6 +136,8 @@ class RunEngine:
         if new_thread is not None:
             await self._repo.put(tenant, new_thread, *new_messages)
         active = await self._ownership.claim(tenant, run.thread_id, run.id)
+        if active == DELETED_THREAD:
+            raise not_found("thread", run.thread_id)
         if active is not None:
             raise ThreadBusy(f"Thread {run.thread_id} already has an active run {active}.")
         try:
@@ -187,27 +185,24 @@ class RunEngine:
         return Started(live.channel, snapshot)
 
     async def watch(self, tenant: str, thread_id: str, run_id: str, after: int) -> AsyncIterator[run_pb2.RunEvent]:
-        """The run's events after `after`, replayed from the log and then live, up to the next `done`."""
+        """The run's events after `after`, replayed from the log and then live, up to the next `done`.
+        Raises NotFound for an unknown run."""
         await self._repo.require(tenant, run_pb2.Run, run_id, thread_id)
-        while True:
+        async for event in self.follow(tenant, thread_id, run_id, after):
+            yield event
+
+    def follow(self, tenant: str, thread_id: str, run_id: str, after: int) -> AsyncIterator[run_pb2.RunEvent]:
+        """`watch` for a run known to exist."""
+
+        def channel() -> RunChannel | None:
             live = self._live_run(tenant, thread_id, run_id)
-            if live is not None and after + 1 >= live.channel.first_sequence:
-                async for event in live.channel.follow(after):
-                    yield event
-                return
-            stored = await self._store.read_events(tenant, run_id, after)
-            for _, data in stored:
-                event = run_pb2.RunEvent.FromString(data)
-                yield event
-                after = event.sequence_number
-                if event.event == DONE:
-                    return
-            if not stored and run_id not in self._live:
-                run = await self._repo.get(tenant, run_pb2.Run, run_id, thread_id)
-                if run is None or run.status in TERMINAL:
-                    return  # nothing more will come
-                # The next segment (after tool outputs) or another process will write more.
-                await asyncio.sleep(0.1)
+            return live.channel if live is not None else None
+
+        async def ended() -> bool:
+            run = await self._repo.get(tenant, run_pb2.Run, run_id, thread_id)
+            return run is None or run.status in TERMINAL
+
+        return self._events.follow(tenant, run_id, after, channel, ended)
 
     async def update_metadata(self, tenant: str, thread_id: str, run_id: str, metadata: dict[str, str]) -> run_pb2.Run:
         """Replaces a run's metadata under the run's lock, so no state change of the run is lost
@@ -363,6 +358,9 @@ class RunEngine:
             assert live.task is not None
             live.task.cancel()
             self._forget(live)
+            self._ownership.forget(
+                live.run.id
+            )  # ours no more: a sweep (ours, once the store is back, or another's) ends it
 
     async def cancel_asked(self, tenant: str, thread_id: str, run_id: str) -> None:
         """A cancel another replica passed on for a run of ours."""

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from types import ModuleType
 from typing import Any
 
@@ -77,7 +77,7 @@ class LiteLLMProvider:
         items = sorted(response.data, key=lambda item: item["index"] if isinstance(item, dict) else item.index)
         return [item["embedding"] if isinstance(item, dict) else item.embedding for item in items]
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": request.messages,

@@ -5,7 +5,7 @@ finish reason). Failures come back as one of a small set of ProviderErrors, each
 OpenAI `last_error.code` a run shows for it. Adapters (litellm today) live beside this module.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,6 +52,7 @@ class ProviderError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+        self.retry_after: float | None = None  # the provider's hint, in seconds, when it gave one
 
 
 class RateLimited(ProviderError):
@@ -75,7 +76,7 @@ class Provider(Protocol):
         """Model names of the configured model list (shown by GET /v1/models)."""
         ...
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    def stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
         """The model's answer as it arrives. Raises ProviderError. Closing the iterator (or
         cancelling its reader) stops the provider request."""
         ...

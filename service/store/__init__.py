@@ -2,7 +2,7 @@
 
 import os
 
-from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, Store
+from service.store.base import DELETED_THREAD, ChunkHit, ListQuery, LogEntry, Page, Record, Store
 from service.store.blobs import BlobStore, LocalBlobs
 
 
@@ -39,4 +39,15 @@ def open_blobs(url: str, store: Store) -> BlobStore:
     raise ValueError(f"unsupported store URL {url!r}; {_EXPECTED}")
 
 
-__all__ = ["BlobStore", "ChunkHit", "ListQuery", "LogEntry", "Page", "Record", "Store", "open_blobs", "open_store"]
+__all__ = [
+    "DELETED_THREAD",
+    "BlobStore",
+    "ChunkHit",
+    "ListQuery",
+    "LogEntry",
+    "Page",
+    "Record",
+    "Store",
+    "open_blobs",
+    "open_store",
+]

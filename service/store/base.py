@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# What claim_thread answers for a thread that is being (or was just) deleted: no run may start on it.
+DELETED_THREAD = "(deleted)"
+
 
 @dataclass(frozen=True)
 class Record:
@@ -95,7 +98,10 @@ class Store(Protocol):
         """Deletes one object; False when it did not exist."""
 
     async def delete_thread(self, tenant: str, thread_id: str) -> bool:
-        """Deletes a thread with its messages, runs, run steps and run events, all or nothing."""
+        """Deletes a thread with its messages, runs, run steps and run events; False when it did not
+        exist. Raises ThreadBusy while the thread has an active run; once it has begun, no run can
+        be claimed on the thread (claim_thread returns a marker instead of an active run id). A
+        delete that fails part-way leaves the thread, and deleting it again finishes the job."""
 
     async def list_page(self, tenant: str, kind: str, parent: str, query: ListQuery, tag: str = "") -> Page: ...
 
@@ -140,13 +146,18 @@ class Store(Protocol):
         """Owners whose last heartbeat has not yet lapsed."""
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
-        """Appends events to their runs' logs and upserts their snapshots, all or nothing."""
+        """Appends events to their runs' logs and upserts their snapshots, all or nothing: a reader
+        sees a run's events of one commit all or none, and no event before the snapshots it carries.
+        A commit that failed may be committed again (everything in it is idempotent)."""
 
     async def last_sequence(self, tenant: str, run_id: str) -> int:
         """The highest sequence number in a run's log; 0 when it is empty."""
 
-    async def read_events(self, tenant: str, run_id: str, after_sequence: int) -> list[tuple[int, bytes]]:
-        """A run's events with a sequence number above after_sequence, in order."""
+    async def read_events(
+        self, tenant: str, run_id: str, after_sequence: int, limit: int = 1000
+    ) -> list[tuple[int, bytes]]:
+        """A run's committed events with a sequence number above after_sequence, in order, at most
+        `limit` of them (read on from the last one for more)."""
 
     async def parents_of(self, tenant: str, kind: str, object_id: str) -> list[str]:
         """The parents under which an object id exists (e.g. the vector stores holding a file)."""

@@ -1,15 +1,53 @@
 """The Store on Cassandra 5.0, for several service replicas over one cluster.
 
 Tables are query-first and keyed by tenant: every list is a range read inside one partition
-(ids are time-ordered). Side tables answer the other questions (by tag, by id, across tenants)
-and are written in the same logged batch as the object. "One active run per thread" is a
-lightweight transaction. Keyword search reads an inverted index table (a partition per term) and
-ranks by BM25; vectors live in `vector<float, N>` tables with an SAI ANN index, one per dimension.
-The driver's futures are bridged to asyncio: nothing here blocks the event loop.
+(ids are time-ordered). "One active run per thread" is a lightweight transaction. Keyword search
+reads an inverted index table (a partition per term) and ranks by BM25; vectors live in
+`vector<float, N>` tables with an SAI ANN index, one per dimension. The driver's futures are
+bridged to asyncio: nothing here blocks the event loop.
+
+What is atomic, and how (a cluster applies a multi-partition logged batch eventually whole, but
+refuses one over 50 KiB; a single-partition batch of any size is applied whole and isolated):
+- a run's events: the rows of a commit and the run's watermark (`upto`, a static column; readers
+  ignore rows above it) go in one single-partition batch, so a reader sees a commit's events all or
+  none; the commit's snapshots are written after them, so a reader that sees an object's new state
+  (a run completed) finds every event up to it in the log (a watcher ends on that).
+- objects: a put or a commit's snapshots are one logged batch when it fits; a bigger one is written
+  partition by partition (each whole), index rows before the objects they point to.
+- tags: the objects row is the truth; a tag index row is only a hint that list_page checks against
+  it, so two racing status changes can leave a stale hint but never an object in two lists.
+- deleting a thread first claims it (the same LWT as a run's claim, with a marker that lapses after
+  an hour), so no run can start on it meanwhile, and a delete cut short is finished by the next.
+Every statement here is idempotent or (LWTs) checked on retry, so transient failures (a node lost
+mid-request) are retried on another coordinator before the caller sees StoreUnavailable.
+
+Tables: partition key, expected size, how it stays bounded.
+- objects ((tenant, kind, parent), id): one object list (a thread's messages, a run's steps, a vector
+  store's files, a tenant's assistants/threads/files/vector stores). Rows are whole objects
+  (messages up to ~100 KiB). Bounded by what the API lets one parent hold; deletes leave one row
+  tombstone each, and delete_thread drops whole partitions. Tenant-wide lists of top-level kinds
+  grow with the tenant (see README: the one partition family not bounded by design yet).
+- objects_by_tag ((tenant, kind, parent, tag), id): ids only; a sub-list of one objects partition.
+- object_parents ((tenant, kind, id), parent): one partition per object, a row per parent holding it.
+- objects_tag (SAI on objects.tag): objects_with_tag's cross-tenant question, paged; replaces the
+  old (kind, tag) partition that collected a tombstone for every status change.
+- active_runs ((tenant, thread_id)): one row per thread, deleted on release (or a deletion marker
+  with a one-hour TTL). The sweep scans it in bounded pages.
+- run_events ((tenant, run_id), seq) + static upto: one run's log, a few hundred to a few thousand
+  events of ~100 B; read in pages of EVENT_PAGE; dropped whole with its thread.
+- owner_leases ((shard=0), owner): one row per live process (TTL = lease); a dead one's row lapses
+  and is purged at the next compaction (gc_grace_seconds 0: nothing is ever deleted, only lapses).
+- cancel_requests ((owner), tenant, run_id): TTL'd rows (CANCEL_REQUEST_TTL), read with a LIMIT.
+- chunks ((tenant, vector_store_id), file_id, chunk_index), chunk_terms ((tenant, vector_store_id,
+  term), file_id, chunk_index), chunk_vectors_N: bounded by one vector store's files; a file's rows
+  are deleted with it.
+- blob_chunks ((tenant, blob_id), idx): one file's bytes in 1 MiB rows, read one row at a time.
 """
 
 import asyncio
 import contextlib
+import socket
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -22,8 +60,9 @@ from cassandra.connection import ConnectionBusy, ConnectionException, ProtocolEr
 from cassandra.protocol import ErrorMessage, IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
+from service.errors import ThreadBusy
 from service.store import bm25
-from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
+from service.store.base import DELETED_THREAD, ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
 from service.store.blobs import CHUNK_SIZE
 from service.store.errors import StoreError, StoreUnavailable
 
@@ -57,7 +96,8 @@ _SCHEMA_V1 = [
     """CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at timestamp)""",
 ]
 # Schema changes in order; each applies once per keyspace and is recorded in schema_migrations.
-MIGRATIONS = {
+# A step is a CQL statement or a coroutine function taking the store (a data migration).
+MIGRATIONS: dict[int, list] = {
     1: _SCHEMA_V1,
     2: [  # run ownership: who runs a run, and which processes are alive (rows lapse unless renewed)
         "ALTER TABLE active_runs ADD IF NOT EXISTS owner text",
@@ -67,28 +107,67 @@ MIGRATIONS = {
         """CREATE TABLE IF NOT EXISTS cancel_requests (
              owner text, tenant text, run_id text, thread_id text, PRIMARY KEY ((owner), tenant, run_id))""",
     ],
+    # The cluster-safe layout: the event log's watermark; parents by object (objects_by_id was one
+    # partition per tenant and kind, growing forever); tags answered by an SAI index on the objects
+    # themselves (tagged_everywhere was one partition per kind and tag collecting tombstones).
+    4: [
+        "ALTER TABLE run_events ADD IF NOT EXISTS upto bigint static",
+        """CREATE TABLE IF NOT EXISTS object_parents (
+             tenant text, kind text, id text, parent text, PRIMARY KEY ((tenant, kind, id), parent))""",
+        "CREATE INDEX IF NOT EXISTS objects_tag ON objects (tag) USING 'sai'",
+        lambda store: store._copy_parents(),
+        "DROP TABLE IF EXISTS objects_by_id",
+        "DROP TABLE IF EXISTS tagged_everywhere",
+    ],
+    # Heartbeats in one small partition: reading who is alive was a range scan over the whole
+    # ring, which stalls for a range read's timeout while a dead node is not yet known dead (and a
+    # stalled sweep delays the heartbeat behind it). A single-partition read tries another replica
+    # at once (speculative retry). Rows only ever lapse (TTL), never deleted: no hints needed.
+    5: [
+        """CREATE TABLE IF NOT EXISTS owner_leases (shard int, owner text, PRIMARY KEY ((shard), owner))
+             WITH gc_grace_seconds = 0""",
+        "DROP TABLE IF EXISTS owners",
+    ],
 }
+# A new keyspace gets the current schema at once (each schema change waits for every node to
+# agree, a second or more on a busy cluster), then is marked as having had every migration.
+CURRENT_SCHEMA = [
+    statement
+    for statement in _SCHEMA_V1
+    if not any(old in statement for old in ("objects_by_id (", "tagged_everywhere (", "schema_migrations ("))
+] + [
+    "ALTER TABLE active_runs ADD IF NOT EXISTS owner text",
+    MIGRATIONS[3][0],
+    MIGRATIONS[4][0],
+    MIGRATIONS[4][1],
+    MIGRATIONS[4][2],
+    MIGRATIONS[5][0],
+]
 CANCEL_REQUEST_TTL = 300
 SCHEMA_TIMEOUT_SECONDS = 60
-BATCH_BYTES = 40 * 1024  # below Cassandra's default batch_size_fail_threshold (50 KiB)
+BATCH_BYTES = 40 * 1024  # below Cassandra's default batch_size_fail_threshold (50 KiB, multi-partition batches)
+EVENT_PAGE = 1000  # read_events returns at most this many events; the caller reads on from the last
+SCAN_PAGE = 500  # rows per page of the scans (sweep, tags across tenants, a thread's children)
+DELETED = DELETED_THREAD  # the active_runs marker of a thread being (or just) deleted: claims fail on it
+DELETED_TTL = 3600  # the marker outlives any request that saw the thread before it was deleted
+RETRIES = 4  # further tries of a statement that failed transiently (0.05 s, doubling: 0.75 s in all)
+RETRY_SECONDS = 0.05
+RANGE_READ_SECONDS = 2.0  # a page of a read across the ring (the sweep's scan), before it is tried once more
+WRITE_CONCURRENCY = 32  # statements in flight at once for a bulk write
+LOAD_BYTES = 256 * 1024  # one unlogged single-partition batch of a bulk load
+
+
+class _W:
+    """One write: its CQL, its values, and the partition it touches (for batching decisions)."""
+
+    __slots__ = ("cql", "params", "partition")
+
+    def __init__(self, cql: str, params: tuple, partition: tuple):
+        self.cql, self.params, self.partition = cql, params, partition
 
 
 def _size(params: Sequence) -> int:
     return sum(len(p) if isinstance(p, (bytes, str)) else 4 * len(p) if isinstance(p, list) else 8 for p in params)
-
-
-def _groups(statements: list[tuple[str, tuple]]) -> list[list[tuple[str, tuple]]]:
-    """Statements cut into runs of at most BATCH_BYTES of values, in order."""
-    groups: list[list[tuple[str, tuple]]] = []
-    size = BATCH_BYTES
-    for statement in statements:
-        weight = _size(statement[1])
-        if not groups or size + weight > BATCH_BYTES:
-            groups.append([])
-            size = 0
-        groups[-1].append(statement)
-        size += weight
-    return groups
 
 
 def parse_url(url: str) -> dict[str, Any]:
@@ -121,6 +200,7 @@ _TRANSIENT = (
     OverloadedErrorMessage,
     IsBootstrappingErrorMessage,
 )
+CAS_WRITE_UNKNOWN = 0x1700  # the protocol's code; the driver has no class for it
 # Everything the driver raises of its own (the rest are ours, e.g. a bug binding a parameter).
 _DRIVER = (cassandra.DriverException, NoHostAvailable, ConnectionException, ConnectionBusy, ProtocolError, ErrorMessage)
 
@@ -129,7 +209,9 @@ def store_error(exc: BaseException) -> StoreError:
     """The typed store error for a cassandra-driver exception."""
     if isinstance(exc, StoreError):
         return exc
-    if isinstance(exc, _TRANSIENT):
+    # An LWT whose outcome is unknown (contention, or a replica lost mid-proposal): asking again
+    # tells (our LWT callers check whether a retry finds their own write in place).
+    if isinstance(exc, _TRANSIENT) or (isinstance(exc, ErrorMessage) and exc.code == CAS_WRITE_UNKNOWN):
         error: StoreError = StoreUnavailable(f"Cassandra is unavailable: {exc!r}")
     else:
         error = StoreError(f"Cassandra failed: {exc!r}")
@@ -170,6 +252,10 @@ async def _wait(future) -> Any:
     return await done
 
 
+async def _all(awaitables: Sequence) -> None:
+    await asyncio.gather(*awaitables)
+
+
 class CassandraStore:
     shared = True  # several replicas: runs have owners that keep a heartbeat
 
@@ -184,16 +270,23 @@ class CassandraStore:
 
     async def open(self) -> None:
         config = self._config
-        profile = ExecutionProfile(consistency_level=ConsistencyLevel.name_to_value[config["consistency"]])
+        profile = ExecutionProfile(
+            consistency_level=ConsistencyLevel.name_to_value[config["consistency"]],
+            # LWTs agree within the local data centre, as LOCAL_QUORUM reads and writes do
+            serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+        )
         self._cluster = Cluster(
             config["hosts"],
             port=config["port"],
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             protocol_version=5,
+            # The driver writes a request in pieces; with Nagle on, a piece after the first waits
+            # for the server's delayed ACK (~40 ms): a 50-event commit took 50 ms instead of 2.
+            sockopts=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         with _translated():  # a one-off blocking handshake, off the loop
             self._session = await asyncio.to_thread(self._cluster.connect)
-        self._session.default_fetch_size = None  # our reads are bounded by LIMIT; take them whole
+        self._session.default_fetch_size = None  # our reads are bounded by LIMIT; scans page explicitly
         keyspace = config["keyspace"]
         await self._run(
             f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
@@ -210,13 +303,40 @@ class CassandraStore:
         replicas may both apply one; every step is safe to repeat.)"""
         await self._run(MIGRATIONS[1][-1])  # schema_migrations itself
         done = {row.version for row in await self._run("SELECT version FROM schema_migrations")}
-        for version, statements in sorted(MIGRATIONS.items()):
+        if not done and not await self._run(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name=%s AND table_name='objects'",
+            (self._config["keyspace"],),
+        ):
+            for statement in CURRENT_SCHEMA:
+                await self._run(statement)
+            done = set(MIGRATIONS)
+            for version in done:
+                await self._run(
+                    f"INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, toTimestamp(now()))"
+                )
+        for version, steps in sorted(MIGRATIONS.items()):
             if version in done:
                 continue
-            for statement in statements:
-                await self._run(statement)
+            for step in steps:
+                if callable(step):
+                    await step(self)
+                else:
+                    await self._run(step)
             await self._run(
                 f"INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, toTimestamp(now()))"
+            )
+
+    async def _copy_parents(self) -> None:
+        """Migration 4: object_parents from objects_by_id (if this keyspace had it), page by page."""
+        if not await self._run(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name=%s AND table_name='objects_by_id'",
+            (self._config["keyspace"],),
+        ):
+            return
+        async for row in self._scan("SELECT tenant, kind, id, parent FROM objects_by_id", ()):
+            await self._query(
+                "INSERT INTO object_parents (tenant, kind, id, parent) VALUES (?, ?, ?, ?)",
+                (row.tenant, row.kind, row.id, row.parent),
             )
 
     async def close(self) -> None:
@@ -224,14 +344,36 @@ class CassandraStore:
             await asyncio.to_thread(self._cluster.shutdown)
             self._cluster = self._session = None
 
-    async def _execute(self, statement, params: Sequence | None = None, request_seconds: float | None = None) -> list:
-        """THE place every statement runs: driver errors, raised at once or later, come out typed."""
-        with _translated():
-            if request_seconds is None:  # the session's default request timeout
-                future = self._session.execute_async(statement, params)
-            else:
-                future = self._session.execute_async(statement, params, timeout=request_seconds)
-        return list(await _wait(future))
+    async def _execute(
+        self, statement, params: Sequence | None = None, request_seconds: float | None = None, paging_state=None
+    ) -> list:
+        """THE place every statement runs: driver errors, raised at once or later, come out typed.
+        A transient failure (a coordinator lost mid-request, a timeout, too few replicas for now) is
+        tried again after a pause, on whichever coordinator the driver picks next; every statement
+        in this module may be: it is idempotent, or an LWT whose caller checks the outcome."""
+        rows, _ = await self._execute_page(statement, params, request_seconds, paging_state)
+        return rows
+
+    async def _execute_page(
+        self, statement, params=None, request_seconds=None, paging_state=None, retries: int = RETRIES
+    ) -> tuple[list, Any]:
+        """Rows and the paging state of the next page (None at the end)."""
+        for attempt in range(retries + 1):
+            try:
+                with _translated():
+                    options: dict[str, Any] = {}
+                    if request_seconds is not None:
+                        options["timeout"] = request_seconds
+                    if paging_state is not None:
+                        options["paging_state"] = paging_state
+                    future = self._session.execute_async(statement, params, **options)
+                rows = list(await _wait(future))
+                return rows, future._paging_state if future.has_more_pages else None
+            except StoreUnavailable:
+                if attempt == retries:
+                    raise
+                await asyncio.sleep(RETRY_SECONDS * 2**attempt)
+        raise AssertionError("unreachable")
 
     async def _run(self, cql: str, params: Sequence = ()) -> list:
         """An unprepared statement: schema changes and one-offs. Schema changes wait for every node
@@ -249,17 +391,77 @@ class CassandraStore:
     async def _query(self, cql: str, params: Sequence = ()) -> list:
         return await self._execute(await self._statement(cql), params)
 
-    async def _batch(self, statements: list[tuple[str, tuple]]) -> None:
-        """Statements in logged batches of at most BATCH_BYTES (Cassandra refuses batches over 50 KiB
-        by default); a statement bigger than that goes alone. Each batch is all or nothing."""
-        for group in _groups(statements):
-            if len(group) == 1:
-                await self._query(*group[0])
-                continue
-            batch = BatchStatement(batch_type=BatchType.LOGGED)
-            for cql, params in group:
-                batch.add(await self._statement(cql), params)
-            await self._execute(batch)
+    async def _scan(self, cql: str, params: Sequence, page: int = SCAN_PAGE, range_read: bool = False):
+        """The rows of a read that may be long, one bounded page (one round trip) at a time. A read
+        across the ring (range_read) waits for the slowest replica it picked, and for a node that
+        died a moment ago that is the server's whole range timeout (10 s): give up sooner, once
+        again, and let the caller try later (the sweep does, every lease/3)."""
+        state = None
+        timeout, retries = (RANGE_READ_SECONDS, 1) if range_read else (None, RETRIES)
+        while True:
+            bound = (await self._statement(cql)).bind(params)
+            bound.fetch_size = page
+            rows, state = await self._execute_page(bound, None, timeout, state, retries)
+            for row in rows:
+                yield row
+            if state is None:
+                return
+
+    async def _batch(self, writes: Sequence[_W], logged: bool) -> None:
+        """Writes as one batch (a lone statement goes as itself)."""
+        if len(writes) == 1:
+            await self._query(writes[0].cql, writes[0].params)
+            return
+        batch = BatchStatement(batch_type=BatchType.LOGGED if logged else BatchType.UNLOGGED)
+        for w in writes:
+            batch.add(await self._statement(w.cql), w.params)
+        await self._execute(batch)
+
+    async def _per_partition(self, writes: Sequence[_W]) -> None:
+        """Each partition's writes as one single-partition batch (whole and isolated, any size), all at once."""
+        groups: dict[tuple, list[_W]] = defaultdict(list)
+        for w in writes:
+            groups[w.partition].append(w)
+        await asyncio.gather(*(self._batch(group, logged=False) for group in groups.values()))
+
+    async def _atomic(self, *phases: Sequence[_W]) -> None:
+        """All the writes as one logged batch when it fits under the batch limit (or they all touch
+        one partition); else phase after phase, each partition whole. Phases put what points before
+        what is pointed at, so a reader of a split write meets dangling hints, never missing rows."""
+        writes = [w for phase in phases for w in phase]
+        if not writes:
+            return
+        if len({w.partition for w in writes}) == 1:
+            await self._batch(writes, logged=False)
+        elif sum(_size(w.params) for w in writes) <= BATCH_BYTES:
+            await self._batch(writes, logged=True)
+        else:
+            for phase in phases:
+                if phase:
+                    await self._per_partition(phase)
+
+    async def _load(self, writes: Sequence[_W]) -> None:
+        """Many writes (a file's chunks and postings): per partition, in unlogged batches of up to
+        LOAD_BYTES, WRITE_CONCURRENCY batches in flight."""
+        batches: list[list[_W]] = []
+        groups: dict[tuple, list[_W]] = defaultdict(list)
+        for w in writes:
+            groups[w.partition].append(w)
+        for group in groups.values():
+            size = LOAD_BYTES
+            for w in group:
+                if size + _size(w.params) > LOAD_BYTES:
+                    batches.append([])
+                    size = 0
+                batches[-1].append(w)
+                size += _size(w.params)
+        for start in range(0, len(batches), WRITE_CONCURRENCY):
+            await asyncio.gather(*(self._batch(b, logged=False) for b in batches[start : start + WRITE_CONCURRENCY]))
+
+    async def _bulk(self, writes: Sequence[_W]) -> None:
+        """Independent idempotent writes, WRITE_CONCURRENCY at a time."""
+        for start in range(0, len(writes), WRITE_CONCURRENCY):
+            await asyncio.gather(*(self._query(w.cql, w.params) for w in writes[start : start + WRITE_CONCURRENCY]))
 
     # ---- objects --------------------------------------------------------------------------
 
@@ -277,61 +479,55 @@ class CassandraStore:
         )
         return (rows[0].tag or "") if rows else None
 
-    def _upsert(self, tenant: str, r: Record, old_tag: str | None) -> list[tuple[str, tuple]]:
-        statements = [
-            (
-                "INSERT INTO objects (tenant, kind, parent, id, tag, data) VALUES (?, ?, ?, ?, ?, ?)",
-                (tenant, r.kind, r.parent, r.id, r.tag, r.data),
-            ),
-            (
-                "INSERT INTO objects_by_id (tenant, kind, id, parent) VALUES (?, ?, ?, ?)",
+    @staticmethod
+    def _hints(tenant: str, r: Record) -> list[_W]:
+        """The rows that find an object from elsewhere: its parents, and its tag's list."""
+        writes = [
+            _W(
+                "INSERT INTO object_parents (tenant, kind, id, parent) VALUES (?, ?, ?, ?)",
                 (tenant, r.kind, r.id, r.parent),
-            ),
+                ("object_parents", tenant, r.kind, r.id),
+            )
         ]
-        if old_tag and old_tag != r.tag:
-            statements += self._untag(tenant, r.kind, r.parent, r.id, old_tag)
         if r.tag:
-            statements += [
-                (
-                    "INSERT INTO objects_by_tag (tenant, kind, parent, tag, id, data) VALUES (?, ?, ?, ?, ?, ?)",
-                    (tenant, r.kind, r.parent, r.tag, r.id, r.data),
-                ),
-                (
-                    "INSERT INTO tagged_everywhere (kind, tag, tenant, parent, id) VALUES (?, ?, ?, ?, ?)",
-                    (r.kind, r.tag, tenant, r.parent, r.id),
-                ),
-            ]
-        return statements
+            writes.append(
+                _W(
+                    "INSERT INTO objects_by_tag (tenant, kind, parent, tag, id) VALUES (?, ?, ?, ?, ?)",
+                    (tenant, r.kind, r.parent, r.tag, r.id),
+                    ("objects_by_tag", tenant, r.kind, r.parent, r.tag),
+                )
+            )
+        return writes
 
     @staticmethod
-    def _untag(tenant, kind, parent, object_id, tag) -> list[tuple[str, tuple]]:
-        return [
-            (
-                "DELETE FROM objects_by_tag WHERE tenant=? AND kind=? AND parent=? AND tag=? AND id=?",
-                (tenant, kind, parent, tag, object_id),
-            ),
-            (
-                "DELETE FROM tagged_everywhere WHERE kind=? AND tag=? AND tenant=? AND parent=? AND id=?",
-                (kind, tag, tenant, parent, object_id),
-            ),
-        ]
+    def _object(tenant: str, r: Record) -> _W:
+        return _W(
+            "INSERT INTO objects (tenant, kind, parent, id, tag, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (tenant, r.kind, r.parent, r.id, r.tag, r.data),
+            ("objects", tenant, r.kind, r.parent),
+        )
 
-    def _remove(self, tenant, kind, parent, object_id, tag) -> list[tuple[str, tuple]]:
-        statements = [
-            ("DELETE FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?", (tenant, kind, parent, object_id)),
-            (
-                "DELETE FROM objects_by_id WHERE tenant=? AND kind=? AND id=? AND parent=?",
-                (tenant, kind, object_id, parent),
-            ),
-        ]
-        return statements + (self._untag(tenant, kind, parent, object_id, tag) if tag else [])
+    @staticmethod
+    def _untag(tenant: str, kind: str, parent: str, object_id: str, tag: str) -> _W:
+        return _W(
+            "DELETE FROM objects_by_tag WHERE tenant=? AND kind=? AND parent=? AND tag=? AND id=?",
+            (tenant, kind, parent, tag, object_id),
+            ("objects_by_tag", tenant, kind, parent, tag),
+        )
 
     async def put(self, tenant: str, records: Sequence[Record]) -> None:
-        latest = {(r.kind, r.parent, r.id): r for r in records}  # one write per object (see commit)
-        statements = []
-        for record in latest.values():
-            statements += self._upsert(tenant, record, await self._old_tag(tenant, record))
-        await self._batch(statements)
+        latest = list({(r.kind, r.parent, r.id): r for r in records}.values())  # one write per object (see commit)
+        old_tags = await asyncio.gather(*(self._old_tag(tenant, r) for r in latest))
+        hints = [w for r in latest for w in self._hints(tenant, r)]
+        objects = [self._object(tenant, r) for r in latest]
+        # The old tag's hint goes last: a racing put may have read the same old tag, and whichever
+        # objects row wins, list_page drops the other's hint (see _tagged_page).
+        stale = [
+            self._untag(tenant, r.kind, r.parent, r.id, old)
+            for r, old in zip(latest, old_tags, strict=True)
+            if old and old != r.tag
+        ]
+        await self._atomic(hints, objects, stale)
 
     async def delete(self, tenant: str, kind: str, parent: str, object_id: str) -> bool:
         rows = await self._query(
@@ -339,59 +535,121 @@ class CassandraStore:
         )
         if not rows:
             return False
-        await self._batch(self._remove(tenant, kind, parent, object_id, rows[0].tag))
+        await self._atomic(self._removal(tenant, kind, parent, object_id, rows[0].tag))
         return True
 
-    async def _children(self, tenant: str, kind: str, parent: str) -> list:
-        return await self._query(
-            "SELECT id, tag FROM objects WHERE tenant=? AND kind=? AND parent=?", (tenant, kind, parent)
-        )
-
-    async def delete_thread(self, tenant: str, thread_id: str) -> bool:
-        if await self.get(tenant, "thread", "", thread_id) is None:
-            return False
-        statements = []
-        for run in await self._children(tenant, "run", thread_id):
-            for step in await self._children(tenant, "step", run.id):
-                statements += self._remove(tenant, "step", run.id, step.id, step.tag)
-            statements.append(("DELETE FROM run_events WHERE tenant=? AND run_id=?", (tenant, run.id)))
-            statements += self._remove(tenant, "run", thread_id, run.id, run.tag)
-        for message in await self._children(tenant, "message", thread_id):
-            statements += self._remove(tenant, "message", thread_id, message.id, message.tag)
-        statements.append(("DELETE FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)))
-        statements += self._remove(tenant, "thread", "", thread_id, "")
-        await self._batch(statements)
-        return True
+    def _removal(self, tenant: str, kind: str, parent: str, object_id: str, tag: str | None) -> list[_W]:
+        writes = [
+            _W(
+                "DELETE FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?",
+                (tenant, kind, parent, object_id),
+                ("objects", tenant, kind, parent),
+            ),
+            _W(
+                "DELETE FROM object_parents WHERE tenant=? AND kind=? AND id=? AND parent=?",
+                (tenant, kind, object_id, parent),
+                ("object_parents", tenant, kind, object_id),
+            ),
+        ]
+        return writes + ([self._untag(tenant, kind, parent, object_id, tag)] if tag else [])
 
     async def list_page(self, tenant: str, kind: str, parent: str, query: ListQuery, tag: str = "") -> Page:
-        table, where, params = "objects", ["tenant=?", "kind=?", "parent=?"], [tenant, kind, parent]
-        if tag:
-            table = "objects_by_tag"
-            where.append("tag=?")
-            params.append(tag)
         conditions, values, scan_ascending, backwards = cursor_window(query)
+        if tag:
+            return page_of(await self._tagged_page(tenant, kind, parent, tag, query), query, backwards)
         rows = await self._query(
-            f"SELECT data FROM {table} WHERE {' AND '.join(where + conditions)} "
+            f"SELECT data FROM objects WHERE {' AND '.join(['tenant=?', 'kind=?', 'parent=?', *conditions])} "
             f"ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?",
-            (*params, *values, query.limit + 1),
+            (tenant, kind, parent, *values, query.limit + 1),
         )
         return page_of([row.data for row in rows], query, backwards)
 
+    async def _tagged_page(self, tenant: str, kind: str, parent: str, tag: str, query: ListQuery) -> list[bytes]:
+        """Up to limit + 1 objects with the tag, in scan order: ids from the tag's hints, each kept
+        only if its object (the truth) still has that tag. A hint left by a lost race is skipped."""
+        conditions, values, scan_ascending, _ = cursor_window(query)
+        bounds = dict(zip((c.split()[1] for c in conditions), values, strict=True))  # ">" / "<" -> id
+        start = ">" if scan_ascending else "<"
+        found: list[bytes] = []
+        while len(found) <= query.limit:
+            want = query.limit + 1 - len(found)
+            where = ["tenant=?", "kind=?", "parent=?", "tag=?", *(f"id {op} ?" for op in bounds)]
+            ids = [
+                row.id
+                for row in await self._query(
+                    f"SELECT id FROM objects_by_tag WHERE {' AND '.join(where)} "
+                    f"ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?",
+                    (tenant, kind, parent, tag, *bounds.values(), want),
+                )
+            ]
+            if not ids:
+                break
+            truth = {
+                row.id: row
+                for row in await self._query(
+                    "SELECT id, tag, data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id IN ?",
+                    (tenant, kind, parent, ids),
+                )
+            }
+            found += [truth[i].data for i in ids if i in truth and truth[i].tag == tag]
+            if len(ids) < want:
+                break
+            bounds[start] = ids[-1]
+        return found
+
     async def parents_of(self, tenant: str, kind: str, object_id: str) -> list[str]:
         rows = await self._query(
-            "SELECT parent FROM objects_by_id WHERE tenant=? AND kind=? AND id=?", (tenant, kind, object_id)
+            "SELECT parent FROM object_parents WHERE tenant=? AND kind=? AND id=?", (tenant, kind, object_id)
         )
         return [row.parent for row in rows]
 
     async def objects_with_tag(self, kind: str, tag: str) -> list[tuple[str, bytes]]:
         found = []
-        for row in await self._query(
-            "SELECT tenant, parent, id FROM tagged_everywhere WHERE kind=? AND tag=?", (kind, tag)
+        async for row in self._scan(
+            "SELECT tenant, tag, data FROM objects WHERE kind=? AND tag=? ALLOW FILTERING", (kind, tag)
         ):
-            data = await self.get(row.tenant, kind, row.parent, row.id)
-            if data is not None:
-                found.append((row.tenant, data))
+            found.append((row.tenant, row.data))
         return found
+
+    async def _children(self, tenant: str, kind: str, parent: str) -> list:
+        return [
+            row
+            async for row in self._scan(
+                "SELECT id, tag FROM objects WHERE tenant=? AND kind=? AND parent=?", (tenant, kind, parent)
+            )
+        ]
+
+    async def delete_thread(self, tenant: str, thread_id: str) -> bool:
+        """Claims the thread for deletion (so no run can start on it), then drops what is under it,
+        partition by partition, and the thread last: a delete cut short leaves the thread, and the
+        next delete of it finishes the job."""
+        if await self.get(tenant, "thread", "", thread_id) is None:
+            return False
+        rows = await self._query(
+            f"INSERT INTO active_runs (tenant, thread_id, run_id, owner) VALUES (?, ?, ?, '') IF NOT EXISTS USING TTL {DELETED_TTL}",
+            (tenant, thread_id, DELETED),
+        )
+        if not rows[0].applied and rows[0].run_id != DELETED:
+            raise ThreadBusy(f"Cannot delete thread {thread_id} while run {rows[0].run_id} is active.")
+        writes: list[_W] = []
+        runs = await self._children(tenant, "run", thread_id)
+        for run in runs:
+            for step in await self._children(tenant, "step", run.id):
+                writes += self._removal(tenant, "step", run.id, step.id, step.tag)[1:]  # the partition goes below
+            writes += [
+                _W("DELETE FROM objects WHERE tenant=? AND kind='step' AND parent=?", (tenant, run.id), ()),
+                _W("DELETE FROM run_events WHERE tenant=? AND run_id=?", (tenant, run.id), ()),
+            ]
+            writes += self._removal(tenant, "run", thread_id, run.id, run.tag)[1:]
+        for message in await self._children(tenant, "message", thread_id):
+            writes += self._removal(tenant, "message", thread_id, message.id, message.tag)[1:]
+        writes += [
+            _W("DELETE FROM objects WHERE tenant=? AND kind='run' AND parent=?", (tenant, thread_id), ()),
+            _W("DELETE FROM objects WHERE tenant=? AND kind='message' AND parent=?", (tenant, thread_id), ()),
+        ]
+        await self._bulk(writes)
+        await self._atomic(self._removal(tenant, "thread", "", thread_id, ""))
+        return True
 
     # ---- runs -----------------------------------------------------------------------------
 
@@ -401,7 +659,9 @@ class CassandraStore:
             (tenant, thread_id, run_id, owner),
         )
         row = rows[0]
-        return None if row.applied else row.run_id
+        if row.applied or (row.run_id == run_id and (getattr(row, "owner", None) or "") == owner):
+            return None  # (the second: a retry of ours whose first try was applied)
+        return row.run_id
 
     async def take_over(
         self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None
@@ -416,13 +676,17 @@ class CassandraStore:
                 "UPDATE active_runs SET owner=? WHERE tenant=? AND thread_id=? IF run_id=? AND owner=?",
                 (new_owner, tenant, thread_id, run_id, old_owner),
             )
-        return bool(rows[0].applied)
+        row = rows[0]
+        # Owners are unique tokens: finding new_owner already there means a retry of ours was applied.
+        return bool(row.applied) or (
+            getattr(row, "run_id", None) == run_id and getattr(row, "owner", None) == new_owner
+        )
 
     async def run_owner(self, tenant: str, thread_id: str) -> tuple[str, str] | None:
         rows = await self._query(
             "SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
         )
-        return (rows[0].run_id, rows[0].owner or "") if rows else None
+        return (rows[0].run_id, rows[0].owner or "") if rows and rows[0].run_id != DELETED else None
 
     async def request_cancel(self, owner: str, tenant: str, thread_id: str, run_id: str) -> None:
         await self._query(
@@ -431,7 +695,9 @@ class CassandraStore:
         )
 
     async def cancel_requests(self, owner: str) -> list[tuple[str, str, str]]:
-        rows = await self._query("SELECT tenant, thread_id, run_id FROM cancel_requests WHERE owner=?", (owner,))
+        rows = await self._query(
+            "SELECT tenant, thread_id, run_id FROM cancel_requests WHERE owner=? LIMIT ?", (owner, SCAN_PAGE)
+        )
         return [(r.tenant, r.thread_id, r.run_id) for r in rows]
 
     async def clear_cancel_request(self, owner: str, tenant: str, run_id: str) -> None:
@@ -440,14 +706,16 @@ class CassandraStore:
         )
 
     async def heartbeat(self, owner: str, lease_seconds: int) -> None:
-        await self._query(f"INSERT INTO owners (owner) VALUES (?) USING TTL {int(lease_seconds)}", (owner,))
+        await self._query(
+            f"INSERT INTO owner_leases (shard, owner) VALUES (0, ?) USING TTL {int(lease_seconds)}", (owner,)
+        )
 
     async def live_owners(self) -> set[str]:
-        return {row.owner for row in await self._query("SELECT owner FROM owners")}
+        return {row.owner async for row in self._scan("SELECT owner FROM owner_leases WHERE shard=0", ())}
 
     async def active_run(self, tenant: str, thread_id: str) -> str | None:
         rows = await self._query("SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
-        return rows[0].run_id if rows else None
+        return rows[0].run_id if rows and rows[0].run_id != DELETED else None
 
     async def release_thread(self, tenant: str, thread_id: str, run_id: str) -> None:
         await self._query(
@@ -455,43 +723,75 @@ class CassandraStore:
         )
 
     async def active_runs(self) -> list[tuple[str, str, str, str]]:
-        rows = await self._query("SELECT tenant, thread_id, run_id, owner FROM active_runs")
-        return [(r.tenant, r.thread_id, r.run_id, r.owner or "") for r in rows]
+        return [
+            (r.tenant, r.thread_id, r.run_id, r.owner or "")
+            async for r in self._scan("SELECT tenant, thread_id, run_id, owner FROM active_runs", (), range_read=True)
+            if r.run_id != DELETED
+        ]
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
-        statements, releases = [], []
+        """Per run: its events in one single-partition batch with the new watermark (whole and
+        isolated, whatever its size); then the snapshots; then the threads of ended runs are
+        released. A commit cut short is written again whole by the caller (all idempotent)."""
+        events: dict[tuple[str, str], list[LogEntry]] = defaultdict(list)
         latest: dict[tuple, tuple[str, Record]] = {}
+        releases = []
         for entry in entries:
+            key = (entry.tenant, entry.run_id)
             if entry.sequence:
-                statements.append(
-                    (
-                        "INSERT INTO run_events (tenant, run_id, seq, data) VALUES (?, ?, ?, ?)",
-                        (entry.tenant, entry.run_id, entry.sequence, entry.data),
-                    )
-                )
+                events[key].append(entry)
             for record in entry.records:
                 # Writes in one batch share a timestamp, and then the larger value wins, not the
                 # later one: write each object once, as its last snapshot in this commit.
                 latest[(entry.tenant, record.kind, record.parent, record.id)] = (entry.tenant, record)
             if entry.release_thread:
                 releases.append((entry.tenant, entry.release_thread, entry.run_id))
-        for tenant, record in latest.values():  # runs, steps, messages, threads: their tags never change
-            statements += self._upsert(tenant, record, record.tag)
-        await self._batch(statements)
+        logs = []
+        for (tenant, run_id), logged in events.items():
+            partition = ("run_events", tenant, run_id)
+            rows = [
+                _W(
+                    "INSERT INTO run_events (tenant, run_id, seq, data) VALUES (?, ?, ?, ?)",
+                    (tenant, run_id, e.sequence, e.data),
+                    partition,
+                )
+                for e in logged
+            ]
+            last = max(e.sequence for e in logged)
+            rows.append(
+                _W("UPDATE run_events SET upto=? WHERE tenant=? AND run_id=?", (last, tenant, run_id), partition)
+            )
+            logs.append(self._batch(rows, logged=False))
+        # The events first: a reader that sees a snapshot (say, a run completed) finds every event
+        # up to it in the log, which is how a watcher knows it has read a finished run to the end.
+        await _all(logs)
+        if latest:  # runs, steps, messages, threads: their tags never change, so no old tag to drop
+            records = list(latest.values())
+            await self._atomic(
+                [w for tenant, r in records for w in self._hints(tenant, r)],
+                [self._object(tenant, r) for tenant, r in records],
+            )
         for tenant, thread_id, run_id in releases:  # a conditional write cannot join a multi-partition batch
             await self.release_thread(tenant, thread_id, run_id)
 
     async def last_sequence(self, tenant: str, run_id: str) -> int:
         rows = await self._query(
-            "SELECT seq FROM run_events WHERE tenant=? AND run_id=? ORDER BY seq DESC LIMIT 1", (tenant, run_id)
+            "SELECT upto, seq FROM run_events WHERE tenant=? AND run_id=? ORDER BY seq DESC LIMIT 1", (tenant, run_id)
         )
-        return rows[0].seq if rows else 0
+        if not rows:
+            return 0
+        return rows[0].upto if rows[0].upto is not None else (rows[0].seq or 0)  # no watermark: an older log
 
-    async def read_events(self, tenant: str, run_id: str, after_sequence: int) -> list[tuple[int, bytes]]:
+    async def read_events(
+        self, tenant: str, run_id: str, after_sequence: int, limit: int = EVENT_PAGE
+    ) -> list[tuple[int, bytes]]:
         rows = await self._query(
-            "SELECT seq, data FROM run_events WHERE tenant=? AND run_id=? AND seq > ?", (tenant, run_id, after_sequence)
+            "SELECT upto, seq, data FROM run_events WHERE tenant=? AND run_id=? AND seq > ? LIMIT ?",
+            (tenant, run_id, after_sequence, limit),
         )
-        return [(row.seq, row.data) for row in rows]
+        # Rows above the watermark belong to a commit still being written (or cut short and to be
+        # written again): not part of the log yet.
+        return [(row.seq, row.data) for row in rows if row.upto is None or row.seq <= row.upto]
 
     # ---- chunks and search ------------------------------------------------------------------
 
@@ -512,27 +812,45 @@ class CassandraStore:
                 f"CREATE INDEX IF NOT EXISTS {name}_ann ON {name} (vector) USING 'sai' "
                 "WITH OPTIONS = {'similarity_function': 'COSINE'}"
             )
+            await self._until_queryable(f"{name}_ann")
             await self._run(f"INSERT INTO vector_tables (dimensions) VALUES ({dimensions})")
             self._vector_tables.add(dimensions)
         return name
+
+    async def _until_queryable(self, index: str) -> None:
+        """Waits until a new SAI index answers queries: right after CREATE INDEX it is still being
+        built, and a search then fails with INDEX_NOT_AVAILABLE."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SCHEMA_TIMEOUT_SECONDS
+        while loop.time() < deadline:
+            rows = await self._run(
+                "SELECT is_queryable FROM system_views.sai_column_indexes WHERE keyspace_name=%s AND index_name=%s",
+                (self._config["keyspace"], index),
+            )
+            if rows and rows[0].is_queryable:
+                return
+            await asyncio.sleep(0.1)
+        raise StoreUnavailable(f"The vector index {index} is still being built; try again shortly.")
 
     async def index_chunks(
         self, tenant: str, vector_store_id: str, file_id: str, chunks: Sequence[str], vectors: Sequence[bytes] = ()
     ) -> None:
         await self.delete_chunks(tenant, vector_store_id, file_id)
-        statements: list[tuple[str, tuple]] = []
+        statements: list[_W] = []
         for i, text in enumerate(chunks):
             counts = bm25.term_counts(text)
             statements.append(
-                (
+                _W(
                     "INSERT INTO chunks (tenant, vector_store_id, file_id, chunk_index, text, length) VALUES (?, ?, ?, ?, ?, ?)",
                     (tenant, vector_store_id, file_id, i, text, sum(counts.values())),
+                    ("chunks", tenant, vector_store_id),
                 )
             )
             statements += [
-                (
+                _W(
                     "INSERT INTO chunk_terms (tenant, vector_store_id, term, file_id, chunk_index, tf) VALUES (?, ?, ?, ?, ?, ?)",
                     (tenant, vector_store_id, term, file_id, i, tf),
+                    ("chunk_terms", tenant, vector_store_id, term),
                 )
                 for term, tf in counts.items()
             ]
@@ -540,29 +858,31 @@ class CassandraStore:
             floats = [np.frombuffer(v, dtype=np.float32).tolist() for v in vectors]
             table = await self._vector_table(len(floats[0]))
             statements += [
-                (
+                _W(
                     f"INSERT INTO {table} (tenant, vector_store_id, file_id, chunk_index, text, vector) VALUES (?, ?, ?, ?, ?, ?)",
                     (tenant, vector_store_id, file_id, i, text, vector),
+                    (table, tenant, vector_store_id),
                 )
                 for i, (text, vector) in enumerate(zip(chunks, floats, strict=True))
             ]
-        await self._batch(statements)
+        await self._load(statements)
 
     async def delete_chunks(self, tenant: str, vector_store_id: str, file_id: str = "") -> None:
         key = (tenant, vector_store_id, file_id) if file_id else (tenant, vector_store_id)
         where = "tenant=? AND vector_store_id=?" + (" AND file_id=?" if file_id else "")
-        statements: list[tuple[str, tuple]] = []
-        for row in await self._query(f"SELECT file_id, chunk_index, text FROM chunks WHERE {where}", key):
+        statements: list[_W] = []
+        async for row in self._scan(f"SELECT file_id, chunk_index, text FROM chunks WHERE {where}", key):
             statements += [
-                (
+                _W(
                     "DELETE FROM chunk_terms WHERE tenant=? AND vector_store_id=? AND term=? AND file_id=? AND chunk_index=?",
                     (tenant, vector_store_id, term, row.file_id, row.chunk_index),
+                    ("chunk_terms", tenant, vector_store_id, term),
                 )
                 for term in bm25.term_counts(row.text)
             ]
+        await self._load(statements)  # the postings first: a search never finds a posting without its chunk
         tables = ["chunks", *(f"chunk_vectors_{d}" for d in sorted(await self._known_vector_tables()))]
-        statements += [(f"DELETE FROM {table} WHERE {where}", key) for table in tables]
-        await self._batch(statements)
+        await self._bulk([_W(f"DELETE FROM {table} WHERE {where}", key, (table,)) for table in tables])
 
     async def search_chunks(
         self, tenant: str, vector_store_ids: Sequence[str], terms: Sequence[str], limit: int

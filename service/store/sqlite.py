@@ -1,6 +1,7 @@
-"""The embedded default: one SQLite file through aiosqlite (its own threads, never the loop).
+"""The embedded default: one SQLite file, its connections on threads of their own (never the loop).
 
-Two connections: one writer, whose transactions are serialized by a lock, and one reader.
+Two connections: one writer, whose transactions run one at a time on its own thread (a whole
+transaction is one trip there), and one reader on another thread.
 In WAL mode the reader sees only committed data, so no API call can observe (and no crash
 can take back) half of a transaction.
 """
@@ -10,13 +11,20 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-import aiosqlite
 import numpy as np
 
-from service.store.base import ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
+from service.errors import ThreadBusy
+from service.store.base import DELETED_THREAD, ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
 from service.store.errors import StoreError, StoreUnavailable
+
+T = TypeVar("T")
+# The active_runs marker of a deleted thread: a run claimed on it after the delete is refused. (One
+# small row per deleted thread is kept: a SQLite store serves one process.)
+DELETED = DELETED_THREAD
 
 _SCHEMA = """
 PRAGMA journal_mode = WAL;
@@ -100,6 +108,48 @@ def _translated() -> Iterator[None]:
         raise store_error(exc) from exc
 
 
+def _transaction(connection: sqlite3.Connection, statements: Sequence[tuple[str, tuple]]) -> None:
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        for sql, params in statements:
+            connection.execute(sql, params)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _delete_unless_active(
+    connection: sqlite3.Connection, tenant: str, thread_id: str, statements: Sequence[tuple[str, tuple]]
+) -> str | None:
+    """The statements in one transaction, unless the thread has an active run (its id is returned)."""
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        row = connection.execute(
+            "SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
+        ).fetchone()
+        if row is not None and row[0] != DELETED:
+            connection.execute("ROLLBACK")
+            return row[0]
+        for sql, params in statements:
+            connection.execute(sql, params)
+        connection.execute("COMMIT")
+        return None
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _rowcount(connection: sqlite3.Connection, sql: str, params: tuple) -> int:
+    return connection.execute(sql, params).rowcount
+
+
+def _fetchall(connection: sqlite3.Connection, sql: str, params: tuple) -> list:
+    return connection.execute(sql, params).fetchall()
+
+
 _UPSERT = "INSERT OR REPLACE INTO objects (tenant, kind, parent, id, tag, data) VALUES (?, ?, ?, ?, ?, ?)"
 
 
@@ -108,70 +158,61 @@ class SqliteStore:
 
     def __init__(self, path: str):
         self._path = path
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
+        # Each connection lives on its own thread; a transaction or a query is one trip there.
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._read_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
 
     async def open(self) -> None:
         directory = os.path.dirname(self._path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        with _translated():
-            self._writer = await aiosqlite.connect(self._path, isolation_level=None)
-            await self._writer.executescript(_SCHEMA)
-            self._reader = await aiosqlite.connect(self._path, isolation_level=None)
+        self._writer = await self._on(self._write_thread, self._connect, _SCHEMA)
+        self._reader = await self._on(self._read_thread, self._connect, "")
+
+    def _connect(self, script: str) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        if script:
+            connection.executescript(script)
+        return connection
 
     async def close(self) -> None:
-        for connection in (self._reader, self._writer):
+        for connection, thread in ((self._reader, self._read_thread), (self._writer, self._write_thread)):
             if connection is not None:
-                await connection.close()
+                await self._on(thread, connection.close)
         self._reader = self._writer = None
 
-    @property
-    def reader(self) -> aiosqlite.Connection:
-        """The reading connection."""
-        assert self._reader is not None, "store is not open"
-        return self._reader
+    @staticmethod
+    async def _on(thread: ThreadPoolExecutor, work: Callable[..., T], *args: Any) -> T:
+        """work(*args) on a connection's thread; sqlite3 errors come out typed. The call runs to its
+        end even if the caller is cancelled meanwhile, so no transaction is ever left open."""
+        future = asyncio.get_running_loop().run_in_executor(thread, work, *args)
+        with _translated():
+            return await asyncio.shield(future)
 
     @property
-    def writer(self) -> aiosqlite.Connection:
+    def writer(self) -> sqlite3.Connection:
         assert self._writer is not None, "store is not open"
         return self._writer
 
-    async def _write(self, statements: Sequence[tuple[str, tuple]]) -> None:
-        """Runs statements in one transaction. The lock keeps other writers' statements out of it
-        (the connection is shared); the shield lets it finish even if the caller is cancelled,
-        so no transaction is ever left open."""
-        with _translated():
-            await asyncio.shield(self._transaction(statements))
+    @property
+    def reader(self) -> sqlite3.Connection:
+        assert self._reader is not None, "store is not open"
+        return self._reader
 
-    async def _transaction(self, statements: Sequence[tuple[str, tuple]]) -> None:
-        async with self._write_lock:
-            try:
-                await self.writer.execute("BEGIN IMMEDIATE")
-                for sql, params in statements:
-                    await self.writer.execute(sql, params)
-                await self.writer.commit()
-            except BaseException:
-                if self.writer.in_transaction:
-                    await self.writer.rollback()
-                raise
+    async def _write(self, statements: Sequence[tuple[str, tuple]]) -> None:
+        """Runs statements in one transaction, in one trip to the writer's thread."""
+        await self._on(self._write_thread, _transaction, self.writer, statements)
 
     async def _write_one(self, sql: str, params: tuple) -> int:
         """One statement in its own transaction; returns the number of rows it changed."""
-        with _translated():
-            return await asyncio.shield(self._statement(sql, params))
-
-    async def _statement(self, sql: str, params: tuple) -> int:
-        async with self._write_lock:
-            async with self.writer.execute(sql, params) as cursor:
-                return cursor.rowcount
+        return await self._on(self._write_thread, _rowcount, self.writer, sql, params)
 
     async def _read(self, sql: str, params: tuple = ()) -> list:
-        """Executes and fetches in one trip to the reader's thread, so no cursor stays open and
-        pins an old snapshot while other reads overlap it."""
-        with _translated():
-            return list(await self.reader.execute_fetchall(sql, params))
+        """Executes and fetches in one trip to the reader's thread. In WAL mode the reader sees
+        only committed data."""
+        return await self._on(self._read_thread, _fetchall, self.reader, sql, params)
 
     async def get(self, tenant: str, kind: str, parent: str, object_id: str) -> bytes | None:
         rows = await self._read(
@@ -193,18 +234,35 @@ class SqliteStore:
         if await self.get(tenant, "thread", "", thread_id) is None:
             return False
         runs = "SELECT id FROM objects WHERE tenant=? AND kind='run' AND parent=?"
-        await self._write(
+        active = await self._on(
+            self._write_thread,
+            _delete_unless_active,
+            self.writer,
+            tenant,
+            thread_id,
             [
                 (f"DELETE FROM run_events WHERE tenant=? AND run_id IN ({runs})", (tenant, tenant, thread_id)),
                 (
                     f"DELETE FROM objects WHERE tenant=? AND kind='step' AND parent IN ({runs})",
                     (tenant, tenant, thread_id),
                 ),
-                ("DELETE FROM objects WHERE tenant=? AND kind IN ('message','run') AND parent=?", (tenant, thread_id)),
-                ("DELETE FROM objects WHERE tenant=? AND kind='thread' AND parent='' AND id=?", (tenant, thread_id)),
-                ("DELETE FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)),
-            ]
+                (
+                    "DELETE FROM objects WHERE tenant=? AND kind IN ('message','run') AND parent=?",
+                    (tenant, thread_id),
+                ),
+                (
+                    "DELETE FROM objects WHERE tenant=? AND kind='thread' AND parent='' AND id=?",
+                    (tenant, thread_id),
+                ),
+                # the marker: a claim that checked the thread before this delete finds it gone
+                (
+                    "INSERT OR REPLACE INTO active_runs (tenant, thread_id, run_id, owner) VALUES (?, ?, ?, '')",
+                    (tenant, thread_id, DELETED),
+                ),
+            ],
         )
+        if active is not None:
+            raise ThreadBusy(f"Cannot delete thread {thread_id} while run {active} is active.")
         return True
 
     async def list_page(self, tenant: str, kind: str, parent: str, query: ListQuery, tag: str = "") -> Page:
@@ -228,8 +286,8 @@ class SqliteStore:
         )
         if claimed == 1:
             return None
-        active = await self.active_run(tenant, thread_id)
-        return active if active is not None else await self.claim_thread(tenant, thread_id, run_id, owner)
+        rows = await self._read("SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
+        return rows[0][0] if rows else await self.claim_thread(tenant, thread_id, run_id, owner)
 
     async def take_over(
         self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None
@@ -244,7 +302,7 @@ class SqliteStore:
         rows = await self._read(
             "SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
         )
-        return (rows[0][0], rows[0][1]) if rows else None
+        return (rows[0][0], rows[0][1]) if rows and rows[0][0] != DELETED else None
 
     async def request_cancel(self, owner: str, tenant: str, thread_id: str, run_id: str) -> None:
         await self._write_one(
@@ -271,7 +329,7 @@ class SqliteStore:
 
     async def active_run(self, tenant: str, thread_id: str) -> str | None:
         rows = await self._read("SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
-        return rows[0][0] if rows else None
+        return rows[0][0] if rows and rows[0][0] != DELETED else None
 
     async def release_thread(self, tenant: str, thread_id: str, run_id: str) -> None:
         await self._write_one(
@@ -279,7 +337,9 @@ class SqliteStore:
         )
 
     async def active_runs(self) -> list[tuple[str, str, str, str]]:
-        rows = await self._read("SELECT tenant, thread_id, run_id, owner FROM active_runs")
+        rows = await self._read(
+            "SELECT tenant, thread_id, run_id, owner FROM active_runs WHERE run_id != ?", (DELETED,)
+        )
         return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
@@ -306,10 +366,12 @@ class SqliteStore:
         rows = await self._read("SELECT MAX(seq) FROM run_events WHERE tenant=? AND run_id=?", (tenant, run_id))
         return rows[0][0] or 0
 
-    async def read_events(self, tenant: str, run_id: str, after_sequence: int) -> list[tuple[int, bytes]]:
+    async def read_events(
+        self, tenant: str, run_id: str, after_sequence: int, limit: int = 1000
+    ) -> list[tuple[int, bytes]]:
         rows = await self._read(
-            "SELECT seq, data FROM run_events WHERE tenant=? AND run_id=? AND seq > ? ORDER BY seq",
-            (tenant, run_id, after_sequence),
+            "SELECT seq, data FROM run_events WHERE tenant=? AND run_id=? AND seq > ? ORDER BY seq LIMIT ?",
+            (tenant, run_id, after_sequence, limit),
         )
         return [(row[0], row[1]) for row in rows]
 

@@ -7,6 +7,7 @@ import uuid
 import numpy as np
 import pytest
 
+from service.errors import ThreadBusy
 from service.ids import new_id
 from service.store import ListQuery, LogEntry, Record, open_store
 
@@ -180,3 +181,104 @@ async def test_run_owner_and_cancel_requests(store, tenant):
     assert await store.cancel_requests(owner + "-other") == []
     await store.clear_cancel_request(owner, tenant, "run_1")
     assert await store.cancel_requests(owner) == []
+
+
+async def test_read_events_pages_with_a_bound(store, tenant):
+    await store.commit([LogEntry(tenant, "run_p", n, f"e{n}".encode()) for n in range(1, 26)])
+    first = await store.read_events(tenant, "run_p", 0, limit=10)
+    assert [seq for seq, _ in first] == list(range(1, 11))
+    rest = await store.read_events(tenant, "run_p", 20, limit=10)
+    assert [seq for seq, _ in rest] == list(range(21, 26))
+
+
+async def _poll(store, tenant, run_id, thread, stop: asyncio.Event, samples: list) -> None:
+    """Reads a thread's messages, then the run's events, until told to stop."""
+    while not stop.is_set():
+        page = await store.list_page(tenant, "message", thread, ListQuery(limit=10, order="asc"))
+        events = await store.read_events(tenant, run_id, 0)
+        samples.append((len(events), page.items))
+
+
+async def test_a_big_commit_is_seen_all_or_nothing_by_a_concurrent_reader(store, tenant):
+    # ~150 KiB in one commit: 10 events of 10 KiB and three 40 KiB messages of one thread (well
+    # over a multi-partition batch's 50 KiB limit). A reader polling meanwhile must see the run's
+    # events all or none, the thread's messages all old or all new, and no new message before all
+    # the events (a watcher takes a finished run's snapshot to mean its log is complete).
+    for round_ in range(6):
+        run_id, thread = f"run_{round_}", f"th_{round_}"
+        old = [Record("message", thread, f"msg_{i}", bytes([i]) * 40 * 1024) for i in range(3)]
+        new = [Record("message", thread, f"msg_{i}", bytes([100 + i]) * 40 * 1024) for i in range(3)]
+        await store.put(tenant, old)
+        entries = [LogEntry(tenant, run_id, n, os.urandom(10 * 1024)) for n in range(1, 11)]
+        entries[-1].records = [*new, Record("run", thread, run_id, b"run")]
+        stop, samples = asyncio.Event(), []
+        task = asyncio.create_task(_poll(store, tenant, run_id, thread, stop, samples))
+        await asyncio.sleep(0.01)
+        await store.commit(entries)
+        stop.set()
+        await task
+        assert [seq for seq, _ in await store.read_events(tenant, run_id, 0)] == list(range(1, 11))
+        for count, items in samples:
+            assert count in (0, 10)
+            assert items in ([r.data for r in old], [r.data for r in new])
+            assert count == 10 or items == [r.data for r in old]
+
+
+async def test_concurrent_status_changes_leave_each_object_in_one_tag_list(store, tenant):
+    ids = [new_id("file-") for _ in range(20)]
+    await store.put(tenant, [Record("vs_file", "vs", i, f"{i}:in_progress".encode(), "in_progress") for i in ids])
+    await asyncio.gather(
+        *(
+            store.put(tenant, [Record("vs_file", "vs", i, f"{i}:{status}".encode(), status)])
+            for i in ids
+            for status in ("completed", "failed")
+        )
+    )
+    holders: dict[str, list[str]] = {i: [] for i in ids}
+    for status in ("in_progress", "completed", "failed"):
+        page = await store.list_page(tenant, "vs_file", "vs", ListQuery(limit=100), tag=status)
+        for item in page.items:
+            object_id, _, stored_status = item.decode().partition(":")
+            assert stored_status == status
+            holders[object_id].append(status)
+    for i in ids:
+        truth = (await store.get(tenant, "vs_file", "vs", i)).decode().partition(":")[2]
+        assert holders[i] == [truth]
+
+
+async def test_a_thread_with_an_active_run_is_not_deleted_and_a_deleted_thread_takes_no_run(store, tenant):
+    await store.put(tenant, [_rec("thread", "", "th"), _rec("message", "th", "m1")])
+    assert await store.claim_thread(tenant, "th", "run_1", "owner-a") is None
+    with pytest.raises(ThreadBusy):
+        await store.delete_thread(tenant, "th")
+    assert await store.get(tenant, "message", "th", "m1") == b"m1"
+    await store.release_thread(tenant, "th", "run_1")
+    assert await store.delete_thread(tenant, "th")
+    assert await store.claim_thread(tenant, "th", "run_2", "owner-a") is not None  # refused
+    assert await store.active_run(tenant, "th") is None
+    assert all(t != tenant for t, *_ in await store.active_runs())
+
+
+async def test_a_thread_delete_racing_a_run_claim_never_leaves_a_run_on_a_deleted_thread(store, tenant):
+    outcomes = set()
+    for n in range(12):
+        thread, run_id = f"th_{n}", f"run_{n}"
+        await store.put(tenant, [_rec("thread", "", thread), _rec("message", thread, f"m{n}")])
+        claimed, deleted = await asyncio.gather(
+            store.claim_thread(tenant, thread, run_id, "owner-a"),
+            store.delete_thread(tenant, thread),
+            return_exceptions=True,
+        )
+        if claimed is None:  # the run won: the thread and its message stay
+            assert isinstance(deleted, ThreadBusy)
+            assert await store.get(tenant, "thread", "", thread) is not None
+            assert await store.get(tenant, "message", thread, f"m{n}") == f"m{n}".encode()
+            assert await store.active_run(tenant, thread) == run_id
+            outcomes.add("run")
+        else:  # the delete won: nothing is left, and the run was refused
+            assert deleted is True
+            assert await store.get(tenant, "thread", "", thread) is None
+            assert await store.get(tenant, "message", thread, f"m{n}") is None
+            assert await store.active_run(tenant, thread) is None
+            outcomes.add("delete")
+    assert outcomes  # at least one round decided (each round asserts its own outcome)

@@ -10,6 +10,7 @@ from openai import AssistantEventHandler
 from tests.conftest import MODEL, Server, sse_frames
 
 STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
+ADAPTERS = True  # and through both provider adapters (lean and litellm)
 
 WEATHER = {
     "type": "function",
@@ -25,8 +26,8 @@ OSLO = '[call:get_weather:{"city": "Oslo"}]'
 
 
 @pytest.fixture
-def tool_assistant(client):
-    return client.beta.assistants.create(model=MODEL, instructions="Use tools.", tools=[WEATHER, TIME])
+def tool_assistant(client, model):
+    return client.beta.assistants.create(model=model, instructions="Use tools.", tools=[WEATHER, TIME])
 
 
 def _answer(call) -> str:

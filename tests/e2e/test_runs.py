@@ -6,6 +6,7 @@ from openai import AssistantEventHandler
 from tests.conftest import MODEL, sse_frames
 
 STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
+ADAPTERS = True  # and through both provider adapters (lean and litellm)
 
 EXPECTED_ORDER = [
     "thread.run.created",
@@ -62,9 +63,9 @@ def test_instructions_and_model_reach_the_provider(client, assistant, provider, 
     assert sent["temperature"] == 0.3 and sent["top_p"] == 0.9
 
 
-def test_model_alias_from_the_model_list_goes_through_the_router(client, provider, marker):
+def test_model_alias_from_the_model_list_reaches_its_deployment(client, provider, marker):
     models = [m.id for m in client.models.list().data]
-    assert models == ["scripted-alias"]
+    assert models == ["scripted-alias", "scripted-litellm"]
     assistant = client.beta.assistants.create(model="scripted-alias", instructions="alias test")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": f"[reply:via alias] {marker}"}])
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)

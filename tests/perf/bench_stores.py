@@ -2,6 +2,8 @@
 
 import asyncio
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -9,7 +11,7 @@ from pathlib import Path
 
 from service.ids import new_id
 from service.store import ListQuery, LogEntry, Record, open_store
-from tests.conftest import MODEL, Server, cassandra_url
+from tests.conftest import MODEL, ROOT, Server, cassandra_url
 from tests.perf.stats import percentile
 
 CALLS = 300
@@ -106,15 +108,27 @@ def api_workload(provider, url: str, runs: int = 30) -> tuple[float, list[float]
             server.stop()
 
 
+CLUSTER = "cassandra://127.0.0.2,127.0.0.3,127.0.0.4:9042/{keyspace}?replication_factor=3&consistency=LOCAL_QUORUM"
+
+
+def cluster_url() -> str:
+    """A fresh keyspace on the local three-node cluster (`make cassandra-cluster`)."""
+    return CLUSTER.format(keyspace=f"assistd_bench_{uuid.uuid4().hex[:10]}")
+
+
+def cluster_up() -> bool:
+    return subprocess.run([ROOT / "tools" / "cassandra" / "cluster.sh", "status"], capture_output=True).returncode == 0
+
+
 def run(provider) -> str:
     with tempfile.TemporaryDirectory() as tmp:
-        stores = {"SQLite": f"sqlite:///{tmp}/bench.db", "Cassandra 5.0": cassandra_url()}
-        calls = {name: asyncio.run(store_calls(url)) for name, url in stores.items()}
-        with tempfile.TemporaryDirectory() as tmp2:
-            workloads = {
-                "SQLite": api_workload(provider, f"sqlite:///{tmp2}/api.db"),
-                "Cassandra 5.0": api_workload(provider, cassandra_url()),
-            }
+        # each store kind -> a fresh store of that kind (its own file or keyspace)
+        fresh = {"SQLite": lambda name: f"sqlite:///{tmp}/{name}.db", "Cassandra 5.0": lambda name: cassandra_url()}
+        if cluster_up():
+            fresh["Cassandra 5.0, 3 nodes"] = lambda name: cluster_url()
+        stores = {kind: make("bench") for kind, make in fresh.items()}
+        calls = {kind: asyncio.run(store_calls(url)) for kind, url in stores.items()}
+        workloads = {kind: api_workload(provider, make("api")) for kind, make in fresh.items()}
     names = list(stores)
     rows = [f"| {what} | " + " | ".join(calls[n][what] for n in names) + " |" for what in calls[names[0]]]
     workload = [
@@ -128,11 +142,19 @@ def run(provider) -> str:
     return f"""## Stores: SQLite vs Cassandra 5.0
 
 Same machine, same run. Store calls are timed in-process ({CALLS} sequential calls each, p50 / p99 ms) against the
-embedded SQLite file and the single-node Cassandra 5.0 that `make cassandra` starts (1 GB heap, consistency
-LOCAL_QUORUM, replication factor 1). The workload row goes through the HTTP API into `assistd serve` on each store.
+embedded SQLite file, the single-node Cassandra 5.0 that `make cassandra` starts (2 GB heap, consistency
+LOCAL_QUORUM, replication factor 1) and, when it runs, the three-node cluster of `make cassandra-cluster` (768 MB
+heap per node, all on this machine's 2 cores; replication factor 3, LOCAL_QUORUM: every write waits for 2 of 3
+nodes). Event-log commits are one single-partition unlogged batch per run. The workload row goes through the HTTP
+API into `assistd serve` on each store.
 
 | store call | {" | ".join(names)} |
-|---|---|---|
+|{"---|" * (len(names) + 1)}
 {chr(10).join(rows)}
 {chr(10).join(workload)}
 """
+
+
+if __name__ == "__main__":  # python -m tests.perf.bench_stores URL...: the store calls alone, per URL
+    for url in sys.argv[1:]:
+        print(url, asyncio.run(store_calls(url)))

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from assistd.v1 import message_pb2, run_pb2
 
-from service.engine.events import EventLog, RunChannel
+from service.engine.events import EventLog, FellBehind, RunChannel
 from service.engine.lifecycle import SNAPSHOT, Effect
 from service.repo import Repo
 from service.store.sqlite import SqliteStore
@@ -112,3 +112,22 @@ async def test_a_log_that_cannot_commit_closes_the_channel_instead_of_publishing
     followed = await asyncio.wait_for(_collect(channel, 0), 30)
     assert followed == [] and channel.closed
     await store.open()  # for the fixture's teardown
+
+
+async def test_a_follower_further_behind_than_the_window_is_told_so(log, monkeypatch):
+    monkeypatch.setattr(RunChannel, "WINDOW", 8)
+    channel = RunChannel("t", "thread_1", "run_1")
+    for i in range(20):
+        log.emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA, _delta(str(i)))
+    await channel.committed(20)
+    kept = [e.sequence_number async for e in _until(channel.follow(12), 20)]
+    assert kept == list(range(13, 21))  # the last 8 are still there
+    with pytest.raises(FellBehind):
+        await anext(channel.follow(5))
+
+
+async def _until(events, last):
+    async for event in events:
+        yield event
+        if event.sequence_number == last:
+            return

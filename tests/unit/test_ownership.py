@@ -112,3 +112,16 @@ async def test_a_process_that_cannot_renew_its_heartbeat_fences_its_runs(store):
         await asyncio.wait_for(host.fenced.wait(), timeout=10)
     finally:
         monitor.stop()
+
+
+async def test_our_own_runs_that_we_no_longer_hold_are_orphans_too(store):
+    ours = Ownership(store, 15, "a")
+    await ours.heartbeat()
+    await ours.claim("t", "thread_1", "run_held")
+    await ours.claim("t", "thread_2", "run_dropped")
+    await ours.claim("t", "thread_3", "run_waiting")
+    await ours.mark_waiting("t", "thread_3", "run_waiting")
+    ours.forget("run_dropped")  # fenced, or its end could not be written
+    found = await ours.orphans(running_here={"run_held"})
+    assert [o.run_id for o in found] == ["run_dropped"]
+    assert await ours.orphans(running_here=set()) == found  # held (starting, or waiting) is not an orphan

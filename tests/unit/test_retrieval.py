@@ -6,7 +6,8 @@ import pytest
 from assistd.v1 import vector_store_pb2
 
 from edge.codec import parse
-from service.retrieval.chunk import _encoding, chunk_text
+from service.llm.tokens import encoding
+from service.retrieval.chunk import chunk_text
 from service.retrieval.parse import ParseError, extract_text
 from service.retrieval.search import matches, terms_of
 from tests import documents
@@ -53,9 +54,9 @@ def test_what_cannot_be_read_fails_with_a_code(name, data, code):
 def test_static_chunks_have_the_size_and_overlap_asked_for():
     text = " ".join(f"w{i}" for i in range(5000))
     chunks = chunk_text(text, 200, 50)
-    sizes = [len(_encoding().encode(c)) for c in chunks]
+    sizes = [len(encoding().encode(c)) for c in chunks]
     assert max(sizes) <= 201 and sizes[0] >= 199
-    first, second = _encoding().encode(chunks[0]), _encoding().encode(chunks[1])
+    first, second = encoding().encode(chunks[0]), encoding().encode(chunks[1])
     assert first[-50:] == second[:50]  # consecutive chunks share the overlap
     assert chunk_text("short text") == ["short text"]
 

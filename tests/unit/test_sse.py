@@ -1,4 +1,4 @@
-from assistd.v1 import run_pb2
+from assistd.v1 import message_pb2, run_pb2
 
 from edge.sse import EVENT_NAMES, encode
 
@@ -22,3 +22,25 @@ def test_done_frame_and_delta_frame():
         b'event: thread.message.delta\nid: 3\ndata: {"id":"msg_1","object":"thread.message.delta",'
         b'"delta":{"content":[{"type":"text","index":0,"text":{"value":"Hi"}}]}}\n\n'
     )
+
+
+def test_the_text_fragment_fast_path_writes_what_the_generic_codec_writes():
+    import json
+
+    from edge.codec import render
+    from edge.sse import _text_delta
+
+    texts = ["", "plain", 'quo"te \\ back', "new\nline\ttab", "ünïcødé ✓ 🦓", "\x00\x1f control", "【0†a.md】"]
+    for index in (0, 3):
+        for text in texts:
+            event = message_pb2.MessageDeltaEvent(id="msg_x", object="thread.message.delta")
+            event.delta.content.add(index=index).text.value = text
+            generic = json.dumps(render(event, delta=True), separators=(",", ":"))
+            assert _text_delta(event) == generic
+    annotated = message_pb2.MessageDeltaEvent(id="msg_x")
+    annotated.delta.content.add(index=0).text.annotations.add(index=0)
+    with_role = message_pb2.MessageDeltaEvent(id="msg_x")
+    with_role.delta.role = message_pb2.MESSAGE_ROLE_ASSISTANT
+    with_role.delta.content.add(index=0).text.value = "x"
+    for other in (annotated, with_role, message_pb2.MessageDeltaEvent(id="msg_x")):
+        assert _text_delta(other) is None  # other shapes go through the generic codec

@@ -1,0 +1,46 @@
+"""The engine's follow: live from a run's channel, from the log where the channel cannot serve."""
+
+import pytest
+from assistd.v1 import message_pb2, run_pb2
+
+from service.engine.events import EventLog, RunChannel
+from service.engine.runner import RunEngine
+from service.llm.router import ModelRouter
+from service.repo import Repo
+from service.store.sqlite import SqliteStore
+
+E = run_pb2
+
+
+@pytest.fixture
+async def engine(tmp_path):
+    store = SqliteStore(str(tmp_path / "runner.db"))
+    await store.open()
+    log = EventLog(store)
+    log.start()
+    yield RunEngine(store, Repo(store), ModelRouter(), log), log
+    await log.stop()
+    await store.close()
+
+
+def _delta(i: int) -> message_pb2.MessageDeltaEvent:
+    event = message_pb2.MessageDeltaEvent(id="msg_1")
+    event.delta.content.add(index=0).text.value = str(i)
+    return event
+
+
+async def test_a_follower_that_falls_out_of_the_window_catches_up_from_the_log_exactly_once(engine, monkeypatch):
+    engine, log = engine
+    monkeypatch.setattr(RunChannel, "WINDOW", 16)
+    run = run_pb2.Run(id="run_1", thread_id="thread_1", status=E.RUN_STATUS_IN_PROGRESS)
+    live = engine._open("t", run, first_sequence=1)
+    await live.channel.committed(log.emit(live.channel, E.RUN_EVENT_TYPE_THREAD_RUN_IN_PROGRESS, run))
+    follower = engine.follow("t", "thread_1", "run_1", 0)
+    assert (await anext(follower)).sequence_number == 1
+    for i in range(100):  # the follower reads nothing meanwhile: 100 events > a window of 16
+        log.emit(live.channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA, _delta(i))
+    await live.channel.committed(log.done(live.channel, release_thread=False))
+    rest = [event async for event in follower]
+    assert [e.sequence_number for e in rest] == list(range(2, 103))
+    assert [e.message_delta.delta.content[0].text.value for e in rest[:100]] == [str(i) for i in range(100)]
+    assert rest[-1].event == E.RUN_EVENT_TYPE_DONE
