@@ -1,28 +1,82 @@
-# assistd: `make run` serves on SQLite, `make test` runs the whole suite. Both set up what they need.
+# assistd: `make run` serves on SQLite, `make test` runs the whole suite. Both set up what they need:
+# `make run` only Python (the runtime dependencies, and grpcio-tools for the stubs); `make install`
+# (for lint and test) adds the dev extras, Node packages and the Go toolchain.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROTOS := $(wildcard protos/assistd/v1/*.proto)
+RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
+# ghz, the gRPC load tool (make ghz), pinned.
+GHZ_VERSION := v0.120.0
+GHZ := .cache/ghz/$(GHZ_VERSION)/ghz
 
-.PHONY: install gen lint run test test-cluster bench bench-quick ghz clean cassandra cassandra-stop cassandra-cluster cassandra-cluster-stop
+.PHONY: install gen lint breaking run test test-cluster bench bench-quick ghz clean cassandra cassandra-stop
+.PHONY: cassandra-cluster cassandra-cluster-stop go-client go-client-check
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[gen]'
 	touch $@
 
-install: $(STAMP) gen/.stamp tests/node/node_modules/.stamp
+$(STAMP): $(RUNTIME)
+	$(PY) -m pip install -q -e '.[gen,dev]'
+	touch $@
+
+install: $(STAMP) gen/.stamp tests/node/node_modules/.stamp go-deps examples/grpc/node/node_modules/.stamp $(GHZ)
 
 # The Node openai SDK, a second real client in the e2e tests (pinned by package-lock.json).
 tests/node/node_modules/.stamp: tests/node/package.json tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund
 	touch $@
 
+# The Node gRPC example (@grpc/grpc-js), run by tests/e2e/test_clients.py.
+examples/grpc/node/node_modules/.stamp: examples/grpc/node/package.json examples/grpc/node/package-lock.json
+	npm ci --prefix examples/grpc/node --no-audit --no-fund
+	touch $@
+
+# Go: the toolchain and every module come from the Go proxy, pinned, cached in .cache/go (a
+# toolchain on PATH is not used, so every machine builds with the same one).
+GO_VERSION := 1.26.8
+GO_CACHE := $(CURDIR)/.cache/go
+GO := $(GO_CACHE)/toolchain/bin/go
+GO_ENV := GOMODCACHE=$(GO_CACHE)/mod GOCACHE=$(GO_CACHE)/build GOTOOLCHAIN=local GOBIN=$(GO_CACHE)/bin GOFLAGS='-mod=readonly -modcacherw'
+PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
+
+$(GO):
+	mkdir -p $(GO_CACHE)
+	curl -fsSL -o $(GO_CACHE)/toolchain.zip \
+		https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go$(GO_VERSION).linux-amd64.zip
+	rm -rf $(GO_CACHE)/toolchain $(GO_CACHE)/golang.org
+	cd $(GO_CACHE) && $(PYTHON) -m zipfile -e toolchain.zip . && rm toolchain.zip
+	mv $(GO_CACHE)/golang.org/toolchain@v0.0.1-go$(GO_VERSION).linux-amd64 $(GO_CACHE)/toolchain
+	rm -rf $(GO_CACHE)/golang.org
+	chmod +x $(GO_CACHE)/toolchain/bin/* $(GO_CACHE)/toolchain/pkg/tool/*/*  # module zips keep no modes
+
+# The Go client's and examples' modules (go.sum pins them), and the protoc plugins buf.gen.yaml uses.
+go-deps: $(GO_CACHE)/.deps
+$(GO_CACHE)/.deps: $(GO) clients/go/go.sum examples/grpc/go/go.sum
+	cd clients/go && $(GO_ENV) $(GO) mod download
+	cd examples/grpc/go && $(GO_ENV) $(GO) mod download
+	$(GO_ENV) $(GO) install $(PROTOC_GEN_GO)
+	$(GO_ENV) $(GO) install $(PROTOC_GEN_GO_GRPC)
+	touch $@
+
+# clients/go/assistd/v1 is generated from protos/ by buf (buf.gen.yaml) and committed, so
+# `go get` works; go-client-check (in make lint) fails when it is not what the protos give.
+go-client: $(STAMP) go-deps
+	rm -f clients/go/assistd/v1/*.pb.go
+	PATH=$(GO_CACHE)/bin:$$PATH $(VENV)/bin/buf generate --template buf.gen.yaml
+
+go-client-check: go-client
+	git diff --exit-code --stat -- clients/go
+	test -z "$$(git status --porcelain -- clients/go)"
+
 # Stubs are generated, never edited: gen/ is rebuilt from protos/ whenever a .proto changes,
 # then the project is re-registered so the editable install also maps the generated package.
-gen/.stamp: $(PROTOS) $(STAMP)
+gen/.stamp: $(PROTOS) $(RUNTIME)
 	rm -rf gen/assistd
 	mkdir -p gen
 	$(PY) -m grpc_tools.protoc -I protos --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
@@ -39,9 +93,24 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
-	$(VENV)/bin/buf breaking --against "$$(git rev-parse --git-common-dir)#branch=main"
+	$(MAKE) --no-print-directory breaking
+	$(MAKE) --no-print-directory go-client-check
+	for dir in clients/go examples/grpc/go; do \
+		(cd $$dir && $(GO_ENV) $(GO) vet ./... && test -z "$$($(GO_CACHE)/toolchain/bin/gofmt -l .)") || exit 1; \
+	done
 
-run: install
+# The one way past buf breaking is on purpose and in review: protos/EPOCH names the API's epoch, and
+# a change that breaks v1 before 1.0 bumps it. While main still has the older epoch, the comparison
+# with main is skipped (and says so); once the break is on main, the guard is back by itself.
+MAIN_EPOCH = $$(git show main:protos/EPOCH 2>/dev/null || echo 1)
+breaking:
+	@if [ "$(MAIN_EPOCH)" = "$$(cat protos/EPOCH)" ]; then \
+		$(VENV)/bin/buf breaking --against "$$(git rev-parse --git-common-dir)#branch=main"; \
+	else \
+		echo "buf breaking: skipped: protos/EPOCH is $$(cat protos/EPOCH), main's is $(MAIN_EPOCH) (a deliberate v1 break)"; \
+	fi
+
+run: $(RUNTIME) gen/.stamp
 	$(VENV)/bin/assistd serve
 
 # A real single-node Cassandra 5.0 from Maven Central jars (cached in .cache/cassandra): the store
@@ -73,15 +142,10 @@ test-cluster: install cassandra-cluster
 test: install cassandra
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# ghz (gRPC load tool), pinned, built from the Go module proxy into the project's cache: needs Go.
-# The module cache lives in .cache/go too, writable so `make clean` can remove it.
-GHZ_VERSION := v0.120.0
-GHZ := .cache/ghz/$(GHZ_VERSION)/ghz
-
-$(GHZ):
+# ghz (gRPC load tool), pinned, built with the project's Go toolchain into the project's cache.
+$(GHZ): $(GO)
 	mkdir -p $(@D)
-	GOBIN=$(CURDIR)/$(@D) GOPATH=$(CURDIR)/.cache/go GOFLAGS=-modcacherw GOTOOLCHAIN=local \
-		go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+	$(GO_ENV) GOBIN=$(CURDIR)/$(@D) $(GO) install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
 ghz: $(GHZ)
 
@@ -95,4 +159,4 @@ bench-quick: install cassandra $(GHZ)
 	BENCH_QUICK=1 GHZ=$(GHZ) $(PY) -m tests.perf.bench
 
 clean:
-	rm -rf $(VENV) gen data tests/node/node_modules .cache
+	rm -rf $(VENV) gen data tests/node/node_modules examples/grpc/node/node_modules .cache

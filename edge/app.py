@@ -3,22 +3,30 @@
 import asyncio
 import json
 import logging
-import secrets
 from typing import Any
 
 import grpc
 from aiohttp import web
-from assistd.v1 import assistant_pb2, file_pb2, message_pb2, model_pb2, run_pb2, thread_pb2, vector_store_pb2
+from assistd.v1 import (
+    assistant_pb2,
+    file_pb2,
+    message_pb2,
+    model_pb2,
+    run_service_pb2,
+    thread_pb2,
+    vector_store_pb2,
+)
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge import codec, files, sse
 from edge.errors import error_response, from_rpc_error
+from edge.observe import metrics, observe
 from edge.routes import ROUTES, Route
 
 log = logging.getLogger(__name__)
 
-_FILES = [assistant_pb2, thread_pb2, message_pb2, run_pb2, model_pb2, file_pb2, vector_store_pb2]
+_FILES = [assistant_pb2, thread_pb2, message_pb2, run_service_pb2, model_pb2, file_pb2, vector_store_pb2]
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
 MAX_FRAMES_PER_WRITE = 64  # SSE frames coalesced into one socket write at most (bounds the delay)
@@ -102,10 +110,8 @@ class Handler:
                 message.after_sequence = int(after)  # type: ignore[attr-defined]  # WatchRunRequest
             return await self._sse(request, channel, path, response_cls, message)
         if stream and self.stream is not None:
-            stream_request_cls, stream_response_cls, stream_path = self.stream
-            return await self._sse(
-                request, channel, stream_path, stream_response_cls, stream_request_cls(params=message)
-            )
+            _, stream_response_cls, stream_path = self.stream  # the streaming twin takes the same request
+            return await self._sse(request, channel, stream_path, stream_response_cls, message)
         call = channel.unary_unary(
             path, request_serializer=request_cls.SerializeToString, response_deserializer=response_cls.FromString
         )
@@ -156,7 +162,7 @@ class Handler:
                         await response.prepare(request)
                     if item is None:
                         break
-                    frames.append(sse.encode(item.event))
+                    frames.append(sse.encode(item))
                     reading = asyncio.ensure_future(anext(responses))
                     if len(frames) < MAX_FRAMES_PER_WRITE:
                         await asyncio.sleep(0)  # one loop turn: an event already there is read at once
@@ -179,11 +185,12 @@ class Handler:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
-    """Every failure leaves as an OpenAI error envelope; every response carries x-request-id."""
-    given = request.headers.get("X-Request-Id", "")
-    request["request_id"] = given if given and _safe(given) and len(given) <= 128 else f"req_{secrets.token_hex(16)}"
+    """Every failure leaves as an OpenAI error envelope; every response carries x-request-id
+    (given by edge/observe.py, the outer middleware)."""
     try:
         response = await handler(request)
+    except ConnectionResetError:
+        raise  # the client hung up: nothing to answer (edge/observe.py logs it)
     except codec.CodecError as error:
         response = error_response(400, error.message, param=error.param, code=error.code)
     except grpc.aio.AioRpcError as error:
@@ -225,7 +232,7 @@ async def readyz(request: web.Request) -> web.Response:
 def create_app(target: str, heartbeat_seconds: float = 15.0, local_streams: Any = None) -> web.Application:
     """The edge, calling the service at target; with local_streams (the service's LocalStreams,
     when it runs in this process), run streams skip the gRPC hop."""
-    app = web.Application(middlewares=[errors_middleware], client_max_size=64 * 1024 * 1024)
+    app = web.Application(middlewares=[observe, errors_middleware], client_max_size=64 * 1024 * 1024)
     app[HEARTBEAT_SECONDS] = heartbeat_seconds
     if local_streams is not None:
         app[LOCAL_STREAMS] = local_streams
@@ -240,6 +247,7 @@ def create_app(target: str, heartbeat_seconds: float = 15.0, local_streams: Any 
     app.cleanup_ctx.append(channel_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
 
     async def upload_file(request: web.Request) -> web.Response:
         return web.json_response(await files.upload_file(request, request.app[CHANNEL], _metadata(request)))

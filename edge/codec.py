@@ -2,21 +2,37 @@
 
 The protos mirror OpenAI's objects field for field, so one set of rules covers every
 resource:
-- a oneof named `kind` is OpenAI's `type` tag: `{"type": "function", "function": {...}}`;
-- enum values are written as their lower-case suffix (`RUN_STATUS_IN_PROGRESS` -> "in_progress");
+- a oneof named `kind` is OpenAI's `type` tag: `{"type": "function", "function": {...}}`; a
+  member whose message has no fields is just `{"type": "auto"}`;
+- a oneof with the `(json_inline)` option is a tag too, but flat: the member whose `type` enum
+  has the JSON `type` is read from (and written as) the object itself (AttributeFilter);
+- a message with the `(json_list)` option is its one repeated field, a JSON list (it gives a
+  list presence, or puts it in a oneof);
+- enum values are written as their lower-case suffix (`RUN_STATUS_IN_PROGRESS` -> "in_progress")
+  or their `(json_value)` option ("default-2024-11-15");
 - unset `optional` fields and unset messages are `null` in objects and left out of deltas;
-- a bool `set_<name>` field is set when JSON carries `<name>` (replace-a-list semantics);
+- an update request (one with a FieldMask `update_mask`) takes OpenAI's flat body: the keys go
+  into its resource message and name the mask's paths;
 - a few places take a bare string for an object, as OpenAI does (the SHORTHANDS below).
+The options live in protos/assistd/v1/options.proto.
 """
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, OneofDescriptor
 from google.protobuf.message import Message
 
-from service.protojson import struct_to_python
+from service.protojson import (
+    enum_name,
+    enum_names,
+    enum_number,
+    is_json_inline,
+    is_json_list,
+    struct_to_python,
+    update_resource,
+)
 
 F = FieldDescriptor
 TYPE_TAG = "kind"
@@ -32,6 +48,7 @@ _INT_RANGE = {
 }
 _STRUCT = "google.protobuf.Struct"
 _VALUE = "google.protobuf.Value"
+UPDATE_MASK = "update_mask"
 
 
 class CodecError(Exception):
@@ -51,20 +68,18 @@ _SHORTHANDS: dict[str, Callable[[str], dict]] = {
     "assistd.v1.TextContent": lambda s: {"value": s},
     "assistd.v1.MessageContent": lambda s: {"type": "text", "text": s},
 }
-# Objects whose `type` names which of these sibling fields applies; the others are left out.
-_TYPE_SELECTS = {
-    "assistd.v1.StepDetails": ("message_creation", "tool_calls"),
-    "assistd.v1.StepDetailsDelta": ("message_creation", "tool_calls"),
-    "assistd.v1.ResponseFormat": ("json_schema",),
-    "assistd.v1.ToolChoice": ("function",),
-}
 # Request-only fields, never written in responses.
 _INPUT_ONLY = {"assistd.v1.FileSearchResources": frozenset({"vector_stores"})}
-# Objects OpenAI writes back as bare strings.
-_AS_STRING: dict[str, Callable[[Message], str | None]] = {
-    "assistd.v1.ResponseFormat": lambda m: m.type if m.type == "auto" else None,
-    "assistd.v1.ToolChoice": lambda m: m.type if m.type in ("none", "auto", "required") else None,
+# Objects OpenAI writes back as bare strings: these `kind` members.
+_AS_STRING: dict[str, frozenset[str]] = {
+    "assistd.v1.ResponseFormat": frozenset({"auto"}),
+    "assistd.v1.ToolChoice": frozenset({"none", "auto", "required"}),
 }
+
+
+def _inline(descriptor: Descriptor) -> OneofDescriptor | None:
+    """The message's `(json_inline)` oneof, if it has one."""
+    return next((oneof for oneof in descriptor.oneofs if is_json_inline(oneof)), None)
 
 
 def _json_type(value: Any) -> str:
@@ -99,30 +114,22 @@ def _type_error(param: str, expected: str, value: Any) -> CodecError:
     return CodecError(f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.", param)
 
 
-def enum_prefix(enum: EnumDescriptor) -> str:
-    """`RunStatus` -> `RUN_STATUS_`."""
-    snake = "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(enum.name))
-    return snake.upper() + "_"
-
-
 def enum_to_json(enum: EnumDescriptor, number: int) -> str | None:
-    name = enum.values_by_number[number].name.removeprefix(enum_prefix(enum)).lower()
-    return None if name == "unspecified" else name
+    return enum_name(enum, number)
 
 
-def _enum_from_json(enum: EnumDescriptor, value: Any, param: str) -> int:
-    prefix = enum_prefix(enum)
+def enum_from_json(enum: EnumDescriptor, value: Any, param: str) -> int:
+    """The number of an enum value given by its JSON name; CodecError naming `param` otherwise."""
     if not isinstance(value, str):
         raise _type_error(param, "a string", value)
-    found = enum.values_by_name.get(prefix + value.upper())
-    if found is None or found.number == 0 or value != value.lower():
-        allowed = [v.name.removeprefix(prefix).lower() for v in enum.values if v.number]
+    number = enum_number(enum, value)
+    if number is None:
         raise CodecError(
-            f"Invalid value: '{value}'. Supported values are: {', '.join(repr(a) for a in allowed)}.",
+            f"Invalid value: '{value}'. Supported values are: {', '.join(repr(a) for a in enum_names(enum))}.",
             param,
             "invalid_value",
         )
-    return found.number
+    return number
 
 
 # ---------------------------------------------------------------- JSON -> protobuf
@@ -131,8 +138,25 @@ def _enum_from_json(enum: EnumDescriptor, value: Any, param: str) -> int:
 def parse(data: Any, cls: type[Message], path: str = "") -> Message:
     """A request message from a JSON object; raises CodecError naming the bad parameter."""
     message = cls()
-    _fill(message, data, path)
+    if update_resource(cls.DESCRIPTOR) is not None and isinstance(data, dict):
+        _fill_update(message, data)
+    else:
+        _fill(message, data, path)
     return message
+
+
+def _fill_update(message: Message, data: dict) -> None:
+    """An update request from OpenAI's flat body: the request's own fields (the ids in the
+    path) stay on the request, every other key goes into its resource and the update mask."""
+    descriptor = message.DESCRIPTOR
+    resource = update_resource(descriptor)
+    own = {k: v for k, v in data.items() if k in descriptor.fields_by_name and k not in (resource.name, UPDATE_MASK)}
+    _fill(message, own, "")
+    changes = {k: v for k, v in data.items() if k not in own}
+    target = getattr(message, resource.name)
+    _fill(target, changes, "")
+    target.SetInParent()
+    getattr(message, UPDATE_MASK).paths.extend(k for k, v in changes.items() if v is not None)
 
 
 def _join(path: str, name: str) -> str:
@@ -149,10 +173,18 @@ def _fill(message: Message, data: Any, path: str) -> None:
     if descriptor.full_name == _VALUE:
         json_format.ParseDict(data, message)
         return
+    if is_json_list(descriptor):
+        (items,) = descriptor.fields
+        _fill_field(message, items, data, path)
+        return
     if isinstance(data, str) and descriptor.full_name in _SHORTHANDS:
         data = _SHORTHANDS[descriptor.full_name](data)
     if not isinstance(data, dict):
         raise _type_error(path, "an object", data)
+    inline = _inline(descriptor)
+    if inline is not None:
+        _fill(getattr(message, _inline_member(inline, data, path).name), data, path)
+        return
     tagged = TYPE_TAG in descriptor.oneofs_by_name
     if tagged:
         _fill_tag(message, descriptor, data, path)
@@ -161,7 +193,7 @@ def _fill(message: Message, data: Any, path: str) -> None:
             continue
         field = descriptor.fields_by_name.get(key)
         param = _join(path, key)
-        if field is None or key.startswith("set_"):
+        if field is None:
             raise CodecError(f"Unknown parameter: '{param}'.", param, "unknown_parameter")
         if field.containing_oneof is not None and field.containing_oneof.name == TYPE_TAG:
             if message.WhichOneof(TYPE_TAG) != key:
@@ -169,9 +201,27 @@ def _fill(message: Message, data: Any, path: str) -> None:
         if value is None:
             continue
         _fill_field(message, field, value, param)
-        flag = descriptor.fields_by_name.get(f"set_{key}")
-        if flag is not None and flag.type == F.TYPE_BOOL:
-            setattr(message, flag.name, True)
+
+
+def _inline_member(oneof: OneofDescriptor, data: dict, path: str) -> FieldDescriptor:
+    """The member of a `(json_inline)` oneof whose `type` enum has the JSON `type`."""
+    param = _join(path, "type")
+    kind = data.get("type")
+    if kind is None:
+        raise CodecError(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+    allowed: list[str] = []
+    for member in oneof.fields:
+        enum = member.message_type.fields_by_name["type"].enum_type
+        if isinstance(kind, str) and enum_number(enum, kind) is not None:
+            return member
+        allowed += enum_names(enum)
+    if not isinstance(kind, str):
+        raise _type_error(param, "a string", kind)
+    raise CodecError(
+        f"Invalid value: '{kind}'. Supported values are: {', '.join(repr(a) for a in allowed)}.",
+        param,
+        "invalid_value",
+    )
 
 
 def _fill_tag(message: Message, descriptor: Descriptor, data: dict, path: str) -> None:
@@ -232,7 +282,7 @@ def _fill_map(container, entry: Descriptor, value: Any, param: str) -> None:
 def _scalar(field: FieldDescriptor, value: Any, param: str) -> Any:
     kind = field.type
     if kind == F.TYPE_ENUM:
-        return _enum_from_json(field.enum_type, value, param)
+        return enum_from_json(field.enum_type, value, param)
     if kind == F.TYPE_STRING:
         if not isinstance(value, str):
             raise _type_error(param, "a string", value)
@@ -293,11 +343,17 @@ def render(message: Message, *, delta: bool = False) -> Any:
         return struct_to_python(message)
     if descriptor.full_name == _VALUE:
         return json_format.MessageToDict(message)
-    as_string = _AS_STRING.get(descriptor.full_name)
-    if as_string is not None and (short := as_string(message)) is not None:
-        return short
-    out: dict[str, Any] = {}
+    if is_json_list(descriptor):
+        (items,) = descriptor.fields
+        return [_render_value(items, item, delta) for item in getattr(message, items.name)]
+    inline = _inline(descriptor)
+    if inline is not None:
+        which = message.WhichOneof(inline.name)
+        return render(getattr(message, which), delta=delta) if which else {}
     kind = message.WhichOneof(TYPE_TAG) if TYPE_TAG in descriptor.oneofs_by_name else None
+    if kind is not None and kind in _AS_STRING.get(descriptor.full_name, ()):
+        return kind
+    out: dict[str, Any] = {}
     if kind is not None:
         out["type"] = kind
     input_only = _INPUT_ONLY.get(descriptor.full_name, frozenset())
@@ -310,8 +366,6 @@ def render(message: Message, *, delta: bool = False) -> Any:
             if name == kind and not (field.type == F.TYPE_MESSAGE and not field.message_type.fields):
                 out[name] = _render_value(field, getattr(message, name), delta)
             continue
-        if name.startswith("set_") and field.type == F.TYPE_BOOL:
-            continue  # request-only flags
         value = getattr(message, name)
         if field.is_repeated:
             if delta and not value:
@@ -328,11 +382,6 @@ def render(message: Message, *, delta: bool = False) -> Any:
             rendered = _render_value(field, value, delta)
             if not (delta and rendered is None):
                 out[name] = rendered
-    selectable = _TYPE_SELECTS.get(descriptor.full_name)
-    if selectable:
-        for name in selectable:
-            if name != out.get("type"):
-                out.pop(name, None)
     return out
 
 

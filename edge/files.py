@@ -3,6 +3,8 @@
 Upload bytes stream from the HTTP body into the gRPC client stream chunk by chunk, so neither
 process holds a whole file in memory."""
 
+from typing import cast
+
 import grpc
 from aiohttp import BodyPartReader, web
 from assistd.v1 import file_pb2, file_pb2_grpc
@@ -38,7 +40,11 @@ async def upload_file(request: web.Request, channel: grpc.aio.Channel, metadata)
                 while chunk := await part.read_chunk(CHUNK):
                     await _send(call, file_pb2.UploadFileRequest(chunk=chunk))
             elif part.name == "purpose":
-                await _send(call, file_pb2.UploadFileRequest(purpose=await part.text()))
+                purpose = cast(
+                    file_pb2.FilePurpose,
+                    codec.enum_from_json(file_pb2.FilePurpose.DESCRIPTOR, await part.text(), "purpose"),
+                )
+                await _send(call, file_pb2.UploadFileRequest(purpose=purpose))
             elif part.name == "expires_after[seconds]":
                 value = await part.text()
                 if not value.isdigit():

@@ -32,7 +32,6 @@ EVENT_NAMES: dict[int, str] = {
     E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA: "thread.message.delta",
     E.RUN_EVENT_TYPE_THREAD_MESSAGE_COMPLETED: "thread.message.completed",
     E.RUN_EVENT_TYPE_THREAD_MESSAGE_INCOMPLETE: "thread.message.incomplete",
-    E.RUN_EVENT_TYPE_ERROR: "error",
     E.RUN_EVENT_TYPE_DONE: "done",
 }
 _DELTAS = {"run_step_delta", "message_delta"}
@@ -50,9 +49,6 @@ def encode(event: run_pb2.RunEvent) -> bytes:
         data = "[DONE]"
     elif payload == "message_delta" and (text := _text_delta(event.message_delta)) is not None:
         data = text
-    elif payload == "error":
-        # Wrapped in "error" so the SDK raises it (a bare ErrorObject is dropped by its helpers).
-        data = json.dumps({"error": render(event.error)})
     else:
         data = json.dumps(render(getattr(event, payload), delta=payload in _DELTAS), separators=(",", ":"))
     return f"event: {name}\nid: {event.sequence_number}\ndata: {data}\n\n".encode()

@@ -3,11 +3,11 @@
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from dataclasses import replace
 
+from service import logs
 from service.config import Settings
 
 log = logging.getLogger("assistd")
@@ -37,7 +37,7 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    service = runner = None
+    service = runner = admin = None
     try:
         if with_service:
             from service.server import Service
@@ -45,6 +45,13 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
             service = Service(settings)
             port = await service.start()
             settings = replace(settings, grpc_port=port)
+            if not with_edge and settings.metrics_port:  # the edge serves these itself
+                from service.metrics import admin_app
+
+                admin = web.AppRunner(admin_app(service.store))
+                await admin.setup()
+                await web.TCPSite(admin, settings.http_host, settings.metrics_port).start()
+                log.info("metrics on http://%s:%d/metrics", settings.http_host, settings.metrics_port)
         if with_edge:
             from edge.app import create_app
 
@@ -55,16 +62,18 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
             await web.TCPSite(runner, settings.http_host, settings.http_port).start()
             log.info("HTTP edge on http://%s:%d/v1 -> gRPC %s", settings.http_host, settings.http_port, target)
     except OSError as exc:  # a port in use, gRPC or HTTP: undo what started, then main() exits non-zero
-        if runner is not None:
-            await runner.cleanup()
+        for app_runner in (runner, admin):
+            if app_runner is not None:
+                await app_runner.cleanup()
         if service is not None and service.server is not None:
             await service.stop()
         raise _CannotStart(str(exc)) from exc
     print("assistd ready", flush=True)  # tests and scripts wait for this line
     await stop.wait()
     log.info("stopping")
-    if runner is not None:
-        await runner.cleanup()
+    for app_runner in (runner, admin):
+        if app_runner is not None:
+            await app_runner.cleanup()
     if service is not None:
         await service.stop()
 
@@ -85,11 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         if name == "edge":
             cmd.add_argument("--grpc-target", help="service address host:port (ASSISTD_GRPC_TARGET)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("ASSISTD_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup()
     settings = _settings(args)
     serve = _serve(
         settings, with_service=args.command in ("serve", "service"), with_edge=args.command in ("serve", "edge")

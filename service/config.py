@@ -53,6 +53,8 @@ class Settings:
     tool_prompt_models: frozenset[str] = field(
         default_factory=lambda: frozenset(filter(None, os.environ.get("ASSISTD_TOOL_PROMPT_MODELS", "").split(",")))
     )
+    # `assistd service` (no HTTP edge) serves /metrics, /healthz and /readyz on this port; 0 = none.
+    metrics_port: int = field(default_factory=lambda: _env_int("ASSISTD_METRICS_PORT", 9464))
     # `assistd serve`: the edge follows run streams in this process instead of over loopback gRPC.
     edge_in_process: bool = field(default_factory=lambda: os.environ.get("ASSISTD_EDGE_IN_PROCESS", "1") != "0")
     # SSE comment sent when a stream has been silent this long.

@@ -6,6 +6,7 @@ from assistd.v1 import assistant_pb2, file_pb2, message_pb2, run_pb2, thread_pb2
 from google.protobuf.message import Message as ProtoMessage
 
 from service.errors import not_found
+from service.protojson import enum_name
 from service.store import ListQuery, Record, Store
 
 T = TypeVar("T", bound=ProtoMessage)
@@ -17,9 +18,19 @@ _KINDS = {
     message_pb2.Message: ("message", "message", lambda o: o.thread_id, lambda o: o.run_id),
     run_pb2.Run: ("run", "run", lambda o: o.thread_id, lambda o: ""),
     run_pb2.RunStep: ("step", "run step", lambda o: o.run_id, lambda o: ""),
-    file_pb2.File: ("file", "file", lambda o: "", lambda o: o.purpose),
+    file_pb2.File: (
+        "file",
+        "file",
+        lambda o: "",
+        lambda o: enum_name(file_pb2.FilePurpose.DESCRIPTOR, o.purpose) or "",
+    ),
     vector_store_pb2.VectorStore: ("vector_store", "vector store", lambda o: "", lambda o: ""),
-    vector_store_pb2.VectorStoreFile: ("vs_file", "vector store file", lambda o: o.vector_store_id, lambda o: o.status),
+    vector_store_pb2.VectorStoreFile: (
+        "vs_file",
+        "vector store file",
+        lambda o: o.vector_store_id,
+        lambda o: enum_name(vector_store_pb2.VectorStoreFileStatus.DESCRIPTOR, o.status) or "",
+    ),
     vector_store_pb2.VectorStoreFileBatch: ("vs_batch", "file batch", lambda o: o.vector_store_id, lambda o: ""),
 }
 

@@ -2,6 +2,7 @@
 
 import errno
 import logging
+from typing import cast
 
 import grpc
 from assistd.v1 import (
@@ -13,8 +14,8 @@ from assistd.v1 import (
     message_pb2_grpc,
     model_pb2,
     model_pb2_grpc,
-    run_pb2,
-    run_pb2_grpc,
+    run_service_pb2,
+    run_service_pb2_grpc,
     thread_pb2,
     thread_pb2_grpc,
     vector_store_pb2,
@@ -35,10 +36,11 @@ from service.engine.events import EventLog
 from service.engine.runner import RunEngine
 from service.llm.router import ModelRouter
 from service.local_calls import LocalStreams
+from service.metrics import MeteredLocalStreams, MeteredProvider, MeteredStore, ServerInterceptor, StoreHealth
 from service.repo import Repo
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
-from service.store import open_blobs, open_store
+from service.store import Store, open_blobs, open_store
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ SERVICE_NAMES = [
     assistant_pb2.DESCRIPTOR.services_by_name["AssistantService"].full_name,
     thread_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name,
     message_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name,
-    run_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
+    run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
     model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
     vector_store_pb2.DESCRIPTOR.services_by_name["VectorStoreService"].full_name,
@@ -58,15 +60,18 @@ class Service:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.llm = ModelRouter(
-            settings.models,
-            retries=settings.llm_retries,
-            timeout=settings.llm_timeout,
-            lean=settings.provider_adapter != "litellm",
+        self.llm = MeteredProvider(  # metrics: see service/metrics.py
+            ModelRouter(
+                settings.models,
+                retries=settings.llm_retries,
+                timeout=settings.llm_timeout,
+                lean=settings.provider_adapter != "litellm",
+            )
         )
-        self.store = open_store(settings.store)
+        store = open_store(settings.store)
+        self.store = cast(Store, MeteredStore(store))
         self.repo = Repo(self.store)
-        self.blobs = open_blobs(settings.store, self.store)
+        self.blobs = open_blobs(settings.store, store)
         self.embedder = Embedder(self.llm, settings.embedding_model) if settings.embedding_model else None
         self.ingestor = Ingestor(self.repo, self.blobs, self.embedder)
         self.events = EventLog(self.store)
@@ -80,9 +85,9 @@ class Service:
             embedder=self.embedder,
             lease_seconds=settings.run_lease_seconds,
         )
-        self.health = health.aio.HealthServicer()
+        self.health = StoreHealth(self.store)
         self.server: grpc.aio.Server | None = None
-        self.local_streams: LocalStreams | None = None
+        self.local_streams: MeteredLocalStreams | None = None
         self.port = 0
 
     async def start(self) -> int:
@@ -91,7 +96,8 @@ class Service:
         # before it re-queues the first one's ingestions. Without SO_REUSEPORT (grpc's default on
         # Linux) the kernel refuses the port instead of sharing the connections between the two.
         server = grpc.aio.server(
-            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024), ("grpc.so_reuseport", 0)]
+            interceptors=[ServerInterceptor()],
+            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024), ("grpc.so_reuseport", 0)],
         )
         address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
         try:
@@ -117,8 +123,10 @@ class Service:
         message_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(auth, self.repo, self.ingestor), server)
         runs = RunService(auth, self.repo, self.engine, self.settings, self.ingestor)
         # The run streams, callable in this process by an edge that shares it (assistd serve).
-        self.local_streams = LocalStreams({run_pb2.DESCRIPTOR.services_by_name["RunService"].full_name: runs})
-        run_pb2_grpc.add_RunServiceServicer_to_server(runs, server)
+        self.local_streams = MeteredLocalStreams(
+            LocalStreams({run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name: runs})
+        )
+        run_service_pb2_grpc.add_RunServiceServicer_to_server(runs, server)
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)
         file_pb2_grpc.add_FileServiceServicer_to_server(
             FileService(auth, self.repo, self.blobs, self.settings.max_file_bytes, self.ingestor), server

@@ -6,46 +6,38 @@ fields, unknown enum names), so every rule of the API lives here, in two layers:
 - `check_request`: the rules that hold for any request, driven by the descriptors and the tables
   below. The servicer decorators (service/api/common.py) run it on every request before the
   method, so nothing is stored from a refused request. It refuses
-  * enum numbers the enum does not define (proto3 enums are open: an unknown number arrives as is),
-  * a `kind` oneof left empty (the oneof is OpenAI's `type` tag: `{"type": ...}` is required),
-  * a value outside its closed set, for every string field that is a closed set in OpenAI's API
-    (CLOSED_SETS), and a missing value where the set has no default (REQUIRED).
+  * enum numbers the enum does not define (proto3 enums are open: an unknown number arrives as
+    is, so a gRPC client can send `reasoning_effort: 99`),
+  * a `kind` oneof (OpenAI's `type` tag) or a `(json_inline)` oneof left empty: `{"type": ...}`
+    is required,
+  * an unset enum where OpenAI has no default (REQUIRED),
+  * an update mask naming a field the update cannot change (UPDATABLE).
 - field checks that depend on the call (lengths, ranges, counts, metadata, name patterns), which
   the servicers call: check_assistant, check_run, check_message, check_search, ...
 
 Every refusal is InvalidArgument naming the parameter as the JSON body spells it
-(`messages[0].role`, `tools[1].type`).
+(`messages[0].role`, `tools[1].type`): the resource of an update request and `(json_list)`
+wrappers are transparent, as they are in JSON.
 """
 
 import re
-from collections.abc import Iterable
 from typing import Any
 
-from assistd.v1 import assistant_pb2, file_pb2, message_pb2, run_pb2
+from assistd.v1 import (
+    assistant_pb2,
+    file_pb2,
+    message_pb2,
+    run_pb2,
+    run_service_pb2,
+    thread_pb2,
+)
 from assistd.v1 import vector_store_pb2 as vs_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from service.errors import InvalidArgument, missing
-from service.protojson import struct_to_python
-
-# ---------------------------------------------------------------- closed sets (OpenAI spec 2.3.0)
-
-RESPONSE_FORMAT_TYPES = ("auto", "text", "json_object", "json_schema")
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # ReasoningEffort
-TRUNCATION_TYPES = ("auto", "last_messages")
-# OpenAI also names code_interpreter; assistd stores that tool but never runs it, so it cannot be forced.
-TOOL_CHOICE_TYPES = ("none", "auto", "required", "function", "file_search")
-FILE_SEARCH_RANKERS = ("auto", "default_2024_08_21")  # FileSearchRanker (the file_search tool)
-SEARCH_RANKERS = ("none", "auto", "default-2024-11-15")  # VectorStoreSearchRequest.ranking_options
-CHUNKING_TYPES = ("auto", "static")
-COMPARISON_FILTERS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
-COMPOUND_FILTERS = ("and", "or")
-FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
-VECTOR_STORE_FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
-IMAGE_DETAILS = ("auto", "low", "high")
-EXPIRY_ANCHORS = ("last_active_at",)  # VectorStoreExpirationAfter
-STEP_INCLUDES = ("step_details.tool_calls[*].file_search.results[*].content",)
+from service.protojson import enum_names, is_json_inline, is_json_list, struct_to_python
+from service.protojson import update_resource as _update_resource
 
 
 def _field(cls: type[Message], name: str) -> tuple[str, str]:
@@ -54,50 +46,48 @@ def _field(cls: type[Message], name: str) -> tuple[str, str]:
     return cls.DESCRIPTOR.full_name, name
 
 
-# Every string field of a request that is a closed set in OpenAI's API. (Enum-typed fields need
-# no entry: their set is the enum.) A repeated field's items are checked one by one.
-CLOSED_SETS: dict[tuple[str, str], tuple[str, ...]] = {
-    _field(assistant_pb2.ResponseFormat, "type"): RESPONSE_FORMAT_TYPES,
-    _field(assistant_pb2.CreateAssistantRequest, "reasoning_effort"): REASONING_EFFORTS,
-    _field(assistant_pb2.UpdateAssistantRequest, "reasoning_effort"): REASONING_EFFORTS,
-    _field(run_pb2.CreateRunRequest, "reasoning_effort"): REASONING_EFFORTS,
-    _field(run_pb2.CreateThreadAndRunRequest, "reasoning_effort"): REASONING_EFFORTS,
-    _field(run_pb2.TruncationStrategy, "type"): TRUNCATION_TYPES,
-    _field(run_pb2.ToolChoice, "type"): TOOL_CHOICE_TYPES,
-    _field(assistant_pb2.RankingOptions, "ranker"): FILE_SEARCH_RANKERS,
-    _field(vs_pb2.SearchRankingOptions, "ranker"): SEARCH_RANKERS,
-    _field(vs_pb2.ChunkingStrategy, "type"): CHUNKING_TYPES,
-    _field(vs_pb2.AttributeFilter, "type"): COMPARISON_FILTERS + COMPOUND_FILTERS,
-    _field(vs_pb2.ExpiresAfter, "anchor"): EXPIRY_ANCHORS,
-    _field(file_pb2.UploadFileRequest, "purpose"): FILE_PURPOSES,
-    _field(file_pb2.ListFilesRequest, "purpose"): FILE_PURPOSES,
-    _field(vs_pb2.ListVectorStoreFilesRequest, "filter"): VECTOR_STORE_FILE_STATUSES,
-    _field(vs_pb2.ListFileBatchFilesRequest, "filter"): VECTOR_STORE_FILE_STATUSES,
-    _field(message_pb2.ImageFileContent, "detail"): IMAGE_DETAILS,
-    _field(message_pb2.ImageUrlContent, "detail"): IMAGE_DETAILS,
-    _field(run_pb2.CreateRunRequest, "include"): STEP_INCLUDES,
-    _field(run_pb2.GetRunStepRequest, "include"): STEP_INCLUDES,
-    _field(run_pb2.ListRunStepsRequest, "include"): STEP_INCLUDES,
-}
-# Closed-set fields that must be given whenever their object is (OpenAI has no default for them).
+# Enum fields that must be given whenever their object is (OpenAI has no default for them).
 REQUIRED: frozenset[tuple[str, str]] = frozenset(
     {
-        _field(assistant_pb2.ResponseFormat, "type"),
         _field(run_pb2.TruncationStrategy, "type"),
-        _field(run_pb2.ToolChoice, "type"),
-        _field(vs_pb2.AttributeFilter, "type"),
         _field(vs_pb2.ExpiresAfter, "anchor"),
+        _field(vs_pb2.ComparisonFilter, "type"),
+        _field(vs_pb2.CompoundFilter, "type"),
     }
 )
+# What each update request's mask may name (the fields OpenAI's update body takes).
+UPDATABLE: dict[str, frozenset[str]] = {
+    assistant_pb2.UpdateAssistantRequest.DESCRIPTOR.full_name: frozenset(
+        {
+            "model",
+            "name",
+            "description",
+            "instructions",
+            "tools",
+            "tool_resources",
+            "metadata",
+            "temperature",
+            "top_p",
+            "response_format",
+            "reasoning_effort",
+        }
+    ),
+    thread_pb2.UpdateThreadRequest.DESCRIPTOR.full_name: frozenset({"metadata", "tool_resources"}),
+    message_pb2.UpdateMessageRequest.DESCRIPTOR.full_name: frozenset({"metadata"}),
+    run_service_pb2.UpdateRunRequest.DESCRIPTOR.full_name: frozenset({"metadata"}),
+    vs_pb2.UpdateVectorStoreRequest.DESCRIPTOR.full_name: frozenset({"name", "expires_after", "metadata"}),
+    vs_pb2.UpdateVectorStoreFileRequest.DESCRIPTOR.full_name: frozenset({"attributes"}),
+}
+UPDATE_MASK = "update_mask"
 _TYPE_TAG = "kind"  # the oneof that is OpenAI's `type`
 _FREE_FORM = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
 
 
-def supported(values: Iterable[Any]) -> str:
+def supported(values) -> str:
     return ", ".join(repr(v) for v in values)
 
 
-def invalid_value(value: Any, allowed: Iterable[Any], param: str) -> InvalidArgument:
+def invalid_value(value: Any, allowed, param: str) -> InvalidArgument:
     """OpenAI's wording: "Invalid value: 'yaml'. Supported values are: 'auto', 'text', ..."."""
     shown = repr(value) if isinstance(value, str) else str(value)
     return InvalidArgument(
@@ -105,22 +95,14 @@ def invalid_value(value: Any, allowed: Iterable[Any], param: str) -> InvalidArgu
     )
 
 
-def check_choice(value: str, allowed: Iterable[str], param: str) -> None:
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise invalid_value(value, allowed, param)
-
-
-def enum_names(enum: EnumDescriptor) -> list[str]:
-    """An enum's values as the JSON API writes them: MessageRole -> ['user', 'assistant']."""
-    prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
-    return [v.name.removeprefix(prefix).lower() for v in enum.values if v.number]
-
-
 def check_enum(value: int, enum: EnumDescriptor, param: str) -> None:
     """Refuses a number the enum does not define (0, "unspecified", is the caller's to judge)."""
     if value not in enum.values_by_number:
         raise invalid_value(value, enum_names(enum), param)
+
+
+def unknown_parameter(param: str) -> InvalidArgument:
+    return InvalidArgument(f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
 
 
 # ---------------------------------------------------------------- every request
@@ -130,16 +112,29 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+def update_resource(request: Message) -> Any:
+    """The resource field of an update request (the one with an update mask); None for others."""
+    return _update_resource(request.DESCRIPTOR)
+
+
 def check_request(request: Message) -> None:
-    """The descriptor-driven rules above, over the whole request. A streaming variant's
-    `params` wrapper is looked through, so parameters are named as in the JSON body."""
-    fields = request.DESCRIPTOR.fields
-    if len(fields) == 1 and fields[0].name == "params" and fields[0].message_type is not None:
-        request = request.params
-    _check_message(request, "")
+    """The descriptor-driven rules above, over the whole request."""
+    resource = update_resource(request)
+    if resource is not None:
+        allowed = UPDATABLE[request.DESCRIPTOR.full_name]
+        for path in getattr(request, UPDATE_MASK).paths:
+            if path not in allowed:
+                raise unknown_parameter(path)
+    _check_message(request, "", transparent=resource.name if resource is not None else None)
 
 
-def _check_message(message: Message, path: str) -> None:
+def _required_oneofs(descriptor: Descriptor):
+    for oneof in descriptor.oneofs:
+        if oneof.name == _TYPE_TAG or is_json_inline(oneof):
+            yield oneof
+
+
+def _check_message(message: Message, path: str, transparent: str | None = None) -> None:
     descriptor: Descriptor = message.DESCRIPTOR
     if descriptor.full_name in _FREE_FORM:
         return
@@ -147,28 +142,33 @@ def _check_message(message: Message, path: str) -> None:
         key = (descriptor.full_name, field.name)
         if key in REQUIRED and not getattr(message, field.name):
             raise missing(_join(path, field.name))
-    if _TYPE_TAG in descriptor.oneofs_by_name and message.WhichOneof(_TYPE_TAG) is None:
-        raise missing(_join(path, "type"))
+    for oneof in _required_oneofs(descriptor):
+        if message.WhichOneof(oneof.name) is None:
+            raise missing(_join(path, "type"))
     for field, value in message.ListFields():
-        param = _join(path, field.name)
+        inline = field.containing_oneof is not None and is_json_inline(field.containing_oneof)
+        param = path if field.name == transparent or inline else _join(path, field.name)
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             value_field = field.message_type.fields_by_name["value"]
             for key, item in value.items():
-                _check_value(descriptor, value_field, item, f"{param}.{key}")
+                _check_value(value_field, item, f"{param}.{key}")
         elif field.is_repeated:
             for i, item in enumerate(value):
-                _check_value(descriptor, field, item, f"{param}[{i}]")
+                _check_value(field, item, f"{param}[{i}]")
         else:
-            _check_value(descriptor, field, value, param)
+            _check_value(field, value, param)
 
 
-def _check_value(owner: Descriptor, field: FieldDescriptor, value: Any, param: str) -> None:
+def _check_value(field: FieldDescriptor, value: Any, param: str) -> None:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
-        _check_message(value, param)
+        if is_json_list(field.message_type):
+            (items,) = field.message_type.fields
+            for i, item in enumerate(getattr(value, items.name)):
+                _check_value(items, item, f"{param}[{i}]")
+        else:
+            _check_message(value, param)
     elif field.type == FieldDescriptor.TYPE_ENUM:
         check_enum(value, field.enum_type, param)
-    elif (owner.full_name, field.name) in CLOSED_SETS:
-        check_choice(value, CLOSED_SETS[(owner.full_name, field.name)], param)
 
 
 # ---------------------------------------------------------------- scalar rules
@@ -250,15 +250,15 @@ def check_response_format(request: Message) -> None:
     """A json_schema format names its schema (OpenAI requires `json_schema.name`)."""
     if request.HasField("response_format"):
         response_format = request.response_format
-        check_choice(response_format.type, RESPONSE_FORMAT_TYPES, "response_format.type")
-        if response_format.type == "json_schema" and not response_format.json_schema.name:
+        if response_format.WhichOneof("kind") == "json_schema" and not response_format.json_schema.name:
             raise missing("response_format.json_schema.name")
 
 
 # ---------------------------------------------------------------- per resource
 
 
-def check_assistant(request: assistant_pb2.CreateAssistantRequest | assistant_pb2.UpdateAssistantRequest) -> None:
+def check_assistant(request: assistant_pb2.CreateAssistantRequest | assistant_pb2.Assistant) -> None:
+    """A create request, or the new values of an update (the fields they share mean the same)."""
     if request.HasField("name"):
         check_length(request.name, 256, "name")
     if request.HasField("description"):
@@ -295,7 +295,7 @@ def check_message(params: message_pb2.NewMessage | message_pb2.CreateMessageRequ
     check_metadata(params.metadata, f"{prefix}metadata")
 
 
-def check_run(request: run_pb2.CreateRunRequest | run_pb2.CreateThreadAndRunRequest) -> None:
+def check_run(request: run_service_pb2.CreateRunRequest | run_service_pb2.CreateThreadAndRunRequest) -> None:
     if not request.assistant_id:
         raise missing("assistant_id")
     check_range(request, "temperature", 0, 2)
@@ -307,30 +307,26 @@ def check_run(request: run_pb2.CreateRunRequest | run_pb2.CreateThreadAndRunRequ
                 param=field,
                 code="integer_below_min_value",
             )
-    if request.set_tools:
-        check_tools(request.tools)
+    if request.HasField("tools"):
+        check_tools(request.tools.items)
     check_metadata(request.metadata)
     check_response_format(request)
     if request.HasField("truncation_strategy"):
         strategy = request.truncation_strategy
-        check_choice(strategy.type, TRUNCATION_TYPES, "truncation_strategy.type")
         if strategy.HasField("last_messages") and strategy.last_messages < 1:
             raise InvalidArgument(
                 "Invalid 'truncation_strategy.last_messages': expected a value >= 1.",
                 param="truncation_strategy.last_messages",
                 code="integer_below_min_value",
             )
-    if request.HasField("tool_choice"):
-        check_choice(request.tool_choice.type, TOOL_CHOICE_TYPES, "tool_choice.type")
-        if request.tool_choice.type == "function" and not request.tool_choice.function.name:
-            raise missing("tool_choice.function.name")
+    if request.tool_choice.WhichOneof("kind") == "function" and not request.tool_choice.function.name:
+        raise missing("tool_choice.function.name")
 
 
 def check_upload(file: file_pb2.File, expires_after: int | None) -> None:
     """An upload once all its parts have arrived."""
     if not file.purpose:
         raise missing("purpose")
-    check_choice(file.purpose, FILE_PURPOSES, "purpose")
     if not file.filename:
         raise missing("file")
     if file.bytes == 0:
@@ -348,7 +344,6 @@ def check_upload(file: file_pb2.File, expires_after: int | None) -> None:
 
 def check_expires_after(request: Message) -> None:
     if request.HasField("expires_after"):
-        check_choice(request.expires_after.anchor, EXPIRY_ANCHORS, "expires_after.anchor")
         days = request.expires_after.days
         if not 1 <= days <= 365:
             raise InvalidArgument(
@@ -358,11 +353,10 @@ def check_expires_after(request: Message) -> None:
             )
 
 
-def check_chunking_strategy(strategy: vs_pb2.ChunkingStrategy, param: str = "chunking_strategy") -> None:
-    """`auto` (or no type) takes the defaults; `static` sizes as OpenAI bounds them."""
-    if strategy.type in ("", "auto"):
+def check_chunking_strategy(strategy: vs_pb2.ChunkingStrategyParam, param: str = "chunking_strategy") -> None:
+    """`auto` takes the defaults; `static` sizes as OpenAI bounds them."""
+    if strategy.WhichOneof("kind") != "static":
         return
-    check_choice(strategy.type, CHUNKING_TYPES, f"{param}.type")
     size, overlap = strategy.static.max_chunk_size_tokens, strategy.static.chunk_overlap_tokens
     if not 100 <= size <= 4096:
         raise InvalidArgument(
@@ -395,17 +389,17 @@ def check_attributes(attributes, param: str = "attributes") -> None:
 
 
 def check_filter(flt: vs_pb2.AttributeFilter, param: str = "filters") -> None:
-    """A comparison names a key and a value; a compound holds filters, each checked the same way."""
-    check_choice(flt.type, COMPARISON_FILTERS + COMPOUND_FILTERS, f"{param}.type")
-    if flt.type in COMPOUND_FILTERS:
-        if not flt.filters:
+    """A comparison names a key and a value; a compound holds filters, each checked the same way.
+    (Which kind it is and its `type` are checked with every request.)"""
+    if flt.WhichOneof("filter") == "compound":
+        if not flt.compound.filters:
             raise missing(f"{param}.filters")
-        for i, inner in enumerate(flt.filters):
+        for i, inner in enumerate(flt.compound.filters):
             check_filter(inner, f"{param}.filters[{i}]")
         return
-    if not flt.key:
+    if not flt.comparison.key:
         raise missing(f"{param}.key")
-    if not flt.HasField("value"):
+    if not flt.comparison.HasField("value"):
         raise missing(f"{param}.value")
 
 

@@ -1,6 +1,7 @@
 """Fixtures: the scripted provider, and a real `assistd serve` process (edge + gRPC + SQLite)."""
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -219,3 +220,23 @@ def sse_frames(lines):
         else:
             key, _, value = line.partition(": ")
             frame[key] = value
+
+
+def go_env() -> dict[str, str]:
+    """How `make` runs Go: its pinned toolchain and module cache under .cache/go, no network."""
+    cache = ROOT / ".cache" / "go"
+    return {
+        **os.environ,
+        "GOMODCACHE": str(cache / "mod"),
+        "GOCACHE": str(cache / "build"),
+        "GOFLAGS": "-mod=readonly",
+        "GOTOOLCHAIN": "local",
+        "GOPROXY": "off",
+        "PATH": f"{cache / 'toolchain' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+
+
+def go() -> str:
+    found = shutil.which("go", path=go_env()["PATH"])
+    assert found, "no Go toolchain: `make install` fetches it"
+    return found

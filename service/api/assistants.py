@@ -3,7 +3,7 @@
 from assistd.v1 import assistant_pb2, assistant_pb2_grpc, common_pb2
 
 from service import ids
-from service.api.common import list_query, page, unary
+from service.api.common import apply_mask, list_query, page, unary
 from service.errors import missing, not_found
 from service.retrieval.stores import inline_stores
 from service.validation import check_assistant
@@ -59,18 +59,11 @@ class AssistantService(assistant_pb2_grpc.AssistantServiceServicer):
     @unary
     async def UpdateAssistant(self, tenant, request, context):
         assistant = await self.repo.require(tenant, assistant_pb2.Assistant, request.assistant_id)
-        check_assistant(request)
-        if request.HasField("model"):
-            if not request.model:
-                raise missing("model")
-            assistant.model = request.model
-        _apply_given_fields(assistant, request)
-        if request.set_tools:
-            del assistant.tools[:]
-            assistant.tools.extend(request.tools)
-        if request.set_metadata:
-            assistant.metadata.clear()
-            assistant.metadata.update(request.metadata)
+        check_assistant(request.assistant)
+        paths = request.update_mask.paths
+        if "model" in paths and not request.assistant.model:
+            raise missing("model")
+        apply_mask(assistant, request.assistant, paths)
         await self._save(tenant, assistant)
         return assistant_pb2.UpdateAssistantResponse(assistant=assistant)
 

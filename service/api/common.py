@@ -71,6 +71,28 @@ def list_query(request, default: int = 20, maximum: int = 100) -> ListQuery:
     return ListQuery(limit=limit, order=_ORDERS[request.order], after=request.after, before=before)
 
 
+def apply_mask(target: Message, source: Message, paths) -> None:
+    """An update's new values onto the stored object (AIP-134): each field the mask names is
+    replaced whole by the source's, and cleared when the source leaves it unset."""
+    for path in paths:
+        field = target.DESCRIPTOR.fields_by_name[path]
+        target.ClearField(path)
+        value = getattr(source, path)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            if field.message_type.fields_by_name["value"].message_type is not None:
+                for key, item in value.items():
+                    getattr(target, path)[key].CopyFrom(item)
+            else:
+                getattr(target, path).update(value)
+        elif field.is_repeated:
+            getattr(target, path).extend(value)
+        elif not field.has_presence or source.HasField(path):
+            if field.message_type is not None:
+                getattr(target, path).CopyFrom(value)
+            else:
+                setattr(target, path, value)
+
+
 def page(response, items, has_more: bool):
     response.data.extend(items)
     response.first_id = items[0].id if items else ""

@@ -5,6 +5,7 @@ from assistd.v1 import common_pb2, file_pb2, file_pb2_grpc, vector_store_pb2
 from service import ids
 from service.api.common import list_query, page, streaming, unary
 from service.errors import FailedPrecondition, FileTooLarge, not_found
+from service.protojson import enum_name
 from service.repo import kind_of
 from service.retrieval.ingest import Ingestor
 from service.store import BlobStore
@@ -23,7 +24,9 @@ class FileService(file_pb2_grpc.FileServiceServicer):
     async def UploadFile(self, tenant, request_iterator, context):
         """Writes the chunks to a blob as they arrive, then records the file. A bad or oversized
         upload leaves nothing behind."""
-        file = file_pb2.File(id=ids.new_id("file-"), object="file", created_at=ids.now(), status="processed")
+        file = file_pb2.File(
+            id=ids.new_id("file-"), object="file", created_at=ids.now(), status=file_pb2.FILE_STATUS_PROCESSED
+        )
         expires_after = None
 
         async def chunks():
@@ -64,7 +67,8 @@ class FileService(file_pb2_grpc.FileServiceServicer):
     @unary
     async def ListFiles(self, tenant, request, context):
         query = list_query(request, default=10_000, maximum=10_000)
-        items, has_more = await self.repo.list_page(tenant, file_pb2.File, "", query, request.purpose)
+        purpose = enum_name(file_pb2.FilePurpose.DESCRIPTOR, request.purpose) or ""
+        items, has_more = await self.repo.list_page(tenant, file_pb2.File, "", query, purpose)
         return page(file_pb2.ListFilesResponse(), items, has_more)
 
     @streaming
@@ -81,7 +85,7 @@ class FileService(file_pb2_grpc.FileServiceServicer):
         holders = await self.repo.store.parents_of(tenant, kind_of(vector_store_pb2.VectorStoreFile), file_id)
         for vs_id in holders:
             vs_file = await self.repo.get(tenant, vector_store_pb2.VectorStoreFile, file_id, vs_id)
-            if vs_file is not None and vs_file.status == "in_progress":
+            if vs_file is not None and vs_file.status == vector_store_pb2.VECTOR_STORE_FILE_STATUS_IN_PROGRESS:
                 raise FailedPrecondition(
                     f"File {file_id} is in use: vector store {vs_id} is still ingesting it. Delete it once "
                     "ingestion ends, or remove it from the vector store first.",

@@ -3,7 +3,7 @@
 from assistd.v1 import common_pb2, message_pb2, message_pb2_grpc, thread_pb2, thread_pb2_grpc
 
 from service import ids
-from service.api.common import list_query, page, unary
+from service.api.common import apply_mask, list_query, page, unary
 from service.errors import ThreadBusy, not_found
 from service.retrieval.attachments import attach
 from service.retrieval.stores import inline_stores
@@ -74,12 +74,8 @@ class ThreadService(thread_pb2_grpc.ThreadServiceServicer):
     @unary
     async def UpdateThread(self, tenant, request, context):
         thread = await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
-        check_metadata(request.metadata)
-        if request.set_metadata:
-            thread.metadata.clear()
-            thread.metadata.update(request.metadata)
-        if request.HasField("tool_resources"):
-            thread.tool_resources.CopyFrom(request.tool_resources)
+        check_metadata(request.thread.metadata)
+        apply_mask(thread, request.thread, request.update_mask.paths)
         objects, to_ingest = await inline_stores(self.repo, tenant, thread.tool_resources)
         await self.repo.put(tenant, *objects, thread)
         self.ingestor.submit_all(tenant, to_ingest)
@@ -122,10 +118,8 @@ class MessageService(message_pb2_grpc.MessageServiceServicer):
     @unary
     async def UpdateMessage(self, tenant, request, context):
         message = await self.repo.require(tenant, message_pb2.Message, request.message_id, request.thread_id)
-        check_metadata(request.metadata)
-        if request.set_metadata:
-            message.metadata.clear()
-            message.metadata.update(request.metadata)
+        check_metadata(request.message.metadata)
+        apply_mask(message, request.message, request.update_mask.paths)
         await self.repo.put(tenant, message)
         return message_pb2.UpdateMessageResponse(message=message)
 

@@ -3,12 +3,16 @@
 File counts, usage and status are computed from the files whenever a store or batch is read,
 so they are exact at every moment."""
 
+import base64
+import hashlib
+
 from assistd.v1 import common_pb2, vector_store_pb2_grpc
 from assistd.v1 import vector_store_pb2 as vs_pb2
 
 from service import ids
-from service.api.common import list_query, page, unary
-from service.errors import FailedPrecondition, not_found
+from service.api.common import apply_mask, list_query, page, unary
+from service.errors import FailedPrecondition, InvalidArgument, not_found
+from service.protojson import enum_name
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
 from service.retrieval.search import search
@@ -17,13 +21,48 @@ from service.store import ListQuery, Record
 from service.validation import check_attributes, check_expires_after, check_file_batch, check_metadata, check_search
 
 _BATCH_MEMBER = "batch_file"  # store kind: (batch id) -> file id
+_FILE_STATUS = vs_pb2.VectorStoreFileStatus.DESCRIPTOR
+IN_PROGRESS = vs_pb2.VECTOR_STORE_FILE_STATUS_IN_PROGRESS
+MAX_SEARCH_WINDOW = 200  # how deep search pages go (search reads 5x as deep; Cassandra ANN stops at 1000)
 
 
 def _counts(files: list[vs_pb2.VectorStoreFile]) -> vs_pb2.FileCounts:
     counts = vs_pb2.FileCounts(total=len(files))
     for f in files:
-        setattr(counts, f.status, getattr(counts, f.status) + 1)
+        name = enum_name(_FILE_STATUS, f.status)
+        if name is not None:
+            setattr(counts, name, getattr(counts, name) + 1)
     return counts
+
+
+def _search_fingerprint(request: vs_pb2.SearchVectorStoreRequest) -> str:
+    """What a page token is bound to: the request without its page_token."""
+    bare = vs_pb2.SearchVectorStoreRequest()
+    bare.CopyFrom(request)
+    bare.ClearField("page_token")
+    return hashlib.sha256(bare.SerializeToString(deterministic=True)).hexdigest()[:16]
+
+
+def _page_token(offset: int, fingerprint: str) -> str:
+    return base64.urlsafe_b64encode(f"{offset}:{fingerprint}".encode()).decode()
+
+
+def _search_offset(request: vs_pb2.SearchVectorStoreRequest) -> int:
+    """Where the requested page starts: 0, or what its page token says. A token that was not
+    issued for these same search parameters is refused (AIP-158)."""
+    if not request.page_token:
+        return 0
+    try:
+        offset, fingerprint = base64.urlsafe_b64decode(request.page_token.encode()).decode().split(":")
+        if fingerprint == _search_fingerprint(request) and 0 < int(offset) < MAX_SEARCH_WINDOW:
+            return int(offset)
+    except ValueError:
+        pass
+    raise InvalidArgument(
+        "Invalid 'page_token': it must be the next_page of a search with the same parameters.",
+        param="page_token",
+        code="invalid_value",
+    )
 
 
 def _paginate(items: list, query: ListQuery) -> tuple[list, bool]:
@@ -53,15 +92,19 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
         files = await self.repo.all(tenant, vs_pb2.VectorStoreFile, vs_id)
         store.file_counts.CopyFrom(_counts(files))
         store.usage_bytes = sum(f.usage_bytes for f in files)
-        store.status = "in_progress" if store.file_counts.in_progress else "completed"
+        store.status = (
+            vs_pb2.VECTOR_STORE_STATUS_IN_PROGRESS
+            if store.file_counts.in_progress
+            else vs_pb2.VECTOR_STORE_STATUS_COMPLETED
+        )
         return store
 
     async def _batch(self, tenant, vs_id, batch_id) -> vs_pb2.VectorStoreFileBatch:
         batch = await self.repo.require(tenant, vs_pb2.VectorStoreFileBatch, batch_id, vs_id)
         files = await self._batch_files(tenant, batch)
         batch.file_counts.CopyFrom(_counts(files))
-        if batch.status == "in_progress" and not batch.file_counts.in_progress:
-            batch.status = "completed"
+        if batch.status == IN_PROGRESS and not batch.file_counts.in_progress:
+            batch.status = vs_pb2.VECTOR_STORE_FILE_STATUS_COMPLETED
         return batch
 
     async def _batch_files(self, tenant, batch) -> list[vs_pb2.VectorStoreFile]:
@@ -110,16 +153,15 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
     @unary
     async def UpdateVectorStore(self, tenant, request, context):
         store = await self.repo.require(tenant, vs_pb2.VectorStore, request.vector_store_id)
-        check_metadata(request.metadata)
-        check_expires_after(request)
-        if request.HasField("name"):
-            store.name = request.name
-        if request.HasField("expires_after"):
-            store.expires_after.CopyFrom(request.expires_after)
-            store.expires_at = ids.now() + request.expires_after.days * 86400
-        if request.set_metadata:
-            store.metadata.clear()
-            store.metadata.update(request.metadata)
+        check_metadata(request.vector_store.metadata)
+        check_expires_after(request.vector_store)
+        paths = request.update_mask.paths
+        apply_mask(store, request.vector_store, paths)
+        if "expires_after" in paths:
+            if store.HasField("expires_after"):
+                store.expires_at = ids.now() + store.expires_after.days * 86400
+            else:
+                store.ClearField("expires_at")
         await self.repo.put(tenant, store)
         return vs_pb2.UpdateVectorStoreResponse(vector_store=await self._store(tenant, store.id))
 
@@ -143,23 +185,30 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
 
     @unary
     async def SearchVectorStore(self, tenant, request, context):
+        """One page of hits, max_num_results long: page n+1 is searched as the best
+        (n+1) * max_num_results + 1 hits, so hits are ranked the same on every page."""
         queries, limit, threshold = check_search(request)
+        offset = _search_offset(request)
         await self.repo.require(tenant, vs_pb2.VectorStore, request.vector_store_id)
+        window = min(offset + limit + 1, MAX_SEARCH_WINDOW)
         hits = await search(
             self.repo,
             tenant,
             [request.vector_store_id],
             queries,
-            limit,
+            window,
             threshold,
             request.filters if request.HasField("filters") else None,
             self.embedder,
         )
         response = vs_pb2.SearchVectorStoreResponse(object="vector_store.search_results.page", search_query=queries)
-        for hit in hits:
+        for hit in hits[offset : offset + limit]:
             result = response.data.add(file_id=hit.file_id, filename=hit.filename, score=hit.score)
             result.attributes.update(hit.attributes)
-            result.content.add(type="text", text=hit.text)
+            result.content.add(text=hit.text)
+        if len(hits) > offset + limit and offset + limit < MAX_SEARCH_WINDOW:
+            response.has_more = True
+            response.next_page = _page_token(offset + limit, _search_fingerprint(request))
         return response
 
     # ---- vector store files -----------------------------------------------------------
@@ -186,12 +235,11 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
 
     @unary
     async def UpdateVectorStoreFile(self, tenant, request, context):
-        check_attributes(request.attributes)
+        check_attributes(request.file.attributes)
         key = (tenant, request.vector_store_id, request.file_id)
         async with self.ingestor.locks[key]:
             vs_file = await self.repo.require(tenant, vs_pb2.VectorStoreFile, request.file_id, request.vector_store_id)
-            vs_file.attributes.Clear()
-            vs_file.attributes.MergeFrom(request.attributes)
+            apply_mask(vs_file, request.file, request.update_mask.paths)
             await self.repo.put(tenant, vs_file)
         return vs_pb2.UpdateVectorStoreFileResponse(file=vs_file)
 
@@ -210,7 +258,11 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
         query = list_query(request)
         await self.repo.require(tenant, vs_pb2.VectorStore, request.vector_store_id)
         items, has_more = await self.repo.list_page(
-            tenant, vs_pb2.VectorStoreFile, request.vector_store_id, query, request.filter
+            tenant,
+            vs_pb2.VectorStoreFile,
+            request.vector_store_id,
+            query,
+            enum_name(_FILE_STATUS, request.filter) or "",
         )
         return page(vs_pb2.ListVectorStoreFilesResponse(), items, has_more)
 
@@ -230,7 +282,7 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
             object="vector_store.files_batch",
             created_at=ids.now(),
             vector_store_id=vs_id,
-            status="in_progress",
+            status=IN_PROGRESS,
         )
         members = [Record(_BATCH_MEMBER, batch.id, f.id, f.id.encode()) for f in files]
         await self.repo.store.put(tenant, members)
@@ -245,17 +297,17 @@ class VectorStoreService(vector_store_pb2_grpc.VectorStoreServiceServicer):
     @unary
     async def CancelFileBatch(self, tenant, request, context):
         batch = await self._batch(tenant, request.vector_store_id, request.batch_id)
-        if batch.status != "in_progress":
-            raise FailedPrecondition(f"Cannot cancel a batch with status '{batch.status}'.")
+        if batch.status != IN_PROGRESS:
+            raise FailedPrecondition(f"Cannot cancel a batch with status '{enum_name(_FILE_STATUS, batch.status)}'.")
         for f in await self._batch_files(tenant, batch):
             async with self.ingestor.locks[(tenant, f.vector_store_id, f.id)]:
                 current = await self.repo.get(tenant, vs_pb2.VectorStoreFile, f.id, f.vector_store_id)
-                if current is not None and current.status == "in_progress":
-                    current.status = "cancelled"
+                if current is not None and current.status == IN_PROGRESS:
+                    current.status = vs_pb2.VECTOR_STORE_FILE_STATUS_CANCELLED
                     await self.repo.put(tenant, current)
                     await self.repo.store.delete_chunks(tenant, f.vector_store_id, f.id)
         stored = await self.repo.require(tenant, vs_pb2.VectorStoreFileBatch, batch.id, batch.vector_store_id)
-        stored.status = "cancelled"
+        stored.status = vs_pb2.VECTOR_STORE_FILE_STATUS_CANCELLED
         await self.repo.put(tenant, stored)
         return vs_pb2.CancelFileBatchResponse(
             batch=await self._batch(tenant, request.vector_store_id, request.batch_id)

@@ -21,7 +21,7 @@ from service.store import ListQuery
 
 E = run_pb2
 INGESTION_WAIT_SECONDS = 120  # longest a run waits for its vector stores' files to be ingested
-DEFAULT_RANKER = "default_2024_08_21"
+DEFAULT_RANKER = assistant_pb2.FILE_SEARCH_RANKER_DEFAULT_2024_08_21
 DEFAULT_MAX_RESULTS = 20
 
 
@@ -34,7 +34,7 @@ def without_result_content(step: run_pb2.RunStep) -> run_pb2.RunStep:
     """The step with its file_search results' contents left out (they are shown only on request)."""
     bare = run_pb2.RunStep()
     bare.CopyFrom(step)
-    for call in bare.step_details.tool_calls:
+    for call in bare.step_details.tool_calls.items:
         for result in call.file_search.results:
             del result.content[:]
     return bare
@@ -87,12 +87,11 @@ class FileSearch:
         emit(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CREATED, step)
         emit(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_IN_PROGRESS, step)
         for index, arguments in enumerate(turn.search_args.values()):
-            call = step.step_details.tool_calls.add(id=ids.new_id("call_"))
+            call = step.step_details.tool_calls.items.add(id=ids.new_id("call_"))
             call.file_search.ranking_options.ranker = settings.ranking_options.ranker or DEFAULT_RANKER
             call.file_search.ranking_options.score_threshold = threshold
             delta = run_pb2.RunStepDeltaEvent(id=step.id, object="thread.run.step.delta")
-            delta.delta.step_details.type = E.RUN_STEP_TYPE_TOOL_CALLS
-            delta.delta.step_details.tool_calls.add(index=index, id=call.id).file_search.SetInParent()
+            delta.delta.step_details.tool_calls.items.add(index=index, id=call.id).file_search.SetInParent()
             emit(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, delta)
             hits = await search(
                 self._repo,
@@ -105,7 +104,7 @@ class FileSearch:
             )
             for hit in hits:
                 result = call.file_search.results.add(file_id=hit.file_id, file_name=hit.filename, score=hit.score)
-                result.content.add(type="text", text=hit.text)
+                result.content.add(text=hit.text)
         step.status = E.RUN_STEP_STATUS_COMPLETED
         step.completed_at = ids.now()
         step.usage.CopyFrom(turn.usage())

@@ -9,12 +9,13 @@ the run's log in that order, at once (an Effect holds the live object, not a cop
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
 from assistd.v1 import common_pb2, message_pb2, run_pb2, thread_pb2
 from google.protobuf.message import Message as ProtoMessage
 
 from service.errors import FailedPrecondition, InvalidArgument, missing
+from service.protojson import enum_number
 
 E = run_pb2  # the status, step and event enums live in run_pb2
 
@@ -50,10 +51,10 @@ STEP_STATUS_FOR_RUN = {
 }
 # How a run's end leaves the message it was writing (its incomplete_details.reason).
 INCOMPLETE_REASON = {
-    E.RUN_STATUS_CANCELLED: "run_cancelled",
-    E.RUN_STATUS_FAILED: "run_failed",
-    E.RUN_STATUS_EXPIRED: "run_expired",
-    E.RUN_STATUS_INCOMPLETE: "max_tokens",
+    E.RUN_STATUS_CANCELLED: message_pb2.MESSAGE_INCOMPLETE_REASON_RUN_CANCELLED,
+    E.RUN_STATUS_FAILED: message_pb2.MESSAGE_INCOMPLETE_REASON_RUN_FAILED,
+    E.RUN_STATUS_EXPIRED: message_pb2.MESSAGE_INCOMPLETE_REASON_RUN_EXPIRED,
+    E.RUN_STATUS_INCOMPLETE: message_pb2.MESSAGE_INCOMPLETE_REASON_MAX_TOKENS,
 }
 SERVER_ERROR = "The server had an error while processing the run."
 RESTART_ERROR = "The run was interrupted: the assistd process that ran it stopped (or lost its lease)."
@@ -102,6 +103,12 @@ def failed(code: str, message: str) -> Outcome:
 
 def incomplete(reason: str) -> Outcome:
     return Outcome(E.RUN_STATUS_INCOMPLETE, incomplete_reason=reason)
+
+
+def error_code(code: str) -> common_pb2.LastErrorCode:
+    """An Outcome's OpenAI error code as the LastErrorCode enum (server_error for any other)."""
+    number = enum_number(common_pb2.LastErrorCode.DESCRIPTOR, code)
+    return cast(common_pb2.LastErrorCode, number or common_pb2.LAST_ERROR_CODE_SERVER_ERROR)
 
 
 def status_name(status: int) -> str:
@@ -176,7 +183,7 @@ def outputs_by_call(run: run_pb2.Run, outputs: Sequence[run_pb2.ToolOutput]) -> 
 
 def accept_tool_outputs(run: run_pb2.Run, step: run_pb2.RunStep, by_id: dict[str, str], now: int) -> list[Effect]:
     """The waiting tool_calls step gets its outputs and completes; the run is queued again."""
-    for call in step.step_details.tool_calls:
+    for call in step.step_details.tool_calls.items:
         if call.id in by_id:
             call.function.output = by_id[call.id]
     step.status = E.RUN_STEP_STATUS_COMPLETED
@@ -221,27 +228,27 @@ def conclude(run: run_pb2.Run, turn: OpenTurn, outcome: Outcome, now: int, expir
         event, stamp = STEP_END[step.status]
         setattr(step, stamp, now)
         if outcome.error_code:
-            step.last_error.code, step.last_error.message = outcome.error_code, outcome.error_message
+            step.last_error.code, step.last_error.message = error_code(outcome.error_code), outcome.error_message
         effects.append(Effect(event, step))
     run.status = status
     add_usage(run, turn_usage)
     if status == E.RUN_STATUS_REQUIRES_ACTION:
         assert turn.tool_step is not None
         run.expires_at = now + expiry_seconds
-        run.required_action.type = "submit_tool_outputs"
-        run.required_action.submit_tool_outputs.tool_calls.extend(turn.tool_step.step_details.tool_calls)
+        run.required_action.submit_tool_outputs.tool_calls.extend(turn.tool_step.step_details.tool_calls.items)
     else:
         run.ClearField("expires_at")
         run.ClearField("required_action")
     if status == E.RUN_STATUS_FAILED:
         run.failed_at = now
-        run.last_error.code, run.last_error.message = outcome.error_code, outcome.error_message
+        run.last_error.code, run.last_error.message = error_code(outcome.error_code), outcome.error_message
     elif status == E.RUN_STATUS_CANCELLED:
         run.cancelled_at = now
     elif status in (E.RUN_STATUS_COMPLETED, E.RUN_STATUS_INCOMPLETE):
         run.completed_at = now
     if outcome.incomplete_reason:
-        run.incomplete_details.reason = outcome.incomplete_reason
+        reason = enum_number(run_pb2.RunIncompleteReason.DESCRIPTOR, outcome.incomplete_reason)
+        run.incomplete_details.reason = cast(run_pb2.RunIncompleteReason, reason or 0)
     effects.append(Effect(STATUS_EVENT[status], run))
     return effects
 
@@ -271,5 +278,5 @@ def cut_short(run: run_pb2.Run, now: int) -> list[Effect]:
         return []
     run.status = E.RUN_STATUS_FAILED
     run.failed_at = now
-    run.last_error.code, run.last_error.message = "server_error", SERVER_ERROR
+    run.last_error.code, run.last_error.message = common_pb2.LAST_ERROR_CODE_SERVER_ERROR, SERVER_ERROR
     return [Effect(E.RUN_EVENT_TYPE_THREAD_RUN_FAILED, run)]

@@ -2,11 +2,11 @@
 
 from typing import Any
 
-from assistd.v1 import message_pb2, run_pb2
+from assistd.v1 import assistant_pb2, message_pb2, run_pb2
 
 from service.engine.tool_prompt import CallParser, adapt_request
 from service.llm import ChatRequest
-from service.protojson import struct_to_python
+from service.protojson import enum_name, struct_to_python
 from service.retrieval import citations
 
 _ROLES = {message_pb2.MESSAGE_ROLE_USER: "user", message_pb2.MESSAGE_ROLE_ASSISTANT: "assistant"}
@@ -38,7 +38,7 @@ def _tool_turn(step: run_pb2.RunStep, first_source: int) -> list[dict[str, Any]]
     file_search calls come back as calls of the search function, their results numbered as sources
     from first_source on."""
     calls, outputs = [], []
-    for call in step.step_details.tool_calls:
+    for call in step.step_details.tool_calls.items:
         kind = call.WhichOneof("kind")
         if kind == "function" and call.function.HasField("output"):
             calls.append(
@@ -82,7 +82,7 @@ def build_messages(
             first_source += len(citations.sources([step]))
     entries.sort(key=lambda entry: entry[0])
     strategy = run.truncation_strategy
-    if strategy.type == "last_messages" and strategy.HasField("last_messages"):
+    if strategy.type == run_pb2.TRUNCATION_STRATEGY_TYPE_LAST_MESSAGES and strategy.HasField("last_messages"):
         entries = _last_messages(entries, strategy.last_messages)
     chat: list[dict[str, Any]] = []
     if run.instructions:
@@ -127,19 +127,21 @@ def tools_for_model(run: run_pb2.Run) -> list[dict[str, Any]]:
 
 def tool_choice_for_model(run: run_pb2.Run) -> Any:
     choice = run.tool_choice
-    if choice.type == "function":
+    kind = choice.WhichOneof("kind")
+    if kind == "function":
         return {"type": "function", "function": {"name": choice.function.name}}
-    if choice.type == "file_search":
+    if kind == "file_search":
         return {"type": "function", "function": {"name": citations.FUNCTION_NAME}}
-    return choice.type or "auto"
+    return kind or "auto"
 
 
 def response_format_for_model(run: run_pb2.Run) -> dict[str, Any] | None:
     fmt = run.response_format
-    if fmt.type in ("", "auto"):
+    kind = fmt.WhichOneof("kind")
+    if kind in (None, "auto"):
         return None
-    if fmt.type != "json_schema":
-        return {"type": fmt.type}
+    if kind != "json_schema":
+        return {"type": kind}
     schema: dict[str, Any] = {"name": fmt.json_schema.name}
     if fmt.json_schema.HasField("description"):
         schema["description"] = fmt.json_schema.description
@@ -169,7 +171,9 @@ def chat_request(
         tool_choice=tool_choice_for_model(run) if tools else None,
         parallel_tool_calls=run.parallel_tool_calls if tools else None,
         response_format=response_format_for_model(run),
-        reasoning_effort=run.reasoning_effort if run.HasField("reasoning_effort") else None,
+        reasoning_effort=enum_name(assistant_pb2.ReasoningEffort.DESCRIPTOR, run.reasoning_effort)
+        if run.HasField("reasoning_effort")
+        else None,
     )
     if tools and run.model in tool_prompt_models:
         return adapt_request(request), CallParser({tool["function"]["name"] for tool in tools})

@@ -35,7 +35,10 @@ def new_step(run: run_pb2.Run, step_type: run_pb2.RunStepType) -> run_pb2.RunSte
         type=step_type,
         status=E.RUN_STEP_STATUS_IN_PROGRESS,
     )
-    step.step_details.type = step_type
+    if step_type == E.RUN_STEP_TYPE_TOOL_CALLS:
+        step.step_details.tool_calls.SetInParent()
+    else:
+        step.step_details.message_creation.SetInParent()
     return step
 
 
@@ -150,20 +153,19 @@ class Turn:
             self.tool_step = new_step(self._run, E.RUN_STEP_TYPE_TOOL_CALLS)
             self._emit(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CREATED, self.tool_step)
             self._emit(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_IN_PROGRESS, self.tool_step)
-        calls = self.tool_step.step_details.tool_calls
+        calls = self.tool_step.step_details.tool_calls.items
         event = run_pb2.RunStepDeltaEvent(id=self.tool_step.id, object="thread.run.step.delta")
-        event.delta.step_details.type = E.RUN_STEP_TYPE_TOOL_CALLS
         key = self.call_key(fragment)
         index = self._call_index.get(key)
         if index is None:
             index = self._call_index[key] = len(calls)
             call = calls.add(id=ids.new_id("call_"))  # our own ids: unique whatever the provider sends
             call.function.SetInParent()
-            delta = event.delta.step_details.tool_calls.add(index=index, id=call.id)
+            delta = event.delta.step_details.tool_calls.items.add(index=index, id=call.id)
             delta.function.arguments = ""
         else:
             call = calls[index]
-            delta = event.delta.step_details.tool_calls.add(index=index)
+            delta = event.delta.step_details.tool_calls.items.add(index=index)
             delta.function.SetInParent()
         if fragment.name:
             call.function.name += fragment.name

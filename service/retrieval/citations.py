@@ -29,7 +29,7 @@ def sources(steps: list[run_pb2.RunStep]) -> list[run_pb2.FileSearchResult]:
     """Every file_search result of a run, in order: source n is the n-th."""
     found: list[run_pb2.FileSearchResult] = []
     for step in steps:
-        for call in step.step_details.tool_calls:
+        for call in step.step_details.tool_calls.items:
             if call.WhichOneof("kind") == "file_search":
                 found.extend(call.file_search.results)
     return found

@@ -3,11 +3,13 @@ threads, a few files at a time, so the event loop and the runs never wait for it
 
 import asyncio
 import logging
+from typing import cast
 
 from assistd.v1 import file_pb2, vector_store_pb2
 
 from service.llm import ProviderError
 from service.locks import KeyedLocks
+from service.protojson import enum_number
 from service.repo import Repo, kind_of
 from service.retrieval.chunk import DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP, chunk_text
 from service.retrieval.embed import Embedder
@@ -17,6 +19,7 @@ from service.store import BlobStore
 log = logging.getLogger(__name__)
 
 VectorStoreFile = vector_store_pb2.VectorStoreFile
+IN_PROGRESS = vector_store_pb2.VECTOR_STORE_FILE_STATUS_IN_PROGRESS
 
 
 class Ingestor:
@@ -56,7 +59,7 @@ class Ingestor:
             chunks: list[str] = []
             try:
                 vs_file = await self._repo.get(tenant, VectorStoreFile, file_id, vs_id)
-                if vs_file is None or vs_file.status != "in_progress":
+                if vs_file is None or vs_file.status != IN_PROGRESS:
                     return
                 file = await self._repo.get(tenant, file_pb2.File, file_id)
                 if file is None:
@@ -86,13 +89,18 @@ class Ingestor:
     async def _finish(self, tenant, vs_id, file_id, chunks, error) -> None:
         async with self.locks[(tenant, vs_id, file_id)]:
             vs_file = await self._repo.get(tenant, VectorStoreFile, file_id, vs_id)
-            if vs_file is None or vs_file.status != "in_progress":  # deleted or cancelled meanwhile
+            if vs_file is None or vs_file.status != IN_PROGRESS:  # deleted or cancelled meanwhile
                 await self._repo.store.delete_chunks(tenant, vs_id, file_id)
                 return
             if error is None:
-                vs_file.status = "completed"
+                vs_file.status = vector_store_pb2.VECTOR_STORE_FILE_STATUS_COMPLETED
                 vs_file.usage_bytes = sum(len(c.encode()) for c in chunks)
             else:
-                vs_file.status = "failed"
-                vs_file.last_error.code, vs_file.last_error.message = error.code, error.message
+                vs_file.status = vector_store_pb2.VECTOR_STORE_FILE_STATUS_FAILED
+                code = enum_number(vector_store_pb2.VectorStoreFileErrorCode.DESCRIPTOR, error.code)
+                vs_file.last_error.code = cast(
+                    vector_store_pb2.VectorStoreFileErrorCode,
+                    code or vector_store_pb2.VECTOR_STORE_FILE_ERROR_CODE_SERVER_ERROR,
+                )
+                vs_file.last_error.message = error.message
             await self._repo.put(tenant, vs_file)

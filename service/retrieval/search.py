@@ -16,6 +16,7 @@ from service.retrieval.embed import Embedder
 from service.store import ChunkHit
 
 log = logging.getLogger(__name__)
+V = vector_store_pb2
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words that say nothing about a topic; matching them only adds noise to keyword ranking.
 _STOP_WORDS = frozenset(
@@ -41,25 +42,30 @@ def terms_of(queries: list[str]) -> list[str]:
 
 def matches(flt: vector_store_pb2.AttributeFilter, attributes: dict[str, Any]) -> bool:
     """Whether attributes pass an OpenAI attribute filter (comparison or compound)."""
-    if flt.type in ("and", "or"):
-        results = (matches(f, attributes) for f in flt.filters)
-        return all(results) if flt.type == "and" else any(results)
-    target = json_format.MessageToDict(flt.value) if flt.HasField("value") else None
-    value = attributes.get(flt.key)
-    if flt.type == "eq":
+    if flt.WhichOneof("filter") == "compound":
+        results = (matches(f, attributes) for f in flt.compound.filters)
+        return all(results) if flt.compound.type == V.COMPOUND_OPERATOR_AND else any(results)
+    comparison = flt.comparison
+    op = comparison.type
+    target = json_format.MessageToDict(comparison.value) if comparison.HasField("value") else None
+    value = attributes.get(comparison.key)
+    if op == V.COMPARISON_OPERATOR_EQ:
         return value == target
-    if flt.type == "ne":
+    if op == V.COMPARISON_OPERATOR_NE:
         return value != target
-    if flt.type == "in":
+    if op == V.COMPARISON_OPERATOR_IN:
         return isinstance(target, list) and value in target
-    if flt.type == "nin":
+    if op == V.COMPARISON_OPERATOR_NIN:
         return isinstance(target, list) and value not in target
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, target)):
         return False
     assert isinstance(value, (int, float)) and isinstance(target, (int, float))
-    return {"gt": value > target, "gte": value >= target, "lt": value < target, "lte": value <= target}.get(
-        flt.type, False
-    )
+    return {
+        V.COMPARISON_OPERATOR_GT: value > target,
+        V.COMPARISON_OPERATOR_GTE: value >= target,
+        V.COMPARISON_OPERATOR_LT: value < target,
+        V.COMPARISON_OPERATOR_LTE: value <= target,
+    }.get(op, False)
 
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
@@ -113,7 +119,7 @@ async def search(
         if key not in files:
             files[key] = await repo.get(tenant, vector_store_pb2.VectorStoreFile, chunk.file_id, chunk.vector_store_id)
         vs_file = files[key]
-        if vs_file is None or vs_file.status != "completed":
+        if vs_file is None or vs_file.status != V.VECTOR_STORE_FILE_STATUS_COMPLETED:
             continue
         attributes = struct_to_python(vs_file.attributes)
         if flt is not None and not matches(flt, attributes):

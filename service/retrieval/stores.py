@@ -12,18 +12,17 @@ from service.validation import check_attributes, check_chunking_strategy, check_
 
 
 def stored_chunking(
-    strategy: vs_pb2.ChunkingStrategy | None, param: str = "chunking_strategy"
+    strategy: vs_pb2.ChunkingStrategyParam | None, param: str = "chunking_strategy"
 ) -> vs_pb2.ChunkingStrategy:
     """The strategy to store: `auto` (or none) becomes static 800/400; static is validated as OpenAI does."""
-    if strategy is None or strategy.type in ("", "auto"):
+    if strategy is None or strategy.WhichOneof("kind") != "static":
         return vs_pb2.ChunkingStrategy(
-            type="static",
             static=vs_pb2.StaticChunking(
                 max_chunk_size_tokens=DEFAULT_MAX_TOKENS, chunk_overlap_tokens=DEFAULT_OVERLAP
             ),
         )
     check_chunking_strategy(strategy, param)
-    return strategy
+    return vs_pb2.ChunkingStrategy(static=strategy.static)
 
 
 def new_vector_store(name: str = "", metadata=None) -> vs_pb2.VectorStore:
@@ -34,7 +33,7 @@ def new_vector_store(name: str = "", metadata=None) -> vs_pb2.VectorStore:
         object="vector_store",
         created_at=now,
         name=name,
-        status="completed",
+        status=vs_pb2.VECTOR_STORE_STATUS_COMPLETED,
         metadata=metadata or {},
         last_active_at=now,
     )
@@ -54,7 +53,7 @@ async def new_files(repo: Repo, tenant: str, vs_id: str, specs, param: str) -> l
             object="vector_store.file",
             created_at=ids.now(),
             vector_store_id=vs_id,
-            status="in_progress",
+            status=vs_pb2.VECTOR_STORE_FILE_STATUS_IN_PROGRESS,
             chunking_strategy=stored_chunking(strategy),
         )
         if attributes is not None:

@@ -95,7 +95,7 @@ def test_grpc_streams_an_upload_in_chunks_and_the_content_back(server):
         stub = file_pb2_grpc.FileServiceStub(channel)
 
         def parts():
-            yield file_pb2.UploadFileRequest(filename="big.bin", purpose="assistants")
+            yield file_pb2.UploadFileRequest(filename="big.bin", purpose=file_pb2.FILE_PURPOSE_ASSISTANTS)
             for i in range(0, len(payload), 256 * 1024):
                 yield file_pb2.UploadFileRequest(chunk=payload[i : i + 256 * 1024])
 

@@ -2,7 +2,9 @@
 
 Over real gRPC (generated stubs against `assistd serve`) and over HTTP (the openai SDK, raw
 bodies through `client.post`): an unknown message role, an unknown list order, a tool with no
-type, `response_format.type: "yaml"` and `reasoning_effort: "extreme"`.
+type, a response format with no type (`"yaml"` over HTTP) and an unknown reasoning effort (a
+number the enum does not define over gRPC, `"extreme"` over HTTP); and, gRPC only, an update
+mask naming what the update cannot change.
 """
 
 import uuid
@@ -15,17 +17,19 @@ from assistd.v1 import (
     assistant_pb2_grpc,
     message_pb2,
     message_pb2_grpc,
-    run_pb2,
-    run_pb2_grpc,
+    run_service_pb2,
+    run_service_pb2_grpc,
     thread_pb2,
     thread_pb2_grpc,
 )
+from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from tests.conftest import MODEL
 
 STORES = ["sqlite", "cassandra"]
+EXTREME = 42  # a ReasoningEffort number the enum does not define: proto3 delivers it as is
 
 
 @pytest.fixture(scope="module")
@@ -105,53 +109,78 @@ def test_grpc_refuses_a_tool_with_no_type_and_stores_nothing(channel, client, ma
     kept = stub.CreateAssistant(
         assistant_pb2.CreateAssistantRequest(model=MODEL, metadata={"marker": marker})
     ).assistant
-    update = assistant_pb2.UpdateAssistantRequest(assistant_id=kept.id, tools=[assistant_pb2.Tool()], set_tools=True)
+    update = assistant_pb2.UpdateAssistantRequest(
+        assistant_id=kept.id,
+        assistant=assistant_pb2.Assistant(tools=[assistant_pb2.Tool()]),
+        update_mask=field_mask_pb2.FieldMask(paths=["tools"]),
+    )
     assert _refusal(lambda: stub.UpdateAssistant(update)).metadata["param"] == "tools[0].type"
     thread_id = _grpc_thread(channel)
-    runs = run_pb2_grpc.RunServiceStub(channel)
-    run = run_pb2.CreateRunRequest(
-        thread_id=thread_id, assistant_id=kept.id, tools=[assistant_pb2.Tool()], set_tools=True
+    runs = run_service_pb2_grpc.RunServiceStub(channel)
+    run = run_service_pb2.CreateRunRequest(
+        thread_id=thread_id, assistant_id=kept.id, tools=assistant_pb2.ToolList(items=[assistant_pb2.Tool()])
     )
     assert _refusal(lambda: runs.CreateRun(run)).metadata["param"] == "tools[0].type"
     assert client.beta.assistants.retrieve(kept.id).tools == []
     assert client.beta.threads.runs.list(thread_id=thread_id).data == []
 
 
-def test_grpc_refuses_a_yaml_response_format_and_stores_nothing(channel, client, marker):
+def test_grpc_refuses_a_response_format_with_no_type_and_stores_nothing(channel, client, marker):
     stub = assistant_pb2_grpc.AssistantServiceStub(channel)
-    yaml = assistant_pb2.ResponseFormat(type="yaml")
-    create = assistant_pb2.CreateAssistantRequest(model=MODEL, response_format=yaml, metadata={"marker": marker})
+    untyped = assistant_pb2.ResponseFormat()  # the oneof that is its `type` left empty
+    create = assistant_pb2.CreateAssistantRequest(model=MODEL, response_format=untyped, metadata={"marker": marker})
     info = _refusal(lambda: stub.CreateAssistant(create))
-    assert info.metadata["param"] == "response_format.type" and info.metadata["code"] == "invalid_value"
+    assert info.metadata["param"] == "response_format.type" and info.metadata["code"] == "missing_required_parameter"
     assert _assistants_marked(client, marker) == []
     assistant = stub.CreateAssistant(assistant_pb2.CreateAssistantRequest(model=MODEL)).assistant
     thread_id = _grpc_thread(channel)
-    runs = run_pb2_grpc.RunServiceStub(channel)
-    params = run_pb2.CreateRunRequest(thread_id=thread_id, assistant_id=assistant.id, response_format=yaml)
+    runs = run_service_pb2_grpc.RunServiceStub(channel)
+    params = run_service_pb2.CreateRunRequest(thread_id=thread_id, assistant_id=assistant.id, response_format=untyped)
     assert _refusal(lambda: runs.CreateRun(params)).metadata["param"] == "response_format.type"
-    stream = run_pb2.CreateRunStreamRequest(params=params)
-    assert _refusal(lambda: list(runs.CreateRunStream(stream))).metadata["param"] == "response_format.type"
-    assert list(runs.ListRuns(run_pb2.ListRunsRequest(thread_id=thread_id)).data) == []
+    assert _refusal(lambda: list(runs.CreateRunStream(params))).metadata["param"] == "response_format.type"
+    assert list(runs.ListRuns(run_service_pb2.ListRunsRequest(thread_id=thread_id)).data) == []
     assert client.beta.threads.runs.list(thread_id=thread_id).data == []
 
 
 def test_grpc_refuses_an_unknown_reasoning_effort_and_stores_nothing(channel, client, marker):
     stub = assistant_pb2_grpc.AssistantServiceStub(channel)
-    create = assistant_pb2.CreateAssistantRequest(model=MODEL, reasoning_effort="extreme", metadata={"marker": marker})
+    create = assistant_pb2.CreateAssistantRequest(model=MODEL, reasoning_effort=EXTREME, metadata={"marker": marker})
     info = _refusal(lambda: stub.CreateAssistant(create))
-    assert info.metadata["param"] == "reasoning_effort"
+    assert info.metadata["param"] == "reasoning_effort" and info.metadata["code"] == "invalid_value"
     assert _assistants_marked(client, marker) == []
     assistant = stub.CreateAssistant(
-        assistant_pb2.CreateAssistantRequest(model=MODEL, reasoning_effort="low")
+        assistant_pb2.CreateAssistantRequest(model=MODEL, reasoning_effort=assistant_pb2.REASONING_EFFORT_LOW)
     ).assistant
-    update = assistant_pb2.UpdateAssistantRequest(assistant_id=assistant.id, reasoning_effort="extreme")
+    update = assistant_pb2.UpdateAssistantRequest(
+        assistant_id=assistant.id,
+        assistant=assistant_pb2.Assistant(reasoning_effort=EXTREME),
+        update_mask=field_mask_pb2.FieldMask(paths=["reasoning_effort"]),
+    )
     assert _refusal(lambda: stub.UpdateAssistant(update)).metadata["param"] == "reasoning_effort"
     assert client.beta.assistants.retrieve(assistant.id).reasoning_effort == "low"
     thread_id = _grpc_thread(channel)
-    runs = run_pb2_grpc.RunServiceStub(channel)
-    run = run_pb2.CreateRunRequest(thread_id=thread_id, assistant_id=assistant.id, reasoning_effort="extreme")
+    runs = run_service_pb2_grpc.RunServiceStub(channel)
+    run = run_service_pb2.CreateRunRequest(thread_id=thread_id, assistant_id=assistant.id, reasoning_effort=EXTREME)
     assert _refusal(lambda: runs.CreateRun(run)).metadata["param"] == "reasoning_effort"
     assert client.beta.threads.runs.list(thread_id=thread_id).data == []
+
+
+def test_grpc_refuses_an_update_mask_naming_what_cannot_change_and_changes_nothing(channel, client, marker):
+    stub = assistant_pb2_grpc.AssistantServiceStub(channel)
+    kept = stub.CreateAssistant(
+        assistant_pb2.CreateAssistantRequest(model=MODEL, name="before", metadata={"marker": marker})
+    ).assistant
+    update = assistant_pb2.UpdateAssistantRequest(
+        assistant_id=kept.id,
+        assistant=assistant_pb2.Assistant(name="after", created_at=1),
+        update_mask=field_mask_pb2.FieldMask(paths=["name", "created_at"]),
+    )
+    info = _refusal(lambda: stub.UpdateAssistant(update))
+    assert info.metadata["param"] == "created_at" and info.reason == "UNKNOWN_PARAMETER"
+    assert client.beta.assistants.retrieve(kept.id).name == "before"
+    del update.update_mask.paths[1:]
+    assert stub.UpdateAssistant(update).assistant.name == "after"
+    assert client.beta.assistants.retrieve(kept.id).created_at == kept.created_at
 
 
 # ---------------------------------------------------------------- HTTP, through the openai SDK
@@ -215,7 +244,8 @@ def test_http_and_grpc_word_the_refusal_the_same(channel, client):
     )
     stub = assistant_pb2_grpc.AssistantServiceStub(channel)
     with pytest.raises(grpc.RpcError) as info:
-        stub.CreateAssistant(assistant_pb2.CreateAssistantRequest(model=MODEL, reasoning_effort="extreme"))
-    assert info.value.details() == http.body["message"]
-    assert http.body["message"].startswith("Invalid value: 'extreme'. Supported values are: 'none', 'minimal', 'low'")
+        stub.CreateAssistant(assistant_pb2.CreateAssistantRequest(model=MODEL, reasoning_effort=EXTREME))
+    allowed = "Supported values are: 'none', 'minimal', 'low', 'medium', 'high', 'xhigh'."
+    assert info.value.details() == f"Invalid value: {EXTREME}. {allowed}"
+    assert http.body["message"] == f"Invalid value: 'extreme'. {allowed}"
     assert http.code == "invalid_value"

@@ -94,10 +94,10 @@ Not measured: {ghz_path()} is missing (`make ghz` builds it; it needs Go and the
     finished = bench.streams("assistd_grpc", 1, "[chunks:20]", threads=[thread_id])
     events = finished["events"]
     run_id = _run_id(bench, thread_id)
-    report = ghz(target, "assistd.v1.RunService/WatchRun", {"thread_id": thread_id, "run_id": run_id}, watch, 16)
+    report = ghz(target, "assistd.v1.RunService/WatchRun", {"run_id": run_id}, watch, 16)
     rows.append(_row(f"assistd `RunService/WatchRun` on a finished run ({events} events), c=16", report, events))
     message = {"role": "MESSAGE_ROLE_USER", "content": [{"text": {"value": "[chunks:10]"}}]}
-    data = {"params": {"assistant_id": bench.assistant_id, "thread": {"messages": [message]}}}
+    data = {"assistant_id": bench.assistant_id, "thread": {"messages": [message]}}
     for c in _levels():
         n = max(2 * c, 20) if QUICK else max(4 * c, 50)
         report = ghz(target, "assistd.v1.RunService/CreateThreadAndRunStream", data, n, c, timeout=300)

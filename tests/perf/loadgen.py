@@ -20,10 +20,10 @@ from collections import Counter
 import aiohttp
 import grpc
 import uvloop
-from assistd.v1 import message_pb2, run_pb2, run_pb2_grpc, thread_pb2, thread_pb2_grpc
+from assistd.v1 import message_pb2, run_pb2, run_service_pb2, run_service_pb2_grpc, thread_pb2, thread_pb2_grpc
 
 E = run_pb2
-_RUN_FAILED = {E.RUN_EVENT_TYPE_THREAD_RUN_FAILED, E.RUN_EVENT_TYPE_ERROR}
+_RUN_FAILED = {E.RUN_EVENT_TYPE_THREAD_RUN_FAILED}
 _CONTENT = b'"content": "'
 
 
@@ -116,11 +116,11 @@ class Client:
                     return
 
     async def assistd_grpc(self, s: Stream, target: str, thread_id: str, assistant_id: str) -> None:
-        runs = run_pb2_grpc.RunServiceStub(self.channel(target))
-        params = run_pb2.CreateRunRequest(thread_id=thread_id, assistant_id=assistant_id)
-        async for response in runs.CreateRunStream(run_pb2.CreateRunStreamRequest(params=params)):
+        runs = run_service_pb2_grpc.RunServiceStub(self.channel(target))
+        request = run_service_pb2.CreateRunRequest(thread_id=thread_id, assistant_id=assistant_id)
+        async for event in runs.CreateRunStream(request):
             s.events += 1
-            kind = response.event.event
+            kind = event.event
             if kind == E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA:
                 s.chunk()
             elif kind in _RUN_FAILED:
@@ -203,8 +203,8 @@ class Client:
             url = f"{cmd['url']}/threads/{cmd['thread_id']}/runs/{cmd['run_id']}/events"
         else:
             pool = grpc.aio.insecure_channel(cmd["target"])
-            stub = run_pb2_grpc.RunServiceStub(pool)
-            request = run_pb2.WatchRunRequest(thread_id=cmd["thread_id"], run_id=cmd["run_id"])
+            stub = run_service_pb2_grpc.RunServiceStub(pool)
+            request = run_service_pb2.WatchRunRequest(run_id=cmd["run_id"])
         self._watch_pool = pool
 
         async def watch(i: int) -> str:
@@ -218,10 +218,10 @@ class Client:
                                 if line.startswith(b"event: done"):
                                     return "done"
                 else:
-                    async for response in stub.WatchRun(request):
+                    async for event in stub.WatchRun(request):
                         if not first[i].done():
                             first[i].set_result(None)
-                        if response.event.event == E.RUN_EVENT_TYPE_DONE:
+                        if event.event == E.RUN_EVENT_TYPE_DONE:
                             return "done"
                 return "ended without done"
             except grpc.aio.AioRpcError as exc:

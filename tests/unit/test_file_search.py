@@ -21,7 +21,7 @@ async def repo(tmp_path):
     await store.close()
 
 
-async def _store_with(repo, vs_id, file_id, filename, text, status="completed"):
+async def _store_with(repo, vs_id, file_id, filename, text, status=vs_pb2.VECTOR_STORE_FILE_STATUS_COMPLETED):
     await repo.put(
         T,
         file_pb2.File(id=file_id, filename=filename),
@@ -56,10 +56,10 @@ async def test_search_calls_run_as_one_completed_step_with_results_and_the_event
     turn.search_args = {0: '{"queries": ["zebra stripes"]}'}
     turn.prompt_tokens, turn.completion_tokens = 8, 2
     step = await FileSearch(repo).run_calls(T, run, turn, ["vs_1"], lambda event, obj: emitted.append((event, obj)))
-    (call,) = step.step_details.tool_calls
+    (call,) = step.step_details.tool_calls.items
     assert [r.file_name for r in call.file_search.results] == ["zebras.md"]  # max_num_results honoured
     assert call.file_search.results[0].content[0].text.startswith("Zebras")
-    assert call.file_search.ranking_options.ranker == "default_2024_08_21"
+    assert call.file_search.ranking_options.ranker == assistant_pb2.FILE_SEARCH_RANKER_DEFAULT_2024_08_21
     assert step.status == E.RUN_STEP_STATUS_COMPLETED and step.usage.total_tokens == 10
     assert run.usage.total_tokens == 10
     kinds = [event for event, _ in emitted]
@@ -69,23 +69,25 @@ async def test_search_calls_run_as_one_completed_step_with_results_and_the_event
         E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA,
     ]
     completed = next(obj for event, obj in emitted if event == E.RUN_EVENT_TYPE_THREAD_RUN_STEP_COMPLETED)
-    assert not completed.step_details.tool_calls[0].file_search.results[0].content  # shown only with include[]
+    assert not completed.step_details.tool_calls.items[0].file_search.results[0].content  # shown only with include[]
     assert emitted[-1][1] is step  # the stored step keeps the contents
 
 
 async def test_files_still_ingesting_are_not_searched(repo):
-    await _store_with(repo, "vs_1", "file-p", "pending.txt", "Zebras again.", status="in_progress")
+    await _store_with(
+        repo, "vs_1", "file-p", "pending.txt", "Zebras again.", status=vs_pb2.VECTOR_STORE_FILE_STATUS_IN_PROGRESS
+    )
     turn = Turn(_run(), lambda *_: None, searching=True)
     turn.search_args = {0: '{"queries": ["zebras"]}'}
     step = await FileSearch(repo).run_calls(T, _run(), turn, ["vs_1"], lambda *_: None)
-    assert not step.step_details.tool_calls[0].file_search.results
+    assert not step.step_details.tool_calls.items[0].file_search.results
 
 
 def test_markers_in_the_answer_become_citations_of_the_sources_in_order():
     steps = []
     for file_id in ("file-a", "file-b"):
         step = run_pb2.RunStep()
-        step.step_details.tool_calls.add().file_search.results.add(file_id=file_id)
+        step.step_details.tool_calls.items.add().file_search.results.add(file_id=file_id)
         steps.append(step)
     turn = Turn(run_pb2.Run())
     turn.text = "Stripes 【1†b.md】 and 【0†a.md】, not 【7†x】."
@@ -99,7 +101,7 @@ def test_markers_in_the_answer_become_citations_of_the_sources_in_order():
 
 def test_without_result_content_leaves_the_original_alone():
     step = run_pb2.RunStep()
-    step.step_details.tool_calls.add().file_search.results.add(file_id="f").content.add(text="secret")
+    step.step_details.tool_calls.items.add().file_search.results.add(file_id="f").content.add(text="secret")
     bare = without_result_content(step)
-    assert not bare.step_details.tool_calls[0].file_search.results[0].content
-    assert step.step_details.tool_calls[0].file_search.results[0].content[0].text == "secret"
+    assert not bare.step_details.tool_calls.items[0].file_search.results[0].content
+    assert step.step_details.tool_calls.items[0].file_search.results[0].content[0].text == "secret"

@@ -1,7 +1,7 @@
 """The run status machine: every transition, and what it does to the turn's steps and message."""
 
 import pytest
-from assistd.v1 import message_pb2, run_pb2, thread_pb2
+from assistd.v1 import common_pb2, message_pb2, run_pb2, thread_pb2
 
 from service.engine import lifecycle
 from service.engine.lifecycle import SNAPSHOT, Outcome
@@ -10,6 +10,8 @@ from service.errors import FailedPrecondition, InvalidArgument
 from service.llm import ToolCallFragment
 
 E = run_pb2
+M = message_pb2
+RATE_LIMITED = common_pb2.LAST_ERROR_CODE_RATE_LIMIT_EXCEEDED
 NOW = 1_700_000_000
 
 
@@ -79,7 +81,7 @@ def test_requires_action_keeps_the_tool_step_open_and_lists_its_calls():
     assert run.status == E.RUN_STATUS_REQUIRES_ACTION and run.expires_at == NOW + 600
     pending = run.required_action.submit_tool_outputs.tool_calls
     assert [c.function.name for c in pending] == ["f0", "f1"]
-    assert [c.id for c in pending] == [c.id for c in turn.tool_step.step_details.tool_calls]
+    assert [c.id for c in pending] == [c.id for c in turn.tool_step.step_details.tool_calls.items]
 
 
 def test_text_before_calls_is_a_settled_message_that_an_end_leaves_alone():
@@ -97,19 +99,29 @@ def test_text_before_calls_is_a_settled_message_that_an_end_leaves_alone():
 @pytest.mark.parametrize(
     "outcome, step_event, step_status, reason",
     [
-        (lifecycle.CANCELLED, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CANCELLED, E.RUN_STEP_STATUS_CANCELLED, "run_cancelled"),
+        (
+            lifecycle.CANCELLED,
+            E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CANCELLED,
+            E.RUN_STEP_STATUS_CANCELLED,
+            M.MESSAGE_INCOMPLETE_REASON_RUN_CANCELLED,
+        ),
         (
             lifecycle.failed("server_error", "boom"),
             E.RUN_EVENT_TYPE_THREAD_RUN_STEP_FAILED,
             E.RUN_STEP_STATUS_FAILED,
-            "run_failed",
+            M.MESSAGE_INCOMPLETE_REASON_RUN_FAILED,
         ),
-        (lifecycle.EXPIRED, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_EXPIRED, E.RUN_STEP_STATUS_EXPIRED, "run_expired"),
+        (
+            lifecycle.EXPIRED,
+            E.RUN_EVENT_TYPE_THREAD_RUN_STEP_EXPIRED,
+            E.RUN_STEP_STATUS_EXPIRED,
+            M.MESSAGE_INCOMPLETE_REASON_RUN_EXPIRED,
+        ),
         (
             lifecycle.incomplete("max_completion_tokens"),
             E.RUN_EVENT_TYPE_THREAD_RUN_STEP_COMPLETED,
             E.RUN_STEP_STATUS_COMPLETED,
-            "max_tokens",
+            M.MESSAGE_INCOMPLETE_REASON_MAX_TOKENS,
         ),
     ],
 )
@@ -133,8 +145,8 @@ def test_failed_carries_last_error_on_the_run_and_its_open_steps():
     run = _run()
     turn = _turn(run, calls=1)
     lifecycle.conclude(run, turn, lifecycle.failed("rate_limit_exceeded", "slow down"), NOW, 600)
-    assert (run.last_error.code, run.last_error.message, run.failed_at) == ("rate_limit_exceeded", "slow down", NOW)
-    assert turn.tool_step.status == E.RUN_STEP_STATUS_FAILED and turn.tool_step.last_error.code == "rate_limit_exceeded"
+    assert (run.last_error.code, run.last_error.message, run.failed_at) == (RATE_LIMITED, "slow down", NOW)
+    assert turn.tool_step.status == E.RUN_STEP_STATUS_FAILED and turn.tool_step.last_error.code == RATE_LIMITED
 
 
 def test_incomplete_cancels_calls_that_were_cut_off_and_records_the_reason():
@@ -142,13 +154,13 @@ def test_incomplete_cancels_calls_that_were_cut_off_and_records_the_reason():
     turn = _turn(run, calls=1)
     effects = lifecycle.conclude(run, turn, lifecycle.incomplete("max_completion_tokens"), NOW, 600)
     assert _events(effects) == [E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CANCELLED, E.RUN_EVENT_TYPE_THREAD_RUN_INCOMPLETE]
-    assert run.incomplete_details.reason == "max_completion_tokens" and run.completed_at == NOW
+    assert run.incomplete_details.reason == E.RUN_INCOMPLETE_REASON_MAX_COMPLETION_TOKENS and run.completed_at == NOW
 
 
 def test_cancelled_or_expired_stamp_their_time_and_clear_a_pending_action():
     for outcome, stamp in ((lifecycle.CANCELLED, "cancelled_at"), (lifecycle.EXPIRED, None)):
         run = _run(E.RUN_STATUS_REQUIRES_ACTION)
-        run.required_action.type = "submit_tool_outputs"
+        run.required_action.submit_tool_outputs.SetInParent()
         run.expires_at = NOW
         lifecycle.conclude(run, Turn(run), outcome, NOW, 600)
         assert run.status == outcome.status and not run.HasField("required_action") and not run.HasField("expires_at")
@@ -198,10 +210,10 @@ def test_accepting_outputs_completes_the_step_and_queues_the_run_again():
     run = _run()
     turn = _turn(run, calls=1)
     lifecycle.conclude(run, turn, lifecycle.REQUIRES_ACTION, NOW, 600)
-    call_id = turn.tool_step.step_details.tool_calls[0].id
+    call_id = turn.tool_step.step_details.tool_calls.items[0].id
     effects = lifecycle.accept_tool_outputs(run, turn.tool_step, {call_id: "42"}, NOW + 1)
     assert _events(effects) == [E.RUN_EVENT_TYPE_THREAD_RUN_STEP_COMPLETED, E.RUN_EVENT_TYPE_THREAD_RUN_QUEUED]
-    assert turn.tool_step.step_details.tool_calls[0].function.output == "42"
+    assert turn.tool_step.step_details.tool_calls.items[0].function.output == "42"
     assert turn.tool_step.status == E.RUN_STEP_STATUS_COMPLETED and turn.tool_step.completed_at == NOW + 1
     assert run.status == E.RUN_STATUS_QUEUED and not run.HasField("required_action")
 
@@ -210,7 +222,7 @@ def test_cut_short_fails_a_working_run_only():
     for status in (E.RUN_STATUS_QUEUED, E.RUN_STATUS_IN_PROGRESS, E.RUN_STATUS_CANCELLING):
         run = _run(status)
         assert _events(lifecycle.cut_short(run, NOW)) == [E.RUN_EVENT_TYPE_THREAD_RUN_FAILED]
-        assert run.last_error.code == "server_error" and run.failed_at == NOW
+        assert run.last_error.code == common_pb2.LAST_ERROR_CODE_SERVER_ERROR and run.failed_at == NOW
     for status in (*lifecycle.TERMINAL, E.RUN_STATUS_REQUIRES_ACTION):
         run = _run(status)
         assert lifecycle.cut_short(run, NOW) == [] and run.status == status

@@ -17,7 +17,7 @@ def _message(role, text) -> message_pb2.Message:
 
 def _tool_step(name: str, arguments: str, output: str | None) -> run_pb2.RunStep:
     step = run_pb2.RunStep(id=ids.new_id("step_"), type=E.RUN_STEP_TYPE_TOOL_CALLS, status=E.RUN_STEP_STATUS_COMPLETED)
-    call = step.step_details.tool_calls.add(id=ids.new_id("call_"))
+    call = step.step_details.tool_calls.items.add(id=ids.new_id("call_"))
     call.function.name, call.function.arguments = name, arguments
     if output is not None:
         call.function.output = output
@@ -32,7 +32,7 @@ def test_instructions_then_the_thread_and_tool_turns_in_the_order_they_happened(
     chat = build_messages(run, [question, follow_up], [step])
     assert [m["role"] for m in chat] == ["system", "user", "assistant", "tool", "user"]
     assert chat[2]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
-    assert chat[3] == {"role": "tool", "tool_call_id": step.step_details.tool_calls[0].id, "content": "18C"}
+    assert chat[3] == {"role": "tool", "tool_call_id": step.step_details.tool_calls.items[0].id, "content": "18C"}
 
 
 def test_text_before_calls_joins_the_calls_in_one_assistant_turn():
@@ -54,7 +54,7 @@ def test_calls_still_waiting_for_outputs_and_empty_messages_are_left_out():
 
 def test_last_messages_truncation_keeps_the_last_n_messages_and_their_tool_turns():
     run = run_pb2.Run()
-    run.truncation_strategy.type = "last_messages"
+    run.truncation_strategy.type = run_pb2.TRUNCATION_STRATEGY_TYPE_LAST_MESSAGES
     run.truncation_strategy.last_messages = 2
     old = [_message(message_pb2.MESSAGE_ROLE_USER, f"m{i}") for i in range(5)]
     step = _tool_step("f", "{}", "out")
@@ -69,8 +69,8 @@ def test_file_search_results_are_numbered_as_sources_across_steps():
         step = run_pb2.RunStep(
             id=ids.new_id("step_"), type=E.RUN_STEP_TYPE_TOOL_CALLS, status=E.RUN_STEP_STATUS_COMPLETED
         )
-        result = step.step_details.tool_calls.add(id=ids.new_id("call_")).file_search.results.add(file_name=name)
-        result.content.add(type="text", text=f"text of {name}")
+        result = step.step_details.tool_calls.items.add(id=ids.new_id("call_")).file_search.results.add(file_name=name)
+        result.content.add(text=f"text of {name}")
         steps.append(step)
     chat = build_messages(run, [_message(message_pb2.MESSAGE_ROLE_USER, "q")], steps)
     outputs = [m["content"] for m in chat if m["role"] == "tool"]
@@ -81,8 +81,8 @@ def test_the_request_carries_the_runs_options_and_the_search_function():
     run = run_pb2.Run(model="openai/x", temperature=0.2, max_completion_tokens=500, parallel_tool_calls=False)
     run.usage.completion_tokens = 120
     run.tools.add().function.name = "f"
-    run.tool_choice.type = "required"
-    run.response_format.type = "json_object"
+    run.tool_choice.required.SetInParent()
+    run.response_format.json_object.SetInParent()
     request, parser = chat_request(
         run, [{"role": "user", "content": "hi"}], searching=True, tool_prompt_models=frozenset()
     )

@@ -4,8 +4,8 @@ import json
 
 import pytest
 from assistd.v1 import vector_store_pb2
-from google.protobuf import json_format
 
+from edge.codec import parse
 from service.llm.tokens import encoding
 from service.retrieval.chunk import chunk_text
 from service.retrieval.parse import ParseError, extract_text
@@ -64,11 +64,11 @@ def test_static_chunks_have_the_size_and_overlap_asked_for():
 def test_query_terms_and_attribute_filters():
     assert terms_of(["What is the capital of France?"]) == ["capital", "france"]
     assert terms_of(["the"]) == ["the"]  # only stop words: keep them rather than search nothing
-    flt = json_format.ParseDict(
+    flt = parse(
         {
             "type": "or",
             "filters": [{"type": "eq", "key": "k", "value": "a"}, {"type": "in", "key": "n", "value": [1, 2]}],
         },
-        vector_store_pb2.AttributeFilter(),
+        vector_store_pb2.AttributeFilter,
     )
     assert matches(flt, {"k": "a"}) and matches(flt, {"n": 2}) and not matches(flt, {"k": "b", "n": 3})

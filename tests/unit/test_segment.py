@@ -70,7 +70,7 @@ async def test_function_calls_end_the_segment_waiting_for_outputs(world):
     tool.function.name = "get_weather"
     segment, run, _ = await _segment(world, '[call:get_weather:{"city": "Oslo"}]', tools=[tool])
     assert await segment.run() == lifecycle.REQUIRES_ACTION
-    (call,) = segment.turn.tool_step.step_details.tool_calls
+    (call,) = segment.turn.tool_step.step_details.tool_calls.items
     assert call.function.name == "get_weather" and call.function.arguments == '{"city": "Oslo"}'
 
 

@@ -40,7 +40,7 @@ async def test_interleaved_parallel_call_deltas_build_whole_calls_in_order():
             ChatDelta(finish_reason="tool_calls"),
         )
     )
-    calls = turn.tool_step.step_details.tool_calls
+    calls = turn.tool_step.step_details.tool_calls.items
     assert [(c.function.name, c.function.arguments) for c in calls] == [
         ("weather", '{"city": "Oslo"}'),
         ("time", '{"tz": "UTC"}'),
@@ -50,7 +50,7 @@ async def test_interleaved_parallel_call_deltas_build_whole_calls_in_order():
     kinds = [event for event, _ in emitted]
     assert kinds[:2] == [E.RUN_EVENT_TYPE_THREAD_RUN_STEP_CREATED, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_IN_PROGRESS]
     deltas = [
-        obj.delta.step_details.tool_calls[0]
+        obj.delta.step_details.tool_calls.items[0]
         for event, obj in emitted
         if event == E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA
     ]
@@ -105,7 +105,7 @@ async def test_usage_comes_from_the_usage_chunk_and_deltas_carry_the_text():
 async def test_whole_parallel_calls_at_one_provider_index_stay_separate():
     turn, _ = _turn()
     await turn.read(_deltas(ChatDelta(tool_calls=[_frag(0, "a", "f", "{}"), _frag(0, "b", "g", "{}")])))
-    assert [c.function.name for c in turn.tool_step.step_details.tool_calls] == ["f", "g"]
+    assert [c.function.name for c in turn.tool_step.step_details.tool_calls.items] == ["f", "g"]
 
 
 async def test_file_search_calls_are_kept_aside_and_never_become_function_calls():
@@ -124,7 +124,7 @@ async def test_a_prompt_based_model_answer_becomes_tool_calls():
     answer = '{"tool_calls": [{"name": "add", "arguments": {"a": 1}}]}'
     await turn.read(_deltas(ChatDelta(text=answer[:10]), ChatDelta(text=answer[10:])), CallParser({"add"}))
     assert turn.message is None
-    call = turn.tool_step.step_details.tool_calls[0]
+    call = turn.tool_step.step_details.tool_calls.items[0]
     assert call.function.name == "add" and call.function.arguments == '{"a": 1}'
 
 

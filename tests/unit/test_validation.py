@@ -1,5 +1,6 @@
-"""Request validation (service/validation.py): every closed set, unknown enum numbers, empty
-`type` oneofs, and the per-call checks. No server: the functions the servicers call."""
+"""Request validation (service/validation.py): every enum of every request (the closed sets),
+unknown enum numbers, empty `type` oneofs, update masks, and the per-call checks. No server: the
+functions the servicers call."""
 
 import pytest
 from assistd.v1 import (
@@ -7,6 +8,7 @@ from assistd.v1 import (
 )
 from assistd.v1 import (
     common_pb2,
+    options_pb2,
 )
 from assistd.v1 import (
     file_pb2 as f,
@@ -18,16 +20,20 @@ from assistd.v1 import (
     run_pb2 as r,
 )
 from assistd.v1 import (
+    run_service_pb2 as rs,
+)
+from assistd.v1 import (
     thread_pb2 as t,
 )
 from assistd.v1 import (
     vector_store_pb2 as vs,
 )
-from google.protobuf import struct_pb2
+from google.protobuf import field_mask_pb2, message_factory, struct_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
 from service import validation as v
 from service.errors import InvalidArgument
+from service.protojson import enum_names
 
 
 def _refused(call, param: str) -> InvalidArgument:
@@ -41,144 +47,152 @@ def _user(**content) -> m.NewMessage:
     return m.NewMessage(role=m.MESSAGE_ROLE_USER, content=[m.MessageContent(**content)])
 
 
-# (message, field) of CLOSED_SETS -> (a request carrying value there, the param it is named by)
-CASES = {
-    v._field(a.ResponseFormat, "type"): (
-        lambda x: r.CreateRunRequest(assistant_id="a", response_format=a.ResponseFormat(type=x)),
-        "response_format.type",
-    ),
-    v._field(a.CreateAssistantRequest, "reasoning_effort"): (
-        lambda x: a.CreateAssistantRequest(model="m", reasoning_effort=x),
-        "reasoning_effort",
-    ),
-    v._field(a.UpdateAssistantRequest, "reasoning_effort"): (
-        lambda x: a.UpdateAssistantRequest(assistant_id="a", reasoning_effort=x),
-        "reasoning_effort",
-    ),
-    v._field(r.CreateRunRequest, "reasoning_effort"): (
-        lambda x: r.CreateRunRequest(assistant_id="a", reasoning_effort=x),
-        "reasoning_effort",
-    ),
-    v._field(r.CreateThreadAndRunRequest, "reasoning_effort"): (
-        lambda x: r.CreateThreadAndRunRequest(assistant_id="a", reasoning_effort=x),
-        "reasoning_effort",
-    ),
-    v._field(r.TruncationStrategy, "type"): (
-        lambda x: r.CreateRunRequest(truncation_strategy=r.TruncationStrategy(type=x)),
-        "truncation_strategy.type",
-    ),
-    v._field(r.ToolChoice, "type"): (
-        lambda x: r.CreateThreadAndRunRequest(tool_choice=r.ToolChoice(type=x)),
-        "tool_choice.type",
-    ),
-    v._field(a.RankingOptions, "ranker"): (
-        lambda x: a.CreateAssistantRequest(
-            tools=[a.Tool(file_search=a.FileSearchTool(ranking_options=a.RankingOptions(ranker=x)))]
-        ),
-        "tools[0].file_search.ranking_options.ranker",
-    ),
-    v._field(vs.SearchRankingOptions, "ranker"): (
-        lambda x: vs.SearchVectorStoreRequest(ranking_options=vs.SearchRankingOptions(ranker=x)),
-        "ranking_options.ranker",
-    ),
-    v._field(vs.ChunkingStrategy, "type"): (
-        lambda x: vs.CreateVectorStoreFileRequest(chunking_strategy=vs.ChunkingStrategy(type=x)),
-        "chunking_strategy.type",
-    ),
-    v._field(vs.AttributeFilter, "type"): (
-        lambda x: vs.SearchVectorStoreRequest(
-            filters=vs.AttributeFilter(type="and", filters=[vs.AttributeFilter(type=x, key="k")])
-        ),
-        "filters.filters[0].type",
-    ),
-    v._field(vs.ExpiresAfter, "anchor"): (
-        lambda x: vs.CreateVectorStoreRequest(expires_after=vs.ExpiresAfter(anchor=x, days=1)),
-        "expires_after.anchor",
-    ),
-    v._field(f.UploadFileRequest, "purpose"): (lambda x: f.UploadFileRequest(purpose=x), "purpose"),
-    v._field(f.ListFilesRequest, "purpose"): (lambda x: f.ListFilesRequest(purpose=x), "purpose"),
-    v._field(vs.ListVectorStoreFilesRequest, "filter"): (lambda x: vs.ListVectorStoreFilesRequest(filter=x), "filter"),
-    v._field(vs.ListFileBatchFilesRequest, "filter"): (lambda x: vs.ListFileBatchFilesRequest(filter=x), "filter"),
-    v._field(m.ImageFileContent, "detail"): (
-        lambda x: t.CreateThreadRequest(messages=[_user(image_file=m.ImageFileContent(file_id="f", detail=x))]),
-        "messages[0].content[0].image_file.detail",
-    ),
-    v._field(m.ImageUrlContent, "detail"): (
-        lambda x: m.CreateMessageRequest(
-            role=m.MESSAGE_ROLE_USER, content=[m.MessageContent(image_url=m.ImageUrlContent(url="u", detail=x))]
-        ),
-        "content[0].image_url.detail",
-    ),
-    v._field(r.CreateRunRequest, "include"): (lambda x: r.CreateRunRequest(include=[x]), "include[0]"),
-    v._field(r.GetRunStepRequest, "include"): (lambda x: r.GetRunStepRequest(include=[x]), "include[0]"),
-    v._field(r.ListRunStepsRequest, "include"): (lambda x: r.ListRunStepsRequest(include=[x]), "include[0]"),
-}
+# ---------------------------------------------------------------- every enum of every request
+
+_MODULES = (a, t, m, r, rs, f, vs)
+_REQUESTS = [
+    method.input_type
+    for module in _MODULES
+    for service in module.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
+]
 
 
-def test_every_closed_set_has_a_case():
-    assert set(CASES) == set(v.CLOSED_SETS)
+def _json_list(descriptor) -> bool:
+    return descriptor.GetOptions().Extensions[options_pb2.json_list]
 
 
-@pytest.mark.parametrize("key", list(CASES), ids=lambda key: ".".join(key).removeprefix("assistd.v1."))
-def test_each_closed_set_takes_its_values_and_refuses_others_naming_the_param(key):
-    build, param = CASES[key]
-    allowed = v.CLOSED_SETS[key]
-    for value in allowed:
-        v.check_request(build(value))
-    error = _refused(lambda: v.check_request(build("bogus-value")), param)
-    assert error.code == "invalid_value"
-    assert error.message == f"Invalid value: 'bogus-value'. Supported values are: {v.supported(allowed)}."
+def _inline(field) -> bool:
+    oneof = field.containing_oneof
+    return oneof is not None and oneof.GetOptions().Extensions[options_pb2.json_inline]
+
+
+def _enum_paths(descriptor, path=(), seen=()):
+    """Every (path of fields, enum field) reachable from a message, each message type entered
+    once per path (AttributeFilter nests itself)."""
+    for field in descriptor.fields:
+        if field.type == FieldDescriptor.TYPE_ENUM:
+            yield path, field
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and not field.message_type.GetOptions().map_entry:
+            inner = field.message_type
+            if inner.full_name in seen or inner.full_name.startswith("google.protobuf."):
+                continue
+            if _json_list(inner):
+                (items,) = inner.fields
+                yield from _enum_paths(items.message_type, (*path, field, items), (*seen, inner.full_name))
+            else:
+                yield from _enum_paths(inner, (*path, field), (*seen, inner.full_name))
+
+
+def _build(request_descriptor, path, enum_field, number):
+    """The request with `number` in the enum field at path (repeated fields get one item), the
+    enums that must be given on the way set to their first value; and the JSON param naming it."""
+    request = message_factory.GetMessageClass(request_descriptor)()
+    resource = v.update_resource(request)
+    node, param = request, ""
+    for field in path:
+        if field.is_repeated:
+            node = getattr(node, field.name).add()
+            wrapped = _json_list(field.containing_type)  # a list wrapper's items: the wrapper's own name
+            param = f"{param}[0]" if wrapped else (f"{param}.{field.name}[0]" if param else f"{field.name}[0]")
+        else:
+            node = getattr(node, field.name)
+            node.SetInParent()
+            transparent = (resource is not None and field is resource) or _inline(field)
+            if not transparent:
+                param = f"{param}.{field.name}" if param else field.name
+        for required in node.DESCRIPTOR.fields:
+            if (node.DESCRIPTOR.full_name, required.name) in v.REQUIRED and required is not enum_field:
+                setattr(node, required.name, required.enum_type.values[1].number)
+    name = f"{param}.{enum_field.name}" if param else enum_field.name
+    if enum_field.is_repeated:
+        getattr(node, enum_field.name).append(number)
+        name += "[0]"
+    else:
+        setattr(node, enum_field.name, number)
+    return request, name
+
+
+_CASES = [
+    (request, path, field)
+    for request in {d.full_name: d for d in _REQUESTS}.values()
+    for path, field in _enum_paths(request)
+]
+
+
+def _case_id(case) -> str:
+    request, path, field = case
+    return ".".join([request.name, *(f.name for f in path), field.name])
+
+
+@pytest.mark.parametrize("case", _CASES, ids=_case_id)
+def test_every_enum_of_every_request_takes_its_values_and_refuses_unknown_numbers(case):
+    request_descriptor, path, field = case
+    names = [value.name for value in field.enum_type.values if value.number]
+    for value in field.enum_type.values[1:]:
+        request, _ = _build(request_descriptor, path, field, value.number)
+        v.check_request(request)
+    request, param = _build(request_descriptor, path, field, 99)  # proto3 enums are open: 99 arrives as is
+    error = _refused(lambda: v.check_request(request), param)
+    assert error.code == "invalid_value" and names
+    assert error.message == f"Invalid value: 99. Supported values are: {v.supported(enum_names(field.enum_type))}."
+
+
+def test_the_walk_reaches_the_closed_sets_of_nested_objects():
+    found = {_case_id(case) for case in _CASES}
+    assert {
+        "CreateAssistantRequest.reasoning_effort",
+        "UpdateAssistantRequest.assistant.reasoning_effort",
+        "CreateRunRequest.tools.items.file_search.ranking_options.ranker",
+        "CreateRunRequest.truncation_strategy.type",
+        "CreateRunRequest.include",
+        "CreateThreadAndRunRequest.thread.messages.content.image_file.detail",
+        "SearchVectorStoreRequest.filters.comparison.type",
+        "SearchVectorStoreRequest.filters.compound.type",
+        "SearchVectorStoreRequest.ranking_options.ranker",
+        "CreateVectorStoreRequest.expires_after.anchor",
+        "UploadFileRequest.purpose",
+        "ListVectorStoreFilesRequest.filter",
+    } <= found
+    assert len(_CASES) > 40
 
 
 def test_the_sets_are_openais():
-    assert v.REASONING_EFFORTS == ("none", "minimal", "low", "medium", "high", "xhigh")
-    assert v.RESPONSE_FORMAT_TYPES == ("auto", "text", "json_object", "json_schema")
-    assert v.FILE_PURPOSES == ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+    assert enum_names(a.ReasoningEffort.DESCRIPTOR) == ["none", "minimal", "low", "medium", "high", "xhigh"]
+    assert enum_names(f.FilePurpose.DESCRIPTOR) == ["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
+    assert enum_names(vs.SearchRanker.DESCRIPTOR) == ["none", "auto", "default-2024-11-15"]
+    assert [field.name for field in a.ResponseFormat.DESCRIPTOR.oneofs_by_name["kind"].fields] == [
+        "auto",
+        "text",
+        "json_object",
+        "json_schema",
+    ]
 
 
-def test_a_stream_request_is_checked_through_its_params_wrapper():
-    params = r.CreateRunRequest(assistant_id="a", response_format=a.ResponseFormat(type="yaml"))
-    _refused(lambda: v.check_request(r.CreateRunStreamRequest(params=params)), "response_format.type")
-
-
-def _requests_with_enums():
-    for module in (a, t, m, r, f, vs):
-        for message in module.DESCRIPTOR.message_types_by_name.values():
-            if message.name.endswith("Request"):
-                for field in message.fields:
-                    if field.type == FieldDescriptor.TYPE_ENUM:
-                        yield getattr(module, message.name), field.name
-
-
-@pytest.mark.parametrize("cls, field", list(_requests_with_enums()), ids=lambda x: getattr(x, "__name__", x))
-def test_an_unknown_number_in_any_request_enum_is_refused(cls, field):
-    request = cls()
-    setattr(request, field, 9)  # proto3 enums are open: 9 arrives as is
-    error = _refused(lambda: v.check_request(request), field)
-    assert error.message.startswith("Invalid value: 9. Supported values are: ")
-
-
-def test_the_walk_above_finds_the_request_enums():
-    lists = {
-        "ListAssistantsRequest",
-        "ListMessagesRequest",
-        "ListRunsRequest",
-        "ListRunStepsRequest",
-        "ListFilesRequest",
-        "ListVectorStoresRequest",
-        "ListVectorStoreFilesRequest",
-        "ListFileBatchFilesRequest",
-    }
-    found = {(cls.__name__, field) for cls, field in _requests_with_enums()}
-    assert found == {("CreateMessageRequest", "role")} | {(name, "order") for name in lists}
+def test_an_update_mask_names_only_what_the_update_changes():
+    update = a.UpdateAssistantRequest(assistant_id="a", update_mask=field_mask_pb2.FieldMask(paths=["name", "tools"]))
+    v.check_request(update)
+    for path in ("created_at", "id", "bogus"):
+        bad = a.UpdateAssistantRequest(assistant_id="a", update_mask=field_mask_pb2.FieldMask(paths=["name", path]))
+        error = _refused(lambda bad=bad: v.check_request(bad), path)
+        assert error.code == "unknown_parameter" and error.message == f"Unknown parameter: '{path}'."
+    for cls, resource in (
+        (t.UpdateThreadRequest, "thread"),
+        (m.UpdateMessageRequest, "message"),
+        (rs.UpdateRunRequest, "run"),
+        (vs.UpdateVectorStoreRequest, "vector_store"),
+        (vs.UpdateVectorStoreFileRequest, "file"),
+    ):
+        assert v.update_resource(cls()).name == resource
+        _refused(lambda cls=cls: v.check_request(cls(update_mask=field_mask_pb2.FieldMask(paths=["id"]))), "id")
 
 
 def test_unknown_roles_are_refused_wherever_messages_are_written():
     bad = m.NewMessage(role=7, content=[m.MessageContent(text=m.TextContent(value="x"))])
     _refused(lambda: v.check_request(m.CreateMessageRequest(thread_id="t", role=7)), "role")
     _refused(lambda: v.check_request(t.CreateThreadRequest(messages=[bad])), "messages[0].role")
-    _refused(lambda: v.check_request(r.CreateRunRequest(additional_messages=[bad])), "additional_messages[0].role")
-    run = r.CreateThreadAndRunRequest(thread=r.ThreadParams(messages=[bad]))
+    _refused(lambda: v.check_request(rs.CreateRunRequest(additional_messages=[bad])), "additional_messages[0].role")
+    run = rs.CreateThreadAndRunRequest(thread=rs.ThreadParams(messages=[bad]))
     _refused(lambda: v.check_request(run), "thread.messages[0].role")
     error = _refused(lambda: v.check_enum(7, m.MessageRole.DESCRIPTOR, "role"), "role")
     assert error.message == "Invalid value: 7. Supported values are: 'user', 'assistant'."
@@ -188,7 +202,7 @@ def test_unknown_roles_are_refused_wherever_messages_are_written():
 
 def test_an_empty_type_oneof_is_a_missing_type():
     _refused(lambda: v.check_request(a.CreateAssistantRequest(model="m", tools=[a.Tool()])), "tools[0].type")
-    _refused(lambda: v.check_request(r.CreateRunRequest(set_tools=True, tools=[a.Tool()])), "tools[0].type")
+    _refused(lambda: v.check_request(rs.CreateRunRequest(tools=a.ToolList(items=[a.Tool()]))), "tools[0].type")
     attachment = m.Attachment(file_id="file-1", tools=[m.AttachmentTool()])
     request = m.CreateMessageRequest(role=m.MESSAGE_ROLE_USER, attachments=[attachment])
     _refused(lambda: v.check_request(request), "attachments[0].tools[0].type")
@@ -198,17 +212,29 @@ def test_an_empty_type_oneof_is_a_missing_type():
 
 
 def test_types_without_a_default_are_required():
+    comparison = vs.AttributeFilter(comparison=vs.ComparisonFilter(key="k"))
     cases = [
-        (r.CreateRunRequest(response_format=a.ResponseFormat()), "response_format.type"),
-        (r.CreateRunRequest(truncation_strategy=r.TruncationStrategy()), "truncation_strategy.type"),
-        (r.CreateRunRequest(tool_choice=r.ToolChoice()), "tool_choice.type"),
-        (vs.SearchVectorStoreRequest(filters=vs.AttributeFilter(key="k")), "filters.type"),
-        (vs.UpdateVectorStoreRequest(expires_after=vs.ExpiresAfter(days=3)), "expires_after.anchor"),
+        (rs.CreateRunRequest(response_format=a.ResponseFormat()), "response_format.type"),
+        (rs.CreateRunRequest(truncation_strategy=r.TruncationStrategy()), "truncation_strategy.type"),
+        (rs.CreateRunRequest(tool_choice=r.ToolChoice()), "tool_choice.type"),
+        (vs.SearchVectorStoreRequest(filters=vs.AttributeFilter()), "filters.type"),
+        (vs.SearchVectorStoreRequest(filters=comparison), "filters.type"),
+        (
+            vs.SearchVectorStoreRequest(
+                filters=vs.AttributeFilter(
+                    compound=vs.CompoundFilter(type=vs.COMPOUND_OPERATOR_OR, filters=[vs.AttributeFilter()])
+                )
+            ),
+            "filters.filters[0].type",
+        ),
+        (
+            vs.UpdateVectorStoreRequest(vector_store=vs.VectorStore(expires_after=vs.ExpiresAfter(days=3))),
+            "expires_after.anchor",
+        ),
+        (vs.CreateVectorStoreFileRequest(chunking_strategy=vs.ChunkingStrategyParam()), "chunking_strategy.type"),
     ]
     for request, param in cases:
         assert _refused(lambda request=request: v.check_request(request), param).code == "missing_required_parameter"
-    # a chunking strategy without a type is `auto`
-    v.check_request(vs.CreateVectorStoreFileRequest(chunking_strategy=vs.ChunkingStrategy()))
 
 
 def test_free_form_json_is_not_walked():
@@ -219,26 +245,26 @@ def test_free_form_json_is_not_walked():
 
 def test_run_checks():
     ok = dict(assistant_id="asst_1")
-    v.check_run(
-        r.CreateRunRequest(**ok, tool_choice=r.ToolChoice(type="function", function=r.ToolChoiceFunction(name="f")))
-    )
-    _refused(lambda: v.check_run(r.CreateRunRequest()), "assistant_id")
+    v.check_run(rs.CreateRunRequest(**ok, tool_choice=r.ToolChoice(function=r.ToolChoiceFunction(name="f"))))
+    _refused(lambda: v.check_run(rs.CreateRunRequest()), "assistant_id")
     _refused(
-        lambda: v.check_run(r.CreateRunRequest(**ok, tool_choice=r.ToolChoice(type="function"))),
+        lambda: v.check_run(rs.CreateRunRequest(**ok, tool_choice=r.ToolChoice(function=r.ToolChoiceFunction()))),
         "tool_choice.function.name",
     )
+    last_zero = r.TruncationStrategy(type=r.TRUNCATION_STRATEGY_TYPE_LAST_MESSAGES, last_messages=0)
     _refused(
-        lambda: v.check_run(
-            r.CreateRunRequest(**ok, truncation_strategy=r.TruncationStrategy(type="last_messages", last_messages=0))
-        ),
+        lambda: v.check_run(rs.CreateRunRequest(**ok, truncation_strategy=last_zero)),
         "truncation_strategy.last_messages",
     )
-    _refused(lambda: v.check_run(r.CreateRunRequest(**ok, max_prompt_tokens=10)), "max_prompt_tokens")
-    _refused(lambda: v.check_run(r.CreateThreadAndRunRequest(**ok, top_p=1.5)), "top_p")
+    _refused(lambda: v.check_run(rs.CreateRunRequest(**ok, max_prompt_tokens=10)), "max_prompt_tokens")
+    _refused(lambda: v.check_run(rs.CreateThreadAndRunRequest(**ok, top_p=1.5)), "top_p")
     _refused(
-        lambda: v.check_run(r.CreateRunRequest(**ok, response_format=a.ResponseFormat(type="json_schema"))),
+        lambda: v.check_run(
+            rs.CreateRunRequest(**ok, response_format=a.ResponseFormat(json_schema=a.JsonSchemaFormat()))
+        ),
         "response_format.json_schema.name",
     )
+    _refused(lambda: v.check_run(rs.CreateRunRequest(**ok, tools=a.ToolList(items=[a.Tool()] * 129))), "tools")
 
 
 def test_assistant_and_tool_checks():
@@ -267,31 +293,32 @@ def test_message_checks():
 
 def test_vector_store_checks():
     _refused(
-        lambda: v.check_chunking_strategy(
-            vs.ChunkingStrategy(type="static", static=vs.StaticChunking(max_chunk_size_tokens=50))
-        ),
+        lambda: v.check_chunking_strategy(vs.ChunkingStrategyParam(static=vs.StaticChunking(max_chunk_size_tokens=50))),
         "chunking_strategy.static.max_chunk_size_tokens",
     )
     _refused(
         lambda: v.check_chunking_strategy(
-            vs.ChunkingStrategy(
-                type="static", static=vs.StaticChunking(max_chunk_size_tokens=400, chunk_overlap_tokens=300)
-            )
+            vs.ChunkingStrategyParam(static=vs.StaticChunking(max_chunk_size_tokens=400, chunk_overlap_tokens=300))
         ),
         "chunking_strategy.static.chunk_overlap_tokens",
     )
-    v.check_chunking_strategy(vs.ChunkingStrategy(type="static", static=vs.StaticChunking(max_chunk_size_tokens=400)))
+    v.check_chunking_strategy(vs.ChunkingStrategyParam(static=vs.StaticChunking(max_chunk_size_tokens=400)))
+    v.check_chunking_strategy(vs.ChunkingStrategyParam(auto=vs.AutoChunkingStrategy()))
+    anchor = vs.EXPIRES_AFTER_ANCHOR_LAST_ACTIVE_AT
     _refused(
         lambda: v.check_expires_after(
-            vs.CreateVectorStoreRequest(expires_after=vs.ExpiresAfter(anchor="last_active_at", days=0))
+            vs.CreateVectorStoreRequest(expires_after=vs.ExpiresAfter(anchor=anchor, days=0))
         ),
         "expires_after.days",
     )
-    _refused(lambda: v.check_filter(vs.AttributeFilter(type="or")), "filters.filters")
-    _refused(lambda: v.check_filter(vs.AttributeFilter(type="eq", key="k")), "filters.value")
     _refused(
-        lambda: v.check_filter(vs.AttributeFilter(type="gt", value=struct_pb2.Value(number_value=1))), "filters.key"
+        lambda: v.check_filter(vs.AttributeFilter(compound=vs.CompoundFilter(type=vs.COMPOUND_OPERATOR_OR))),
+        "filters.filters",
     )
+    eq = vs.ComparisonFilter(type=vs.COMPARISON_OPERATOR_EQ, key="k")
+    _refused(lambda: v.check_filter(vs.AttributeFilter(comparison=eq)), "filters.value")
+    gt = vs.ComparisonFilter(type=vs.COMPARISON_OPERATOR_GT, value=struct_pb2.Value(number_value=1))
+    _refused(lambda: v.check_filter(vs.AttributeFilter(comparison=gt)), "filters.key")
     assert v.check_search(vs.SearchVectorStoreRequest(query=[" ", "q"])) == (["q"], 10, 0.0)
     _refused(lambda: v.check_search(vs.SearchVectorStoreRequest(query=[" "])), "query")
     _refused(lambda: v.check_search(vs.SearchVectorStoreRequest(query=["q"], max_num_results=0)), "max_num_results")
@@ -305,6 +332,6 @@ def test_list_and_upload_checks():
     assert v.check_limit(m.ListMessagesRequest()) == 20
     _refused(lambda: v.check_limit(m.ListMessagesRequest(limit=101)), "limit")
     _refused(lambda: v.check_upload(f.File(filename="a.txt", bytes=3), None), "purpose")
-    _refused(lambda: v.check_upload(f.File(purpose="homework", filename="a.txt", bytes=3), None), "purpose")
-    _refused(lambda: v.check_upload(f.File(purpose="assistants", filename="a.txt"), None), "file")
-    v.check_upload(f.File(purpose="assistants", filename="a.txt", bytes=3), 3600)
+    _refused(lambda: v.check_request(f.UploadFileRequest(purpose=42)), "purpose")
+    _refused(lambda: v.check_upload(f.File(purpose=f.FILE_PURPOSE_ASSISTANTS, filename="a.txt"), None), "file")
+    v.check_upload(f.File(purpose=f.FILE_PURPOSE_ASSISTANTS, filename="a.txt", bytes=3), 3600)
