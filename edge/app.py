@@ -23,6 +23,7 @@ from edge import codec, files, sse
 from edge.errors import error_response, from_rpc_error
 from edge.observe import metrics, observe
 from edge.routes import ROUTES, Route
+from service import tracing
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def _metadata(request: web.Request) -> list[tuple[str, str]]:
     authorization = request.headers.get("Authorization", "")
     if authorization and _safe(authorization):
         metadata.append(("authorization", authorization))
-    return metadata
+    return tracing.inject(metadata)
 
 
 async def _body(request: web.Request) -> dict:

@@ -10,6 +10,7 @@ import time
 from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
+from service import tracing
 from service.logs import REQUEST_ID
 from service.metrics import exposition
 
@@ -58,8 +59,10 @@ async def observe(request: web.Request, handler):
     start = time.perf_counter()
     status = 500
     try:
-        response = await handler(request)
-        status = response.status
+        with tracing.span(f"{request.method} {route}", "SERVER", **{"http.route": route}) as traced:
+            response = await handler(request)
+            status = response.status
+            tracing.set_attributes(traced, **{"http.response.status_code": status})
         return response
     except asyncio.CancelledError:
         if _gone(request):

@@ -7,7 +7,7 @@ import signal
 import sys
 from dataclasses import replace
 
-from service import logs
+from service import logs, tracing
 from service.config import Settings
 
 log = logging.getLogger("assistd")
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logs.setup()
     settings = _settings(args)
+    tracing.setup(settings.tracing, "assistd-edge" if args.command == "edge" else "assistd")
     serve = _serve(
         settings, with_service=args.command in ("serve", "service"), with_edge=args.command in ("serve", "edge")
     )
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     except _CannotStart as exc:
         log.error("cannot start: %s", exc)
         sys.exit(1)
+    finally:
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

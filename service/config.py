@@ -57,6 +57,8 @@ class Settings:
     metrics_port: int = field(default_factory=lambda: _env_int("ASSISTD_METRICS_PORT", 9464))
     # `assistd serve`: the edge follows run streams in this process instead of over loopback gRPC.
     edge_in_process: bool = field(default_factory=lambda: os.environ.get("ASSISTD_EDGE_IN_PROCESS", "1") != "0")
+    # OpenTelemetry tracing of runs (service/tracing.py): "" (off), "otlp" or "console".
+    tracing: str = field(default_factory=lambda: os.environ.get("ASSISTD_TRACING", ""))
     # SSE comment sent when a stream has been silent this long.
     heartbeat_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_HEARTBEAT_SECONDS", 15.0))
 

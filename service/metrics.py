@@ -26,6 +26,7 @@ from assistd.v1 import run_pb2
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+from service import tracing
 from service.llm import ChatDelta, ChatRequest, ProviderError
 from service.logs import REQUEST_ID
 from service.protojson import enum_name
@@ -324,24 +325,29 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, labels, request_id), **serializers)
+            return grpc.unary_unary_rpc_method_handler(
+                _unary(handler.unary_unary, labels, request_id, handler_call_details), **serializers
+            )
         if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(_unary(handler.stream_unary, labels, request_id), **serializers)
+            return grpc.stream_unary_rpc_method_handler(
+                _unary(handler.stream_unary, labels, request_id, handler_call_details), **serializers
+            )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _streaming(handler.unary_stream, labels, request_id), **serializers
+                _streaming(handler.unary_stream, labels, request_id, handler_call_details), **serializers
             )
         return handler  # bidirectional streams: none in the API
 
 
-def _unary(behavior: Callable, labels: tuple[str, str], request_id: str) -> Callable:
+def _unary(behavior: Callable, labels: tuple[str, str], request_id: str, details) -> Callable:
     async def call(request, context):
         REQUEST_ID.set(request_id)  # each call runs in a task of its own: the value ends with it
         GRPC_STARTED.labels(*labels).inc()
         start = time.perf_counter()
         failure: BaseException | None = None
         try:
-            return await behavior(request, context)
+            with tracing.rpc_span(details.method, details.invocation_metadata):
+                return await behavior(request, context)
         except BaseException as exc:
             failure = exc
             raise
@@ -352,7 +358,7 @@ def _unary(behavior: Callable, labels: tuple[str, str], request_id: str) -> Call
     return call
 
 
-def _streaming(behavior: Callable, labels: tuple[str, str], request_id: str) -> Callable:
+def _streaming(behavior: Callable, labels: tuple[str, str], request_id: str, details) -> Callable:
     async def call(request, context):
         REQUEST_ID.set(request_id)  # each call runs in a task of its own: the value ends with it
         GRPC_STARTED.labels(*labels).inc()
@@ -362,9 +368,10 @@ def _streaming(behavior: Callable, labels: tuple[str, str], request_id: str) -> 
         start = time.perf_counter()
         failure: BaseException | None = None
         try:
-            async for response in behavior(request, context):
-                sent.inc()
-                yield response
+            with tracing.rpc_span(details.method, details.invocation_metadata):
+                async for response in behavior(request, context):
+                    sent.inc()
+                    yield response
         except BaseException as exc:
             failure = exc
             raise

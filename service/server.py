@@ -23,7 +23,7 @@ from assistd.v1 import (
 )
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from service import ids, reflection
+from service import ids, reflection, tracing
 from service.api.assistants import AssistantService
 from service.api.files import FileService
 from service.api.models import ModelService
@@ -60,14 +60,13 @@ class Service:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.llm = MeteredProvider(  # metrics: see service/metrics.py
-            ModelRouter(
-                settings.models,
-                retries=settings.llm_retries,
-                timeout=settings.llm_timeout,
-                lean=settings.provider_adapter != "litellm",
-            )
+        router = ModelRouter(
+            settings.models,
+            retries=settings.llm_retries,
+            timeout=settings.llm_timeout,
+            lean=settings.provider_adapter != "litellm",
         )
+        self.llm = MeteredProvider(tracing.traced_provider(router))  # see service/metrics.py, service/tracing.py
         store = open_store(settings.store)
         self.store = cast(Store, MeteredStore(store))
         self.repo = Repo(self.store)

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from assistd.v1 import message_pb2, run_pb2, thread_pb2
 
-from service import ids
+from service import ids, tracing
 from service.engine import lifecycle
 from service.engine.events import EventLog, RunChannel
 from service.engine.expiry import ExpiryTimers
@@ -292,7 +292,11 @@ class RunEngine:
         run, segment = live.run, live.segment
         assert segment is not None
         try:
-            outcome = await segment.run()
+            with tracing.span(
+                "run segment", **{"assistd.run_id": run.id, "assistd.thread_id": run.thread_id}
+            ) as traced:
+                outcome = await segment.run()
+                tracing.set_attributes(traced, **{"assistd.outcome": status_name(outcome.status)})
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
