@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 _FILES = [assistant_pb2, thread_pb2, message_pb2, run_service_pb2, model_pb2, file_pb2, vector_store_pb2]
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
+# Unary calls to the service have this deadline (DEADLINE_EXCEEDED is 504): a stalled service
+# cannot hold an edge request open forever. Streams have none: a run ends them.
+UNARY_DEADLINE_SECONDS = web.AppKey("unary_deadline_seconds", float)
 MAX_FRAMES_PER_WRITE = 64  # SSE frames coalesced into one socket write at most (bounds the delay)
 # Set when the service runs in this process (assistd serve): run streams are followed without gRPC.
 LOCAL_STREAMS = web.AppKey("local_streams", object)
@@ -116,7 +119,7 @@ class Handler:
         call = channel.unary_unary(
             path, request_serializer=request_cls.SerializeToString, response_deserializer=response_cls.FromString
         )
-        response = await call(message, metadata=_metadata(request))
+        response = await call(message, metadata=_metadata(request), timeout=request.app[UNARY_DEADLINE_SECONDS])
         return web.json_response(_render_response(response), dumps=lambda o: json.dumps(o, separators=(",", ":")))
 
     async def _sse(self, request, channel, path, response_cls, message) -> web.StreamResponse:
@@ -230,11 +233,14 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok" if serving else "unavailable"}, status=200 if serving else 503)
 
 
-def create_app(target: str, heartbeat_seconds: float = 15.0, local_streams: Any = None) -> web.Application:
+def create_app(
+    target: str, heartbeat_seconds: float = 15.0, local_streams: Any = None, unary_deadline_seconds: float = 60.0
+) -> web.Application:
     """The edge, calling the service at target; with local_streams (the service's LocalStreams,
     when it runs in this process), run streams skip the gRPC hop."""
     app = web.Application(middlewares=[observe, errors_middleware], client_max_size=64 * 1024 * 1024)
     app[HEARTBEAT_SECONDS] = heartbeat_seconds
+    app[UNARY_DEADLINE_SECONDS] = unary_deadline_seconds
     if local_streams is not None:
         app[LOCAL_STREAMS] = local_streams
 

@@ -59,6 +59,8 @@ class Settings:
     edge_in_process: bool = field(default_factory=lambda: os.environ.get("ASSISTD_EDGE_IN_PROCESS", "1") != "0")
     # OpenTelemetry tracing of runs (service/tracing.py): "" (off), "otlp" or "console".
     tracing: str = field(default_factory=lambda: os.environ.get("ASSISTD_TRACING", ""))
+    # Deadline of the edge's unary calls to the service (a stalled service answers 504).
+    edge_deadline_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_EDGE_DEADLINE_SECONDS", 60.0))
     # SSE comment sent when a stream has been silent this long.
     heartbeat_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_HEARTBEAT_SECONDS", 15.0))
 

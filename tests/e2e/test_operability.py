@@ -1,11 +1,13 @@
 """What operators and load tools need from the gRPC server: reflection v1 that resolves method
-symbols (ghz, grpcurl), and a port that two processes cannot share."""
+symbols (ghz, grpcurl), a port that two processes cannot share, and the edge's deadline on
+unary calls."""
 
 import json
 import subprocess
 import sys
 
 import grpc
+import openai
 import pytest
 from assistd.v1 import model_pb2, model_pb2_grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -135,3 +137,17 @@ def test_a_second_server_on_a_port_in_use_exits_and_the_first_keeps_serving(prov
                     model_pb2_grpc.ModelServiceStub(channel).ListModels(model_pb2.ListModelsRequest(), timeout=2)
     finally:
         first.stop()
+
+
+def test_the_edge_gives_up_on_a_unary_call_at_its_deadline(provider, tmp_path):
+    """A deadline already past when the call leaves: the service never answers in time, so every
+    unary request is a 504 in OpenAI's error shape."""
+    server = Server(tmp_path, provider, {"ASSISTD_EDGE_DEADLINE_SECONDS": "0.000001"}).start()
+    try:
+        client = server.client()
+        with pytest.raises(openai.InternalServerError) as raised:
+            client.models.list()
+        assert raised.value.status_code == 504
+        assert raised.value.body["type"] == "server_error"
+    finally:
+        server.stop()
