@@ -10,6 +10,10 @@ Directives in the last user message:
   [say:TEXT]       say TEXT before making the calls
   [gate:NAME:N]    after N chunks, wait until the test calls `release(NAME)` (`is_held(NAME)` meanwhile)
   [embed-slow:S]   (in a text to embed) answer the embeddings request after S seconds
+  [fault:KIND]     a broken provider: `hang` never answers; `drop:N` cuts the connection after N
+                   chunks; `malformed:N` sends a chunk that is not JSON after N chunks
+  [flaky:K:STATUS] the first K requests with this prompt fail with STATUS (with `retry-after: 0`),
+                   later ones answer (`requests_with` counts the attempts)
 Otherwise it answers "You said: <message>". After tool results it answers "Results: <outputs>".
 `tool_choice` is honoured like a real model would: "none" never calls, "required" or a named
 function always calls. Every request is recorded in `requests`; the prompts of streams whose
@@ -26,7 +30,7 @@ import zlib
 
 from aiohttp import web
 
-_DIRECTIVE = re.compile(r"\[(reply|chunks|slow|error|rounds|say|gate):([^\]]*)\]")
+_DIRECTIVE = re.compile(r"\[(reply|chunks|slow|error|rounds|say|gate|fault|flaky):([^\]]*)\]")
 _CALL = re.compile(r"\[call:([A-Za-z0-9_-]+):(\{.*?\})\]")
 
 
@@ -67,6 +71,7 @@ class ScriptedLLM:
         self.cut_off: list[str] = []  # the last user text of each stream whose client went away before the end
         self._held: set[str] = set()  # gates a stream is waiting at now
         self._released: set[str] = set()
+        self._attempts: dict[str, int] = {}  # requests seen per prompt text, for [flaky:...]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -125,6 +130,14 @@ class ScriptedLLM:
         self.requests.append(body)
         text = _last_user_text(body["messages"])
         directives = dict(_DIRECTIVE.findall(text))
+        self._attempts[text] = self._attempts.get(text, 0) + 1
+        if "flaky" in directives:
+            failures, _, flaky_status = directives["flaky"].partition(":")
+            if self._attempts[text] <= int(failures):
+                directives["error"] = flaky_status
+        fault, _, fault_after = directives.get("fault", "").partition(":")
+        if fault == "hang":
+            await asyncio.sleep(3600)
         if "error" in directives:
             status = int(directives["error"])
             return web.json_response(
@@ -137,6 +150,7 @@ class ScriptedLLM:
                     }
                 },
                 status=status,
+                headers={"retry-after": "0"},
             )
         if not body.get("tools") and '"tool_calls"' in self._system(body):
             # a model without native tools, prompted with the JSON protocol (prompt-based fallback)
@@ -189,6 +203,12 @@ class ScriptedLLM:
             for index, chunk in enumerate(chunks):
                 if gate and index == int(gate_after):
                     await self._wait_at(gate)
+                if fault and index == int(fault_after):
+                    if fault == "malformed":
+                        await response.write(b"data: {this is not json\n\n")
+                    if request.transport is not None:
+                        request.transport.abort()  # drop: no [DONE], no clean close
+                    return response
                 if delay:
                     await asyncio.sleep(delay)
                 await self._send(response, body, {"content": chunk}, None)
