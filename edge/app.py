@@ -259,4 +259,7 @@ def create_app(target: str, heartbeat_seconds: float = 15.0, local_streams: Any 
     app.router.add_get("/v1/files/{file_id}/content", file_content)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, Handler(route))
+    from edge import responses
+
+    responses.add_routes(app)
     return app

@@ -14,6 +14,8 @@ from assistd.v1 import (
     message_pb2_grpc,
     model_pb2,
     model_pb2_grpc,
+    response_pb2,
+    response_pb2_grpc,
     run_service_pb2,
     run_service_pb2_grpc,
     thread_pb2,
@@ -38,6 +40,7 @@ from service.llm.router import ModelRouter
 from service.local_calls import LocalStreams
 from service.metrics import MeteredLocalStreams, MeteredProvider, MeteredStore, ServerInterceptor, StoreHealth
 from service.repo import Repo
+from service.responses.service import ResponseService
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
 from service.store import Store, open_blobs, open_store
@@ -52,6 +55,7 @@ SERVICE_NAMES = [
     model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
     vector_store_pb2.DESCRIPTOR.services_by_name["VectorStoreService"].full_name,
+    response_pb2.DESCRIPTOR.services_by_name["ResponseService"].full_name,
 ]
 
 
@@ -122,10 +126,17 @@ class Service:
         )
         message_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(auth, self.repo, self.ingestor), server)
         runs = RunService(auth, self.repo, self.engine, self.settings, self.ingestor)
+        responses = ResponseService(auth, self.repo, self.engine)
         # The run streams, callable in this process by an edge that shares it (assistd serve).
         self.local_streams = MeteredLocalStreams(
-            LocalStreams({run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name: runs})
+            LocalStreams(
+                {
+                    run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name: runs,
+                    SERVICE_NAMES[-1]: responses,
+                }
+            )
         )
+        response_pb2_grpc.add_ResponseServiceServicer_to_server(responses, server)
         run_service_pb2_grpc.add_RunServiceServicer_to_server(runs, server)
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)
         file_pb2_grpc.add_FileServiceServicer_to_server(

@@ -1,0 +1,350 @@
+"""A CreateResponse body, checked and mapped onto the engine's terms: input items become thread
+messages (and system text for the run's instructions), function_call_output items become tool
+outputs, tools become the run's tools. Every error is an InvalidArgument naming its `param`."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistd.v1 import assistant_pb2, message_pb2, run_pb2
+
+from service import ids
+from service.errors import InvalidArgument, missing
+from service.validation import check_metadata
+
+Json = dict[str, Any]
+
+# Fields read from the body; the rest of OpenAI's are refused by name until they are supported.
+_SUPPORTED = {
+    "model",
+    "input",
+    "instructions",
+    "previous_response_id",
+    "store",
+    "background",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "temperature",
+    "top_p",
+    "max_output_tokens",
+    "metadata",
+    # accepted, with no effect yet
+    "user",
+    "safety_identifier",
+    "prompt_cache_key",
+    "service_tier",
+    "truncation",
+    "include",
+    "stream_options",
+}
+_MESSAGE_ROLES = {"user": message_pb2.MESSAGE_ROLE_USER, "assistant": message_pb2.MESSAGE_ROLE_ASSISTANT}
+_SYSTEM_ROLES = {"system", "developer"}
+_TEXT_PARTS = {"input_text", "output_text", "text"}
+
+
+@dataclass
+class ResponseRequest:
+    """What a CreateResponse body asks for, in the engine's terms."""
+
+    body: Json
+    model: str
+    previous_response_id: str | None
+    store: bool
+    background: bool
+    # (role, content parts) of the message items, in order; content parts are MessageContent
+    messages: list[tuple[int, list[message_pb2.MessageContent]]] = field(default_factory=list)
+    system_text: list[str] = field(default_factory=list)  # system/developer items, for this run only
+    tool_outputs: list[run_pb2.ToolOutput] = field(default_factory=list)
+    output_params: list[str] = field(default_factory=list)  # each tool output's param, for errors
+    items: list[Json] = field(default_factory=list)  # the input items as listed back (ids set later)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a decimal", str: "a string", list: "an array"}.get(
+        type(value), "an object"
+    )
+
+
+def _expect(body: Json, key: str, kinds: tuple[type, ...], expected: str, param: str | None = None) -> Any:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+        name = param or key
+        raise InvalidArgument(
+            f"Invalid type for '{name}': expected {expected}, but got {_type_name(value)} instead.",
+            param=name,
+            code="invalid_type",
+        )
+    return value
+
+
+def _number(body: Json, key: str, low: float, high: float) -> None:
+    value = _expect(body, key, (int, float), "a number")
+    if value is not None and not low <= value <= high:
+        raise InvalidArgument(
+            f"Invalid '{key}': expected a value between {low:g} and {high:g}, but got {value} instead.",
+            param=key,
+            code="invalid_value",
+        )
+
+
+def _content(content: Any, param: str) -> tuple[list[message_pb2.MessageContent], list[Json]]:
+    """An item's content as message parts, and as listed back."""
+    if isinstance(content, str):
+        return [message_pb2.MessageContent(text=message_pb2.TextContent(value=content))], [
+            {"type": "input_text", "text": content}
+        ]
+    if not isinstance(content, list):
+        raise InvalidArgument(
+            f"Invalid type for '{param}': expected a string or an array, but got {_type_name(content)} instead.",
+            param=param,
+            code="invalid_type",
+        )
+    parts, shown = [], []
+    for i, part in enumerate(content):
+        at = f"{param}[{i}]"
+        if not isinstance(part, dict):
+            raise InvalidArgument(f"Invalid type for '{at}': expected an object.", param=at, code="invalid_type")
+        kind = part.get("type")
+        if kind in _TEXT_PARTS:
+            text = _expect(part, "text", (str,), "a string", f"{at}.text")
+            if text is None:
+                raise missing(f"{at}.text")
+            parts.append(message_pb2.MessageContent(text=message_pb2.TextContent(value=text)))
+            shown.append({"type": kind, "text": text})
+        elif kind == "input_image":
+            url = _expect(part, "image_url", (str,), "a string", f"{at}.image_url")
+            if url is None:
+                raise InvalidArgument(f"'{at}': only images by URL ('image_url') are supported yet.", param=at)
+            parts.append(message_pb2.MessageContent(image_url=message_pb2.ImageUrlContent(url=url)))
+            shown.append({"type": "input_image", "image_url": url, "detail": part.get("detail", "auto")})
+        else:
+            raise InvalidArgument(
+                f"Invalid value: '{kind}'. Supported content types are 'input_text', 'output_text' and 'input_image'.",
+                param=f"{at}.type",
+                code="invalid_value",
+            )
+    return parts, shown
+
+
+def _add_item(request: ResponseRequest, item: Any, param: str) -> None:
+    if not isinstance(item, dict):
+        raise InvalidArgument(f"Invalid type for '{param}': expected an object.", param=param, code="invalid_type")
+    kind = item.get("type", "message" if "role" in item else None)
+    if kind == "message":
+        role = item.get("role")
+        if role not in _MESSAGE_ROLES and role not in _SYSTEM_ROLES:
+            raise InvalidArgument(
+                f"Invalid value: '{role}'. Supported values are: 'user', 'assistant', 'system' and 'developer'.",
+                param=f"{param}.role",
+                code="invalid_value",
+            )
+        if "content" not in item:
+            raise missing(f"{param}.content")
+        parts, shown = _content(item["content"], f"{param}.content")
+        if role in _SYSTEM_ROLES:
+            request.system_text.append("\n".join(p.text.value for p in parts if p.WhichOneof("kind") == "text"))
+        else:
+            request.messages.append((_MESSAGE_ROLES[role], parts))
+        if role == "assistant":
+            shown = [
+                {**p, "type": "output_text", "annotations": []} if p["type"] != "input_image" else p for p in shown
+            ]
+        request.items.append({"type": "message", "role": role, "status": "completed", "content": shown})
+    elif kind == "function_call_output":
+        call_id = _expect(item, "call_id", (str,), "a string", f"{param}.call_id")
+        if not call_id:
+            raise missing(f"{param}.call_id")
+        output = item.get("output")
+        if isinstance(output, list):  # output content parts: their text
+            output = "".join(p.get("text", "") for p in output if isinstance(p, dict))
+        if not isinstance(output, str):
+            raise missing(f"{param}.output")
+        request.tool_outputs.append(run_pb2.ToolOutput(tool_call_id=call_id, output=output))
+        request.output_params.append(f"{param}.call_id")
+        request.items.append(
+            {"type": "function_call_output", "call_id": call_id, "output": output, "status": "completed"}
+        )
+    else:
+        raise InvalidArgument(
+            f"Invalid value: '{kind}'. Supported input item types are 'message' and 'function_call_output' "
+            "(earlier function calls are given with previous_response_id).",
+            param=f"{param}.type",
+            code="invalid_value",
+        )
+
+
+def parse(body: Json) -> ResponseRequest:
+    """The request a CreateResponse body makes. Raises InvalidArgument naming the bad parameter."""
+    for key in body:
+        if key not in _SUPPORTED:
+            raise InvalidArgument(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
+    model = _expect(body, "model", (str,), "a string")
+    if not model:
+        raise missing("model")
+    request = ResponseRequest(
+        body=body,
+        model=model,
+        previous_response_id=_expect(body, "previous_response_id", (str,), "a string") or None,
+        store=_expect(body, "store", (bool,), "a boolean") is not False,
+        background=bool(_expect(body, "background", (bool,), "a boolean")),
+    )
+    if request.background and not request.store:
+        raise InvalidArgument("Background responses must be stored ('store' true).", param="store")
+    _expect(body, "instructions", (str,), "a string")
+    _expect(body, "parallel_tool_calls", (bool,), "a boolean")
+    _number(body, "temperature", 0, 2)
+    _number(body, "top_p", 0, 1)
+    max_output = _expect(body, "max_output_tokens", (int,), "an integer")
+    if max_output is not None and max_output < 1:
+        raise InvalidArgument("Invalid 'max_output_tokens': expected a value of at least 1.", param="max_output_tokens")
+    metadata = _expect(body, "metadata", (dict,), "an object") or {}
+    if not all(isinstance(v, str) for v in metadata.values()):
+        raise InvalidArgument("Invalid 'metadata': values must be strings.", param="metadata", code="invalid_type")
+    check_metadata(metadata)
+    given = body.get("input")
+    if given is None:
+        raise missing("input")
+    if isinstance(given, str):
+        _add_item(request, {"type": "message", "role": "user", "content": given}, "input")
+    elif isinstance(given, list):
+        for i, item in enumerate(given):
+            _add_item(request, item, f"input[{i}]")
+    else:
+        raise InvalidArgument(
+            f"Invalid type for 'input': expected a string or an array, but got {_type_name(given)} instead.",
+            param="input",
+            code="invalid_type",
+        )
+    if request.tool_outputs and request.messages:
+        raise InvalidArgument(
+            "function_call_output items cannot be mixed with messages in one response yet: send the "
+            "messages in the next response.",
+            param="input",
+        )
+    tools(body)  # checked now, used when the run is made
+    tool_choice(body)
+    return request
+
+
+def tools(body: Json) -> list[assistant_pb2.Tool]:
+    """The run's tools from the body's `tools` (function tools only, so far)."""
+    given = _expect(body, "tools", (list,), "an array") or []
+    result = []
+    for i, tool in enumerate(given):
+        param = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise InvalidArgument(f"Invalid type for '{param}': expected an object.", param=param, code="invalid_type")
+        if tool.get("type") != "function":
+            raise InvalidArgument(
+                f"Invalid value: '{tool.get('type')}'. Supported tool types are: 'function'.",
+                param=f"{param}.type",
+                code="invalid_value",
+            )
+        name = _expect(tool, "name", (str,), "a string", f"{param}.name")
+        if not name:
+            raise missing(f"{param}.name")
+        function = assistant_pb2.FunctionDefinition(name=name)
+        description = _expect(tool, "description", (str,), "a string", f"{param}.description")
+        if description is not None:
+            function.description = description
+        parameters = _expect(tool, "parameters", (dict,), "an object", f"{param}.parameters")
+        if parameters is not None:
+            function.parameters.update(parameters)
+        strict = _expect(tool, "strict", (bool,), "a boolean", f"{param}.strict")
+        if strict is not None:
+            function.strict = strict
+        result.append(assistant_pb2.Tool(function=function))
+    return result
+
+
+def tool_choice(body: Json) -> run_pb2.ToolChoice:
+    choice = body.get("tool_choice", "auto")
+    result = run_pb2.ToolChoice()
+    if isinstance(choice, str) and choice in ("auto", "none", "required"):
+        getattr(result, choice).SetInParent()
+    elif isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
+        result.function.name = choice["name"]
+    else:
+        raise InvalidArgument(
+            "Invalid 'tool_choice': expected 'auto', 'none', 'required' or {'type': 'function', 'name': ...}.",
+            param="tool_choice",
+            code="invalid_value",
+        )
+    return result
+
+
+def new_run(request: ResponseRequest, thread_id: str) -> run_pb2.Run:
+    """The run a response is: this request's model, instructions (its own only: never those of
+    the response it follows) and options."""
+    body = request.body
+    instructions = "\n\n".join(filter(None, [body.get("instructions") or "", *request.system_text]))
+    run = run_pb2.Run(
+        id=ids.new_id("run_"),
+        object="thread.run",
+        created_at=ids.now(),
+        thread_id=thread_id,
+        status=run_pb2.RUN_STATUS_QUEUED,
+        model=request.model,
+        instructions=instructions,
+        tools=tools(body),
+        parallel_tool_calls=body.get("parallel_tool_calls", True),
+        tool_choice=tool_choice(body),
+    )
+    for key, target in (("temperature", "temperature"), ("top_p", "top_p")):
+        if body.get(key) is not None:
+            setattr(run, target, body[key])
+    if body.get("max_output_tokens") is not None:
+        run.max_completion_tokens = body["max_output_tokens"]
+    run.response_format.auto.SetInParent()
+    run.truncation_strategy.type = run_pb2.TRUNCATION_STRATEGY_TYPE_AUTO
+    return run
+
+
+def new_messages(request: ResponseRequest, thread_id: str, run_id: str) -> list[message_pb2.Message]:
+    """The request's message items as thread messages, in order."""
+    now = ids.now()
+    return [
+        message_pb2.Message(
+            id=ids.new_id("msg_"),
+            object="thread.message",
+            created_at=now,
+            thread_id=thread_id,
+            status=message_pb2.MESSAGE_STATUS_COMPLETED,
+            completed_at=now,
+            role=role,  # type: ignore[arg-type]
+            content=parts,
+        )
+        for role, parts in request.messages
+    ]
+
+
+def base(response_id: str, created_at: int, request: ResponseRequest) -> Json:
+    """The response object's fields its request fixes."""
+    body = request.body
+    choice = body.get("tool_choice", "auto")
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": "queued",
+        "background": request.background,
+        "model": request.model,
+        "instructions": body.get("instructions"),
+        "previous_response_id": request.previous_response_id,
+        "store": request.store,
+        "tools": [{"strict": None, "description": None, **t} for t in body.get("tools") or []],
+        "tool_choice": choice,
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "temperature": body.get("temperature", 1.0),
+        "top_p": body.get("top_p", 1.0),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "metadata": body.get("metadata") or {},
+        "text": {"format": {"type": "text"}},
+        "truncation": body.get("truncation", "disabled"),
+        "reasoning": {"effort": None, "summary": None},
+        "user": body.get("user"),
+    }

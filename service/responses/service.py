@@ -1,0 +1,266 @@
+"""ResponseService: OpenAI's Responses API on the run engine.
+
+A response is a run on a thread that holds its context. Chained with previous_response_id, it
+goes on the previous response's thread when that response is the newest there, or on a new
+thread with a copy of the context up to it (a branch). A response that ended with function
+calls leaves its run waiting for tool outputs: the next response's function_call_output items
+are those outputs, and that response is the run's next segment, so the call ids the client saw
+are the ones it answers. Events and the response object are renderings of the run's log
+(render.py), so a stream can be resumed, on any replica, by rendering the log again.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from assistd.v1 import message_pb2, response_pb2, response_pb2_grpc, run_pb2, thread_pb2
+from google.protobuf import json_format, struct_pb2
+
+from service import ids
+from service.api.common import streaming, unary
+from service.engine.lifecycle import TERMINAL
+from service.errors import FailedPrecondition, InvalidArgument, NotFound
+from service.protojson import struct_to_python
+from service.repo import Repo
+from service.responses import request as requests
+from service.responses.render import FINAL_STATUSES, Json, Renderer
+from service.store import ListQuery
+
+
+def _struct(value: Json) -> struct_pb2.Struct:
+    return json_format.ParseDict(value, struct_pb2.Struct())
+
+
+def _event(rendered: Json) -> response_pb2.ResponseEvent:
+    return response_pb2.ResponseEvent(
+        sequence_number=rendered["sequence_number"], type=rendered["type"], data=_struct(rendered)
+    )
+
+
+class ResponseService(response_pb2_grpc.ResponseServiceServicer):
+    def __init__(self, auth, repo: Repo, engine):
+        self.auth = auth
+        self.repo = repo
+        self.engine = engine
+
+    # ---- creating ------------------------------------------------------------------------
+
+    async def _stored(self, tenant: str, response_id: str) -> response_pb2.StoredResponse:
+        found = await self.repo.get(tenant, response_pb2.StoredResponse, response_id)
+        if found is None:
+            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        return found
+
+    async def _create(self, tenant: str, body: Json) -> tuple[response_pb2.StoredResponse, bool]:
+        """Starts the response's run; returns its record (stored when the request says so)."""
+        request = requests.parse(body)
+        record = response_pb2.StoredResponse(id=ids.new_id("resp_"), created_at=ids.now())
+        record.base.CopyFrom(_struct(requests.base(record.id, record.created_at, request)))
+        created_thread = False
+        if request.previous_response_id:
+            previous = await self.repo.get(tenant, response_pb2.StoredResponse, request.previous_response_id)
+            if previous is None:
+                raise InvalidArgument(
+                    f"Previous response with id '{request.previous_response_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+            run = await self.repo.require(tenant, run_pb2.Run, previous.run_id, previous.thread_id)
+            if run.status == run_pb2.RUN_STATUS_REQUIRES_ACTION:
+                message_ids = await self._submit(tenant, request, previous, run, record)
+            else:
+                message_ids, created_thread = await self._follow_on(tenant, request, previous, run, record)
+        else:
+            record.thread_id = ids.new_id("thread_")
+            thread = thread_pb2.Thread(id=record.thread_id, object="thread", created_at=record.created_at)
+            message_ids = await self._start(tenant, request, record, thread, [])
+            created_thread = True
+        items = iter(message_ids)
+        for item in request.items:
+            if item["type"] == "message":
+                item["id"] = next(items) if item["role"] in ("user", "assistant") else ids.new_id("msg_")
+            else:
+                item["id"] = ids.new_id("fco_")
+            record.input_items.values.add().struct_value.CopyFrom(_struct(item))
+        if request.store:
+            await self.repo.put(tenant, record)
+        return record, created_thread
+
+    async def _start(self, tenant, request, record, thread, copies) -> list[str]:
+        """Starts a new run on record.thread_id (on `thread`, made now, when given)."""
+        run = requests.new_run(request, record.thread_id)
+        messages = requests.new_messages(request, record.thread_id, run.id)
+        context = copies + messages
+        record.run_id = run.id
+        record.after_sequence = 0
+        record.context_message_id = context[-1].id if context else ""
+        await self.engine.start(tenant, run, context, new_thread=thread)
+        return [m.id for m in messages]
+
+    async def _submit(self, tenant, request, previous, run, record) -> list[str]:
+        """The previous response ended with function calls: this one's outputs resume its run."""
+        pending = [call.id for call in run.required_action.submit_tool_outputs.tool_calls]
+        given = {output.tool_call_id for output in request.tool_outputs}
+        for output, param in zip(request.tool_outputs, request.output_params, strict=True):
+            if output.tool_call_id not in pending:
+                raise InvalidArgument(
+                    f"No tool call found for function call output with call_id {output.tool_call_id}.", param=param
+                )
+        for call_id in pending:
+            if call_id not in given:
+                raise InvalidArgument(f"No tool output found for function call {call_id}.", param="input")
+        started = await self.engine.submit_tool_outputs(
+            tenant, previous.thread_id, previous.run_id, list(request.tool_outputs)
+        )
+        record.thread_id, record.run_id = previous.thread_id, previous.run_id
+        record.after_sequence = started.channel.first_sequence - 1
+        record.context_message_id = previous.context_message_id
+        return []
+
+    async def _follow_on(self, tenant, request, previous, run, record) -> tuple[list[str], bool]:
+        """A new run after a previous response that ended: on its thread when it is the newest
+        there, else on a new thread with a copy of its context (a branch)."""
+        if request.tool_outputs:
+            call_id = request.tool_outputs[0].tool_call_id
+            raise InvalidArgument(
+                f"No tool call found for function call output with call_id {call_id}.", param=request.output_params[0]
+            )
+        if run.status not in TERMINAL:
+            raise FailedPrecondition(
+                f"Previous response '{previous.id}' is still in progress; wait for it to end before following it.",
+                param="previous_response_id",
+            )
+        newest, _ = await self.repo.list_page(tenant, run_pb2.Run, previous.thread_id, ListQuery(limit=1))
+        if newest and newest[0].id == previous.run_id:
+            record.thread_id = previous.thread_id
+            return await self._start(tenant, request, record, None, []), False
+        messages = await self.repo.all(tenant, message_pb2.Message, previous.thread_id)
+        keep = [i for i, m in enumerate(messages) if m.id <= previous.context_message_id or m.run_id == previous.run_id]
+        record.thread_id = ids.new_id("thread_")
+        copies = []
+        for m in messages[: keep[-1] + 1] if keep else []:
+            copy = message_pb2.Message()
+            copy.CopyFrom(m)
+            copy.id, copy.thread_id = ids.new_id("msg_"), record.thread_id
+            copy.ClearField("run_id")
+            copies.append(copy)
+        thread = thread_pb2.Thread(id=record.thread_id, object="thread", created_at=record.created_at)
+        return await self._start(tenant, request, record, thread, copies), True
+
+    async def _cleanup(self, tenant: str, record: response_pb2.StoredResponse, created_thread: bool) -> None:
+        """A response with store false leaves nothing behind once it has ended (its own thread)."""
+        if created_thread:
+            try:
+                await self.repo.store.delete_thread(tenant, record.thread_id)
+            except FailedPrecondition:
+                pass  # waits for tool outputs no one can send: it expires, and the thread stays
+
+    # ---- rendering -----------------------------------------------------------------------
+
+    async def _render(
+        self, tenant: str, record: response_pb2.StoredResponse, renderer: Renderer
+    ) -> AsyncIterator[Json]:
+        """The response's events, replayed from the run's log and then live, to its end."""
+        async for event in self.engine.follow(tenant, record.thread_id, record.run_id, record.after_sequence):
+            for rendered in renderer.feed(event):
+                yield rendered
+            if renderer.ended:
+                return
+
+    async def _snapshot(self, tenant: str, record: response_pb2.StoredResponse) -> Json:
+        """The response as its run's committed log says now (without waiting for more)."""
+        renderer = Renderer(struct_to_python(record.base))
+        after = record.after_sequence
+        while not renderer.ended:
+            stored = await self.repo.store.read_events(tenant, record.run_id, after)
+            if not stored:
+                break
+            for sequence, data in stored:
+                renderer.feed(run_pb2.RunEvent.FromString(data))
+                after = sequence
+                if renderer.ended:
+                    break
+        return renderer.snapshot()
+
+    # ---- the RPCs ------------------------------------------------------------------------
+
+    @unary
+    async def CreateResponse(self, tenant, request, context):
+        body = struct_to_python(request.body)
+        record, created_thread = await self._create(tenant, body)
+        renderer = Renderer(struct_to_python(record.base))
+        if not body.get("background"):
+            async for _ in self._render(tenant, record, renderer):
+                pass
+            if not body.get("store", True):
+                await self._cleanup(tenant, record, created_thread)
+        return response_pb2.CreateResponseResponse(response=_struct(renderer.snapshot()))
+
+    @streaming
+    async def CreateResponseStream(self, tenant, request, context):
+        body = struct_to_python(request.body)
+        record, created_thread = await self._create(tenant, body)
+        renderer = Renderer(struct_to_python(record.base))
+        async for rendered in self._render(tenant, record, renderer):
+            yield response_pb2.CreateResponseStreamResponse(event=_event(rendered))
+        if not body.get("store", True):
+            await self._cleanup(tenant, record, created_thread)
+
+    @streaming
+    async def WatchResponse(self, tenant, request, context):
+        record = await self._stored(tenant, request.response_id)
+        after = request.starting_after if request.HasField("starting_after") else -1
+        renderer = Renderer(struct_to_python(record.base))
+        async for rendered in self._render(tenant, record, renderer):
+            if rendered["sequence_number"] > after:
+                yield response_pb2.WatchResponseResponse(event=_event(rendered))
+
+    @unary
+    async def GetResponse(self, tenant, request, context):
+        record = await self._stored(tenant, request.response_id)
+        return response_pb2.GetResponseResponse(response=_struct(await self._snapshot(tenant, record)))
+
+    @unary
+    async def CancelResponse(self, tenant, request, context):
+        record = await self._stored(tenant, request.response_id)
+        if not struct_to_python(record.base).get("background"):
+            raise InvalidArgument("Only responses created with background=true can be cancelled.")
+        snapshot = await self._snapshot(tenant, record)
+        if snapshot["status"] not in FINAL_STATUSES:
+            try:
+                await self.engine.cancel(tenant, record.thread_id, record.run_id)
+            except FailedPrecondition:
+                pass  # it ended meanwhile
+            renderer = Renderer(struct_to_python(record.base))
+            async for _ in self._render(tenant, record, renderer):
+                pass
+            snapshot = renderer.snapshot()
+        return response_pb2.CancelResponseResponse(response=_struct(snapshot))
+
+    @unary
+    async def DeleteResponse(self, tenant, request, context):
+        if not await self.repo.delete(tenant, response_pb2.StoredResponse, request.response_id):
+            raise NotFound(f"Response with id '{request.response_id}' not found.", param="response_id")
+        return response_pb2.DeleteResponseResponse(id=request.response_id, object="response", deleted=True)
+
+    @unary
+    async def ListInputItems(self, tenant, request, context):
+        record = await self._stored(tenant, request.response_id)
+        items: list[Any] = [struct_to_python(value.struct_value) for value in record.input_items.values]
+        limit = request.limit if request.HasField("limit") else 20
+        if not 1 <= limit <= 100:
+            raise InvalidArgument("Invalid 'limit': expected a value between 1 and 100.", param="limit")
+        if request.order not in ("", "asc", "desc"):
+            raise InvalidArgument("Invalid 'order': expected 'asc' or 'desc'.", param="order", code="invalid_value")
+        if request.order != "asc":
+            items.reverse()
+        position = {item["id"]: i for i, item in enumerate(items)}
+        start = position[request.after] + 1 if request.after in position else 0
+        end = position[request.before] if request.before in position else len(items)
+        page = items[start:end][:limit]
+        response = response_pb2.ListInputItemsResponse(
+            data=[_struct(item) for item in page],
+            first_id=page[0]["id"] if page else "",
+            last_id=page[-1]["id"] if page else "",
+            has_more=start + len(page) < end,
+        )
+        return response
