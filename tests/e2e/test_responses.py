@@ -5,7 +5,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import MODEL, sse_frames
+from tests.conftest import MODEL, sse_frames, wait_for
 
 STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
 
@@ -139,3 +139,199 @@ def test_sse_wire_format_has_event_lines_and_no_done(server):
     assert all(set(f) == {"event", "data"} for f in frames)
     assert frames[0]["event"] == "response.created" and frames[-1]["event"] == "response.completed"
     assert not any("[DONE]" in f["data"] for f in frames)
+
+
+def test_previous_response_id_chains_three_turns_without_inheriting_instructions(client, provider, marker):
+    first = client.responses.create(model=MODEL, input="[reply:One.] first", instructions="Count.")
+    second = client.responses.create(model=MODEL, input="second", previous_response_id=first.id)
+    assert second.previous_response_id == first.id and second.instructions is None
+    third = client.responses.create(
+        model=MODEL, input=f"{marker} third", previous_response_id=second.id, instructions="Be terse."
+    )
+    assert third.output_text == f"You said: {marker} third"
+    assert provider.requests_with(marker)[-1]["messages"] == [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "[reply:One.] first"},
+        {"role": "assistant", "content": "One."},
+        {"role": "user", "content": "second"},
+        {"role": "assistant", "content": "You said: second"},
+        {"role": "user", "content": f"{marker} third"},
+    ]
+    # Following an older response branches: the later turns are not in its context.
+    branch = client.responses.create(model=MODEL, input=f"{marker} branch", previous_response_id=first.id)
+    assert branch.status == "completed"
+    assert provider.requests_with(f"{marker} branch")[-1]["messages"] == [
+        {"role": "user", "content": "[reply:One.] first"},
+        {"role": "assistant", "content": "One."},
+        {"role": "user", "content": f"{marker} branch"},
+    ]
+    # ... and the original line goes on where it was.
+    fourth = client.responses.create(model=MODEL, input=f"{marker} fourth", previous_response_id=third.id)
+    assert fourth.status == "completed"
+    sent = provider.requests_with(f"{marker} fourth")[-1]["messages"]
+    assert [m["content"] for m in sent[-3:]] == [f"{marker} third", f"You said: {marker} third", f"{marker} fourth"]
+    assert len(sent) == 7
+
+
+def test_store_false_is_neither_retrievable_nor_chainable(client):
+    response = client.responses.create(model=MODEL, input="[reply:secret]", store=False)
+    assert response.output_text == "secret" and response.store is False
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(response.id)
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(model=MODEL, input="more", previous_response_id=response.id)
+    assert error.value.body["param"] == "previous_response_id"
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(model=MODEL, input="x", previous_response_id="resp_unknown")
+    assert error.value.body["code"] == "previous_response_not_found"
+
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def test_function_call_round_trip(client, provider, marker):
+    first = client.responses.create(
+        model=MODEL, input=f'{marker} [call:get_weather:{{"city":"Paris"}}]', tools=[WEATHER]
+    )
+    assert first.status == "completed" and first.output_text == ""
+    (call,) = first.output
+    assert call.type == "function_call" and call.name == "get_weather" and call.status == "completed"
+    assert call.arguments == '{"city":"Paris"}' and call.id.startswith("fc_") and call.call_id.startswith("call_")
+    assert first.tools[0].name == "get_weather"
+    # Outputs for calls that are not pending, or no outputs at all, are refused.
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(
+            model=MODEL,
+            previous_response_id=first.id,
+            input=[{"type": "function_call_output", "call_id": "call_nope", "output": "x"}],
+        )
+    assert error.value.body["param"] == "input[0].call_id"
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model=MODEL, previous_response_id=first.id, input="no outputs")
+    second = client.responses.create(
+        model=MODEL,
+        previous_response_id=first.id,
+        tools=[WEATHER],
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+    )
+    assert second.status == "completed" and second.output_text == "Results: sunny"
+    assert [item.type for item in second.output] == ["message"]
+    sent = provider.requests_with(marker)[-1]["messages"]
+    assert sent[-2:] == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call.call_id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call.call_id, "content": "sunny"},
+    ]
+    (output,) = client.responses.input_items.list(second.id).data
+    assert output.type == "function_call_output" and output.call_id == call.call_id and output.output == "sunny"
+    assert client.responses.retrieve(first.id).output[0].call_id == call.call_id
+    third = client.responses.create(model=MODEL, previous_response_id=second.id, input=f"{marker} thanks")
+    assert third.output_text == f"You said: {marker} thanks"
+
+
+def test_function_call_stream_events_in_order(client, marker):
+    with client.responses.stream(
+        model=MODEL, input=f'{marker} [call:get_weather:{{"city":"Lisbon, Portugal"}}]', tools=[WEATHER]
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert _collapse([e.type for e in events]) == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = [e for e in events if e.type == "response.function_call_arguments.delta"]
+    assert len(deltas) > 1 and deltas[-1].snapshot == '{"city":"Lisbon, Portugal"}'
+    (call,) = final.output
+    assert call.type == "function_call" and call.arguments == '{"city":"Lisbon, Portugal"}'
+    with client.responses.stream(
+        model=MODEL,
+        previous_response_id=final.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "rainy"}],
+    ) as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        answer = stream.get_final_response()
+    assert text == "Results: rainy" == answer.output_text
+
+
+def test_background_response_is_queued_then_completes(client):
+    response = client.responses.create(model=MODEL, input="[reply:later]", background=True)
+    assert response.status == "queued" and response.background is True
+    done = wait_for(lambda: (r := client.responses.retrieve(response.id)).status == "completed" and r)
+    assert done.output_text == "later"
+
+
+def test_background_stream_resumed_after_event_k_gets_every_event_once_in_order(client, provider, marker):
+    gate = f"{marker}-gate"
+    stream = client.responses.create(
+        model=MODEL, input=f"{marker} [chunks:12][gate:{gate}:4]", background=True, stream=True
+    )
+    seen = []
+    for event in stream:
+        seen.append(event)
+        if event.type == "response.output_text.delta":
+            break
+    stream.close()  # the client drops; the response goes on
+    k = seen[-1].sequence_number
+    response_id = seen[0].response.id
+    wait_for(lambda: provider.is_held(gate))
+    provider.release(gate)
+    resumed = list(client.responses.retrieve(response_id, stream=True, starting_after=k))
+    events = seen + resumed
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert events[0].type == "response.created" and events[1].type == "response.queued"
+    assert events[-1].type == "response.completed"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "".join(f"w{i} " for i in range(12)) == events[-1].response.output_text
+    # The whole stream again, after the end, is the same events.
+    replay = list(client.responses.retrieve(response_id, stream=True))
+    assert [e.model_dump() for e in replay] == [e.model_dump() for e in events]
+
+
+def test_cancel_a_background_response(client, provider, marker):
+    gate = f"{marker}-gate"
+    response = client.responses.create(model=MODEL, input=f"{marker} [chunks:9][gate:{gate}:3]", background=True)
+    wait_for(lambda: provider.is_held(gate))
+    cancelled = client.responses.cancel(response.id)
+    provider.release(gate)
+    assert cancelled.status == "cancelled"
+    assert client.responses.retrieve(response.id).status == "cancelled"
+    again = client.responses.cancel(response.id)  # cancelling an ended response changes nothing
+    assert again.status == "cancelled"
+    foreground = client.responses.create(model=MODEL, input="[reply:done]")
+    with pytest.raises(openai.BadRequestError):
+        client.responses.cancel(foreground.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.cancel("resp_missing")
+
+
+def test_input_items_pages(client):
+    response = client.responses.create(
+        model=MODEL,
+        input=[{"role": "user", "content": f"item {i}"} for i in range(5)]
+        + [{"role": "user", "content": "[reply:ok]"}],
+    )
+    newest_first = client.responses.input_items.list(response.id, limit=4)
+    assert [i.content[0].text for i in newest_first.data] == ["[reply:ok]", "item 4", "item 3", "item 2"]
+    assert newest_first.has_more is True
+    every = [i.content[0].text for i in client.responses.input_items.list(response.id, limit=2, order="asc")]
+    assert every == [f"item {i}" for i in range(5)] + ["[reply:ok]"]
