@@ -28,6 +28,7 @@ _SUPPORTED = {
     "top_p",
     "max_output_tokens",
     "metadata",
+    "text",
     # accepted, with no effect yet
     "user",
     "safety_identifier",
@@ -227,6 +228,7 @@ def parse(body: Json) -> ResponseRequest:
         )
     tools(body)  # checked now, used when the run is made
     tool_choice(body)
+    response_format(body)
     return request
 
 
@@ -277,6 +279,42 @@ def tool_choice(body: Json) -> run_pb2.ToolChoice:
     return result
 
 
+def response_format(body: Json) -> assistant_pb2.ResponseFormat:
+    """The run's response format from the body's `text.format` (text, json_object, json_schema)."""
+    result = assistant_pb2.ResponseFormat()
+    text = _expect(body, "text", (dict,), "an object") or {}
+    given = _expect(text, "format", (dict,), "an object", "text.format")
+    kind = (given or {}).get("type", "text")
+    if given is None:
+        result.auto.SetInParent()
+    elif kind == "text":
+        result.text.SetInParent()
+    elif kind == "json_object":
+        result.json_object.SetInParent()
+    elif kind == "json_schema":
+        name = _expect(given, "name", (str,), "a string", "text.format.name")
+        if not name:
+            raise missing("text.format.name")
+        schema = _expect(given, "schema", (dict,), "an object", "text.format.schema")
+        if schema is None:
+            raise missing("text.format.schema")
+        result.json_schema.name = name
+        result.json_schema.schema.update(schema)
+        description = _expect(given, "description", (str,), "a string", "text.format.description")
+        if description is not None:
+            result.json_schema.description = description
+        strict = _expect(given, "strict", (bool,), "a boolean", "text.format.strict")
+        if strict is not None:
+            result.json_schema.strict = strict
+    else:
+        raise InvalidArgument(
+            f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object' and 'json_schema'.",
+            param="text.format.type",
+            code="invalid_value",
+        )
+    return result
+
+
 def new_run(request: ResponseRequest, thread_id: str) -> run_pb2.Run:
     """The run a response is: this request's model, instructions (its own only: never those of
     the response it follows) and options."""
@@ -299,7 +337,7 @@ def new_run(request: ResponseRequest, thread_id: str) -> run_pb2.Run:
             setattr(run, target, body[key])
     if body.get("max_output_tokens") is not None:
         run.max_completion_tokens = body["max_output_tokens"]
-    run.response_format.auto.SetInParent()
+    run.response_format.CopyFrom(response_format(body))
     run.truncation_strategy.type = run_pb2.TRUNCATION_STRATEGY_TYPE_AUTO
     return run
 
@@ -343,7 +381,7 @@ def base(response_id: str, created_at: int, request: ResponseRequest) -> Json:
         "top_p": body.get("top_p", 1.0),
         "max_output_tokens": body.get("max_output_tokens"),
         "metadata": body.get("metadata") or {},
-        "text": {"format": {"type": "text"}},
+        "text": {"format": (body.get("text") or {}).get("format") or {"type": "text"}},
         "truncation": body.get("truncation", "disabled"),
         "reasoning": {"effort": None, "summary": None},
         "user": body.get("user"),

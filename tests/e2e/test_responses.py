@@ -3,6 +3,7 @@ event order, chaining with previous_response_id, store=False, and function calls
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 from tests.conftest import MODEL, sse_frames, wait_for
@@ -335,3 +336,22 @@ def test_input_items_pages(client):
     assert newest_first.has_more is True
     every = [i.content[0].text for i in client.responses.input_items.list(response.id, limit=2, order="asc")]
     assert every == [f"item {i}" for i in range(5)] + ["[reply:ok]"]
+
+
+class Weather(pydantic.BaseModel):
+    city: str
+    celsius: int
+
+
+def test_parse_with_a_pydantic_text_format(client, provider, marker):
+    parsed = client.responses.parse(
+        model=MODEL, input=f'{marker} [reply:{{"city":"Paris","celsius":21}}]', text_format=Weather
+    )
+    assert parsed.output_parsed == Weather(city="Paris", celsius=21)
+    assert parsed.text.format.type == "json_schema" and parsed.text.format.name == "Weather"
+    sent = provider.requests_with(marker)[-1]["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["name"] == "Weather"
+    assert sent["json_schema"]["schema"]["properties"]["celsius"] == {"title": "Celsius", "type": "integer"}
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(model=MODEL, input="x", text={"format": {"type": "yaml"}})  # type: ignore[typeddict-item]
+    assert error.value.body["param"] == "text.format.type"
