@@ -39,6 +39,11 @@ def function_item_id(call_id: str) -> str:
     return "fc_" + call_id.removeprefix("call_")
 
 
+def search_item_id(call_id: str) -> str:
+    """The output item id of a file_search call, derived from its call id."""
+    return "fs_" + call_id.removeprefix("call_")
+
+
 def usage_json(prompt_tokens: int, completion_tokens: int) -> Json:
     return {
         "input_tokens": prompt_tokens,
@@ -53,7 +58,7 @@ def _text_of(message: message_pb2.Message) -> str:
     return "".join(part.text.value for part in message.content if part.WhichOneof("kind") == "text")
 
 
-def _annotations(message: message_pb2.Message) -> list[Json]:
+def _annotations(message: message_pb2.Message, filenames: dict[str, str]) -> list[Json]:
     found = []
     for part in message.content:
         for annotation in part.text.annotations if part.WhichOneof("kind") == "text" else ():
@@ -62,7 +67,7 @@ def _annotations(message: message_pb2.Message) -> list[Json]:
                     {
                         "type": "file_citation",
                         "file_id": annotation.file_citation.file_id,
-                        "filename": "",
+                        "filename": filenames.get(annotation.file_citation.file_id, ""),
                         "index": annotation.end_index,
                     }
                 )
@@ -84,6 +89,7 @@ class Renderer:
         self._step_calls: dict[tuple[str, int], str] = {}  # (step id, call index) -> call id
         self._usage_before: tuple[int, int] | None = None  # the run's usage before this response
         self._background = bool(base.get("background"))
+        self._filenames: dict[str, str] = {}  # file id -> name, from this response's searches
 
     @property
     def status(self) -> str:
@@ -122,6 +128,8 @@ class Renderer:
             return self._message_done(event.message)
         if kind == E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA:
             return self._call_delta(event.run_step_delta)
+        if kind == E.RUN_EVENT_TYPE_THREAD_RUN_STEP_COMPLETED:
+            return self._searches_done(event.run_step)
         if event.WhichOneof("data") == "run" and (
             event.run.status in TERMINAL or kind == E.RUN_EVENT_TYPE_THREAD_RUN_REQUIRES_ACTION
         ):
@@ -226,10 +234,14 @@ class Renderer:
         item = self._items[index]
         part = item["content"][0]
         part["text"] = _text_of(message)
-        part["annotations"] = _annotations(message)
+        part["annotations"] = _annotations(message, self._filenames)
         item["status"] = "completed" if message.status == message_pb2.MESSAGE_STATUS_COMPLETED else "incomplete"
         common = {"item_id": message.id, "output_index": index, "content_index": 0}
-        return [
+        annotated = [
+            self._event("response.output_text.annotation.added", **common, annotation_index=i, annotation=annotation)
+            for i, annotation in enumerate(copy.deepcopy(part["annotations"]))
+        ]
+        return annotated + [
             self._event("response.output_text.done", **common, text=part["text"], logprobs=[]),
             self._event("response.content_part.done", **common, part=copy.deepcopy(part)),
             self._event("response.output_item.done", output_index=index, item=copy.deepcopy(item)),
@@ -240,6 +252,8 @@ class Renderer:
     def _call_delta(self, delta_event: run_pb2.RunStepDeltaEvent) -> list[Json]:
         events = []
         for call in delta_event.delta.step_details.tool_calls.items:
+            if call.WhichOneof("kind") == "file_search" and call.HasField("id"):
+                events.extend(self._search_added(call.id))
             if call.WhichOneof("kind") != "function":
                 continue
             key = (delta_event.id, call.index)
@@ -276,6 +290,38 @@ class Renderer:
                         delta=call.function.arguments,
                     )
                 )
+        return events
+
+    # ---- file_search items ----------------------------------------------------------------
+
+    def _search_added(self, call_id: str) -> list[Json]:
+        index = len(self._items)
+        item: Json = {"id": search_item_id(call_id), "type": "file_search_call", "status": "in_progress", "queries": []}
+        item["results"] = None
+        self._items.append(item)
+        self._open[call_id] = index
+        added = self._event("response.output_item.added", output_index=index, item=copy.deepcopy(item))
+        common = {"item_id": item["id"], "output_index": index}
+        item["status"] = "searching"
+        return [
+            added,
+            self._event("response.file_search_call.in_progress", **common),
+            self._event("response.file_search_call.searching", **common),
+        ]
+
+    def _searches_done(self, step: run_pb2.RunStep) -> list[Json]:
+        events = []
+        for call in step.step_details.tool_calls.items:
+            index = self._open.get(call.id)
+            if call.WhichOneof("kind") != "file_search" or index is None:
+                continue
+            del self._open[call.id]
+            for result in call.file_search.results:
+                self._filenames[result.file_id] = result.file_name
+            item = self._items[index]
+            item["status"] = "completed"
+            events.append(self._event("response.file_search_call.completed", item_id=item["id"], output_index=index))
+            events.append(self._event("response.output_item.done", output_index=index, item=copy.deepcopy(item)))
         return events
 
 

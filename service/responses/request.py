@@ -232,17 +232,44 @@ def parse(body: Json) -> ResponseRequest:
     return request
 
 
+def _file_search(tool: Json, param: str) -> assistant_pb2.Tool:
+    settings = assistant_pb2.FileSearchTool()
+    stores = _expect(tool, "vector_store_ids", (list,), "an array", f"{param}.vector_store_ids")
+    if not stores or not all(isinstance(s, str) for s in stores):
+        raise missing(f"{param}.vector_store_ids")
+    most = _expect(tool, "max_num_results", (int,), "an integer", f"{param}.max_num_results")
+    if most is not None:
+        if not 1 <= most <= 50:
+            raise InvalidArgument(
+                f"Invalid '{param}.max_num_results': expected a value between 1 and 50.",
+                param=f"{param}.max_num_results",
+            )
+        settings.max_num_results = most
+    return assistant_pb2.Tool(file_search=settings)
+
+
+def vector_store_ids(body: Json) -> list[str]:
+    """The vector stores the body's file_search tool searches."""
+    for tool in body.get("tools") or []:
+        if tool.get("type") == "file_search":
+            return list(dict.fromkeys(tool["vector_store_ids"]))
+    return []
+
+
 def tools(body: Json) -> list[assistant_pb2.Tool]:
-    """The run's tools from the body's `tools` (function tools only, so far)."""
+    """The run's tools from the body's `tools`: functions, and file_search."""
     given = _expect(body, "tools", (list,), "an array") or []
     result = []
     for i, tool in enumerate(given):
         param = f"tools[{i}]"
         if not isinstance(tool, dict):
             raise InvalidArgument(f"Invalid type for '{param}': expected an object.", param=param, code="invalid_type")
+        if tool.get("type") == "file_search":
+            result.append(_file_search(tool, param))
+            continue
         if tool.get("type") != "function":
             raise InvalidArgument(
-                f"Invalid value: '{tool.get('type')}'. Supported tool types are: 'function'.",
+                f"Invalid value: '{tool.get('type')}'. Supported tool types are: 'function' and 'file_search'.",
                 param=f"{param}.type",
                 code="invalid_value",
             )

@@ -12,7 +12,7 @@ are the ones it answers. Events and the response object are renderings of the ru
 from collections.abc import AsyncIterator
 from typing import Any
 
-from assistd.v1 import message_pb2, response_pb2, response_pb2_grpc, run_pb2, thread_pb2
+from assistd.v1 import message_pb2, response_pb2, response_pb2_grpc, run_pb2, thread_pb2, vector_store_pb2
 from google.protobuf import json_format, struct_pb2
 
 from service import ids
@@ -86,7 +86,19 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         return record, created_thread
 
     async def _start(self, tenant, request, record, thread, copies) -> list[str]:
-        """Starts a new run on record.thread_id (on `thread`, made now, when given)."""
+        """Starts a new run on record.thread_id (on `thread`, made now, when given). The thread
+        holds the vector stores the run's file_search tool searches."""
+        stores = requests.vector_store_ids(request.body)
+        for store_id in stores:
+            await self.repo.require(tenant, vector_store_pb2.VectorStore, store_id)
+        if thread is None:
+            existing = await self.repo.require(tenant, thread_pb2.Thread, record.thread_id)
+            if list(existing.tool_resources.file_search.vector_store_ids) != stores:
+                del existing.tool_resources.file_search.vector_store_ids[:]
+                existing.tool_resources.file_search.vector_store_ids.extend(stores)
+                await self.repo.put(tenant, existing)
+        else:
+            thread.tool_resources.file_search.vector_store_ids.extend(stores)
         run = requests.new_run(request, record.thread_id)
         messages = requests.new_messages(request, record.thread_id, run.id)
         context = copies + messages

@@ -355,3 +355,48 @@ def test_parse_with_a_pydantic_text_format(client, provider, marker):
     with pytest.raises(openai.BadRequestError) as error:
         client.responses.create(model=MODEL, input="x", text={"format": {"type": "yaml"}})  # type: ignore[typeddict-item]
     assert error.value.body["param"] == "text.format.type"
+
+
+def test_file_search_with_vector_store_ids_cites_the_file(client):
+    vs = client.vector_stores.create(name="animals")
+    zebras = client.vector_stores.files.upload_and_poll(
+        vector_store_id=vs.id,
+        file=("zebras.md", b"# Zebras\nZebras have black and white stripes.\n"),
+        poll_interval_ms=50,
+    )
+    client.vector_stores.files.upload_and_poll(
+        vector_store_id=vs.id, file=("etna.txt", b"Mount Etna is a volcano in Sicily.\n"), poll_interval_ms=50
+    )
+    tools = [{"type": "file_search", "vector_store_ids": [vs.id], "max_num_results": 1}]
+    with client.responses.stream(
+        model=MODEL, input='What do zebras have? [call:file_search:{"queries": ["zebra stripes"]}]', tools=tools
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert _collapse([e.type for e in events]) == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.file_search_call.in_progress",
+        "response.file_search_call.searching",
+        "response.file_search_call.completed",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.annotation.added",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    search, message = final.output
+    assert search.type == "file_search_call" and search.id.startswith("fs_") and search.status == "completed"
+    assert "【0†zebras.md】" in final.output_text
+    (citation,) = message.content[0].annotations
+    assert citation.type == "file_citation" and citation.file_id == zebras.id and citation.filename == "zebras.md"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(
+            model=MODEL, input="x", tools=[{"type": "file_search", "vector_store_ids": ["vs_missing"]}]
+        )
