@@ -9,6 +9,7 @@ import grpc
 from aiohttp import web
 from assistd.v1 import (
     assistant_pb2,
+    conversation_pb2,
     file_pb2,
     message_pb2,
     model_pb2,
@@ -26,7 +27,16 @@ from edge.routes import ROUTES, Route
 
 log = logging.getLogger(__name__)
 
-_FILES = [assistant_pb2, thread_pb2, message_pb2, run_service_pb2, model_pb2, file_pb2, vector_store_pb2]
+_FILES = [
+    assistant_pb2,
+    thread_pb2,
+    message_pb2,
+    run_service_pb2,
+    model_pb2,
+    file_pb2,
+    vector_store_pb2,
+    conversation_pb2,
+]
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
 MAX_FRAMES_PER_WRITE = 64  # SSE frames coalesced into one socket write at most (bounds the delay)

@@ -8,6 +8,8 @@ import grpc
 from assistd.v1 import (
     assistant_pb2,
     assistant_pb2_grpc,
+    conversation_pb2,
+    conversation_pb2_grpc,
     file_pb2,
     file_pb2_grpc,
     message_pb2,
@@ -40,6 +42,7 @@ from service.llm.router import ModelRouter
 from service.local_calls import LocalStreams
 from service.metrics import MeteredLocalStreams, MeteredProvider, MeteredStore, ServerInterceptor, StoreHealth
 from service.repo import Repo
+from service.responses.conversations import ConversationService
 from service.responses.service import ResponseService
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
@@ -55,6 +58,7 @@ SERVICE_NAMES = [
     model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
     vector_store_pb2.DESCRIPTOR.services_by_name["VectorStoreService"].full_name,
+    conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name,
     response_pb2.DESCRIPTOR.services_by_name["ResponseService"].full_name,
 ]
 
@@ -137,6 +141,7 @@ class Service:
             )
         )
         response_pb2_grpc.add_ResponseServiceServicer_to_server(responses, server)
+        conversation_pb2_grpc.add_ConversationServiceServicer_to_server(ConversationService(auth, self.repo), server)
         run_service_pb2_grpc.add_RunServiceServicer_to_server(runs, server)
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)
         file_pb2_grpc.add_FileServiceServicer_to_server(

@@ -29,6 +29,7 @@ _SUPPORTED = {
     "max_output_tokens",
     "metadata",
     "text",
+    "conversation",
     # accepted, with no effect yet
     "user",
     "safety_identifier",
@@ -52,6 +53,7 @@ class ResponseRequest:
     previous_response_id: str | None
     store: bool
     background: bool
+    conversation: str | None = None  # the thread it runs on (a conversation is a thread)
     # (role, content parts) of the message items, in order; content parts are MessageContent
     messages: list[tuple[int, list[message_pb2.MessageContent]]] = field(default_factory=list)
     system_text: list[str] = field(default_factory=list)  # system/developer items, for this run only
@@ -178,6 +180,14 @@ def _add_item(request: ResponseRequest, item: Any, param: str) -> None:
         )
 
 
+def parse_items(items: list[Any], param: str) -> ResponseRequest:
+    """Input items alone (a conversation's), checked as `param[i]`."""
+    request = ResponseRequest(body={}, model="", previous_response_id=None, store=True, background=False)
+    for i, item in enumerate(items):
+        _add_item(request, item, f"{param}[{i}]")
+    return request
+
+
 def parse(body: Json) -> ResponseRequest:
     """The request a CreateResponse body makes. Raises InvalidArgument naming the bad parameter."""
     for key in body:
@@ -193,6 +203,24 @@ def parse(body: Json) -> ResponseRequest:
         store=_expect(body, "store", (bool,), "a boolean") is not False,
         background=bool(_expect(body, "background", (bool,), "a boolean")),
     )
+    conversation = body.get("conversation")
+    if isinstance(conversation, dict):
+        conversation = conversation.get("id")
+    if conversation is not None:
+        if not isinstance(conversation, str) or not conversation:
+            raise InvalidArgument(
+                "Invalid 'conversation': expected a conversation id or {'id': ...}.",
+                param="conversation",
+                code="invalid_type",
+            )
+        if request.previous_response_id:
+            raise InvalidArgument(
+                "Mutually exclusive parameters: Ensure you are only providing one of: 'previous_response_id' or "
+                "'conversation'.",
+                param="conversation",
+                code="mutually_exclusive_parameters",
+            )
+        request.conversation = conversation
     if request.background and not request.store:
         raise InvalidArgument("Background responses must be stored ('store' true).", param="store")
     _expect(body, "instructions", (str,), "a string")
@@ -400,6 +428,7 @@ def base(response_id: str, created_at: int, request: ResponseRequest) -> Json:
         "model": request.model,
         "instructions": body.get("instructions"),
         "previous_response_id": request.previous_response_id,
+        "conversation": {"id": request.conversation} if request.conversation else None,
         "store": request.store,
         "tools": [{"strict": None, "description": None, **t} for t in body.get("tools") or []],
         "tool_choice": choice,

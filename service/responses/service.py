@@ -66,9 +66,11 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
                 )
             run = await self.repo.require(tenant, run_pb2.Run, previous.run_id, previous.thread_id)
             if run.status == run_pb2.RUN_STATUS_REQUIRES_ACTION:
-                message_ids = await self._submit(tenant, request, previous, run, record)
+                message_ids = await self._submit(tenant, request, run, record, previous.context_message_id)
             else:
                 message_ids, created_thread = await self._follow_on(tenant, request, previous, run, record)
+        elif request.conversation:
+            message_ids = await self._in_conversation(tenant, request, request.conversation, record)
         else:
             record.thread_id = ids.new_id("thread_")
             thread = thread_pb2.Thread(id=record.thread_id, object="thread", created_at=record.created_at)
@@ -108,8 +110,25 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         await self.engine.start(tenant, run, context, new_thread=thread)
         return [m.id for m in messages]
 
-    async def _submit(self, tenant, request, previous, run, record) -> list[str]:
-        """The previous response ended with function calls: this one's outputs resume its run."""
+    async def _in_conversation(self, tenant, request, conversation_id: str, record) -> list[str]:
+        """A response in a conversation (a thread): its outputs answer the calls its last
+        response ended with, or it is a new run on the thread."""
+        if await self.repo.get(tenant, thread_pb2.Thread, conversation_id) is None:
+            raise NotFound(f"Conversation with id '{conversation_id}' not found.", param="conversation")
+        record.thread_id = conversation_id
+        if request.tool_outputs:
+            latest, _ = await self.repo.list_page(tenant, run_pb2.Run, conversation_id, ListQuery(limit=1))
+            if not latest or latest[0].status != run_pb2.RUN_STATUS_REQUIRES_ACTION:
+                call_id = request.tool_outputs[0].tool_call_id
+                raise InvalidArgument(
+                    f"No tool call found for function call output with call_id {call_id}.",
+                    param=request.output_params[0],
+                )
+            return await self._submit(tenant, request, latest[0], record, "")
+        return await self._start(tenant, request, record, None, [])
+
+    async def _submit(self, tenant, request, run, record, context_message_id: str) -> list[str]:
+        """A response that ended with function calls left its run waiting: these outputs resume it."""
         pending = [call.id for call in run.required_action.submit_tool_outputs.tool_calls]
         given = {output.tool_call_id for output in request.tool_outputs}
         for output, param in zip(request.tool_outputs, request.output_params, strict=True):
@@ -120,12 +139,10 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         for call_id in pending:
             if call_id not in given:
                 raise InvalidArgument(f"No tool output found for function call {call_id}.", param="input")
-        started = await self.engine.submit_tool_outputs(
-            tenant, previous.thread_id, previous.run_id, list(request.tool_outputs)
-        )
-        record.thread_id, record.run_id = previous.thread_id, previous.run_id
+        started = await self.engine.submit_tool_outputs(tenant, run.thread_id, run.id, list(request.tool_outputs))
+        record.thread_id, record.run_id = run.thread_id, run.id
         record.after_sequence = started.channel.first_sequence - 1
-        record.context_message_id = previous.context_message_id
+        record.context_message_id = context_message_id
         return []
 
     async def _follow_on(self, tenant, request, previous, run, record) -> tuple[list[str], bool]:

@@ -1,0 +1,85 @@
+"""The Conversations API through the real openai SDK, and responses in a conversation: a
+conversation is a thread, so an Assistants thread continues through Responses and back."""
+
+import openai
+import pytest
+
+from tests.conftest import MODEL
+
+STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
+
+
+def test_conversation_crud_and_items(client):
+    conversation = client.conversations.create(
+        items=[{"type": "message", "role": "user", "content": "Hello"}], metadata={"topic": "demo"}
+    )
+    assert conversation.id.startswith("conv_") and conversation.object == "conversation"
+    assert conversation.metadata == {"topic": "demo"}
+    assert client.conversations.retrieve(conversation.id).created_at == conversation.created_at
+    updated = client.conversations.update(conversation.id, metadata={"topic": "changed"})
+    assert updated.metadata == {"topic": "changed"}
+    added = client.conversations.items.create(
+        conversation.id,
+        items=[
+            {"type": "message", "role": "assistant", "content": "Hi!"},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "How are you?"}]},
+        ],
+    )
+    assert [item.role for item in added.data] == ["assistant", "user"]
+    items = client.conversations.items.list(conversation.id, order="asc").data
+    assert [(i.role, i.content[0].type, i.content[0].text) for i in items] == [
+        ("user", "input_text", "Hello"),
+        ("assistant", "output_text", "Hi!"),
+        ("user", "input_text", "How are you?"),
+    ]
+    one = client.conversations.items.retrieve(items[1].id, conversation_id=conversation.id)
+    assert one.id == items[1].id and one.type == "message"
+    client.conversations.items.delete(items[1].id, conversation_id=conversation.id)
+    assert len(client.conversations.items.list(conversation.id).data) == 2
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.items.retrieve(items[1].id, conversation_id=conversation.id)
+    with pytest.raises(openai.BadRequestError) as error:
+        client.conversations.items.create(conversation.id, items=[{"type": "message", "role": "robot", "content": "x"}])
+    assert error.value.body["param"] == "items[0].role"
+    deleted = client.conversations.delete(conversation.id)
+    assert deleted.deleted is True and deleted.object == "conversation.deleted"
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.retrieve(conversation.id)
+
+
+def test_responses_in_a_conversation_see_and_extend_it(client, provider, marker):
+    conversation = client.conversations.create(
+        items=[{"type": "message", "role": "user", "content": "My name is Ada."}]
+    )
+    first = client.responses.create(model=MODEL, conversation=conversation.id, input="[reply:Hello Ada.]")
+    assert first.output_text == "Hello Ada." and first.conversation.id == conversation.id
+    second = client.responses.create(model=MODEL, conversation={"id": conversation.id}, input=f"{marker} who am I?")
+    assert second.status == "completed"
+    assert [m["content"] for m in provider.requests_with(marker)[-1]["messages"]] == [
+        "My name is Ada.",
+        "[reply:Hello Ada.]",
+        "Hello Ada.",
+        f"{marker} who am I?",
+    ]
+    items = client.conversations.items.list(conversation.id, order="asc").data
+    assert [i.role for i in items] == ["user", "user", "assistant", "user", "assistant"]
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(model=MODEL, conversation=conversation.id, previous_response_id=first.id, input="x")
+    assert error.value.body["param"] == "conversation"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=MODEL, conversation="conv_missing", input="x")
+
+
+def test_an_assistants_thread_continues_through_responses(client, assistant, marker):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "[reply:Started with Assistants.]"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    assert run.status == "completed"
+    response = client.responses.create(model=MODEL, conversation=thread.id, input=f"[reply:{marker} via Responses]")
+    assert response.output_text == f"{marker} via Responses"
+    messages = client.beta.threads.messages.list(thread_id=thread.id, order="asc").data
+    assert [m.content[0].text.value for m in messages] == [
+        "[reply:Started with Assistants.]",
+        "Started with Assistants.",
+        f"[reply:{marker} via Responses]",
+        f"{marker} via Responses",
+    ]
