@@ -1,10 +1,13 @@
 """The Responses API through the real openai SDK: create, retrieve, delete, streaming and its
 event order, chaining with previous_response_id, store=False, and function calls."""
 
+import grpc
 import httpx
 import openai
 import pydantic
 import pytest
+from assistd.v1 import response_pb2, response_pb2_grpc
+from google.protobuf import struct_pb2
 
 from tests.conftest import MODEL, sse_frames, wait_for
 
@@ -400,3 +403,25 @@ def test_file_search_with_vector_store_ids_cites_the_file(client):
         client.responses.create(
             model=MODEL, input="x", tools=[{"type": "file_search", "vector_store_ids": ["vs_missing"]}]
         )
+
+
+def test_grpc_response_stream_and_watch_from_a_sequence_number(server):
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = response_pb2_grpc.ResponseServiceStub(channel)
+        body = struct_pb2.Struct()
+        body.update({"model": MODEL, "input": "[reply:over gRPC]"})
+        events = [r.event for r in stub.CreateResponseStream(response_pb2.CreateResponseStreamRequest(body=body))]
+        assert [e.sequence_number for e in events] == list(range(len(events)))
+        assert events[0].type == "response.created" and events[-1].type == "response.completed"
+        response_id = events[0].data["response"]["id"]
+        assert events[-1].data["response"]["status"] == "completed"
+        watched = [
+            r.event
+            for r in stub.WatchResponse(response_pb2.WatchResponseRequest(response_id=response_id, starting_after=3))
+        ]
+        assert watched == events[4:]
+        got = stub.GetResponse(response_pb2.GetResponseRequest(response_id=response_id)).response
+        assert got["output"][0]["content"][0]["text"] == "over gRPC"
+        with pytest.raises(grpc.RpcError) as error:
+            stub.GetResponse(response_pb2.GetResponseRequest(response_id="resp_missing"))
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
