@@ -9,6 +9,7 @@ from assistd.v1 import assistant_pb2, message_pb2, run_pb2
 
 from service import ids
 from service.errors import InvalidArgument, missing
+from service.protojson import struct_to_python
 from service.validation import check_metadata
 
 Json = dict[str, Any]
@@ -30,6 +31,7 @@ _SUPPORTED = {
     "metadata",
     "text",
     "conversation",
+    "prompt",
     # accepted, with no effect yet
     "user",
     "safety_identifier",
@@ -54,6 +56,8 @@ class ResponseRequest:
     store: bool
     background: bool
     conversation: str | None = None  # the thread it runs on (a conversation is a thread)
+    prompt_id: str | None = None  # an assistant used as the reusable prompt
+    assistant: assistant_pb2.Assistant | None = None  # that assistant, once read
     # (role, content parts) of the message items, in order; content parts are MessageContent
     messages: list[tuple[int, list[message_pb2.MessageContent]]] = field(default_factory=list)
     system_text: list[str] = field(default_factory=list)  # system/developer items, for this run only
@@ -193,12 +197,21 @@ def parse(body: Json) -> ResponseRequest:
     for key in body:
         if key not in _SUPPORTED:
             raise InvalidArgument(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
+    prompt = _expect(body, "prompt", (dict,), "an object")
+    prompt_id = prompt.get("id") if prompt is not None else None
+    if prompt is not None and (not isinstance(prompt_id, str) or not prompt_id.startswith("asst_")):
+        raise InvalidArgument(
+            "Invalid 'prompt.id': assistd's prompts are assistants; expected an assistant id ('asst_...').",
+            param="prompt.id",
+            code="invalid_value",
+        )
     model = _expect(body, "model", (str,), "a string")
-    if not model:
+    if not model and prompt_id is None:
         raise missing("model")
     request = ResponseRequest(
         body=body,
-        model=model,
+        model=model or "",
+        prompt_id=prompt_id,
         previous_response_id=_expect(body, "previous_response_id", (str,), "a string") or None,
         store=_expect(body, "store", (bool,), "a boolean") is not False,
         background=bool(_expect(body, "background", (bool,), "a boolean")),
@@ -370,11 +383,47 @@ def response_format(body: Json) -> assistant_pb2.ResponseFormat:
     return result
 
 
+def use_assistant(request: ResponseRequest, assistant: assistant_pb2.Assistant) -> None:
+    """An assistant as the request's prompt: its model, instructions and tools where the request
+    gives none (its file_search searches the assistant's vector stores too)."""
+    request.assistant = assistant
+    request.model = request.model or assistant.model
+
+
+def _instructions(request: ResponseRequest) -> str | None:
+    given = request.body.get("instructions")
+    if given is None and request.assistant is not None and request.assistant.HasField("instructions"):
+        return request.assistant.instructions
+    return given
+
+
+def tool_json(tool: assistant_pb2.Tool, assistant: assistant_pb2.Assistant) -> Json:
+    """An assistant's tool as a Responses tool."""
+    if tool.WhichOneof("kind") == "function":
+        function = tool.function
+        return {
+            "type": "function",
+            "name": function.name,
+            "description": function.description if function.HasField("description") else None,
+            "parameters": struct_to_python(function.parameters) if function.HasField("parameters") else None,
+            "strict": function.strict if function.HasField("strict") else None,
+        }
+    if tool.WhichOneof("kind") == "file_search":
+        return {
+            "type": "file_search",
+            "vector_store_ids": list(assistant.tool_resources.file_search.vector_store_ids),
+            "max_num_results": tool.file_search.max_num_results
+            if tool.file_search.HasField("max_num_results")
+            else None,
+        }
+    return {"type": tool.WhichOneof("kind")}
+
+
 def new_run(request: ResponseRequest, thread_id: str) -> run_pb2.Run:
     """The run a response is: this request's model, instructions (its own only: never those of
     the response it follows) and options."""
     body = request.body
-    instructions = "\n\n".join(filter(None, [body.get("instructions") or "", *request.system_text]))
+    instructions = "\n\n".join(filter(None, [_instructions(request) or "", *request.system_text]))
     run = run_pb2.Run(
         id=ids.new_id("run_"),
         object="thread.run",
@@ -383,13 +432,17 @@ def new_run(request: ResponseRequest, thread_id: str) -> run_pb2.Run:
         status=run_pb2.RUN_STATUS_QUEUED,
         model=request.model,
         instructions=instructions,
-        tools=tools(body),
+        tools=request.assistant.tools if request.assistant is not None and "tools" not in body else tools(body),
         parallel_tool_calls=body.get("parallel_tool_calls", True),
         tool_choice=tool_choice(body),
     )
-    for key, target in (("temperature", "temperature"), ("top_p", "top_p")):
+    if request.assistant is not None:
+        run.assistant_id = request.assistant.id  # file_search also searches its vector stores
+    for key in ("temperature", "top_p"):
         if body.get(key) is not None:
-            setattr(run, target, body[key])
+            setattr(run, key, body[key])
+        elif request.assistant is not None and request.assistant.HasField(key):
+            setattr(run, key, getattr(request.assistant, key))
     if body.get("max_output_tokens") is not None:
         run.max_completion_tokens = body["max_output_tokens"]
     run.response_format.CopyFrom(response_format(body))
@@ -426,11 +479,14 @@ def base(response_id: str, created_at: int, request: ResponseRequest) -> Json:
         "status": "queued",
         "background": request.background,
         "model": request.model,
-        "instructions": body.get("instructions"),
+        "instructions": _instructions(request),
         "previous_response_id": request.previous_response_id,
         "conversation": {"id": request.conversation} if request.conversation else None,
         "store": request.store,
-        "tools": [{"strict": None, "description": None, **t} for t in body.get("tools") or []],
+        "tools": [tool_json(t, request.assistant) for t in request.assistant.tools]
+        if request.assistant is not None and "tools" not in body
+        else [{"strict": None, "description": None, **t} for t in body.get("tools") or []],
+        "prompt": {"id": request.prompt_id, "variables": None, "version": None} if request.prompt_id else None,
         "tool_choice": choice,
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "temperature": body.get("temperature", 1.0),

@@ -12,7 +12,15 @@ are the ones it answers. Events and the response object are renderings of the ru
 from collections.abc import AsyncIterator
 from typing import Any
 
-from assistd.v1 import message_pb2, response_pb2, response_pb2_grpc, run_pb2, thread_pb2, vector_store_pb2
+from assistd.v1 import (
+    assistant_pb2,
+    message_pb2,
+    response_pb2,
+    response_pb2_grpc,
+    run_pb2,
+    thread_pb2,
+    vector_store_pb2,
+)
 from google.protobuf import json_format, struct_pb2
 
 from service import ids
@@ -53,6 +61,11 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
     async def _create(self, tenant: str, body: Json) -> tuple[response_pb2.StoredResponse, bool]:
         """Starts the response's run; returns its record (stored when the request says so)."""
         request = requests.parse(body)
+        if request.prompt_id:
+            assistant = await self.repo.get(tenant, assistant_pb2.Assistant, request.prompt_id)
+            if assistant is None:
+                raise NotFound(f"Prompt with id '{request.prompt_id}' not found.", param="prompt.id")
+            requests.use_assistant(request, assistant)
         record = response_pb2.StoredResponse(id=ids.new_id("resp_"), created_at=ids.now())
         record.base.CopyFrom(_struct(requests.base(record.id, record.created_at, request)))
         created_thread = False

@@ -83,3 +83,41 @@ def test_an_assistants_thread_continues_through_responses(client, assistant, mar
         f"[reply:{marker} via Responses]",
         f"{marker} via Responses",
     ]
+
+
+def test_an_assistant_as_the_prompt_gives_model_instructions_and_tools(client, provider, marker):
+    assistant = client.beta.assistants.create(
+        model=MODEL,
+        instructions="You are the weather desk.",
+        temperature=0.4,
+        tools=[
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                },
+            }
+        ],
+    )
+    response = client.responses.create(
+        prompt={"id": assistant.id}, input=f'{marker} [call:get_weather:{{"city":"Rome"}}]'
+    )
+    assert response.model == MODEL and response.instructions == "You are the weather desk."
+    assert response.prompt.id == assistant.id and response.tools[0].name == "get_weather"
+    (call,) = response.output
+    assert call.type == "function_call" and call.arguments == '{"city":"Rome"}'
+    sent = provider.requests_with(marker)[-1]
+    assert sent["messages"][0] == {"role": "system", "content": "You are the weather desk."}
+    assert sent["temperature"] == 0.4 and sent["tools"][0]["function"]["name"] == "get_weather"
+    answer = client.responses.create(
+        prompt={"id": assistant.id},
+        previous_response_id=response.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "warm"}],
+    )
+    assert answer.output_text == "Results: warm"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(prompt={"id": "asst_missing"}, input="x")
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(prompt={"id": "pmpt_123"}, input="x")
+    assert error.value.body["param"] == "prompt.id"
