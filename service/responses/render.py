@@ -325,6 +325,30 @@ class Renderer:
         return events
 
 
+def with_search_results(response: Json, steps: list[run_pb2.RunStep]) -> Json:
+    """The response with its file_search_call items' results (include=["file_search_call.results"]),
+    from the run's stored steps, which keep the results' text."""
+    found = {
+        search_item_id(call.id): call.file_search
+        for step in steps
+        for call in step.step_details.tool_calls.items
+        if call.WhichOneof("kind") == "file_search"
+    }
+    for item in response.get("output") or []:
+        if item.get("type") == "file_search_call" and item["id"] in found:
+            item["results"] = [
+                {
+                    "file_id": result.file_id,
+                    "filename": result.file_name,
+                    "score": result.score,
+                    "text": "\n".join(part.text for part in result.content),
+                    "attributes": {},
+                }
+                for result in found[item["id"]].results
+            ]
+    return response
+
+
 def render_all(base: Json, events) -> tuple[list[Json], Json]:
     """Every event a log renders to, and the response at its end (for tests and reads)."""
     renderer = Renderer(base)

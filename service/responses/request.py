@@ -41,6 +41,16 @@ _SUPPORTED = {
     "include",
     "stream_options",
 }
+# `include` values accepted; only file_search_call.results adds anything so far.
+INCLUDABLE = frozenset(
+    {
+        "file_search_call.results",
+        "message.output_text.logprobs",
+        "message.input_image.image_url",
+        "reasoning.encrypted_content",
+    }
+)
+SEARCH_RESULTS = "file_search_call.results"
 _MESSAGE_ROLES = {"user": message_pb2.MESSAGE_ROLE_USER, "assistant": message_pb2.MESSAGE_ROLE_ASSISTANT}
 _SYSTEM_ROLES = {"system", "developer"}
 _TEXT_PARTS = {"input_text", "output_text", "text"}
@@ -261,6 +271,14 @@ def parse(body: Json) -> ResponseRequest:
             param="input",
             code="invalid_type",
         )
+    include = _expect(body, "include", (list,), "an array") or []
+    for i, value in enumerate(include):
+        if value not in INCLUDABLE:
+            raise InvalidArgument(
+                f"Invalid value: '{value}'. Supported values are: {', '.join(repr(v) for v in sorted(INCLUDABLE))}.",
+                param=f"include[{i}]",
+                code="invalid_value",
+            )
     if request.tool_outputs and request.messages:
         raise InvalidArgument(
             "function_call_output items cannot be mixed with messages in one response yet: send the "

@@ -30,8 +30,10 @@ from service.errors import FailedPrecondition, InvalidArgument, NotFound
 from service.protojson import struct_to_python
 from service.repo import Repo
 from service.responses import request as requests
-from service.responses.render import FINAL_STATUSES, Json, Renderer
+from service.responses.render import FINAL_STATUSES, Json, Renderer, with_search_results
 from service.store import ListQuery
+
+_CLOSING = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 def _struct(value: Json) -> struct_pb2.Struct:
@@ -68,6 +70,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
             requests.use_assistant(request, assistant)
         record = response_pb2.StoredResponse(id=ids.new_id("resp_"), created_at=ids.now())
         record.base.CopyFrom(_struct(requests.base(record.id, record.created_at, request)))
+        record.include.extend(body.get("include") or [])
         created_thread = False
         if request.previous_response_id:
             previous = await self.repo.get(tenant, response_pb2.StoredResponse, request.previous_response_id)
@@ -204,9 +207,18 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         """The response's events, replayed from the run's log and then live, to its end."""
         async for event in self.engine.follow(tenant, record.thread_id, record.run_id, record.after_sequence):
             for rendered in renderer.feed(event):
+                if rendered["type"] in _CLOSING:
+                    await self._included(tenant, record, rendered["response"])
                 yield rendered
             if renderer.ended:
                 return
+
+    async def _included(self, tenant: str, record: response_pb2.StoredResponse, response: Json) -> Json:
+        """Adds what `include` asked for to a response that has ended."""
+        searched = any(item["type"] == "file_search_call" for item in response["output"])
+        if requests.SEARCH_RESULTS in record.include and searched:
+            with_search_results(response, await self.repo.all(tenant, run_pb2.RunStep, record.run_id))
+        return response
 
     async def _snapshot(self, tenant: str, record: response_pb2.StoredResponse) -> Json:
         """The response as its run's committed log says now (without waiting for more)."""
@@ -221,7 +233,8 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
                 after = sequence
                 if renderer.ended:
                     break
-        return renderer.snapshot()
+        snapshot = renderer.snapshot()
+        return await self._included(tenant, record, snapshot) if renderer.ended else snapshot
 
     # ---- the RPCs ------------------------------------------------------------------------
 
@@ -230,12 +243,13 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         body = struct_to_python(request.body)
         record, created_thread = await self._create(tenant, body)
         renderer = Renderer(struct_to_python(record.base))
+        closing = None
         if not body.get("background"):
-            async for _ in self._render(tenant, record, renderer):
-                pass
+            async for rendered in self._render(tenant, record, renderer):
+                closing = rendered["response"] if rendered["type"] in _CLOSING else closing
             if not body.get("store", True):
                 await self._cleanup(tenant, record, created_thread)
-        return response_pb2.CreateResponseResponse(response=_struct(renderer.snapshot()))
+        return response_pb2.CreateResponseResponse(response=_struct(closing or renderer.snapshot()))
 
     @streaming
     async def CreateResponseStream(self, tenant, request, context):

@@ -399,10 +399,23 @@ def test_file_search_with_vector_store_ids_cites_the_file(client):
     assert "【0†zebras.md】" in final.output_text
     (citation,) = message.content[0].annotations
     assert citation.type == "file_citation" and citation.file_id == zebras.id and citation.filename == "zebras.md"
+    assert search.results is None  # only on request
+    detailed = client.responses.create(
+        model=MODEL,
+        input='What do zebras have? [call:file_search:{"queries": ["zebra stripes"]}]',
+        tools=tools,
+        include=["file_search_call.results"],
+    )
+    (result,) = detailed.output[0].results
+    assert result.file_id == zebras.id and result.filename == "zebras.md" and "black and white" in result.text
+    assert client.responses.retrieve(detailed.id).output[0].results[0].text == result.text
     with pytest.raises(openai.NotFoundError):
         client.responses.create(
             model=MODEL, input="x", tools=[{"type": "file_search", "vector_store_ids": ["vs_missing"]}]
         )
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(model=MODEL, input="x", include=["nonsense"])  # type: ignore[list-item]
+    assert error.value.body["param"] == "include[0]"
 
 
 def test_grpc_response_stream_and_watch_from_a_sequence_number(server):
