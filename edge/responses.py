@@ -172,8 +172,16 @@ async def list_input_items(request: web.Request) -> web.Response:
     )
 
 
+async def count_input_tokens(request: web.Request) -> web.Response:
+    struct = json_format.ParseDict(await _body(request), struct_pb2.Struct())
+    message = response_pb2.CountInputTokensRequest(body=struct)
+    reply = await _unary(request, "CountInputTokens", message, response_pb2.CountInputTokensResponse)
+    return _json({"object": "response.input_tokens", "input_tokens": reply.input_tokens})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/responses", create_response)
+    app.router.add_post("/v1/responses/input_tokens", count_input_tokens)
     app.router.add_get("/v1/responses/{response_id}", get_response)
     app.router.add_delete("/v1/responses/{response_id}", delete_response)
     app.router.add_post("/v1/responses/{response_id}/cancel", cancel_response)

@@ -9,7 +9,7 @@ from assistd.v1 import assistant_pb2, message_pb2, run_pb2
 
 from service import ids
 from service.errors import InvalidArgument, missing
-from service.protojson import struct_to_python
+from service.protojson import enum_names, enum_number, struct_to_python
 from service.validation import check_metadata
 
 Json = dict[str, Any]
@@ -32,6 +32,7 @@ _SUPPORTED = {
     "text",
     "conversation",
     "prompt",
+    "reasoning",
     # accepted, with no effect yet
     "user",
     "safety_identifier",
@@ -288,7 +289,25 @@ def parse(body: Json) -> ResponseRequest:
     tools(body)  # checked now, used when the run is made
     tool_choice(body)
     response_format(body)
+    reasoning_effort(body)
     return request
+
+
+def reasoning_effort(body: Json) -> int | None:
+    """The run's reasoning effort from `reasoning.effort`, for models that reason."""
+    reasoning = _expect(body, "reasoning", (dict,), "an object") or {}
+    effort = _expect(reasoning, "effort", (str,), "a string", "reasoning.effort")
+    if effort is None:
+        return None
+    number = enum_number(assistant_pb2.ReasoningEffort.DESCRIPTOR, effort)
+    if number is None:
+        raise InvalidArgument(
+            f"Invalid value: '{effort}'. Supported values are: "
+            f"{', '.join(repr(v) for v in enum_names(assistant_pb2.ReasoningEffort.DESCRIPTOR))}.",
+            param="reasoning.effort",
+            code="invalid_value",
+        )
+    return number
 
 
 def _file_search(tool: Json, param: str) -> assistant_pb2.Tool:
@@ -356,9 +375,12 @@ def tool_choice(body: Json) -> run_pb2.ToolChoice:
         getattr(result, choice).SetInParent()
     elif isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
         result.function.name = choice["name"]
+    elif isinstance(choice, dict) and choice.get("type") == "file_search":
+        result.file_search.SetInParent()
     else:
         raise InvalidArgument(
-            "Invalid 'tool_choice': expected 'auto', 'none', 'required' or {'type': 'function', 'name': ...}.",
+            "Invalid 'tool_choice': expected 'auto', 'none', 'required', {'type': 'function', 'name': ...} "
+            "or {'type': 'file_search'}.",
             param="tool_choice",
             code="invalid_value",
         )
@@ -454,6 +476,9 @@ def new_run(request: ResponseRequest, thread_id: str) -> run_pb2.Run:
         parallel_tool_calls=body.get("parallel_tool_calls", True),
         tool_choice=tool_choice(body),
     )
+    effort = reasoning_effort(body)
+    if effort is not None:
+        run.reasoning_effort = effort  # type: ignore[assignment]
     if request.assistant is not None:
         run.assistant_id = request.assistant.id  # file_search also searches its vector stores
     for key in ("temperature", "top_p"):
@@ -513,6 +538,7 @@ def base(response_id: str, created_at: int, request: ResponseRequest) -> Json:
         "metadata": body.get("metadata") or {},
         "text": {"format": (body.get("text") or {}).get("format") or {"type": "text"}},
         "truncation": body.get("truncation", "disabled"),
-        "reasoning": {"effort": None, "summary": None},
+        "reasoning": {"effort": None, "summary": None, **(body.get("reasoning") or {})},
         "user": body.get("user"),
+        "safety_identifier": body.get("safety_identifier"),
     }

@@ -26,6 +26,7 @@ from google.protobuf import json_format, struct_pb2
 from service import ids
 from service.api.common import streaming, unary
 from service.engine.lifecycle import TERMINAL
+from service.engine.prompt import build_messages
 from service.errors import FailedPrecondition, InvalidArgument, NotFound
 from service.protojson import struct_to_python
 from service.repo import Repo
@@ -47,10 +48,11 @@ def _event(rendered: Json) -> response_pb2.ResponseEvent:
 
 
 class ResponseService(response_pb2_grpc.ResponseServiceServicer):
-    def __init__(self, auth, repo: Repo, engine):
+    def __init__(self, auth, repo: Repo, engine, provider):
         self.auth = auth
         self.repo = repo
         self.engine = engine
+        self.provider = provider
 
     # ---- creating ------------------------------------------------------------------------
 
@@ -178,11 +180,9 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         if newest and newest[0].id == previous.run_id:
             record.thread_id = previous.thread_id
             return await self._start(tenant, request, record, None, []), False
-        messages = await self.repo.all(tenant, message_pb2.Message, previous.thread_id)
-        keep = [i for i, m in enumerate(messages) if m.id <= previous.context_message_id or m.run_id == previous.run_id]
         record.thread_id = ids.new_id("thread_")
         copies = []
-        for m in messages[: keep[-1] + 1] if keep else []:
+        for m in await self._context(tenant, previous):
             copy = message_pb2.Message()
             copy.CopyFrom(m)
             copy.id, copy.thread_id = ids.new_id("msg_"), record.thread_id
@@ -190,6 +190,12 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
             copies.append(copy)
         thread = thread_pb2.Thread(id=record.thread_id, object="thread", created_at=record.created_at)
         return await self._start(tenant, request, record, thread, copies), True
+
+    async def _context(self, tenant: str, previous: response_pb2.StoredResponse) -> list[message_pb2.Message]:
+        """The thread messages a response's context holds: its thread's, up to its own output."""
+        messages = await self.repo.all(tenant, message_pb2.Message, previous.thread_id)
+        keep = [i for i, m in enumerate(messages) if m.id <= previous.context_message_id or m.run_id == previous.run_id]
+        return messages[: keep[-1] + 1] if keep else []
 
     async def _cleanup(self, tenant: str, record: response_pb2.StoredResponse, created_thread: bool) -> None:
         """A response with store false leaves nothing behind once it has ended (its own thread)."""
@@ -320,3 +326,31 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
             has_more=start + len(page) < end,
         )
         return response
+
+    @unary
+    async def CountInputTokens(self, tenant, request, context):
+        """The prompt a response with this body would send: its instructions, its context (the
+        previous response's or the conversation's) and its input."""
+        body = struct_to_python(request.body)
+        parsed = requests.parse(body)
+        if parsed.prompt_id:
+            assistant = await self.repo.get(tenant, assistant_pb2.Assistant, parsed.prompt_id)
+            if assistant is None:
+                raise NotFound(f"Prompt with id '{parsed.prompt_id}' not found.", param="prompt.id")
+            requests.use_assistant(parsed, assistant)
+        history: list[message_pb2.Message] = []
+        if parsed.previous_response_id:
+            previous = await self.repo.get(tenant, response_pb2.StoredResponse, parsed.previous_response_id)
+            if previous is None:
+                raise InvalidArgument(
+                    f"Previous response with id '{parsed.previous_response_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+            history = await self._context(tenant, previous)
+        elif parsed.conversation:
+            history = await self.repo.all(tenant, message_pb2.Message, parsed.conversation)
+        run = requests.new_run(parsed, "")
+        chat = build_messages(run, history + requests.new_messages(parsed, "", run.id), [])
+        count = await self.provider.count_tokens(run.model, chat)
+        return response_pb2.CountInputTokensResponse(input_tokens=count)

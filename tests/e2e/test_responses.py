@@ -438,3 +438,31 @@ def test_grpc_response_stream_and_watch_from_a_sequence_number(server):
         with pytest.raises(grpc.RpcError) as error:
             stub.GetResponse(response_pb2.GetResponseRequest(response_id="resp_missing"))
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_input_tokens_count_the_prompt_with_its_context(client):
+    alone = client.responses.input_tokens.count(model=MODEL, input="How many tokens is this sentence?")
+    assert alone.object == "response.input_tokens" and alone.input_tokens > 0
+    first = client.responses.create(model=MODEL, input="[reply:A fairly long first answer with many words in it.]")
+    chained = client.responses.input_tokens.count(
+        model=MODEL, input="How many tokens is this sentence?", previous_response_id=first.id
+    )
+    assert chained.input_tokens > alone.input_tokens
+    with pytest.raises(openai.BadRequestError):
+        client.responses.input_tokens.count(model=MODEL, input=3)  # type: ignore[arg-type]
+
+
+def test_reasoning_effort_reaches_the_model(client, provider, marker):
+    response = client.responses.create(model=MODEL, input=marker, reasoning={"effort": "low"})
+    assert response.reasoning.effort == "low"
+    assert provider.requests_with(marker)[-1]["reasoning_effort"] == "low"
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(model=MODEL, input="x", reasoning={"effort": "extreme"})  # type: ignore[typeddict-item]
+    assert error.value.body["param"] == "reasoning.effort"
+
+
+def test_a_failed_model_call_fails_the_response(client):
+    response = client.responses.create(model=MODEL, input="[error:400]")
+    assert response.status == "failed" and response.error.message
+    events = list(client.responses.create(model=MODEL, input="[error:400]", stream=True))
+    assert events[-1].type == "response.failed" and events[-1].response.error.code
