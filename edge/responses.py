@@ -12,7 +12,7 @@ from assistd.v1 import response_pb2
 from google.protobuf import json_format, struct_pb2
 
 from edge import codec, sse
-from edge.app import CHANNEL, HEARTBEAT_SECONDS, LOCAL_STREAMS, _body, _metadata
+from edge.app import CHANNEL, HEARTBEAT_SECONDS, LOCAL_STREAMS, MAX_FRAMES_PER_WRITE, _body, _metadata
 from edge.errors import from_rpc_error
 from service.protojson import struct_to_python
 
@@ -34,6 +34,24 @@ async def _unary(request: web.Request, rpc: str, message, response_cls):
         response_deserializer=response_cls.FromString,
     )
     return await call(message, metadata=_metadata(request))
+
+
+def _plain(value: struct_pb2.Value) -> Any:
+    """A Struct value as plain JSON, whole numbers as integers: struct_to_python's result, for the
+    hot path of a stream at a fraction of json_format's cost."""
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() else number
+    if kind == "struct_value":
+        return {key: _plain(item) for key, item in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_plain(item) for item in value.list_value.values]
+    if kind == "bool_value":
+        return value.bool_value
+    return None
 
 
 def _frame(event: dict) -> bytes:
@@ -64,31 +82,39 @@ async def _stream(request: web.Request, rpc: str, message, response_cls) -> web.
     )
     reading = asyncio.ensure_future(anext(responses))
     last = -1
+    frames: list[bytes] = []  # events that arrived together go out in one write
     try:
         try:
             while True:
-                if not (await asyncio.wait({reading}, timeout=request.app[HEARTBEAT_SECONDS]))[0]:
-                    if not response.prepared:
-                        await response.prepare(request)
-                    await response.write(sse.HEARTBEAT)
-                    continue
+                if not reading.done():
+                    if frames:
+                        await response.write(b"".join(frames))
+                        frames.clear()
+                    if not (await asyncio.wait({reading}, timeout=request.app[HEARTBEAT_SECONDS]))[0]:
+                        if not response.prepared:
+                            await response.prepare(request)
+                        await response.write(sse.HEARTBEAT)
+                        continue
                 try:
                     item = reading.result()
                 except StopAsyncIteration:
                     break
                 if not response.prepared:
                     await response.prepare(request)
-                event = struct_to_python(item.event.data)
+                event = {key: _plain(value) for key, value in item.event.data.fields.items()}
                 last = event["sequence_number"]
-                await response.write(_frame(event))
+                frames.append(_frame(event))
                 reading = asyncio.ensure_future(anext(responses))
+                if len(frames) < MAX_FRAMES_PER_WRITE:
+                    await asyncio.sleep(0)  # one loop turn: an event already there is read at once
         except grpc.aio.AioRpcError as error:
             if not response.prepared:
                 raise  # nothing sent yet: a plain JSON error with its HTTP status
             body = from_rpc_error(error)[1]["error"]
-            await response.write(_frame({"type": "error", **body, "sequence_number": last + 1}))
+            frames.append(_frame({"type": "error", **body, "sequence_number": last + 1}))
         if not response.prepared:
             await response.prepare(request)
+        await response.write(b"".join(frames))
         await response.write_eof()
         return response
     finally:

