@@ -9,6 +9,8 @@ are the ones it answers. Events and the response object are renderings of the ru
 (render.py), so a stream can be resumed, on any replica, by rendering the log again.
 """
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,6 +36,7 @@ from service.responses import request as requests
 from service.responses.render import FINAL_STATUSES, Json, Renderer, with_search_results
 from service.store import ListQuery
 
+log = logging.getLogger(__name__)
 _CLOSING = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
@@ -53,6 +56,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         self.repo = repo
         self.engine = engine
         self.provider = provider
+        self._discarding: set[asyncio.Future] = set()  # store-false threads being discarded
 
     # ---- creating ------------------------------------------------------------------------
 
@@ -197,13 +201,24 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         keep = [i for i, m in enumerate(messages) if m.id <= previous.context_message_id or m.run_id == previous.run_id]
         return messages[: keep[-1] + 1] if keep else []
 
-    async def _cleanup(self, tenant: str, record: response_pb2.StoredResponse, created_thread: bool) -> None:
-        """A response with store false leaves nothing behind once it has ended (its own thread)."""
-        if created_thread:
-            try:
-                await self.repo.store.delete_thread(tenant, record.thread_id)
-            except FailedPrecondition:
-                pass  # waits for tool outputs no one can send: it expires, and the thread stays
+    def _discard_later(self, tenant: str, record: response_pb2.StoredResponse) -> None:
+        """Discards a store-false response's own thread once it has ended, in the background, so a
+        caller that went away leaves nothing behind either."""
+        task = asyncio.ensure_future(self._discard(tenant, record))
+        self._discarding.add(task)
+        task.add_done_callback(self._discarding.discard)
+
+    async def _discard(self, tenant: str, record: response_pb2.StoredResponse) -> None:
+        try:
+            async for _ in self.engine.follow(tenant, record.thread_id, record.run_id, record.after_sequence):
+                pass
+            run = await self.repo.get(tenant, run_pb2.Run, record.run_id, record.thread_id)
+            if run is not None and run.status == run_pb2.RUN_STATUS_REQUIRES_ACTION:
+                # its calls can never be answered: a store-false response cannot be chained
+                await self.engine.cancel(tenant, record.thread_id, record.run_id)
+            await self.repo.store.delete_thread(tenant, record.thread_id)
+        except Exception:
+            log.warning("could not discard the thread %s of a store-false response", record.thread_id, exc_info=True)
 
     # ---- rendering -----------------------------------------------------------------------
 
@@ -250,11 +265,13 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         record, created_thread = await self._create(tenant, body)
         renderer = Renderer(struct_to_python(record.base))
         closing = None
-        if not body.get("background"):
-            async for rendered in self._render(tenant, record, renderer):
-                closing = rendered["response"] if rendered["type"] in _CLOSING else closing
-            if not body.get("store", True):
-                await self._cleanup(tenant, record, created_thread)
+        try:
+            if not body.get("background"):
+                async for rendered in self._render(tenant, record, renderer):
+                    closing = rendered["response"] if rendered["type"] in _CLOSING else closing
+        finally:
+            if created_thread and body.get("store") is False:
+                self._discard_later(tenant, record)
         return response_pb2.CreateResponseResponse(response=_struct(closing or renderer.snapshot()))
 
     @streaming
@@ -262,10 +279,12 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         body = struct_to_python(request.body)
         record, created_thread = await self._create(tenant, body)
         renderer = Renderer(struct_to_python(record.base))
-        async for rendered in self._render(tenant, record, renderer):
-            yield response_pb2.CreateResponseStreamResponse(event=_event(rendered))
-        if not body.get("store", True):
-            await self._cleanup(tenant, record, created_thread)
+        try:
+            async for rendered in self._render(tenant, record, renderer):
+                yield response_pb2.CreateResponseStreamResponse(event=_event(rendered))
+        finally:
+            if created_thread and body.get("store") is False:
+                self._discard_later(tenant, record)
 
     @streaming
     async def WatchResponse(self, tenant, request, context):

@@ -466,3 +466,12 @@ def test_a_failed_model_call_fails_the_response(client):
     assert response.status == "failed" and response.error.message
     events = list(client.responses.create(model=MODEL, input="[error:400]", stream=True))
     assert events[-1].type == "response.failed" and events[-1].response.error.code
+
+
+def test_a_background_stream_dropped_at_its_first_event_still_completes(client):
+    stream = client.responses.create(model=MODEL, input="[chunks:30][slow:0.01]", background=True, stream=True)
+    first = next(iter(stream))
+    stream.close()
+    assert first.type == "response.created"
+    done = wait_for(lambda: (r := client.responses.retrieve(first.response.id)).status == "completed" and r)
+    assert done.output_text == "".join(f"w{i} " for i in range(30))
