@@ -230,6 +230,8 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
             for rendered in renderer.feed(event):
                 if rendered["type"] in _CLOSING:
                     await self._included(tenant, record, rendered["response"])
+                    if not record.HasField("final"):
+                        await self._keep_final(tenant, record, rendered["response"])
                 yield rendered
             if renderer.ended:
                 return
@@ -242,7 +244,10 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         return response
 
     async def _snapshot(self, tenant: str, record: response_pb2.StoredResponse) -> Json:
-        """The response as its run's committed log says now (without waiting for more)."""
+        """The response as its run's committed log says now (without waiting for more). Once it
+        has ended, that is kept with the record for the reads after."""
+        if record.HasField("final"):
+            return struct_to_python(record.final)
         renderer = Renderer(struct_to_python(record.base))
         after = record.after_sequence
         while not renderer.ended:
@@ -255,7 +260,15 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
                 if renderer.ended:
                     break
         snapshot = renderer.snapshot()
-        return await self._included(tenant, record, snapshot) if renderer.ended else snapshot
+        if renderer.ended:
+            await self._included(tenant, record, snapshot)
+            await self._keep_final(tenant, record, snapshot)
+        return snapshot
+
+    async def _keep_final(self, tenant: str, record: response_pb2.StoredResponse, response: Json) -> None:
+        if await self.repo.get(tenant, response_pb2.StoredResponse, record.id) is not None:  # not deleted meanwhile
+            record.final.CopyFrom(_struct(response))
+            await self.repo.put(tenant, record)
 
     # ---- the RPCs ------------------------------------------------------------------------
 

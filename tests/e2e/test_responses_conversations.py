@@ -4,7 +4,7 @@ conversation is a thread, so an Assistants thread continues through Responses an
 import openai
 import pytest
 
-from tests.conftest import MODEL
+from tests.conftest import MODEL, wait_for
 
 STORES = ["sqlite", "cassandra"]  # every test here runs on both stores
 
@@ -121,3 +121,15 @@ def test_an_assistant_as_the_prompt_gives_model_instructions_and_tools(client, p
     with pytest.raises(openai.BadRequestError) as error:
         client.responses.create(prompt={"id": "pmpt_123"}, input="x")
     assert error.value.body["param"] == "prompt.id"
+
+
+def test_responses_outlive_their_conversation(client):
+    conversation = client.conversations.create()
+    response = client.responses.create(model=MODEL, conversation=conversation.id, input="[reply:kept]")
+    background = client.responses.create(
+        model=MODEL, conversation=conversation.id, input="[reply:kept too]", background=True
+    )
+    wait_for(lambda: client.responses.retrieve(background.id).status == "completed")
+    client.conversations.delete(conversation.id)
+    assert client.responses.retrieve(response.id).output_text == "kept"
+    assert client.responses.retrieve(background.id).output_text == "kept too"
