@@ -323,6 +323,35 @@ def _file_search(tool: Json, param: str) -> assistant_pb2.Tool:
                 param=f"{param}.max_num_results",
             )
         settings.max_num_results = most
+    if tool.get("filters") is not None:
+        raise InvalidArgument(
+            f"'{param}.filters' is not supported yet: search without filters.",
+            param=f"{param}.filters",
+            code="unsupported_parameter",
+        )
+    ranking = _expect(tool, "ranking_options", (dict,), "an object", f"{param}.ranking_options") or {}
+    ranker = _expect(ranking, "ranker", (str,), "a string", f"{param}.ranking_options.ranker")
+    if ranker is not None:
+        number = enum_number(assistant_pb2.FileSearchRanker.DESCRIPTOR, ranker)
+        if number is None:
+            raise InvalidArgument(
+                f"Invalid value: '{ranker}'. Supported values are: "
+                f"{', '.join(repr(v) for v in enum_names(assistant_pb2.FileSearchRanker.DESCRIPTOR))}.",
+                param=f"{param}.ranking_options.ranker",
+                code="invalid_value",
+            )
+        settings.ranking_options.ranker = number  # type: ignore[assignment]
+    threshold = _expect(
+        ranking, "score_threshold", (int, float), "a number", f"{param}.ranking_options.score_threshold"
+    )
+    if threshold is not None:
+        if not 0 <= threshold <= 1:
+            raise InvalidArgument(
+                f"Invalid '{param}.ranking_options.score_threshold': expected a value between 0 and 1.",
+                param=f"{param}.ranking_options.score_threshold",
+                code="invalid_value",
+            )
+        settings.ranking_options.score_threshold = threshold
     return assistant_pb2.Tool(file_search=settings)
 
 

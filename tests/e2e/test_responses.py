@@ -66,7 +66,14 @@ def test_create_with_items_sends_the_conversation_and_instructions(client, provi
             {"role": "developer", "content": "Be polite."},
             {"role": "user", "content": "Hi"},
             {"role": "assistant", "content": "Hello!"},
-            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": f"{marker} again"}]},
+            {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": f"{marker} again"},
+                    {"type": "input_image", "image_url": "https://example.com/cat.png", "detail": "auto"},
+                ],
+            },
         ],
     )
     assert response.status == "completed" and response.output_text == f"You said: {marker} again"
@@ -75,7 +82,13 @@ def test_create_with_items_sends_the_conversation_and_instructions(client, provi
         {"role": "system", "content": "Answer in French.\n\nBe polite."},
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello!"},
-        {"role": "user", "content": f"{marker} again"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": f"{marker} again"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+            ],
+        },
     ]
     items = client.responses.input_items.list(response.id, order="asc").data
     assert [(i.type, i.role) for i in items] == [
@@ -416,6 +429,20 @@ def test_file_search_with_vector_store_ids_cites_the_file(client):
     with pytest.raises(openai.BadRequestError) as error:
         client.responses.create(model=MODEL, input="x", include=["nonsense"])  # type: ignore[list-item]
     assert error.value.body["param"] == "include[0]"
+    both = 'zebras? [call:file_search:{"queries": ["zebra stripes volcano Sicily"]}]'
+    every = [{"type": "file_search", "vector_store_ids": [vs.id]}]
+    strict = [{**every[0], "ranking_options": {"ranker": "auto", "score_threshold": 1.0}}]
+    found = client.responses.create(model=MODEL, input=both, tools=every, include=["file_search_call.results"])
+    assert len(found.output[0].results) == 2
+    best = client.responses.create(model=MODEL, input=both, tools=strict, include=["file_search_call.results"])
+    assert len(best.output[0].results) == 1  # only the best hit scores 1
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(
+            model=MODEL,
+            input="x",
+            tools=[{**tools[0], "filters": {"type": "eq", "key": "k", "value": "v"}}],
+        )
+    assert error.value.body["param"] == "tools[0].filters"
 
 
 def test_grpc_response_stream_and_watch_from_a_sequence_number(server):
