@@ -52,6 +52,7 @@ INCLUDABLE = frozenset(
     }
 )
 SEARCH_RESULTS = "file_search_call.results"
+_SKIPPED_ITEMS = {"file_search_call", "reasoning"}
 _MESSAGE_ROLES = {"user": message_pb2.MESSAGE_ROLE_USER, "assistant": message_pb2.MESSAGE_ROLE_ASSISTANT}
 _SYSTEM_ROLES = {"system", "developer"}
 _TEXT_PARTS = {"input_text", "output_text", "text"}
@@ -71,9 +72,13 @@ class ResponseRequest:
     assistant: assistant_pb2.Assistant | None = None  # that assistant, once read
     # (role, content parts) of the message items, in order; content parts are MessageContent
     messages: list[tuple[int, list[message_pb2.MessageContent]]] = field(default_factory=list)
+    # function_call items given back as history: (call id, name, arguments), each with the index
+    # of the message it follows in `messages` (-1: before them all)
+    calls: list[tuple[int, tuple[str, str, str]]] = field(default_factory=list)
     system_text: list[str] = field(default_factory=list)  # system/developer items, for this run only
     tool_outputs: list[run_pb2.ToolOutput] = field(default_factory=list)
     output_params: list[str] = field(default_factory=list)  # each tool output's param, for errors
+    call_params: dict[str, str] = field(default_factory=dict)  # function_call item's param by call id
     items: list[Json] = field(default_factory=list)  # the input items as listed back (ids set later)
 
 
@@ -186,10 +191,25 @@ def _add_item(request: ResponseRequest, item: Any, param: str) -> None:
         request.items.append(
             {"type": "function_call_output", "call_id": call_id, "output": output, "status": "completed"}
         )
+    elif kind == "function_call":
+        values = []
+        for key in ("call_id", "name", "arguments"):
+            value = _expect(item, key, (str,), "a string", f"{param}.{key}")
+            if value is None:
+                raise missing(f"{param}.{key}")
+            values.append(value)
+        call_id, name, arguments = values
+        request.calls.append((len(request.messages) - 1, (call_id, name, arguments)))
+        request.call_params[call_id] = param
+        request.items.append(
+            {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments, "status": "completed"}
+        )
+    elif kind in _SKIPPED_ITEMS:
+        pass  # an earlier response's built-in tool call, given back: its results are in the answer after it
     else:
         raise InvalidArgument(
-            f"Invalid value: '{kind}'. Supported input item types are 'message' and 'function_call_output' "
-            "(earlier function calls are given with previous_response_id).",
+            f"Invalid value: '{kind}'. Supported input item types are 'message', 'function_call' and "
+            "'function_call_output'.",
             param=f"{param}.type",
             code="invalid_value",
         )
@@ -280,7 +300,25 @@ def parse(body: Json) -> ResponseRequest:
                 param=f"include[{i}]",
                 code="invalid_value",
             )
-    if request.tool_outputs and request.messages:
+    if request.calls:
+        answered = {output.tool_call_id for output in request.tool_outputs}
+        for _, (call_id, _, _) in request.calls:
+            if call_id not in answered:
+                raise InvalidArgument(
+                    f"No tool output found for function call {call_id}.", param=request.call_params[call_id]
+                )
+        called = set(request.call_params)
+        for output, at in zip(request.tool_outputs, request.output_params, strict=True):
+            if output.tool_call_id not in called:
+                raise InvalidArgument(
+                    f"No tool call found for function call output with call_id {output.tool_call_id}.", param=at
+                )
+    elif request.tool_outputs and not (request.previous_response_id or request.conversation):
+        raise InvalidArgument(
+            f"No tool call found for function call output with call_id {request.tool_outputs[0].tool_call_id}.",
+            param=request.output_params[0],
+        )
+    elif request.tool_outputs and request.messages:
         raise InvalidArgument(
             "function_call_output items cannot be mixed with messages in one response yet: send the "
             "messages in the next response.",
@@ -522,22 +560,62 @@ def new_run(request: ResponseRequest, thread_id: str) -> run_pb2.Run:
     return run
 
 
-def new_messages(request: ResponseRequest, thread_id: str, run_id: str) -> list[message_pb2.Message]:
+def new_context(request: ResponseRequest, run: run_pb2.Run) -> tuple[list[message_pb2.Message], list[run_pb2.RunStep]]:
+    """The request's items as the run's context: its messages, and the function calls it gives
+    back as history as completed tool_calls steps of the run (with their outputs), ids minted in
+    input order so the prompt keeps that order."""
+    outputs = {output.tool_call_id: output.output for output in request.tool_outputs}
+    calls_after: dict[int, list[tuple[str, str, str]]] = {}
+    for after, call in request.calls:
+        calls_after.setdefault(after, []).append(call)
+    now = ids.now()
+    messages: list[message_pb2.Message] = []
+    steps: list[run_pb2.RunStep] = []
+
+    def add_calls(after: int) -> None:
+        if after not in calls_after:
+            return
+        step = run_pb2.RunStep(
+            id=ids.new_id("step_"),
+            object="thread.run.step",
+            created_at=now,
+            run_id=run.id,
+            assistant_id=run.assistant_id,
+            thread_id=run.thread_id,
+            type=run_pb2.RUN_STEP_TYPE_TOOL_CALLS,
+            status=run_pb2.RUN_STEP_STATUS_COMPLETED,
+            completed_at=now,
+        )
+        for call_id, name, arguments in calls_after[after]:
+            call = step.step_details.tool_calls.items.add(id=call_id)
+            call.function.name, call.function.arguments = name, arguments
+            call.function.output = outputs[call_id]
+        steps.append(step)
+
+    add_calls(-1)
+    for index, (role, parts) in enumerate(request.messages):
+        messages.append(_message(role, parts, run.thread_id, now))
+        add_calls(index)
+    return messages, steps
+
+
+def _message(role: int, parts: list[message_pb2.MessageContent], thread_id: str, now: int) -> message_pb2.Message:
+    return message_pb2.Message(
+        id=ids.new_id("msg_"),
+        object="thread.message",
+        created_at=now,
+        thread_id=thread_id,
+        status=message_pb2.MESSAGE_STATUS_COMPLETED,
+        completed_at=now,
+        role=role,  # type: ignore[arg-type]
+        content=parts,
+    )
+
+
+def new_messages(request: ResponseRequest, thread_id: str) -> list[message_pb2.Message]:
     """The request's message items as thread messages, in order."""
     now = ids.now()
-    return [
-        message_pb2.Message(
-            id=ids.new_id("msg_"),
-            object="thread.message",
-            created_at=now,
-            thread_id=thread_id,
-            status=message_pb2.MESSAGE_STATUS_COMPLETED,
-            completed_at=now,
-            role=role,  # type: ignore[arg-type]
-            content=parts,
-        )
-        for role, parts in request.messages
-    ]
+    return [_message(role, parts, thread_id, now) for role, parts in request.messages]
 
 
 def base(response_id: str, created_at: int, request: ResponseRequest) -> Json:

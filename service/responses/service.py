@@ -33,7 +33,7 @@ from service.errors import FailedPrecondition, InvalidArgument, NotFound
 from service.protojson import struct_to_python
 from service.repo import Repo
 from service.responses import request as requests
-from service.responses.render import FINAL_STATUSES, Json, Renderer, with_search_results
+from service.responses.render import FINAL_STATUSES, Json, Renderer, function_item_id, with_search_results
 from service.store import ListQuery
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
                     code="previous_response_not_found",
                 )
             run = await self.repo.require(tenant, run_pb2.Run, previous.run_id, previous.thread_id)
-            if run.status == run_pb2.RUN_STATUS_REQUIRES_ACTION:
+            if run.status == run_pb2.RUN_STATUS_REQUIRES_ACTION and not request.calls:
                 message_ids = await self._submit(tenant, request, run, record, previous.context_message_id)
             else:
                 message_ids, created_thread = await self._follow_on(tenant, request, previous, run, record)
@@ -102,6 +102,8 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         for item in request.items:
             if item["type"] == "message":
                 item["id"] = next(items) if item["role"] in ("user", "assistant") else ids.new_id("msg_")
+            elif item["type"] == "function_call":
+                item["id"] = function_item_id(item["call_id"])
             else:
                 item["id"] = ids.new_id("fco_")
             record.input_items.values.add().struct_value.CopyFrom(_struct(item))
@@ -124,7 +126,9 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         else:
             thread.tool_resources.file_search.vector_store_ids.extend(stores)
         run = requests.new_run(request, record.thread_id)
-        messages = requests.new_messages(request, record.thread_id, run.id)
+        messages, steps = requests.new_context(request, run)
+        if steps:  # function calls given back as history: the run's first steps
+            await self.repo.put(tenant, *steps)
         context = copies + messages
         record.run_id = run.id
         record.after_sequence = 0
@@ -138,7 +142,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         if await self.repo.get(tenant, thread_pb2.Thread, conversation_id) is None:
             raise NotFound(f"Conversation with id '{conversation_id}' not found.", param="conversation")
         record.thread_id = conversation_id
-        if request.tool_outputs:
+        if request.tool_outputs and not request.calls:  # answers to the calls its last response made
             latest, _ = await self.repo.list_page(tenant, run_pb2.Run, conversation_id, ListQuery(limit=1))
             if not latest or latest[0].status != run_pb2.RUN_STATUS_REQUIRES_ACTION:
                 call_id = request.tool_outputs[0].tool_call_id
@@ -170,7 +174,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
     async def _follow_on(self, tenant, request, previous, run, record) -> tuple[list[str], bool]:
         """A new run after a previous response that ended: on its thread when it is the newest
         there, else on a new thread with a copy of its context (a branch)."""
-        if request.tool_outputs:
+        if request.tool_outputs and not request.calls:
             call_id = request.tool_outputs[0].tool_call_id
             raise InvalidArgument(
                 f"No tool call found for function call output with call_id {call_id}.", param=request.output_params[0]
@@ -383,6 +387,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         elif parsed.conversation:
             history = await self.repo.all(tenant, message_pb2.Message, parsed.conversation)
         run = requests.new_run(parsed, "")
-        chat = build_messages(run, history + requests.new_messages(parsed, "", run.id), [])
+        messages, steps = requests.new_context(parsed, run)
+        chat = build_messages(run, history + messages, steps)
         count = await self.provider.count_tokens(run.model, chat)
         return response_pb2.CountInputTokensResponse(input_tokens=count)

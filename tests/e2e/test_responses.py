@@ -502,3 +502,36 @@ def test_a_background_stream_dropped_at_its_first_event_still_completes(client):
     assert first.type == "response.created"
     done = wait_for(lambda: (r := client.responses.retrieve(first.response.id)).status == "completed" and r)
     assert done.output_text == "".join(f"w{i} " for i in range(30))
+
+
+def test_function_calls_given_back_as_history_without_previous_response_id(client, provider, marker):
+    """OpenAI's manual-history pattern: the output items go back into `input`, with the outputs."""
+    history: list = [{"role": "user", "content": f'{marker} [call:get_weather:{{"city":"Oslo"}}]'}]
+    called = client.responses.create(model=MODEL, input=history, tools=[WEATHER], store=False)
+    history += [item.model_dump(exclude_none=True) for item in called.output]
+    (call,) = [item for item in called.output if item.type == "function_call"]
+    history.append({"type": "function_call_output", "call_id": call.call_id, "output": "cold"})
+    answer = client.responses.create(model=MODEL, input=history, tools=[WEATHER])
+    assert answer.output_text == "Results: cold"
+    assert provider.requests_with(marker)[-1]["messages"][-2:] == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call.call_id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call.call_id, "content": "cold"},
+    ]
+    items = client.responses.input_items.list(answer.id, order="asc").data
+    assert [i.type for i in items] == ["message", "function_call", "function_call_output"]
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(model=MODEL, input=history[:-1], tools=[WEATHER])  # a call with no output
+    assert error.value.body["param"] == "input[1]"
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(model=MODEL, input=[history[-1]], tools=[WEATHER])  # an output with no call
+    assert error.value.body["param"] == "input[0].call_id"
