@@ -9,6 +9,7 @@ import grpc
 from aiohttp import web
 from assistd.v1 import (
     assistant_pb2,
+    conversation_pb2,
     file_pb2,
     message_pb2,
     model_pb2,
@@ -27,7 +28,16 @@ from service import tracing
 
 log = logging.getLogger(__name__)
 
-_FILES = [assistant_pb2, thread_pb2, message_pb2, run_service_pb2, model_pb2, file_pb2, vector_store_pb2]
+_FILES = [
+    assistant_pb2,
+    thread_pb2,
+    message_pb2,
+    run_service_pb2,
+    model_pb2,
+    file_pb2,
+    vector_store_pb2,
+    conversation_pb2,
+]
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
 # Unary calls to the service have this deadline (DEADLINE_EXCEEDED is 504): a stalled service
@@ -266,4 +276,7 @@ def create_app(
     app.router.add_get("/v1/files/{file_id}/content", file_content)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, Handler(route))
+    from edge import responses
+
+    responses.add_routes(app)
     return app

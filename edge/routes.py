@@ -78,4 +78,15 @@ ROUTES = [
     Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/events", "RunService", "WatchRun", always_stream=True),
     Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps", "RunService", "ListRunSteps"),
     Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}", "RunService", "GetRunStep"),
+    # The Conversations API (a conversation is a thread); /v1/responses is edge/responses.py.
+    Route("POST", "/v1/conversations", "ConversationService", "CreateConversation"),
+    Route("GET", "/v1/conversations/{conversation_id}", "ConversationService", "GetConversation"),
+    Route("POST", "/v1/conversations/{conversation_id}", "ConversationService", "UpdateConversation"),
+    Route("DELETE", "/v1/conversations/{conversation_id}", "ConversationService", "DeleteConversation"),
+    Route("POST", "/v1/conversations/{conversation_id}/items", "ConversationService", "CreateConversationItems"),
+    Route("GET", "/v1/conversations/{conversation_id}/items", "ConversationService", "ListConversationItems"),
+    Route("GET", "/v1/conversations/{conversation_id}/items/{item_id}", "ConversationService", "GetConversationItem"),
+    Route(
+        "DELETE", "/v1/conversations/{conversation_id}/items/{item_id}", "ConversationService", "DeleteConversationItem"
+    ),
 ]

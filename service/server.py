@@ -8,12 +8,16 @@ import grpc
 from assistd.v1 import (
     assistant_pb2,
     assistant_pb2_grpc,
+    conversation_pb2,
+    conversation_pb2_grpc,
     file_pb2,
     file_pb2_grpc,
     message_pb2,
     message_pb2_grpc,
     model_pb2,
     model_pb2_grpc,
+    response_pb2,
+    response_pb2_grpc,
     run_service_pb2,
     run_service_pb2_grpc,
     thread_pb2,
@@ -38,6 +42,8 @@ from service.llm.router import ModelRouter
 from service.local_calls import LocalStreams
 from service.metrics import MeteredLocalStreams, MeteredProvider, MeteredStore, ServerInterceptor, StoreHealth
 from service.repo import Repo
+from service.responses.conversations import ConversationService
+from service.responses.service import ResponseService
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
 from service.store import Store, open_blobs, open_store
@@ -52,6 +58,8 @@ SERVICE_NAMES = [
     model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
     vector_store_pb2.DESCRIPTOR.services_by_name["VectorStoreService"].full_name,
+    conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name,
+    response_pb2.DESCRIPTOR.services_by_name["ResponseService"].full_name,
 ]
 
 
@@ -121,10 +129,18 @@ class Service:
         )
         message_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(auth, self.repo, self.ingestor), server)
         runs = RunService(auth, self.repo, self.engine, self.settings, self.ingestor)
+        responses = ResponseService(auth, self.repo, self.engine, self.llm)
         # The run streams, callable in this process by an edge that shares it (assistd serve).
         self.local_streams = MeteredLocalStreams(
-            LocalStreams({run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name: runs})
+            LocalStreams(
+                {
+                    run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name: runs,
+                    SERVICE_NAMES[-1]: responses,
+                }
+            )
         )
+        response_pb2_grpc.add_ResponseServiceServicer_to_server(responses, server)
+        conversation_pb2_grpc.add_ConversationServiceServicer_to_server(ConversationService(auth, self.repo), server)
         run_service_pb2_grpc.add_RunServiceServicer_to_server(runs, server)
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)
         file_pb2_grpc.add_FileServiceServicer_to_server(
