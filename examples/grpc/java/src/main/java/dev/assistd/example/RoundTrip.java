@@ -81,8 +81,8 @@ public final class RoundTrip {
     List<RunEvent> all = new ArrayList<>();
     // A blocking stream is cancelled through its Context: closing it hangs up, and the run goes
     // on in the service.
-    try (Context.CancellableContext call8 = Context.current().withCancellation()) {
-      call8.run(() -> {
+    try (Context.CancellableContext context = Context.current().withCancellation()) {
+      context.run(() -> {
         Iterator<RunEvent> stream = runs.createRunStream(slow);
         while (all.size() < 8) {
           all.add(stream.next());
