@@ -10,6 +10,8 @@ Directives in the last user message:
   [say:TEXT]       say TEXT before making the calls
   [gate:NAME:N]    after N chunks, wait until the test calls `release(NAME)` (`is_held(NAME)` meanwhile)
   [embed-slow:S]   (in a text to embed) answer the embeddings request after S seconds
+  [python]CODE[/python]  call the `python` tool (code_interpreter) with CODE; several blocks are
+                   successive turns, one block each
 Otherwise it answers "You said: <message>". After tool results it answers "Results: <outputs>".
 `tool_choice` is honoured like a real model would: "none" never calls, "required" or a named
 function always calls. Every request is recorded in `requests`; the prompts of streams whose
@@ -28,6 +30,7 @@ from aiohttp import web
 
 _DIRECTIVE = re.compile(r"\[(reply|chunks|slow|error|rounds|say|gate):([^\]]*)\]")
 _CALL = re.compile(r"\[call:([A-Za-z0-9_-]+):(\{.*?\})\]")
+_PYTHON = re.compile(r"\[python\](.*?)\[/python\]", re.DOTALL)
 
 
 # Words that mean the same to the scripted embedder, so vector search finds what keywords miss.
@@ -250,6 +253,9 @@ class ScriptedLLM:
             if message.get("role") == "user":
                 break
             turns_done += bool(message.get("tool_calls"))
+        blocks = _PYTHON.findall(text)
+        if blocks and "python" in tools:
+            return [("python", json.dumps({"code": blocks[turns_done]}))] if turns_done < len(blocks) else []
         if wanted and turns_done >= int(directives.get("rounds", 1)):
             wanted = []
         if isinstance(choice, dict):

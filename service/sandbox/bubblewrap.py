@@ -2,12 +2,13 @@
 network, IPC, UTS and cgroup namespaces.
 
 Inside there is only: /usr read-only (and the /bin, /lib symlinks), the sandbox's Python (its
-base install and the venv with numpy, pandas, matplotlib) read-only, the runner script, a fresh
-/dev and /proc, a size-capped /tmp, and the box's work dir read-write at /mnt/data (OpenAI's
-path). No network device but loopback, no environment of the server's, no /etc, no /home, no
-data of assistd's. When assistd runs as root, each box runs as its own host uid (UID_BASE +
-slot): the process limit then counts that box's processes only, and boxes cannot touch each
-other's files even through a shared mount. The runner sets the rlimits (runner.py).
+base install and the venv with numpy, pandas, matplotlib) read-only, /etc/ld.so.cache and
+/etc/fonts read-only, the runner script, a fresh /dev and /proc, a size-capped /tmp, and the
+box's work dir read-write at /mnt/data (OpenAI's path). No network device but loopback, no
+environment of the server's, nothing else of /etc, no /home, no data of assistd's. When assistd
+runs as root, each box runs as its own host uid (UID_BASE + slot): the process limit then counts
+that box's processes only, and boxes cannot touch each other's files even through a shared
+mount. The runner sets the rlimits (runner.py).
 """
 
 import asyncio
@@ -56,6 +57,8 @@ class BubblewrapSandbox:
     def unavailable(self) -> str | None:
         if shutil.which("bwrap") is None:
             return "code_interpreter is unavailable on this server: bubblewrap (bwrap) is not installed."
+        if self._as_root and shutil.which("setpriv") is None:
+            return "code_interpreter is unavailable on this server: setpriv (util-linux) is not installed."
         if not (self._venv / "bin" / "python").exists():
             return f"code_interpreter is unavailable on this server: no sandbox Python at {self._venv} (make install)."
         if self._as_root and not _reachable(self._root):
@@ -85,8 +88,8 @@ class BubblewrapSandbox:
                 args += ["--symlink", target, f"/{link}"]
             elif os.path.isdir(f"/{link}"):
                 args += ["--ro-bind", f"/{link}", f"/{link}"]
-        if os.path.exists("/etc/ld.so.cache"):
-            args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+        for shared in ("/etc/ld.so.cache", "/etc/fonts"):  # the loader's cache, fontconfig's settings
+            args += ["--ro-bind-try", shared, shared]
         if not python_home.is_relative_to("/usr"):
             args += ["--ro-bind", str(python_home), str(python_home)]
         args += ["--ro-bind", str(self._venv), str(self._venv)]
@@ -191,8 +194,10 @@ class BubblewrapBox:
 
     async def _start(self) -> asyncio.subprocess.Process:
         sandbox = self._sandbox
-        switch = {"user": self._uid, "group": self._uid, "extra_groups": []} if sandbox._as_root else {}
+        # setpriv, not Popen's user=: the server's event loop (uvloop) has no such option.
+        switch = ["setpriv", f"--reuid={self._uid}", f"--regid={self._uid}", "--clear-groups", "--"]
         return await asyncio.create_subprocess_exec(
+            *(switch if sandbox._as_root else []),
             *sandbox.command(self.workdir),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -200,7 +205,6 @@ class BubblewrapBox:
             env=sandbox.environment(),
             start_new_session=True,
             limit=2**16,
-            **switch,  # type: ignore[arg-type]
         )
 
     async def execute(self, code: str) -> Execution:
@@ -226,6 +230,9 @@ class BubblewrapBox:
             )
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             return await self._died()
+        except asyncio.CancelledError:
+            self._kill()  # its answer would come to the next block: a cancelled block ends the interpreter
+            raise
         return self._execution(answer)
 
     async def _answer(self, process: asyncio.subprocess.Process) -> dict:
@@ -268,16 +275,18 @@ class BubblewrapBox:
             restarted=True,
         )
 
-    async def _stop(self) -> None:
+    def _kill(self) -> asyncio.subprocess.Process | None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        if process.returncode is None:
+        if process is not None and process.returncode is None:
             try:
                 os.killpg(process.pid, signal.SIGKILL)  # bwrap and the namespace's pid 1 with it
             except ProcessLookupError:
                 pass
-        await process.wait()
+        return process
+
+    async def _stop(self) -> None:
+        if (process := self._kill()) is not None:
+            await process.wait()
 
     async def write_file(self, name: str, data: bytes) -> None:
         if not plain_name(name):
