@@ -87,6 +87,7 @@ class CodeInterpreter:
         image files they made."""
         assert turn.tool_step is not None
         step = turn.tool_step
+        emit(lifecycle.SNAPSHOT, step)  # stored with the whole code while it runs, for readers of the step
         images: list[str] = []
         for index in turn.code_args:
             call = step.step_details.tool_calls.items[index].code_interpreter

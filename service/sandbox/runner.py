@@ -19,6 +19,7 @@ import signal
 import struct
 import sys
 import traceback
+import typing
 
 CAPTURE = "/tmp/.assistd-output"
 
@@ -114,6 +115,9 @@ def main() -> None:
     _limit(resource.RLIMIT_CORE, 0)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past file_bytes fails instead of killing
     signal.signal(signal.SIGXCPU, _on_cpu_limit)
+    typing.cast(io.TextIOWrapper, sys.stdout).reconfigure(
+        line_buffering=True
+    )  # prints and tracebacks stay in the order they happened
     me = os.getpid()
     workdir = config["workdir"]
     namespace = {"__name__": "__main__"}
@@ -135,6 +139,7 @@ def main() -> None:
                 os._exit(1)
             error = type(exc).__name__
             try:
+                sys.stdout.flush()
                 _print_error(exc)
             except BaseException:
                 print(error, file=sys.stderr)

@@ -12,8 +12,9 @@ import openai
 import pytest
 from openai.types.beta.threads import Run
 
-from tests.conftest import MODEL, Server
+from tests.conftest import MODEL, Server, cassandra_url, drop_keyspace, wait_for
 
+STORES = ["sqlite", "cassandra"]
 SECRET = f"secret-{uuid.uuid4().hex}"
 CSV = b"region,amount\nnorth,10\nsouth,32\nnorth,5\n"
 
@@ -26,8 +27,10 @@ def sandbox_dir():
 
 
 @pytest.fixture(scope="module")
-def server(provider, tmp_path_factory, sandbox_dir):
+def server(provider, tmp_path_factory, sandbox_dir, store_kind):
+    store = {"ASSISTD_STORE": cassandra_url()} if store_kind == "cassandra" else {}
     env = {
+        **store,
         "ASSISTD_SANDBOX_DIR": str(sandbox_dir),
         "ASSISTD_SANDBOX_CPU_SECONDS": "2",
         "ASSISTD_SANDBOX_WALL_SECONDS": "8",
@@ -38,6 +41,8 @@ def server(provider, tmp_path_factory, sandbox_dir):
     srv = Server(tmp_path_factory.mktemp("assistd-code"), provider, env).start()
     yield srv
     srv.stop()
+    if store:
+        drop_keyspace(store["ASSISTD_STORE"])
 
 
 @pytest.fixture
@@ -146,6 +151,30 @@ def test_assistants_output_is_not_an_upload_purpose(client):
     with pytest.raises(openai.BadRequestError) as info:
         client.files.create(file=("a.png", b"\x89PNG"), purpose="assistants_output")
     assert info.value.param == "purpose" and info.value.code == "invalid_value"
+
+
+def test_a_cancel_stops_the_code_and_the_thread_runs_code_again(client, marker):
+    assistant = coder(client)
+    code = "import time\ntime.sleep(600)"
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": python(code, marker)}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+
+    def code_written():
+        steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+        calls = [call for step in steps if step.type == "tool_calls" for call in step.step_details.tool_calls]
+        return calls and calls[0].code_interpreter.input == code
+
+    wait_for(code_written)
+    client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+    run = wait_for(
+        lambda: (r := client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)).status != "cancelling" and r
+    )
+    assert run.status == "cancelled"
+    (step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    assert step.status == "cancelled" and step.step_details.tool_calls[0].code_interpreter.outputs == []
+    client.beta.threads.messages.create(thread.id, role="user", content=python("print('after')", f"{marker}-2"))
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    assert run.status == "completed" and answer_of(client, thread.id) == "Results: after\n"
 
 
 def test_a_file_attached_to_a_message_for_code_interpreter_is_in_the_work_dir(client, marker):

@@ -1,6 +1,7 @@
 """The code_interpreter sandbox (bubblewrap backend, real bwrap): sessions keep their state, and
 every escape the issue lists fails. After each one the sandbox still runs code for others."""
 
+import asyncio
 import os
 import shutil
 import socket
@@ -197,3 +198,18 @@ async def test_new_files_and_open_figures_are_reported(sessions):
     assert execution.error is None, execution.output
     assert execution.files == ["out.csv"]
     assert len(execution.images) == 1 and execution.images[0].startswith(b"\x89PNG\r\n\x1a\n")
+
+
+async def test_an_idle_session_is_closed_with_its_files_and_the_next_call_starts_afresh():
+    root = Path(tempfile.mkdtemp(prefix="assistd-boxes-"))
+    pool = Sessions(BubblewrapSandbox(root, LIMITS), idle_seconds=0.2)
+    try:
+        _, box = await pool.execute("t1", "idle", "kept = 1\nopen('f.txt', 'w').write('x')")
+        workdir = box.workdir  # type: ignore[attr-defined]
+        while workdir.exists():  # noqa: ASYNC110 - the reaper closes it on its own schedule
+            await asyncio.sleep(0.05)
+        execution = await run(pool, "import os\nprint(os.listdir('.'))\nkept", thread="idle")
+        assert execution.output.startswith("[]\n") and "NameError" in execution.output
+    finally:
+        await pool.close_all()
+        shutil.rmtree(root)
