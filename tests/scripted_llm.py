@@ -11,7 +11,7 @@ Directives in the last user message:
   [gate:NAME:N]    after N chunks, wait until the test calls `release(NAME)` (`is_held(NAME)` meanwhile)
   [embed-slow:S]   (in a text to embed) answer the embeddings request after S seconds
   [python]CODE[/python]  call the `python` tool (code_interpreter) with CODE; several blocks are
-                   successive turns, one block each
+                   successive turns, one block each (the first with the [call:...] calls, if any)
 Otherwise it answers "You said: <message>". After tool results it answers "Results: <outputs>".
 `tool_choice` is honoured like a real model would: "none" never calls, "required" or a named
 function always calls. Every request is recorded in `requests`; the prompts of streams whose
@@ -254,8 +254,9 @@ class ScriptedLLM:
                 break
             turns_done += bool(message.get("tool_calls"))
         blocks = _PYTHON.findall(text)
-        if blocks and "python" in tools:
-            return [("python", json.dumps({"code": blocks[turns_done]}))] if turns_done < len(blocks) else []
+        if blocks and "python" in tools:  # the first block comes with any [call:...] of the first turn
+            code = [("python", json.dumps({"code": blocks[turns_done]}))] if turns_done < len(blocks) else []
+            return code + (wanted if turns_done == 0 else [])
         if wanted and turns_done >= int(directives.get("rounds", 1)):
             wanted = []
         if isinstance(choice, dict):

@@ -104,6 +104,7 @@ class BubblewrapSandbox:
             "cpu_seconds": self.limits.cpu_seconds,
             "output_bytes": self.limits.output_bytes,
             "workdir": INSIDE_WORKDIR,
+            "mplconfig": str(self._venv / "mplconfig"),
         }
         args += [str(self._venv / "bin" / "python"), "-I", "-B", INSIDE_RUNNER, json.dumps(config)]
         return args

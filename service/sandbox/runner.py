@@ -6,7 +6,8 @@ its stdout. The protocol pipes are moved to other descriptors first, so what the
 (fd 1 and 2, also from subprocesses) goes to a capture file instead. Globals survive between
 blocks. Limits are set here, before any code runs: the code cannot raise a hard limit.
 
-argv[1] is a JSON object: memory_bytes, processes, file_bytes, cpu_seconds, output_bytes, workdir.
+argv[1] is a JSON object: memory_bytes, processes, file_bytes, cpu_seconds, output_bytes, workdir,
+mplconfig (a matplotlib config dir to start from, or "").
 """
 
 import ast
@@ -15,6 +16,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import signal
 import struct
 import sys
@@ -115,9 +117,10 @@ def main() -> None:
     _limit(resource.RLIMIT_CORE, 0)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past file_bytes fails instead of killing
     signal.signal(signal.SIGXCPU, _on_cpu_limit)
-    typing.cast(io.TextIOWrapper, sys.stdout).reconfigure(
-        line_buffering=True
-    )  # prints and tracebacks stay in the order they happened
+    if config.get("mplconfig") and os.path.isdir(config["mplconfig"]):  # a font cache built at install
+        shutil.copytree(config["mplconfig"], os.environ.get("MPLCONFIGDIR", "/tmp/.matplotlib"), dirs_exist_ok=True)
+    # Line buffered, so prints and tracebacks stay in the order they happened.
+    typing.cast(io.TextIOWrapper, sys.stdout).reconfigure(line_buffering=True)
     me = os.getpid()
     workdir = config["workdir"]
     namespace = {"__name__": "__main__"}

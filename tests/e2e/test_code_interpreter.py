@@ -177,6 +177,27 @@ def test_a_cancel_stops_the_code_and_the_thread_runs_code_again(client, marker):
     assert run.status == "completed" and answer_of(client, thread.id) == "Results: after\n"
 
 
+def test_code_and_a_function_called_in_one_turn_the_client_answers_only_the_function(client, marker):
+    lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+    assistant = client.beta.assistants.create(model=MODEL, tools=[{"type": "code_interpreter"}, lookup])
+    content = f"{python('print(2 + 3)', marker)} [call:lookup:{{}}]"
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": content}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    assert run.status == "requires_action"
+    (pending,) = run.required_action.submit_tool_outputs.tool_calls
+    assert pending.type == "function" and pending.function.name == "lookup"
+    (step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    code_call, function_call = step.step_details.tool_calls
+    assert code_call.code_interpreter.outputs[0].logs == "5\n" and function_call.id == pending.id
+    run = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": pending.id, "output": "found"}],
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed" and answer_of(client, thread.id) == "Results: 5\n; found"
+
+
 def test_a_file_attached_to_a_message_for_code_interpreter_is_in_the_work_dir(client, marker):
     csv = client.files.create(file=("attached.csv", CSV), purpose="assistants")
     assistant = coder(client)
