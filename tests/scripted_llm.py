@@ -152,6 +152,8 @@ class ScriptedLLM:
                 answer = "Results: " + "; ".join(results)
             elif wanted := _CALL.findall(text):
                 answer = json.dumps({"tool_calls": [{"name": n, "arguments": json.loads(a)} for n, a in wanted]})
+            elif blocks := _PYTHON.findall(text):
+                answer = json.dumps({"tool_calls": [{"name": "python", "arguments": {"code": blocks[0]}}]})
             else:
                 answer = "plain answer"
             directives["reply"] = answer

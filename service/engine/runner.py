@@ -403,6 +403,12 @@ class RunEngine:
             ended += 1
         return ended
 
+    async def thread_deleted(self, tenant: str, thread_id: str) -> None:
+        """Closes the thread's code_interpreter session in this process, its files with it (a
+        session another replica holds goes when it is idle)."""
+        if self._code is not None:
+            await self._code.sessions.close(tenant, thread_id)
+
     async def shutdown(self) -> None:
         """Stops the runs of this process; whoever sweeps next ends them (see sweep)."""
         self._stopping = True

@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai.types.beta.threads import Run
 
-from tests.conftest import MODEL, Server, cassandra_url, drop_keyspace, wait_for
+from tests.conftest import MODEL, PLAIN_MODEL, Server, cassandra_url, drop_keyspace, wait_for
 
 STORES = ["sqlite", "cassandra"]
 SECRET = f"secret-{uuid.uuid4().hex}"
@@ -196,6 +196,25 @@ def test_code_and_a_function_called_in_one_turn_the_client_answers_only_the_func
         poll_interval_ms=50,
     )
     assert run.status == "completed" and answer_of(client, thread.id) == "Results: 5\n; found"
+
+
+def test_deleting_the_thread_deletes_its_session_files(client, sandbox_dir, marker):
+    assistant = coder(client)
+    marker_file = f"{marker}.txt"
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": python(f"open('{marker_file}', 'w').write('x')", marker)}]
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    assert run.status == "completed"
+    assert list(sandbox_dir.glob(f"*/{marker_file}"))
+    assert client.beta.threads.delete(thread.id).deleted
+    assert not list(sandbox_dir.glob(f"*/{marker_file}"))
+
+
+def test_a_model_without_native_tool_calls_runs_code_too(client, marker):
+    assistant = client.beta.assistants.create(model=PLAIN_MODEL, tools=[{"type": "code_interpreter"}])
+    answer, run = run_code(client, assistant.id, "print(sum(range(10)))", marker)
+    assert run.status == "completed" and answer == "Results: 45\n"
 
 
 def test_a_file_attached_to_a_message_for_code_interpreter_is_in_the_work_dir(client, marker):

@@ -213,3 +213,15 @@ async def test_an_idle_session_is_closed_with_its_files_and_the_next_call_starts
     finally:
         await pool.close_all()
         shutil.rmtree(root)
+
+
+async def test_without_its_python_the_sandbox_says_why_as_the_output():
+    root = Path(tempfile.mkdtemp(prefix="assistd-boxes-"))
+    pool = Sessions(BubblewrapSandbox(root, LIMITS, venv=root / "missing-venv"))
+    try:
+        assert "no sandbox Python" in (pool.unavailable() or "")
+        execution = await run(pool, "print(1)")
+        assert execution.error == "unavailable" and "code_interpreter is unavailable" in execution.output
+    finally:
+        await pool.close_all()
+        shutil.rmtree(root)
