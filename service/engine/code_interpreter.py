@@ -5,10 +5,12 @@ The model sees a `python` function (sandbox/tool.py); its calls stream to the cl
 code_interpreter calls of the turn's tool_calls step (turn.py), and are run here, not by the
 client. Images the code leaves (open matplotlib figures, PNG files it writes) are stored as files
 with purpose assistants_output, shown as `image` outputs and as image_file parts of the message
-that follows. A limit the code hits is its output; the run goes on.
+that follows; other files the answer links as `sandbox:/mnt/data/NAME` are stored the same way
+and get a file_path annotation. A limit the code hits is its output; the run goes on.
 """
 
 import logging
+import re
 from collections.abc import AsyncIterator
 
 from assistd.v1 import assistant_pb2, file_pb2, message_pb2, run_pb2, thread_pb2
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 E = run_pb2
 MAX_INPUT_FILE_BYTES = 512 * 1024 * 1024
 MAX_IMAGE_FILE_BYTES = 16 * 1024 * 1024
+MAX_LINKED_FILE_BYTES = 64 * 1024 * 1024
+_LINK = re.compile(r"sandbox:/mnt/data/([^\s/()\[\]<>\"'`]+)")
 
 
 def enabled(run: run_pb2.Run) -> bool:
@@ -108,7 +112,7 @@ class CodeInterpreter:
             if execution.output or not pictures:
                 call.outputs.add().logs = execution.output
             for number, data in enumerate(pictures):
-                file_id = await self._store_image(tenant, data, f"{step.id}-{index}-{number}.png")
+                file_id = await self._store_file(tenant, data, f"{step.id}-{index}-{number}.png")
                 call.outputs.add().image.file_id = file_id
                 images.append(file_id)
             event = run_pb2.RunStepDeltaEvent(id=step.id, object="thread.run.step.delta")
@@ -122,7 +126,23 @@ class CodeInterpreter:
             emit(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, event)
         return images
 
-    async def _store_image(self, tenant: str, data: bytes, filename: str) -> str:
+    async def link_files(self, tenant: str, run: run_pb2.Run, turn: Turn) -> None:
+        """file_path annotations for the session's files the answer links (`sandbox:/mnt/data/NAME`),
+        each file stored once per answer; a link to no file is left as it is."""
+        stored: dict[str, str | None] = {}
+        for match in _LINK.finditer(turn.text):
+            name = match.group(1).rstrip(".,;:!?")
+            if name not in stored:
+                data = await self.sessions.read_file(tenant, run.thread_id, name, MAX_LINKED_FILE_BYTES)
+                stored[name] = await self._store_file(tenant, data, name) if data is not None else None
+            if (file_id := stored[name]) is not None:
+                end = match.start() + len("sandbox:/mnt/data/") + len(name)
+                annotation = message_pb2.Annotation(text=turn.text[match.start() : end], start_index=match.start())
+                annotation.end_index = end
+                annotation.file_path.file_id = file_id
+                turn.annotations.append(annotation)
+
+    async def _store_file(self, tenant: str, data: bytes, filename: str) -> str:
         file = file_pb2.File(
             id=ids.new_id("file-"),
             object="file",

@@ -122,4 +122,6 @@ class Segment:
             turn.start_message()  # an empty answer is still a message
             if vector_store_ids:
                 cite(turn, steps)
+            if coding and self._code is not None:
+                await self._interruptible(self._code.link_files(tenant, run, turn))
             return lifecycle.COMPLETED

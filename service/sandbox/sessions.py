@@ -74,6 +74,14 @@ class Sessions:
             session.last_used = asyncio.get_running_loop().time()
             return execution, session.box
 
+    async def read_file(self, tenant: str, thread_id: str, name: str, max_bytes: int) -> bytes | None:
+        """A file of the thread's live session here, or None (no session, no such file)."""
+        session = self._sessions.get((tenant, thread_id))
+        if session is None:
+            return None
+        async with session.lock:
+            return await session.box.read_file(name, max_bytes)
+
     async def close(self, tenant: str, thread_id: str) -> None:
         session = self._sessions.pop((tenant, thread_id), None)
         if session is not None:

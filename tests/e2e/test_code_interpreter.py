@@ -217,6 +217,22 @@ def test_a_model_without_native_tool_calls_runs_code_too(client, marker):
     assert run.status == "completed" and answer == "Results: 45\n"
 
 
+def test_a_file_the_answer_links_gets_a_file_path_annotation_and_downloads(client, marker):
+    assistant = coder(client)
+    code = (
+        "open('report.csv', 'w').write('region,total\\nnorth,15\\n')\nprint('[report](sandbox:/mnt/data/report.csv).')"
+    )
+    answer, run = run_code(client, assistant.id, code, marker)
+    assert run.status == "completed" and answer == "Results: [report](sandbox:/mnt/data/report.csv).\n"
+    message = client.beta.threads.messages.list(run.thread_id, order="desc", limit=1).data[0]
+    (annotation,) = message.content[0].text.annotations
+    assert annotation.type == "file_path" and annotation.text == "sandbox:/mnt/data/report.csv"
+    assert answer[annotation.start_index : annotation.end_index] == annotation.text
+    assert client.files.content(annotation.file_path.file_id).read() == b"region,total\nnorth,15\n"
+    file = client.files.retrieve(annotation.file_path.file_id)
+    assert (file.filename, file.purpose) == ("report.csv", "assistants_output")
+
+
 def test_a_file_attached_to_a_message_for_code_interpreter_is_in_the_work_dir(client, marker):
     csv = client.files.create(file=("attached.csv", CSV), purpose="assistants")
     assistant = coder(client)
