@@ -49,20 +49,32 @@ class _Slots:
 class BubblewrapSandbox:
     def __init__(self, root: Path, limits: Limits | None = None, venv: Path | None = None, max_boxes: int = 1024):
         self.limits = limits or Limits()
-        self._root = Path(root)
+        self._base = Path(root)
+        # Each process its own dir: replicas sharing a data dir never meet; dead ones' are swept.
+        self._root = self._base / f"process-{os.getpid()}"
         self._venv = Path(venv or os.environ.get("ASSISTD_SANDBOX_VENV") or DEFAULT_VENV)
         self._slots = _Slots(max_boxes)
         self._as_root = os.geteuid() == 0
+        self._swept = False
+        self._ready = False
 
     def unavailable(self) -> str | None:
+        """Checked until it passes once (bwrap may be installed while the server runs)."""
+        if self._ready:
+            return None
+        reason = self._check()
+        self._ready = reason is None
+        return reason
+
+    def _check(self) -> str | None:
         if shutil.which("bwrap") is None:
             return "code_interpreter is unavailable on this server: bubblewrap (bwrap) is not installed."
         if self._as_root and shutil.which("setpriv") is None:
             return "code_interpreter is unavailable on this server: setpriv (util-linux) is not installed."
         if not (self._venv / "bin" / "python").exists():
             return f"code_interpreter is unavailable on this server: no sandbox Python at {self._venv} (make install)."
-        if self._as_root and not _reachable(self._root):
-            return f"code_interpreter is unavailable on this server: the boxes' uids cannot reach {self._root}."
+        if self._as_root and not _reachable(self._base):
+            return f"code_interpreter is unavailable on this server: the boxes' uids cannot reach {self._base}."
         return None
 
     async def open(self, session_id: str) -> "BubblewrapBox":
@@ -70,6 +82,9 @@ class BubblewrapSandbox:
         workdir = self._root / session_id
         uid = UID_BASE + slot if self._as_root else os.geteuid()
         try:
+            if not self._swept:
+                await asyncio.to_thread(_sweep, self._base)
+                self._swept = True
             await asyncio.to_thread(_make_workdir, workdir, uid)
         except BaseException:
             self._slots.give(slot)
@@ -141,6 +156,19 @@ def _reachable(root: Path) -> bool:
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o711)
     return all(os.stat(parent).st_mode & 0o001 for parent in root.parents)
+
+
+def _sweep(base: Path) -> None:
+    """Removes the work dirs of assistd processes that are gone (a crash leaves them)."""
+    for entry in base.glob("process-*"):
+        pid = entry.name.removeprefix("process-")
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(entry, ignore_errors=True)
+            except PermissionError:
+                pass  # alive, someone else's
 
 
 def _make_workdir(workdir: Path, uid: int) -> None:

@@ -206,9 +206,9 @@ def test_deleting_the_thread_deletes_its_session_files(client, sandbox_dir, mark
     )
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
     assert run.status == "completed"
-    assert list(sandbox_dir.glob(f"*/{marker_file}"))
+    assert list(sandbox_dir.glob(f"process-*/*/{marker_file}"))
     assert client.beta.threads.delete(thread.id).deleted
-    assert not list(sandbox_dir.glob(f"*/{marker_file}"))
+    assert not list(sandbox_dir.glob(f"process-*/*/{marker_file}"))
 
 
 def test_a_model_without_native_tool_calls_runs_code_too(client, marker):
@@ -290,7 +290,7 @@ def test_an_escape_fails_as_tool_output_and_the_server_stays_healthy(server, cli
 def test_another_tenants_session_files_cannot_be_reached(server, client, sandbox_dir, marker):
     assistant = coder(client)
     answer, _ = run_code(client, assistant.id, "open('mine.txt', 'w').write('tenant a data')", marker)
-    (work_dir,) = [path for path in sandbox_dir.iterdir() if (path / "mine.txt").exists()]
+    (work_dir,) = [path.parent for path in sandbox_dir.glob("process-*/*/mine.txt")]
     other = server.client().with_options(api_key="other-key")
     other_assistant = coder(other)
     code = (

@@ -225,3 +225,16 @@ async def test_without_its_python_the_sandbox_says_why_as_the_output():
     finally:
         await pool.close_all()
         shutil.rmtree(root)
+
+
+async def test_work_dirs_of_a_process_that_is_gone_are_swept():
+    root = Path(tempfile.mkdtemp(prefix="assistd-boxes-"))
+    stale = root / "process-999999999" / "abc"  # above any pid_max: a process that is gone
+    stale.mkdir(parents=True)
+    pool = Sessions(BubblewrapSandbox(root, LIMITS))
+    try:
+        await run(pool, "1")
+        assert not stale.parent.exists() and os.listdir(root) == [f"process-{os.getpid()}"]
+    finally:
+        await pool.close_all()
+        shutil.rmtree(root)
