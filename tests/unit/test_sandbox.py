@@ -1,6 +1,7 @@
 """The code_interpreter sandbox (bubblewrap backend, real bwrap): sessions keep their state, and
 every escape the issue lists fails. After each one the sandbox still runs code for others."""
 
+import ast
 import asyncio
 import os
 import shutil
@@ -238,3 +239,19 @@ async def test_work_dirs_of_a_process_that_is_gone_are_swept():
     finally:
         await pool.close_all()
         shutil.rmtree(root)
+
+
+async def test_the_code_runs_in_its_own_namespaces_as_an_unprivileged_user(sessions):
+    kinds = ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"]
+    code = (
+        "import os\n"
+        f"print({{kind: os.readlink(f'/proc/self/ns/{{kind}}') for kind in {kinds!r}}})\n"
+        "print(os.getuid(), sorted(os.listdir('/sys/class/net')) if os.path.exists('/sys/class/net') else None)\n"
+        "print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])"
+    )
+    execution = await run(sessions, code)
+    inside_ns, ids, capabilities = execution.output.splitlines()
+    inside = ast.literal_eval(inside_ns)
+    for kind in kinds:
+        assert inside[kind] != os.readlink(f"/proc/self/ns/{kind}"), kind
+    assert ids == "1000 None" and int(capabilities, 16) == 0
