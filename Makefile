@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 GHZ_VERSION := v0.120.0
 GHZ := .cache/ghz/$(GHZ_VERSION)/ghz
 
-.PHONY: install gen lint breaking run test test-cluster bench bench-quick ghz clean cassandra cassandra-stop
+.PHONY: install sandbox gen lint breaking run test test-cluster bench bench-quick ghz clean cassandra cassandra-stop
 .PHONY: cassandra-cluster cassandra-cluster-stop go-client go-client-check java-example
 
 $(RUNTIME): pyproject.toml
@@ -24,7 +24,26 @@ $(STAMP): $(RUNTIME)
 	$(PY) -m pip install -q -e '.[gen,dev]'
 	touch $@
 
-install: $(STAMP) gen/.stamp tests/node/node_modules/.stamp go-deps examples/grpc/node/node_modules/.stamp $(GHZ) java-example
+# code_interpreter's sandbox: bubblewrap (the Debian package; installed here when make runs as root)
+# and the sandbox's own Python with the data stack, built on the system Python under /usr (a box
+# sees /usr, this venv and its work dir, nothing else of the machine).
+SANDBOX_PYTHON ?= /usr/bin/python3
+SANDBOX_VENV := .cache/sandbox/venv
+SANDBOX := $(SANDBOX_VENV)/.installed
+
+$(SANDBOX): service/sandbox/requirements.txt
+	@command -v bwrap >/dev/null || [ "$$(id -u)" != 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap \
+		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap)
+	@command -v bwrap >/dev/null || echo "code_interpreter needs bubblewrap: apt-get install bubblewrap"
+	$(SANDBOX_PYTHON) -m venv $(SANDBOX_VENV)
+	$(SANDBOX_VENV)/bin/python -m pip install -q -r service/sandbox/requirements.txt
+	# matplotlib's font cache, built once: each session copies it instead of building it (~2 s)
+	MPLCONFIGDIR=$(SANDBOX_VENV)/mplconfig $(SANDBOX_VENV)/bin/python -c "import matplotlib.font_manager"
+	touch $@
+
+sandbox: $(SANDBOX)
+
+install: $(STAMP) $(SANDBOX) gen/.stamp tests/node/node_modules/.stamp go-deps examples/grpc/node/node_modules/.stamp $(GHZ) java-example
 
 # The Node openai SDK, a second real client in the e2e tests (pinned by package-lock.json).
 tests/node/node_modules/.stamp: tests/node/package.json tests/node/package-lock.json

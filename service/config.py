@@ -64,6 +64,11 @@ class Settings:
     # SSE comment sent when a stream has been silent this long.
     heartbeat_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_HEARTBEAT_SECONDS", 15.0))
 
+    # code_interpreter: where the sessions' work dirs go, and how long an idle session is kept
+    # (its limits: ASSISTD_SANDBOX_*, see service/sandbox/base.py).
+    sandbox_dir: str = field(default_factory=lambda: os.environ.get("ASSISTD_SANDBOX_DIR", "data/sandbox"))
+    sandbox_idle_seconds: int = field(default_factory=lambda: _env_int("ASSISTD_SANDBOX_IDLE_SECONDS", 20 * 60))
+
     @property
     def target(self) -> str:
         """The service address the edge dials."""

@@ -2,6 +2,7 @@
 
 import errno
 import logging
+from pathlib import Path
 from typing import cast
 
 import grpc
@@ -36,6 +37,7 @@ from service.api.threads import MessageService, ThreadService
 from service.api.vector_stores import VectorStoreService
 from service.auth import Authenticator
 from service.config import Settings
+from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog
 from service.engine.runner import RunEngine
 from service.llm.router import ModelRouter
@@ -46,6 +48,7 @@ from service.responses.conversations import ConversationService
 from service.responses.service import ResponseService
 from service.retrieval.embed import Embedder
 from service.retrieval.ingest import Ingestor
+from service.sandbox import BubblewrapSandbox, Sessions
 from service.store import Store, open_blobs, open_store
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,11 @@ class Service:
             tool_prompt_models=settings.tool_prompt_models,
             embedder=self.embedder,
             lease_seconds=settings.run_lease_seconds,
+            code=CodeInterpreter(
+                self.repo,
+                self.blobs,
+                Sessions(BubblewrapSandbox(Path(settings.sandbox_dir)), settings.sandbox_idle_seconds),
+            ),
         )
         self.health = StoreHealth(self.store)
         self.server: grpc.aio.Server | None = None

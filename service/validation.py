@@ -327,6 +327,12 @@ def check_upload(file: file_pb2.File, expires_after: int | None) -> None:
     """An upload once all its parts have arrived."""
     if not file.purpose:
         raise missing("purpose")
+    if file.purpose == file_pb2.FILE_PURPOSE_ASSISTANTS_OUTPUT:
+        raise InvalidArgument(
+            "Invalid value for 'purpose': 'assistants_output' is for files assistants make.",
+            param="purpose",
+            code="invalid_value",
+        )
     if not file.filename:
         raise missing("file")
     if file.bytes == 0:

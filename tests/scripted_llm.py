@@ -14,6 +14,8 @@ Directives in the last user message:
                    chunks; `malformed:N` sends a chunk that is not JSON after N chunks
   [flaky:K:STATUS] the first K requests with this prompt fail with STATUS (with `retry-after: 0`),
                    later ones answer (`requests_with` counts the attempts)
+  [python]CODE[/python]  call the `python` tool (code_interpreter) with CODE; several blocks are
+                   successive turns, one block each (the first with the [call:...] calls, if any)
 Otherwise it answers "You said: <message>". After tool results it answers "Results: <outputs>".
 `tool_choice` is honoured like a real model would: "none" never calls, "required" or a named
 function always calls. Every request is recorded in `requests`; the prompts of streams whose
@@ -32,6 +34,7 @@ from aiohttp import web
 
 _DIRECTIVE = re.compile(r"\[(reply|chunks|slow|error|rounds|say|gate|fault|flaky):([^\]]*)\]")
 _CALL = re.compile(r"\[call:([A-Za-z0-9_-]+):(\{.*?\})\]")
+_PYTHON = re.compile(r"\[python\](.*?)\[/python\]", re.DOTALL)
 
 
 # Words that mean the same to the scripted embedder, so vector search finds what keywords miss.
@@ -163,6 +166,8 @@ class ScriptedLLM:
                 answer = "Results: " + "; ".join(results)
             elif wanted := _CALL.findall(text):
                 answer = json.dumps({"tool_calls": [{"name": n, "arguments": json.loads(a)} for n, a in wanted]})
+            elif blocks := _PYTHON.findall(text):
+                answer = json.dumps({"tool_calls": [{"name": "python", "arguments": {"code": blocks[0]}}]})
             else:
                 answer = "plain answer"
             directives["reply"] = answer
@@ -270,6 +275,10 @@ class ScriptedLLM:
             if message.get("role") == "user":
                 break
             turns_done += bool(message.get("tool_calls"))
+        blocks = _PYTHON.findall(text)
+        if blocks and "python" in tools:  # the first block comes with any [call:...] of the first turn
+            code = [("python", json.dumps({"code": blocks[turns_done]}))] if turns_done < len(blocks) else []
+            return code + (wanted if turns_done == 0 else [])
         if wanted and turns_done >= int(directives.get("rounds", 1)):
             wanted = []
         if isinstance(choice, dict):

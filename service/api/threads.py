@@ -88,6 +88,7 @@ class ThreadService(thread_pb2_grpc.ThreadServiceServicer):
             raise ThreadBusy(f"Cannot delete thread {request.thread_id} while run {active} is active.")
         if not await self.repo.store.delete_thread(tenant, request.thread_id):
             raise not_found("thread", request.thread_id)
+        await self.engine.thread_deleted(tenant, request.thread_id)
         status = common_pb2.DeletionStatus(id=request.thread_id, object="thread.deleted", deleted=True)
         return thread_pb2.DeleteThreadResponse(status=status)
 

@@ -69,6 +69,7 @@ class OpenTurn(Protocol):
     message_settled: bool  # its message completed already (the turn went on to call tools)
     text: str
     annotations: list[message_pb2.Annotation]
+    images: list[str]  # image files code made, shown before the text
     tool_step: run_pb2.RunStep | None
 
     def usage(self) -> common_pb2.Usage: ...
@@ -197,6 +198,7 @@ def settle_message(turn: OpenTurn, now: int) -> list[Effect]:
     """Completes the message a turn wrote before it went on to call tools, and its step."""
     assert turn.message is not None and turn.message_step is not None
     turn.message_settled = True
+    _add_images(turn.message, turn.images)
     turn.message.content.add().text.value = turn.text
     turn.message.status = message_pb2.MESSAGE_STATUS_COMPLETED
     turn.message.completed_at = now
@@ -235,7 +237,9 @@ def conclude(run: run_pb2.Run, turn: OpenTurn, outcome: Outcome, now: int, expir
     if status == E.RUN_STATUS_REQUIRES_ACTION:
         assert turn.tool_step is not None
         run.expires_at = now + expiry_seconds
-        run.required_action.submit_tool_outputs.tool_calls.extend(turn.tool_step.step_details.tool_calls.items)
+        run.required_action.submit_tool_outputs.tool_calls.extend(
+            call for call in turn.tool_step.step_details.tool_calls.items if call.WhichOneof("kind") == "function"
+        )
     else:
         run.ClearField("expires_at")
         run.ClearField("required_action")
@@ -257,6 +261,7 @@ def _end_message(turn: OpenTurn, status: run_pb2.RunStatus, now: int) -> list[Ef
     message = turn.message
     if message is None or turn.message_settled:
         return []
+    _add_images(message, turn.images)
     if turn.text:
         text = message.content.add().text
         text.value = turn.text
@@ -269,6 +274,11 @@ def _end_message(turn: OpenTurn, status: run_pb2.RunStatus, now: int) -> list[Ef
     message.incomplete_at = now
     message.incomplete_details.reason = INCOMPLETE_REASON[status]
     return [Effect(E.RUN_EVENT_TYPE_THREAD_MESSAGE_INCOMPLETE, message)]
+
+
+def _add_images(message: message_pb2.Message, file_ids: list[str]) -> None:
+    for file_id in file_ids:
+        message.content.add().image_file.file_id = file_id
 
 
 def cut_short(run: run_pb2.Run, now: int) -> list[Effect]:

@@ -1,5 +1,6 @@
 """What the model is sent for a run: instructions, the thread, this run's tool calls, and options."""
 
+import json
 from typing import Any
 
 from assistd.v1 import assistant_pb2, message_pb2, run_pb2
@@ -8,6 +9,7 @@ from service.engine.tool_prompt import CallParser, adapt_request
 from service.llm import ChatRequest
 from service.protojson import enum_name, struct_to_python
 from service.retrieval import citations
+from service.sandbox import tool as code_tool
 
 _ROLES = {message_pb2.MESSAGE_ROLE_USER: "user", message_pb2.MESSAGE_ROLE_ASSISTANT: "assistant"}
 
@@ -36,7 +38,7 @@ def message_content(message: message_pb2.Message) -> str | list[dict[str, Any]]:
 def _tool_turn(step: run_pb2.RunStep, first_source: int) -> list[dict[str, Any]]:
     """A finished tool_calls step as the assistant's calls followed by one tool message per result.
     file_search calls come back as calls of the search function, their results numbered as sources
-    from first_source on."""
+    from first_source on; code_interpreter calls as calls of the python function."""
     calls, outputs = [], []
     for call in step.step_details.tool_calls.items:
         kind = call.WhichOneof("kind")
@@ -55,6 +57,16 @@ def _tool_turn(step: run_pb2.RunStep, first_source: int) -> list[dict[str, Any]]
             )
             outputs.append(citations.format_results(call.file_search.results, first_source))
             first_source += len(call.file_search.results)
+        elif kind == "code_interpreter":
+            arguments = json.dumps({"code": call.code_interpreter.input})
+            calls.append(
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": code_tool.FUNCTION_NAME, "arguments": arguments},
+                }
+            )
+            outputs.append(code_output(call.code_interpreter))
     if not calls:
         return []
     turn: list[dict[str, Any]] = [{"role": "assistant", "content": None, "tool_calls": calls}]
@@ -62,6 +74,17 @@ def _tool_turn(step: run_pb2.RunStep, first_source: int) -> list[dict[str, Any]]
         {"role": "tool", "tool_call_id": c["id"], "content": output} for c, output in zip(calls, outputs, strict=True)
     )
     return turn
+
+
+def code_output(call: run_pb2.CodeInterpreterCall) -> str:
+    """What the model reads back from running its code."""
+    parts = []
+    for output in call.outputs:
+        if output.WhichOneof("kind") == "logs":
+            parts.append(output.logs)
+        else:
+            parts.append(f"[image {output.image.file_id}: shown to the user]")
+    return "\n".join(parts) or "(the code ran and printed nothing)"
 
 
 def build_messages(
@@ -132,6 +155,8 @@ def tool_choice_for_model(run: run_pb2.Run) -> Any:
         return {"type": "function", "function": {"name": choice.function.name}}
     if kind == "file_search":
         return {"type": "function", "function": {"name": citations.FUNCTION_NAME}}
+    if kind == "code_interpreter":
+        return {"type": "function", "function": {"name": code_tool.FUNCTION_NAME}}
     return kind or "auto"
 
 
@@ -153,13 +178,19 @@ def response_format_for_model(run: run_pb2.Run) -> dict[str, Any] | None:
 
 
 def chat_request(
-    run: run_pb2.Run, chat: list[dict[str, Any]], searching: bool, tool_prompt_models: frozenset[str]
+    run: run_pb2.Run,
+    chat: list[dict[str, Any]],
+    searching: bool,
+    tool_prompt_models: frozenset[str],
+    coding: bool = False,
 ) -> tuple[ChatRequest, CallParser | None]:
     """The provider request for the next turn of a run, and for a model that takes its tools in
     the prompt (tool_prompt_models) the parser that finds its calls in the answer."""
     tools = tools_for_model(run)
     if searching:
         tools.append(citations.FUNCTION)
+    if coding:
+        tools.append(code_tool.FUNCTION)
     used = run.usage.completion_tokens
     request = ChatRequest(
         model=run.model,

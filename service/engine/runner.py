@@ -20,6 +20,7 @@ from assistd.v1 import message_pb2, run_pb2, thread_pb2
 
 from service import ids, tracing
 from service.engine import lifecycle
+from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog, RunChannel
 from service.engine.expiry import ExpiryTimers
 from service.engine.file_search import FileSearch
@@ -75,6 +76,7 @@ class RunEngine:
         tool_prompt_models: frozenset[str] = frozenset(),
         embedder: Embedder | None = None,
         lease_seconds: int = 15,
+        code: CodeInterpreter | None = None,
     ):
         self._store = store
         self._repo = repo
@@ -83,6 +85,7 @@ class RunEngine:
         self._expiry_seconds = expiry_seconds
         self._tool_prompt_models = tool_prompt_models
         self._file_search = FileSearch(repo, embedder)
+        self._code = code
         self._ownership = Ownership(store, lease_seconds)
         self._monitor = Monitor(self._ownership, store, self)
         self._live: dict[str, LiveRun] = {}
@@ -111,6 +114,7 @@ class RunEngine:
             repo=self._repo,
             provider=self._provider,
             file_search=self._file_search,
+            code=self._code,
             tool_prompt_models=self._tool_prompt_models,
         )
         live.task = asyncio.create_task(self._execute(live), name=f"run {live.run.id}")
@@ -403,6 +407,12 @@ class RunEngine:
             ended += 1
         return ended
 
+    async def thread_deleted(self, tenant: str, thread_id: str) -> None:
+        """Closes the thread's code_interpreter session in this process, its files with it (a
+        session another replica holds goes when it is idle)."""
+        if self._code is not None:
+            await self._code.sessions.close(tenant, thread_id)
+
     async def shutdown(self) -> None:
         """Stops the runs of this process; whoever sweeps next ends them (see sweep)."""
         self._stopping = True
@@ -412,3 +422,5 @@ class RunEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._code is not None:
+            await self._code.sessions.close_all()

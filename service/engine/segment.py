@@ -2,8 +2,8 @@
 
 A segment reads the run's thread, messages and steps once, then calls the model turn after turn,
 keeping what the turns write in memory, so the next prompt is built without going back to the
-store. file_search calls are answered here and the model called again; function calls end the
-segment in requires_action. The segment decides how it ended; the runner records that end.
+store. file_search and code_interpreter calls are answered here and the model called again;
+function calls end the segment in requires_action. The segment decides how it ended; the runner records that end.
 """
 
 import asyncio
@@ -14,7 +14,8 @@ from assistd.v1 import message_pb2, run_pb2, thread_pb2
 from google.protobuf.message import Message as ProtoMessage
 
 from service import ids
-from service.engine import lifecycle
+from service.engine import code_interpreter, lifecycle
+from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog, RunChannel
 from service.engine.file_search import FileSearch, cite
 from service.engine.lifecycle import Outcome
@@ -37,6 +38,7 @@ class Segment:
         repo: Repo,
         provider: Provider,
         file_search: FileSearch,
+        code: CodeInterpreter | None = None,
         tool_prompt_models: frozenset[str] = frozenset(),
     ):
         self._tenant = tenant
@@ -46,6 +48,7 @@ class Segment:
         self._repo = repo
         self._provider = provider
         self._file_search = file_search
+        self._code = code
         self._tool_prompt_models = tool_prompt_models
         self.turn = Turn(run, self.emit)  # the turn in progress (or the last one): what an end closes
         self.stop_requested = False
@@ -78,11 +81,13 @@ class Segment:
         steps = await self._repo.all(tenant, run_pb2.RunStep, run.id)
         # A run stays queued while the files it searches are ingested.
         vector_store_ids = await self._interruptible(self._file_search.vector_stores(tenant, run, thread))
+        coding = self._code is not None and await self._interruptible(self._code.prepare(tenant, run, thread, messages))
         if self.stop_requested:
             return lifecycle.CANCELLED
         self._events.apply(self._channel, lifecycle.begin(run, ids.now()))
+        images: list[str] = []  # images code made, for the next message
         while True:
-            turn = self.turn = Turn(run, self.emit, searching=bool(vector_store_ids))
+            turn = self.turn = Turn(run, self.emit, searching=bool(vector_store_ids), coding=coding, images=images)
             if self.stop_requested:
                 return lifecycle.CANCELLED
             used = run.usage.completion_tokens
@@ -95,9 +100,10 @@ class Segment:
                     return lifecycle.incomplete("max_prompt_tokens")
             if self.stop_requested:
                 return lifecycle.CANCELLED
-            request, parser = chat_request(run, chat, bool(vector_store_ids), self._tool_prompt_models)
+            request, parser = chat_request(run, chat, bool(vector_store_ids), self._tool_prompt_models, coding)
             await self._interruptible(turn.read(self._provider.stream(request), parser))
             messages += [turn.message] if turn.message is not None else []
+            images = [] if turn.message is not None else images
             steps += turn.steps()
             if turn.search_args:
                 steps.append(await self._file_search.run_calls(tenant, run, turn, vector_store_ids, self.emit))
@@ -105,9 +111,17 @@ class Segment:
                     continue
             if turn.finish_reason == "length" and run.HasField("max_completion_tokens"):
                 return lifecycle.incomplete("max_completion_tokens")  # calls may be cut off too
+            if turn.code_args and self._code is not None:
+                turn.settle_message()
+                images = images + await self._interruptible(self._code.run_calls(tenant, run, turn, self.emit))
+                if not turn.has_function_calls():  # only code: let the model read its output
+                    code_interpreter.complete_step(run, turn, self.emit)
+                    continue
             if turn.tool_step is not None:
                 return lifecycle.REQUIRES_ACTION
             turn.start_message()  # an empty answer is still a message
             if vector_store_ids:
                 cite(turn, steps)
+            if coding and self._code is not None:
+                await self._interruptible(self._code.link_files(tenant, run, turn))
             return lifecycle.COMPLETED

@@ -2,7 +2,9 @@
 
 Text goes into a message and its message_creation step; function calls go into one tool_calls
 step, streamed on as step deltas under assistd's own call ids. Calls of the file_search function
-are kept aside for the file_search tool to run. The turn also keeps its usage and finish reason.
+are kept aside for the file_search tool to run. Calls of code_interpreter's python function go
+into the tool_calls step as code_interpreter calls, their code streamed as it comes, for the
+engine to run. The turn also keeps its usage and finish reason.
 """
 
 from collections.abc import AsyncIterator, Callable
@@ -15,6 +17,7 @@ from service.engine import lifecycle
 from service.engine.tool_prompt import CallParser
 from service.llm import ChatDelta, ToolCallFragment
 from service.retrieval import citations
+from service.sandbox import tool as code_tool
 
 E = run_pb2
 Emit = Callable[[run_pb2.RunEventType, ProtoMessage], object]  # (event type, the object it carries)
@@ -45,10 +48,19 @@ def new_step(run: run_pb2.Run, step_type: run_pb2.RunStepType) -> run_pb2.RunSte
 class Turn:
     """What one model turn is producing: a message (text) and/or a tool_calls step."""
 
-    def __init__(self, run: run_pb2.Run, emit: Emit = _unwritable, searching: bool = False) -> None:
+    def __init__(
+        self,
+        run: run_pb2.Run,
+        emit: Emit = _unwritable,
+        searching: bool = False,
+        coding: bool = False,
+        images: list[str] | None = None,
+    ) -> None:
         self._run = run
         self._emit = emit
         self.searching = searching  # file_search is offered to the model in this turn
+        self.coding = coding  # code_interpreter is offered to the model in this turn
+        self.images = images or []  # image files code made, shown first in the message
         self.message: message_pb2.Message | None = None
         self.message_step: run_pb2.RunStep | None = None
         self.message_settled = False  # completed before the turn ended (it went on to call tools)
@@ -56,6 +68,7 @@ class Turn:
         self.annotations: list[message_pb2.Annotation] = []  # file citations in the final text
         self.tool_step: run_pb2.RunStep | None = None
         self.search_args: dict[int, str] = {}  # provider's index of a file_search call -> its arguments
+        self.code_args: dict[int, str] = {}  # our index of a code_interpreter call -> its arguments
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.finish_reason: str | None = None
@@ -76,6 +89,7 @@ class Turn:
         if message is not None and turn.message_step is not None:
             turn.message = message
             turn.text = "".join(part.text.value for part in message.content)
+            turn.images = [part.image_file.file_id for part in message.content if part.HasField("image_file")]
             del message.content[:]
         return turn
 
@@ -101,6 +115,22 @@ class Turn:
             self.add_text(text)
             for fragment in calls:
                 self.add_call_fragment(fragment)
+        self._finish_code()
+
+    def _finish_code(self) -> None:
+        """Each code call's input becomes its whole code (also when the model sent bare code that
+        could not stream), the rest of it sent as a last delta."""
+        if self.tool_step is None:
+            return
+        for index, arguments in self.code_args.items():
+            call = self.tool_step.step_details.tool_calls.items[index]
+            streamed, code = call.code_interpreter.input, code_tool.code_of(arguments)
+            call.code_interpreter.input = code
+            if code != streamed and code.startswith(streamed):
+                event = run_pb2.RunStepDeltaEvent(id=self.tool_step.id, object="thread.run.step.delta")
+                delta = event.delta.step_details.tool_calls.items.add(index=index)
+                delta.code_interpreter.input = code[len(streamed) :]
+                self._emit(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, event)
 
     def add_text(self, text: str) -> None:
         if not text:
@@ -109,7 +139,7 @@ class Turn:
         assert self.message is not None
         self.text += text
         event = message_pb2.MessageDeltaEvent(id=self.message.id, object="thread.message.delta")
-        event.delta.content.add(index=0).text.value = text
+        event.delta.content.add(index=len(self.images)).text.value = text
         self._emit(E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA, event)
 
     def start_message(self) -> None:
@@ -134,6 +164,11 @@ class Turn:
         self._emit(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_IN_PROGRESS, step)
         self._emit(E.RUN_EVENT_TYPE_THREAD_MESSAGE_CREATED, message)
         self._emit(E.RUN_EVENT_TYPE_THREAD_MESSAGE_IN_PROGRESS, message)
+        if self.images:
+            event = message_pb2.MessageDeltaEvent(id=message.id, object="thread.message.delta")
+            for index, file_id in enumerate(self.images):
+                event.delta.content.add(index=index).image_file.file_id = file_id
+            self._emit(E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA, event)
 
     def settle_message(self) -> None:
         """Completes the message written so far, if it is still open (tools come next)."""
@@ -157,16 +192,36 @@ class Turn:
         event = run_pb2.RunStepDeltaEvent(id=self.tool_step.id, object="thread.run.step.delta")
         key = self.call_key(fragment)
         index = self._call_index.get(key)
+        new_call = index is None
         if index is None:
             index = self._call_index[key] = len(calls)
             call = calls.add(id=ids.new_id("call_"))  # our own ids: unique whatever the provider sends
-            call.function.SetInParent()
             delta = event.delta.step_details.tool_calls.items.add(index=index, id=call.id)
-            delta.function.arguments = ""
+            if self.coding and fragment.name == code_tool.FUNCTION_NAME:
+                self.code_args[index] = ""
+                call.code_interpreter.SetInParent()
+                delta.code_interpreter.input = ""
+            else:
+                call.function.SetInParent()
+                delta.function.arguments = ""
         else:
             call = calls[index]
             delta = event.delta.step_details.tool_calls.items.add(index=index)
-            delta.function.SetInParent()
+            if index in self.code_args:
+                delta.code_interpreter.SetInParent()
+            else:
+                delta.function.SetInParent()
+        if index in self.code_args:
+            streamed = call.code_interpreter.input
+            self.code_args[index] += fragment.arguments or ""
+            code = code_tool.partial_code(self.code_args[index])
+            if code.startswith(streamed) and len(code) > len(streamed):
+                call.code_interpreter.input = code
+                delta.code_interpreter.input = code[len(streamed) :]
+            elif not new_call:
+                return  # nothing new to show yet (the JSON around the code)
+            self._emit(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, event)
+            return
         if fragment.name:
             call.function.name += fragment.name
             delta.function.name = fragment.name
@@ -174,6 +229,11 @@ class Turn:
             call.function.arguments += fragment.arguments
             delta.function.arguments = fragment.arguments
         self._emit(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, event)
+
+    def has_function_calls(self) -> bool:
+        """Whether the turn called functions the client runs (beside code it may have run)."""
+        calls = self.tool_step.step_details.tool_calls.items if self.tool_step is not None else []
+        return any(call.WhichOneof("kind") == "function" for call in calls)
 
     def call_key(self, fragment: ToolCallFragment) -> tuple:
         """Which call a fragment belongs to: the provider's index and the call id last named there,

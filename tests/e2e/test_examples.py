@@ -1,5 +1,5 @@
 """Every program in examples/ runs against a live `assistd serve` with the scripted model: the
-three of OpenAI's Assistants streaming announcement, file_search, and a gRPC program per
+three of OpenAI's Assistants streaming announcement, file_search, code_interpreter, and a gRPC program per
 language (Go and Node are in test_clients.py too, for their round trip and resume). A program
 takes its question as an argument; here the question carries the scripted model's directives."""
 
@@ -70,6 +70,20 @@ def test_file_search_answers_with_citations_and_results(server):
     assert "[【0†saturn.md】 cites saturn.md]" in lines  # the best hit is source 0
     assert "[【1†mars.md】 cites mars.md]" in lines
     assert lines[-3:] == ["[result saturn.md: # Saturn]", "[result mars.md: # Mars]", "[run completed]"]
+
+
+def test_code_interpreter_streams_the_code_its_output_and_saves_the_chart(server, tmp_path):
+    code = (
+        "import pandas as pd\ndf = pd.read_csv('sales.csv')\ntotals = df.groupby('region')['amount'].sum()\n"
+        "print(totals.to_dict())\n_ = totals.plot.bar()"
+    )
+    out = _run(
+        server, sys.executable, EXAMPLES / "openai" / "code_interpreter.py", f"[python]{code}[/python]", cwd=tmp_path
+    )
+    assert f"assistant > code_interpreter\n\n{code}\n\noutput >\n{{'north': 215, 'south': 210}}\n" in out
+    assert "\nimage > file-" in out and "assistant > Results: {'north': 215, 'south': 210}" in out
+    assert "[run completed]" in out and out.rstrip().endswith("saved to chart.png]")
+    assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_the_python_grpc_example(server):

@@ -66,10 +66,12 @@ def test_shorthands():
     named = parse({"tool_choice": {"type": "function", "function": {"name": "f"}}}, run_service_pb2.CreateRunRequest)
     assert render(named)["tool_choice"] == {"type": "function", "function": {"name": "f"}}
     with pytest.raises(CodecError) as info:
-        parse({"tool_choice": "code_interpreter"}, run_service_pb2.CreateRunRequest)
-    assert info.value.param == "tool_choice.type" and "'none', 'auto', 'required', 'function', 'file_search'" in (
-        info.value.message
+        parse({"tool_choice": "web_search"}, run_service_pb2.CreateRunRequest)
+    assert info.value.param == "tool_choice.type" and (
+        "'none', 'auto', 'required', 'function', 'file_search', 'code_interpreter'" in info.value.message
     )
+    forced = parse({"tool_choice": {"type": "code_interpreter"}}, run_service_pb2.CreateRunRequest)
+    assert render(forced)["tool_choice"] == {"type": "code_interpreter"}
 
 
 def test_an_update_body_fills_the_resource_and_names_the_mask():

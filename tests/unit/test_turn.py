@@ -135,3 +135,45 @@ def test_fragments_join_their_call_and_a_new_id_at_the_same_index_is_a_new_call(
     second = turn.call_key(_frag(0, "b", "f", "{}"))  # no index sent: 0 again
     assert second != first
     assert turn.call_key(_frag(1, name="g")) == (1, None)
+
+
+def _streamed_code(emitted) -> str:
+    return "".join(
+        call.code_interpreter.input
+        for event, obj in emitted
+        if event == E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA
+        for call in obj.delta.step_details.tool_calls.items
+        if call.HasField("code_interpreter")
+    )
+
+
+async def test_python_calls_become_code_interpreter_calls_whose_code_streams_beside_functions():
+    run = run_pb2.Run(id="run_1", thread_id="thread_1", assistant_id="asst_1")
+    emitted: list = []
+    turn = Turn(run, lambda event, obj: emitted.append((event, _copy(obj))), coding=True)
+    await turn.read(
+        _deltas(
+            ChatDelta(tool_calls=[_frag(0, "p0", "python", '{"co'), _frag(1, "p1", "lookup", "{}")]),
+            ChatDelta(tool_calls=[_frag(0, arguments='de": "print(\\"hi\\")\\nx')]),
+            ChatDelta(tool_calls=[_frag(0, arguments=' = 1"}')]),
+        )
+    )
+    code_call, function_call = turn.tool_step.step_details.tool_calls.items
+    assert code_call.code_interpreter.input == 'print("hi")\nx = 1' == _streamed_code(emitted)
+    assert function_call.function.name == "lookup" and turn.has_function_calls()
+    assert list(turn.code_args) == [0]
+
+
+async def test_bare_code_from_a_model_comes_whole_at_the_end_of_the_turn():
+    run = run_pb2.Run(id="run_1", thread_id="thread_1", assistant_id="asst_1")
+    emitted: list = []
+    turn = Turn(run, lambda event, obj: emitted.append((event, _copy(obj))), coding=True)
+    await turn.read(_deltas(ChatDelta(tool_calls=[_frag(0, "p0", "python", "print(1)")])))
+    assert turn.tool_step.step_details.tool_calls.items[0].code_interpreter.input == "print(1)"
+    assert _streamed_code(emitted) == "print(1)" and not turn.has_function_calls()
+
+
+async def test_without_code_interpreter_a_python_call_is_the_clients_function():
+    turn, _ = _turn()
+    await turn.read(_deltas(ChatDelta(tool_calls=[_frag(0, "p0", "python", '{"code": "1"}')])))
+    assert turn.tool_step.step_details.tool_calls.items[0].function.name == "python" and not turn.code_args

@@ -159,7 +159,16 @@ def test_the_walk_reaches_the_closed_sets_of_nested_objects():
 
 def test_the_sets_are_openais():
     assert enum_names(a.ReasoningEffort.DESCRIPTOR) == ["none", "minimal", "low", "medium", "high", "xhigh"]
-    assert enum_names(f.FilePurpose.DESCRIPTOR) == ["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
+    # assistants_output: files assistd makes (never an upload's purpose, see check_upload)
+    assert enum_names(f.FilePurpose.DESCRIPTOR) == [
+        "assistants",
+        "batch",
+        "fine-tune",
+        "vision",
+        "user_data",
+        "evals",
+        "assistants_output",
+    ]
     assert enum_names(vs.SearchRanker.DESCRIPTOR) == ["none", "auto", "default-2024-11-15"]
     assert [field.name for field in a.ResponseFormat.DESCRIPTOR.oneofs_by_name["kind"].fields] == [
         "auto",

@@ -39,6 +39,8 @@ const (
 	FilePurpose_FILE_PURPOSE_USER_DATA FilePurpose = 5
 	// Evaluation data (stored only).
 	FilePurpose_FILE_PURPOSE_EVALS FilePurpose = 6
+	// A file an assistant made, e.g. an image code_interpreter drew (never an upload's purpose).
+	FilePurpose_FILE_PURPOSE_ASSISTANTS_OUTPUT FilePurpose = 7
 )
 
 // Enum value maps for FilePurpose.
@@ -51,15 +53,17 @@ var (
 		4: "FILE_PURPOSE_VISION",
 		5: "FILE_PURPOSE_USER_DATA",
 		6: "FILE_PURPOSE_EVALS",
+		7: "FILE_PURPOSE_ASSISTANTS_OUTPUT",
 	}
 	FilePurpose_value = map[string]int32{
-		"FILE_PURPOSE_UNSPECIFIED": 0,
-		"FILE_PURPOSE_ASSISTANTS":  1,
-		"FILE_PURPOSE_BATCH":       2,
-		"FILE_PURPOSE_FINE_TUNE":   3,
-		"FILE_PURPOSE_VISION":      4,
-		"FILE_PURPOSE_USER_DATA":   5,
-		"FILE_PURPOSE_EVALS":       6,
+		"FILE_PURPOSE_UNSPECIFIED":       0,
+		"FILE_PURPOSE_ASSISTANTS":        1,
+		"FILE_PURPOSE_BATCH":             2,
+		"FILE_PURPOSE_FINE_TUNE":         3,
+		"FILE_PURPOSE_VISION":            4,
+		"FILE_PURPOSE_USER_DATA":         5,
+		"FILE_PURPOSE_EVALS":             6,
+		"FILE_PURPOSE_ASSISTANTS_OUTPUT": 7,
 	}
 )
 
@@ -862,7 +866,7 @@ const file_assistd_v1_file_proto_rawDesc = "" +
 	"\x11DeleteFileRequest\x12\x17\n" +
 	"\afile_id\x18\x01 \x01(\tR\x06fileId\"H\n" +
 	"\x12DeleteFileResponse\x122\n" +
-	"\x06status\x18\x01 \x01(\v2\x1a.assistd.v1.DeletionStatusR\x06status*\xd8\x01\n" +
+	"\x06status\x18\x01 \x01(\v2\x1a.assistd.v1.DeletionStatusR\x06status*\xfc\x01\n" +
 	"\vFilePurpose\x12\x1c\n" +
 	"\x18FILE_PURPOSE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17FILE_PURPOSE_ASSISTANTS\x10\x01\x12\x16\n" +
@@ -870,7 +874,8 @@ const file_assistd_v1_file_proto_rawDesc = "" +
 	"\x16FILE_PURPOSE_FINE_TUNE\x10\x03\x1a\r\x8a\xb5\x18\tfine-tune\x12\x17\n" +
 	"\x13FILE_PURPOSE_VISION\x10\x04\x12\x1a\n" +
 	"\x16FILE_PURPOSE_USER_DATA\x10\x05\x12\x16\n" +
-	"\x12FILE_PURPOSE_EVALS\x10\x06*u\n" +
+	"\x12FILE_PURPOSE_EVALS\x10\x06\x12\"\n" +
+	"\x1eFILE_PURPOSE_ASSISTANTS_OUTPUT\x10\a*u\n" +
 	"\n" +
 	"FileStatus\x12\x1b\n" +
 	"\x17FILE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +

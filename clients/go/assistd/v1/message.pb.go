@@ -1375,6 +1375,7 @@ type MessageContentDelta struct {
 	//
 	//	*MessageContentDelta_Text
 	//	*MessageContentDelta_Refusal
+	//	*MessageContentDelta_ImageFile
 	Kind          isMessageContentDelta_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1442,6 +1443,15 @@ func (x *MessageContentDelta) GetRefusal() string {
 	return ""
 }
 
+func (x *MessageContentDelta) GetImageFile() *ImageFileContent {
+	if x != nil {
+		if x, ok := x.Kind.(*MessageContentDelta_ImageFile); ok {
+			return x.ImageFile
+		}
+	}
+	return nil
+}
+
 type isMessageContentDelta_Kind interface {
 	isMessageContentDelta_Kind()
 }
@@ -1456,9 +1466,16 @@ type MessageContentDelta_Refusal struct {
 	Refusal string `protobuf:"bytes,3,opt,name=refusal,proto3,oneof"`
 }
 
+type MessageContentDelta_ImageFile struct {
+	// An image code_interpreter made (sent whole).
+	ImageFile *ImageFileContent `protobuf:"bytes,4,opt,name=image_file,json=imageFile,proto3,oneof"`
+}
+
 func (*MessageContentDelta_Text) isMessageContentDelta_Kind() {}
 
 func (*MessageContentDelta_Refusal) isMessageContentDelta_Kind() {}
+
+func (*MessageContentDelta_ImageFile) isMessageContentDelta_Kind() {}
 
 // A fragment of text: append `value` to the part's text.
 type TextDelta struct {
@@ -2342,11 +2359,13 @@ const file_assistd_v1_message_proto_rawDesc = "" +
 	"\fMessageDelta\x120\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x17.assistd.v1.MessageRoleH\x00R\x04role\x88\x01\x01\x129\n" +
 	"\acontent\x18\x02 \x03(\v2\x1f.assistd.v1.MessageContentDeltaR\acontentB\a\n" +
-	"\x05_role\"|\n" +
+	"\x05_role\"\xbb\x01\n" +
 	"\x13MessageContentDelta\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12+\n" +
 	"\x04text\x18\x02 \x01(\v2\x15.assistd.v1.TextDeltaH\x00R\x04text\x12\x1a\n" +
-	"\arefusal\x18\x03 \x01(\tH\x00R\arefusalB\x06\n" +
+	"\arefusal\x18\x03 \x01(\tH\x00R\arefusal\x12=\n" +
+	"\n" +
+	"image_file\x18\x04 \x01(\v2\x1c.assistd.v1.ImageFileContentH\x00R\timageFileB\x06\n" +
 	"\x04kind\"o\n" +
 	"\tTextDelta\x12\x19\n" +
 	"\x05value\x18\x01 \x01(\tH\x00R\x05value\x88\x01\x01\x12=\n" +
@@ -2524,36 +2543,37 @@ var file_assistd_v1_message_proto_depIdxs = []int32{
 	0,  // 23: assistd.v1.MessageDelta.role:type_name -> assistd.v1.MessageRole
 	20, // 24: assistd.v1.MessageDelta.content:type_name -> assistd.v1.MessageContentDelta
 	21, // 25: assistd.v1.MessageContentDelta.text:type_name -> assistd.v1.TextDelta
-	22, // 26: assistd.v1.TextDelta.annotations:type_name -> assistd.v1.AnnotationDelta
-	15, // 27: assistd.v1.AnnotationDelta.file_citation:type_name -> assistd.v1.FileCitation
-	16, // 28: assistd.v1.AnnotationDelta.file_path:type_name -> assistd.v1.FilePath
-	0,  // 29: assistd.v1.CreateMessageRequest.role:type_name -> assistd.v1.MessageRole
-	10, // 30: assistd.v1.CreateMessageRequest.content:type_name -> assistd.v1.MessageContent
-	6,  // 31: assistd.v1.CreateMessageRequest.attachments:type_name -> assistd.v1.Attachment
-	35, // 32: assistd.v1.CreateMessageRequest.metadata:type_name -> assistd.v1.CreateMessageRequest.MetadataEntry
-	4,  // 33: assistd.v1.CreateMessageResponse.message:type_name -> assistd.v1.Message
-	4,  // 34: assistd.v1.GetMessageResponse.message:type_name -> assistd.v1.Message
-	4,  // 35: assistd.v1.UpdateMessageRequest.message:type_name -> assistd.v1.Message
-	36, // 36: assistd.v1.UpdateMessageRequest.update_mask:type_name -> google.protobuf.FieldMask
-	4,  // 37: assistd.v1.UpdateMessageResponse.message:type_name -> assistd.v1.Message
-	37, // 38: assistd.v1.DeleteMessageResponse.status:type_name -> assistd.v1.DeletionStatus
-	38, // 39: assistd.v1.ListMessagesRequest.order:type_name -> assistd.v1.ListOrder
-	4,  // 40: assistd.v1.ListMessagesResponse.data:type_name -> assistd.v1.Message
-	23, // 41: assistd.v1.MessageService.CreateMessage:input_type -> assistd.v1.CreateMessageRequest
-	25, // 42: assistd.v1.MessageService.GetMessage:input_type -> assistd.v1.GetMessageRequest
-	27, // 43: assistd.v1.MessageService.UpdateMessage:input_type -> assistd.v1.UpdateMessageRequest
-	29, // 44: assistd.v1.MessageService.DeleteMessage:input_type -> assistd.v1.DeleteMessageRequest
-	31, // 45: assistd.v1.MessageService.ListMessages:input_type -> assistd.v1.ListMessagesRequest
-	24, // 46: assistd.v1.MessageService.CreateMessage:output_type -> assistd.v1.CreateMessageResponse
-	26, // 47: assistd.v1.MessageService.GetMessage:output_type -> assistd.v1.GetMessageResponse
-	28, // 48: assistd.v1.MessageService.UpdateMessage:output_type -> assistd.v1.UpdateMessageResponse
-	30, // 49: assistd.v1.MessageService.DeleteMessage:output_type -> assistd.v1.DeleteMessageResponse
-	32, // 50: assistd.v1.MessageService.ListMessages:output_type -> assistd.v1.ListMessagesResponse
-	46, // [46:51] is the sub-list for method output_type
-	41, // [41:46] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	12, // 26: assistd.v1.MessageContentDelta.image_file:type_name -> assistd.v1.ImageFileContent
+	22, // 27: assistd.v1.TextDelta.annotations:type_name -> assistd.v1.AnnotationDelta
+	15, // 28: assistd.v1.AnnotationDelta.file_citation:type_name -> assistd.v1.FileCitation
+	16, // 29: assistd.v1.AnnotationDelta.file_path:type_name -> assistd.v1.FilePath
+	0,  // 30: assistd.v1.CreateMessageRequest.role:type_name -> assistd.v1.MessageRole
+	10, // 31: assistd.v1.CreateMessageRequest.content:type_name -> assistd.v1.MessageContent
+	6,  // 32: assistd.v1.CreateMessageRequest.attachments:type_name -> assistd.v1.Attachment
+	35, // 33: assistd.v1.CreateMessageRequest.metadata:type_name -> assistd.v1.CreateMessageRequest.MetadataEntry
+	4,  // 34: assistd.v1.CreateMessageResponse.message:type_name -> assistd.v1.Message
+	4,  // 35: assistd.v1.GetMessageResponse.message:type_name -> assistd.v1.Message
+	4,  // 36: assistd.v1.UpdateMessageRequest.message:type_name -> assistd.v1.Message
+	36, // 37: assistd.v1.UpdateMessageRequest.update_mask:type_name -> google.protobuf.FieldMask
+	4,  // 38: assistd.v1.UpdateMessageResponse.message:type_name -> assistd.v1.Message
+	37, // 39: assistd.v1.DeleteMessageResponse.status:type_name -> assistd.v1.DeletionStatus
+	38, // 40: assistd.v1.ListMessagesRequest.order:type_name -> assistd.v1.ListOrder
+	4,  // 41: assistd.v1.ListMessagesResponse.data:type_name -> assistd.v1.Message
+	23, // 42: assistd.v1.MessageService.CreateMessage:input_type -> assistd.v1.CreateMessageRequest
+	25, // 43: assistd.v1.MessageService.GetMessage:input_type -> assistd.v1.GetMessageRequest
+	27, // 44: assistd.v1.MessageService.UpdateMessage:input_type -> assistd.v1.UpdateMessageRequest
+	29, // 45: assistd.v1.MessageService.DeleteMessage:input_type -> assistd.v1.DeleteMessageRequest
+	31, // 46: assistd.v1.MessageService.ListMessages:input_type -> assistd.v1.ListMessagesRequest
+	24, // 47: assistd.v1.MessageService.CreateMessage:output_type -> assistd.v1.CreateMessageResponse
+	26, // 48: assistd.v1.MessageService.GetMessage:output_type -> assistd.v1.GetMessageResponse
+	28, // 49: assistd.v1.MessageService.UpdateMessage:output_type -> assistd.v1.UpdateMessageResponse
+	30, // 50: assistd.v1.MessageService.DeleteMessage:output_type -> assistd.v1.DeleteMessageResponse
+	32, // 51: assistd.v1.MessageService.ListMessages:output_type -> assistd.v1.ListMessagesResponse
+	47, // [47:52] is the sub-list for method output_type
+	42, // [42:47] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_assistd_v1_message_proto_init() }
@@ -2583,6 +2603,7 @@ func file_assistd_v1_message_proto_init() {
 	file_assistd_v1_message_proto_msgTypes[16].OneofWrappers = []any{
 		(*MessageContentDelta_Text)(nil),
 		(*MessageContentDelta_Refusal)(nil),
+		(*MessageContentDelta_ImageFile)(nil),
 	}
 	file_assistd_v1_message_proto_msgTypes[17].OneofWrappers = []any{}
 	file_assistd_v1_message_proto_msgTypes[18].OneofWrappers = []any{

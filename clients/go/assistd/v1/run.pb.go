@@ -1094,6 +1094,7 @@ type ToolChoice struct {
 	//	*ToolChoice_Required
 	//	*ToolChoice_Function
 	//	*ToolChoice_FileSearch
+	//	*ToolChoice_CodeInterpreter
 	Kind          isToolChoice_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1181,6 +1182,15 @@ func (x *ToolChoice) GetFileSearch() *ToolChoiceFileSearch {
 	return nil
 }
 
+func (x *ToolChoice) GetCodeInterpreter() *ToolChoiceCodeInterpreter {
+	if x != nil {
+		if x, ok := x.Kind.(*ToolChoice_CodeInterpreter); ok {
+			return x.CodeInterpreter
+		}
+	}
+	return nil
+}
+
 type isToolChoice_Kind interface {
 	isToolChoice_Kind()
 }
@@ -1210,6 +1220,11 @@ type ToolChoice_FileSearch struct {
 	FileSearch *ToolChoiceFileSearch `protobuf:"bytes,6,opt,name=file_search,json=fileSearch,proto3,oneof"`
 }
 
+type ToolChoice_CodeInterpreter struct {
+	// The model must run code with code_interpreter.
+	CodeInterpreter *ToolChoiceCodeInterpreter `protobuf:"bytes,7,opt,name=code_interpreter,json=codeInterpreter,proto3,oneof"`
+}
+
 func (*ToolChoice_None) isToolChoice_Kind() {}
 
 func (*ToolChoice_Auto) isToolChoice_Kind() {}
@@ -1219,6 +1234,8 @@ func (*ToolChoice_Required) isToolChoice_Kind() {}
 func (*ToolChoice_Function) isToolChoice_Kind() {}
 
 func (*ToolChoice_FileSearch) isToolChoice_Kind() {}
+
+func (*ToolChoice_CodeInterpreter) isToolChoice_Kind() {}
 
 // tool_choice "none". It has no settings.
 type ToolChoiceNone struct {
@@ -1368,6 +1385,43 @@ func (*ToolChoiceFileSearch) Descriptor() ([]byte, []int) {
 	return file_assistd_v1_run_proto_rawDescGZIP(), []int{10}
 }
 
+// tool_choice {type: "code_interpreter"}. It has no settings.
+type ToolChoiceCodeInterpreter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolChoiceCodeInterpreter) Reset() {
+	*x = ToolChoiceCodeInterpreter{}
+	mi := &file_assistd_v1_run_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolChoiceCodeInterpreter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolChoiceCodeInterpreter) ProtoMessage() {}
+
+func (x *ToolChoiceCodeInterpreter) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_run_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolChoiceCodeInterpreter.ProtoReflect.Descriptor instead.
+func (*ToolChoiceCodeInterpreter) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{11}
+}
+
 // A named function for tool_choice.
 type ToolChoiceFunction struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1379,7 +1433,7 @@ type ToolChoiceFunction struct {
 
 func (x *ToolChoiceFunction) Reset() {
 	*x = ToolChoiceFunction{}
-	mi := &file_assistd_v1_run_proto_msgTypes[11]
+	mi := &file_assistd_v1_run_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1445,7 @@ func (x *ToolChoiceFunction) String() string {
 func (*ToolChoiceFunction) ProtoMessage() {}
 
 func (x *ToolChoiceFunction) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[11]
+	mi := &file_assistd_v1_run_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1458,7 @@ func (x *ToolChoiceFunction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolChoiceFunction.ProtoReflect.Descriptor instead.
 func (*ToolChoiceFunction) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{11}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ToolChoiceFunction) GetName() string {
@@ -1433,7 +1487,7 @@ type ToolCall struct {
 
 func (x *ToolCall) Reset() {
 	*x = ToolCall{}
-	mi := &file_assistd_v1_run_proto_msgTypes[12]
+	mi := &file_assistd_v1_run_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1499,7 @@ func (x *ToolCall) String() string {
 func (*ToolCall) ProtoMessage() {}
 
 func (x *ToolCall) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[12]
+	mi := &file_assistd_v1_run_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1512,7 @@ func (x *ToolCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
 func (*ToolCall) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{12}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ToolCall) GetId() string {
@@ -1517,7 +1571,7 @@ type ToolCall_FileSearch struct {
 }
 
 type ToolCall_CodeInterpreter struct {
-	// Code run by code_interpreter (never produced by assistd yet).
+	// Python code assistd ran in the thread's code_interpreter sandbox.
 	CodeInterpreter *CodeInterpreterCall `protobuf:"bytes,4,opt,name=code_interpreter,json=codeInterpreter,proto3,oneof"`
 }
 
@@ -1542,7 +1596,7 @@ type FunctionCall struct {
 
 func (x *FunctionCall) Reset() {
 	*x = FunctionCall{}
-	mi := &file_assistd_v1_run_proto_msgTypes[13]
+	mi := &file_assistd_v1_run_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1608,7 @@ func (x *FunctionCall) String() string {
 func (*FunctionCall) ProtoMessage() {}
 
 func (x *FunctionCall) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[13]
+	mi := &file_assistd_v1_run_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1621,7 @@ func (x *FunctionCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FunctionCall.ProtoReflect.Descriptor instead.
 func (*FunctionCall) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{13}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FunctionCall) GetName() string {
@@ -1604,7 +1658,7 @@ type FileSearchCall struct {
 
 func (x *FileSearchCall) Reset() {
 	*x = FileSearchCall{}
-	mi := &file_assistd_v1_run_proto_msgTypes[14]
+	mi := &file_assistd_v1_run_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1670,7 @@ func (x *FileSearchCall) String() string {
 func (*FileSearchCall) ProtoMessage() {}
 
 func (x *FileSearchCall) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[14]
+	mi := &file_assistd_v1_run_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1683,7 @@ func (x *FileSearchCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileSearchCall.ProtoReflect.Descriptor instead.
 func (*FileSearchCall) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{14}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FileSearchCall) GetRankingOptions() *RankingOptions {
@@ -1664,7 +1718,7 @@ type FileSearchResult struct {
 
 func (x *FileSearchResult) Reset() {
 	*x = FileSearchResult{}
-	mi := &file_assistd_v1_run_proto_msgTypes[15]
+	mi := &file_assistd_v1_run_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1730,7 @@ func (x *FileSearchResult) String() string {
 func (*FileSearchResult) ProtoMessage() {}
 
 func (x *FileSearchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[15]
+	mi := &file_assistd_v1_run_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1743,7 @@ func (x *FileSearchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileSearchResult.ProtoReflect.Descriptor instead.
 func (*FileSearchResult) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{15}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FileSearchResult) GetFileId() string {
@@ -1735,7 +1789,7 @@ type FileSearchResultContent struct {
 
 func (x *FileSearchResultContent) Reset() {
 	*x = FileSearchResultContent{}
-	mi := &file_assistd_v1_run_proto_msgTypes[16]
+	mi := &file_assistd_v1_run_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1801,7 @@ func (x *FileSearchResultContent) String() string {
 func (*FileSearchResultContent) ProtoMessage() {}
 
 func (x *FileSearchResultContent) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[16]
+	mi := &file_assistd_v1_run_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1814,7 @@ func (x *FileSearchResultContent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileSearchResultContent.ProtoReflect.Descriptor instead.
 func (*FileSearchResultContent) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{16}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FileSearchResultContent) GetKind() isFileSearchResultContent_Kind {
@@ -1790,12 +1844,12 @@ type FileSearchResultContent_Text struct {
 
 func (*FileSearchResultContent_Text) isFileSearchResultContent_Kind() {}
 
-// A code_interpreter call (never produced by assistd yet; kept for shape).
+// A code_interpreter call: the code the model wrote and what running it gave.
 type CodeInterpreterCall struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The code the model wrote.
 	Input string `protobuf:"bytes,1,opt,name=input,proto3" json:"input,omitempty"`
-	// What running it gave.
+	// What running it gave: its logs (stdout and stderr, or the error), then the images it made.
 	Outputs       []*CodeInterpreterOutput `protobuf:"bytes,2,rep,name=outputs,proto3" json:"outputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1803,7 +1857,7 @@ type CodeInterpreterCall struct {
 
 func (x *CodeInterpreterCall) Reset() {
 	*x = CodeInterpreterCall{}
-	mi := &file_assistd_v1_run_proto_msgTypes[17]
+	mi := &file_assistd_v1_run_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1869,7 @@ func (x *CodeInterpreterCall) String() string {
 func (*CodeInterpreterCall) ProtoMessage() {}
 
 func (x *CodeInterpreterCall) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[17]
+	mi := &file_assistd_v1_run_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1882,7 @@ func (x *CodeInterpreterCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodeInterpreterCall.ProtoReflect.Descriptor instead.
 func (*CodeInterpreterCall) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{17}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CodeInterpreterCall) GetInput() string {
@@ -1861,7 +1915,7 @@ type CodeInterpreterOutput struct {
 
 func (x *CodeInterpreterOutput) Reset() {
 	*x = CodeInterpreterOutput{}
-	mi := &file_assistd_v1_run_proto_msgTypes[18]
+	mi := &file_assistd_v1_run_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +1927,7 @@ func (x *CodeInterpreterOutput) String() string {
 func (*CodeInterpreterOutput) ProtoMessage() {}
 
 func (x *CodeInterpreterOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[18]
+	mi := &file_assistd_v1_run_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +1940,7 @@ func (x *CodeInterpreterOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodeInterpreterOutput.ProtoReflect.Descriptor instead.
 func (*CodeInterpreterOutput) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{18}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CodeInterpreterOutput) GetKind() isCodeInterpreterOutput_Kind {
@@ -1935,7 +1989,7 @@ func (*CodeInterpreterOutput_Image) isCodeInterpreterOutput_Kind() {}
 // An image a code_interpreter call made.
 type CodeInterpreterImage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The image's file id.
+	// The image's file id (a PNG file with purpose assistants_output).
 	FileId        string `protobuf:"bytes,1,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1943,7 +1997,7 @@ type CodeInterpreterImage struct {
 
 func (x *CodeInterpreterImage) Reset() {
 	*x = CodeInterpreterImage{}
-	mi := &file_assistd_v1_run_proto_msgTypes[19]
+	mi := &file_assistd_v1_run_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2009,7 @@ func (x *CodeInterpreterImage) String() string {
 func (*CodeInterpreterImage) ProtoMessage() {}
 
 func (x *CodeInterpreterImage) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[19]
+	mi := &file_assistd_v1_run_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2022,7 @@ func (x *CodeInterpreterImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodeInterpreterImage.ProtoReflect.Descriptor instead.
 func (*CodeInterpreterImage) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{19}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CodeInterpreterImage) GetFileId() string {
@@ -1977,6 +2031,158 @@ func (x *CodeInterpreterImage) GetFileId() string {
 	}
 	return ""
 }
+
+// A fragment of a code_interpreter call: input is appended to what came before; outputs come
+// whole, once the code ran.
+type CodeInterpreterCallDelta struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// More of the code, as the model writes it.
+	Input *string `protobuf:"bytes,1,opt,name=input,proto3,oneof" json:"input,omitempty"`
+	// Outputs of the code, each with its index in the call's outputs.
+	Outputs       []*CodeInterpreterOutputDelta `protobuf:"bytes,2,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CodeInterpreterCallDelta) Reset() {
+	*x = CodeInterpreterCallDelta{}
+	mi := &file_assistd_v1_run_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CodeInterpreterCallDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CodeInterpreterCallDelta) ProtoMessage() {}
+
+func (x *CodeInterpreterCallDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_run_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CodeInterpreterCallDelta.ProtoReflect.Descriptor instead.
+func (*CodeInterpreterCallDelta) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CodeInterpreterCallDelta) GetInput() string {
+	if x != nil && x.Input != nil {
+		return *x.Input
+	}
+	return ""
+}
+
+func (x *CodeInterpreterCallDelta) GetOutputs() []*CodeInterpreterOutputDelta {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+// An output of a code_interpreter call in a step delta. The oneof `kind` is the JSON `type`.
+type CodeInterpreterOutputDelta struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The output's index in the call's outputs.
+	Index int32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The output: exactly one is set.
+	//
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*CodeInterpreterOutputDelta_Logs
+	//	*CodeInterpreterOutputDelta_Image
+	Kind          isCodeInterpreterOutputDelta_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CodeInterpreterOutputDelta) Reset() {
+	*x = CodeInterpreterOutputDelta{}
+	mi := &file_assistd_v1_run_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CodeInterpreterOutputDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CodeInterpreterOutputDelta) ProtoMessage() {}
+
+func (x *CodeInterpreterOutputDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_run_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CodeInterpreterOutputDelta.ProtoReflect.Descriptor instead.
+func (*CodeInterpreterOutputDelta) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CodeInterpreterOutputDelta) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *CodeInterpreterOutputDelta) GetKind() isCodeInterpreterOutputDelta_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *CodeInterpreterOutputDelta) GetLogs() string {
+	if x != nil {
+		if x, ok := x.Kind.(*CodeInterpreterOutputDelta_Logs); ok {
+			return x.Logs
+		}
+	}
+	return ""
+}
+
+func (x *CodeInterpreterOutputDelta) GetImage() *CodeInterpreterImage {
+	if x != nil {
+		if x, ok := x.Kind.(*CodeInterpreterOutputDelta_Image); ok {
+			return x.Image
+		}
+	}
+	return nil
+}
+
+type isCodeInterpreterOutputDelta_Kind interface {
+	isCodeInterpreterOutputDelta_Kind()
+}
+
+type CodeInterpreterOutputDelta_Logs struct {
+	// Text the code printed.
+	Logs string `protobuf:"bytes,2,opt,name=logs,proto3,oneof"`
+}
+
+type CodeInterpreterOutputDelta_Image struct {
+	// An image the code made.
+	Image *CodeInterpreterImage `protobuf:"bytes,3,opt,name=image,proto3,oneof"`
+}
+
+func (*CodeInterpreterOutputDelta_Logs) isCodeInterpreterOutputDelta_Kind() {}
+
+func (*CodeInterpreterOutputDelta_Image) isCodeInterpreterOutputDelta_Kind() {}
 
 // A step of a run, as OpenAI's `thread.run.step` object: a message the model wrote, or the
 // tools it called in one turn.
@@ -2020,7 +2226,7 @@ type RunStep struct {
 
 func (x *RunStep) Reset() {
 	*x = RunStep{}
-	mi := &file_assistd_v1_run_proto_msgTypes[20]
+	mi := &file_assistd_v1_run_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2238,7 @@ func (x *RunStep) String() string {
 func (*RunStep) ProtoMessage() {}
 
 func (x *RunStep) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[20]
+	mi := &file_assistd_v1_run_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2251,7 @@ func (x *RunStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunStep.ProtoReflect.Descriptor instead.
 func (*RunStep) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{20}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RunStep) GetId() string {
@@ -2177,7 +2383,7 @@ type StepDetails struct {
 
 func (x *StepDetails) Reset() {
 	*x = StepDetails{}
-	mi := &file_assistd_v1_run_proto_msgTypes[21]
+	mi := &file_assistd_v1_run_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2395,7 @@ func (x *StepDetails) String() string {
 func (*StepDetails) ProtoMessage() {}
 
 func (x *StepDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[21]
+	mi := &file_assistd_v1_run_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2408,7 @@ func (x *StepDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepDetails.ProtoReflect.Descriptor instead.
 func (*StepDetails) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{21}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StepDetails) GetKind() isStepDetails_Kind {
@@ -2259,7 +2465,7 @@ type ToolCallList struct {
 
 func (x *ToolCallList) Reset() {
 	*x = ToolCallList{}
-	mi := &file_assistd_v1_run_proto_msgTypes[22]
+	mi := &file_assistd_v1_run_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2477,7 @@ func (x *ToolCallList) String() string {
 func (*ToolCallList) ProtoMessage() {}
 
 func (x *ToolCallList) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[22]
+	mi := &file_assistd_v1_run_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2490,7 @@ func (x *ToolCallList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCallList.ProtoReflect.Descriptor instead.
 func (*ToolCallList) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{22}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ToolCallList) GetItems() []*ToolCall {
@@ -2305,7 +2511,7 @@ type MessageCreation struct {
 
 func (x *MessageCreation) Reset() {
 	*x = MessageCreation{}
-	mi := &file_assistd_v1_run_proto_msgTypes[23]
+	mi := &file_assistd_v1_run_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2523,7 @@ func (x *MessageCreation) String() string {
 func (*MessageCreation) ProtoMessage() {}
 
 func (x *MessageCreation) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[23]
+	mi := &file_assistd_v1_run_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2536,7 @@ func (x *MessageCreation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageCreation.ProtoReflect.Descriptor instead.
 func (*MessageCreation) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{23}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MessageCreation) GetMessageId() string {
@@ -2355,7 +2561,7 @@ type RunStepDeltaEvent struct {
 
 func (x *RunStepDeltaEvent) Reset() {
 	*x = RunStepDeltaEvent{}
-	mi := &file_assistd_v1_run_proto_msgTypes[24]
+	mi := &file_assistd_v1_run_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2573,7 @@ func (x *RunStepDeltaEvent) String() string {
 func (*RunStepDeltaEvent) ProtoMessage() {}
 
 func (x *RunStepDeltaEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[24]
+	mi := &file_assistd_v1_run_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2586,7 @@ func (x *RunStepDeltaEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunStepDeltaEvent.ProtoReflect.Descriptor instead.
 func (*RunStepDeltaEvent) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{24}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RunStepDeltaEvent) GetId() string {
@@ -2415,7 +2621,7 @@ type RunStepDelta struct {
 
 func (x *RunStepDelta) Reset() {
 	*x = RunStepDelta{}
-	mi := &file_assistd_v1_run_proto_msgTypes[25]
+	mi := &file_assistd_v1_run_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2427,7 +2633,7 @@ func (x *RunStepDelta) String() string {
 func (*RunStepDelta) ProtoMessage() {}
 
 func (x *RunStepDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[25]
+	mi := &file_assistd_v1_run_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2440,7 +2646,7 @@ func (x *RunStepDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunStepDelta.ProtoReflect.Descriptor instead.
 func (*RunStepDelta) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{25}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RunStepDelta) GetStepDetails() *StepDetailsDelta {
@@ -2467,7 +2673,7 @@ type StepDetailsDelta struct {
 
 func (x *StepDetailsDelta) Reset() {
 	*x = StepDetailsDelta{}
-	mi := &file_assistd_v1_run_proto_msgTypes[26]
+	mi := &file_assistd_v1_run_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2479,7 +2685,7 @@ func (x *StepDetailsDelta) String() string {
 func (*StepDetailsDelta) ProtoMessage() {}
 
 func (x *StepDetailsDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[26]
+	mi := &file_assistd_v1_run_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2492,7 +2698,7 @@ func (x *StepDetailsDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepDetailsDelta.ProtoReflect.Descriptor instead.
 func (*StepDetailsDelta) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{26}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StepDetailsDelta) GetKind() isStepDetailsDelta_Kind {
@@ -2549,7 +2755,7 @@ type ToolCallDeltaList struct {
 
 func (x *ToolCallDeltaList) Reset() {
 	*x = ToolCallDeltaList{}
-	mi := &file_assistd_v1_run_proto_msgTypes[27]
+	mi := &file_assistd_v1_run_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2561,7 +2767,7 @@ func (x *ToolCallDeltaList) String() string {
 func (*ToolCallDeltaList) ProtoMessage() {}
 
 func (x *ToolCallDeltaList) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[27]
+	mi := &file_assistd_v1_run_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2574,7 +2780,7 @@ func (x *ToolCallDeltaList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCallDeltaList.ProtoReflect.Descriptor instead.
 func (*ToolCallDeltaList) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{27}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ToolCallDeltaList) GetItems() []*ToolCallDelta {
@@ -2598,6 +2804,7 @@ type ToolCallDelta struct {
 	//
 	//	*ToolCallDelta_Function
 	//	*ToolCallDelta_FileSearch
+	//	*ToolCallDelta_CodeInterpreter
 	Kind          isToolCallDelta_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2605,7 +2812,7 @@ type ToolCallDelta struct {
 
 func (x *ToolCallDelta) Reset() {
 	*x = ToolCallDelta{}
-	mi := &file_assistd_v1_run_proto_msgTypes[28]
+	mi := &file_assistd_v1_run_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2617,7 +2824,7 @@ func (x *ToolCallDelta) String() string {
 func (*ToolCallDelta) ProtoMessage() {}
 
 func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[28]
+	mi := &file_assistd_v1_run_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +2837,7 @@ func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCallDelta.ProtoReflect.Descriptor instead.
 func (*ToolCallDelta) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{28}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ToolCallDelta) GetIndex() int32 {
@@ -2672,6 +2879,15 @@ func (x *ToolCallDelta) GetFileSearch() *FileSearchCall {
 	return nil
 }
 
+func (x *ToolCallDelta) GetCodeInterpreter() *CodeInterpreterCallDelta {
+	if x != nil {
+		if x, ok := x.Kind.(*ToolCallDelta_CodeInterpreter); ok {
+			return x.CodeInterpreter
+		}
+	}
+	return nil
+}
+
 type isToolCallDelta_Kind interface {
 	isToolCallDelta_Kind()
 }
@@ -2686,9 +2902,16 @@ type ToolCallDelta_FileSearch struct {
 	FileSearch *FileSearchCall `protobuf:"bytes,4,opt,name=file_search,json=fileSearch,proto3,oneof"`
 }
 
+type ToolCallDelta_CodeInterpreter struct {
+	// More of a code_interpreter call.
+	CodeInterpreter *CodeInterpreterCallDelta `protobuf:"bytes,5,opt,name=code_interpreter,json=codeInterpreter,proto3,oneof"`
+}
+
 func (*ToolCallDelta_Function) isToolCallDelta_Kind() {}
 
 func (*ToolCallDelta_FileSearch) isToolCallDelta_Kind() {}
+
+func (*ToolCallDelta_CodeInterpreter) isToolCallDelta_Kind() {}
 
 // A fragment of a function call: strings are appended to what came before.
 type FunctionCallDelta struct {
@@ -2705,7 +2928,7 @@ type FunctionCallDelta struct {
 
 func (x *FunctionCallDelta) Reset() {
 	*x = FunctionCallDelta{}
-	mi := &file_assistd_v1_run_proto_msgTypes[29]
+	mi := &file_assistd_v1_run_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +2940,7 @@ func (x *FunctionCallDelta) String() string {
 func (*FunctionCallDelta) ProtoMessage() {}
 
 func (x *FunctionCallDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[29]
+	mi := &file_assistd_v1_run_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +2953,7 @@ func (x *FunctionCallDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FunctionCallDelta.ProtoReflect.Descriptor instead.
 func (*FunctionCallDelta) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{29}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *FunctionCallDelta) GetName() string {
@@ -2788,7 +3011,7 @@ type RunEvent struct {
 
 func (x *RunEvent) Reset() {
 	*x = RunEvent{}
-	mi := &file_assistd_v1_run_proto_msgTypes[30]
+	mi := &file_assistd_v1_run_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2800,7 +3023,7 @@ func (x *RunEvent) String() string {
 func (*RunEvent) ProtoMessage() {}
 
 func (x *RunEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_run_proto_msgTypes[30]
+	mi := &file_assistd_v1_run_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2813,7 +3036,7 @@ func (x *RunEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunEvent.ProtoReflect.Descriptor instead.
 func (*RunEvent) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_run_proto_rawDescGZIP(), []int{30}
+	return file_assistd_v1_run_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RunEvent) GetSequenceNumber() uint64 {
@@ -3008,7 +3231,7 @@ const file_assistd_v1_run_proto_rawDesc = "" +
 	"\x12TruncationStrategy\x126\n" +
 	"\x04type\x18\x01 \x01(\x0e2\".assistd.v1.TruncationStrategyTypeR\x04type\x12(\n" +
 	"\rlast_messages\x18\x02 \x01(\x05H\x00R\flastMessages\x88\x01\x01B\x10\n" +
-	"\x0e_last_messages\"\xbf\x02\n" +
+	"\x0e_last_messages\"\x93\x03\n" +
 	"\n" +
 	"ToolChoice\x120\n" +
 	"\x04none\x18\x03 \x01(\v2\x1a.assistd.v1.ToolChoiceNoneH\x00R\x04none\x120\n" +
@@ -3016,12 +3239,14 @@ const file_assistd_v1_run_proto_rawDesc = "" +
 	"\brequired\x18\x05 \x01(\v2\x1e.assistd.v1.ToolChoiceRequiredH\x00R\brequired\x12<\n" +
 	"\bfunction\x18\x02 \x01(\v2\x1e.assistd.v1.ToolChoiceFunctionH\x00R\bfunction\x12C\n" +
 	"\vfile_search\x18\x06 \x01(\v2 .assistd.v1.ToolChoiceFileSearchH\x00R\n" +
-	"fileSearchB\x06\n" +
+	"fileSearch\x12R\n" +
+	"\x10code_interpreter\x18\a \x01(\v2%.assistd.v1.ToolChoiceCodeInterpreterH\x00R\x0fcodeInterpreterB\x06\n" +
 	"\x04kindJ\x04\b\x01\x10\x02\"\x10\n" +
 	"\x0eToolChoiceNone\"\x10\n" +
 	"\x0eToolChoiceAuto\"\x14\n" +
 	"\x12ToolChoiceRequired\"\x16\n" +
-	"\x14ToolChoiceFileSearch\"(\n" +
+	"\x14ToolChoiceFileSearch\"\x1b\n" +
+	"\x19ToolChoiceCodeInterpreter\"(\n" +
 	"\x12ToolChoiceFunction\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xe7\x01\n" +
 	"\bToolCall\x12\x0e\n" +
@@ -3055,7 +3280,16 @@ const file_assistd_v1_run_proto_rawDesc = "" +
 	"\x05image\x18\x03 \x01(\v2 .assistd.v1.CodeInterpreterImageH\x00R\x05imageB\x06\n" +
 	"\x04kindJ\x04\b\x01\x10\x02\"/\n" +
 	"\x14CodeInterpreterImage\x12\x17\n" +
-	"\afile_id\x18\x01 \x01(\tR\x06fileId\"\xf3\x05\n" +
+	"\afile_id\x18\x01 \x01(\tR\x06fileId\"\x81\x01\n" +
+	"\x18CodeInterpreterCallDelta\x12\x19\n" +
+	"\x05input\x18\x01 \x01(\tH\x00R\x05input\x88\x01\x01\x12@\n" +
+	"\aoutputs\x18\x02 \x03(\v2&.assistd.v1.CodeInterpreterOutputDeltaR\aoutputsB\b\n" +
+	"\x06_input\"\x8a\x01\n" +
+	"\x1aCodeInterpreterOutputDelta\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x14\n" +
+	"\x04logs\x18\x02 \x01(\tH\x00R\x04logs\x128\n" +
+	"\x05image\x18\x03 \x01(\v2 .assistd.v1.CodeInterpreterImageH\x00R\x05imageB\x06\n" +
+	"\x04kind\"\xf3\x05\n" +
 	"\aRunStep\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06object\x18\x02 \x01(\tR\x06object\x12\x1d\n" +
@@ -3107,13 +3341,14 @@ const file_assistd_v1_run_proto_rawDesc = "" +
 	"tool_calls\x18\x04 \x01(\v2\x1d.assistd.v1.ToolCallDeltaListH\x00R\ttoolCallsB\x06\n" +
 	"\x04kindJ\x04\b\x01\x10\x02J\x04\b\x03\x10\x04\"J\n" +
 	"\x11ToolCallDeltaList\x12/\n" +
-	"\x05items\x18\x01 \x03(\v2\x19.assistd.v1.ToolCallDeltaR\x05items:\x04\x90\xb5\x18\x01\"\xc5\x01\n" +
+	"\x05items\x18\x01 \x03(\v2\x19.assistd.v1.ToolCallDeltaR\x05items:\x04\x90\xb5\x18\x01\"\x98\x02\n" +
 	"\rToolCallDelta\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x13\n" +
 	"\x02id\x18\x02 \x01(\tH\x01R\x02id\x88\x01\x01\x12;\n" +
 	"\bfunction\x18\x03 \x01(\v2\x1d.assistd.v1.FunctionCallDeltaH\x00R\bfunction\x12=\n" +
 	"\vfile_search\x18\x04 \x01(\v2\x1a.assistd.v1.FileSearchCallH\x00R\n" +
-	"fileSearchB\x06\n" +
+	"fileSearch\x12Q\n" +
+	"\x10code_interpreter\x18\x05 \x01(\v2$.assistd.v1.CodeInterpreterCallDeltaH\x00R\x0fcodeInterpreterB\x06\n" +
 	"\x04kindB\x05\n" +
 	"\x03_id\"\x8e\x01\n" +
 	"\x11FunctionCallDelta\x12\x17\n" +
@@ -3212,115 +3447,122 @@ func file_assistd_v1_run_proto_rawDescGZIP() []byte {
 }
 
 var file_assistd_v1_run_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_assistd_v1_run_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_assistd_v1_run_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_assistd_v1_run_proto_goTypes = []any{
-	(RunStatus)(0),                  // 0: assistd.v1.RunStatus
-	(RunIncompleteReason)(0),        // 1: assistd.v1.RunIncompleteReason
-	(TruncationStrategyType)(0),     // 2: assistd.v1.TruncationStrategyType
-	(RunStepType)(0),                // 3: assistd.v1.RunStepType
-	(RunStepStatus)(0),              // 4: assistd.v1.RunStepStatus
-	(RunStepInclude)(0),             // 5: assistd.v1.RunStepInclude
-	(RunEventType)(0),               // 6: assistd.v1.RunEventType
-	(*Run)(nil),                     // 7: assistd.v1.Run
-	(*RequiredAction)(nil),          // 8: assistd.v1.RequiredAction
-	(*SubmitToolOutputsAction)(nil), // 9: assistd.v1.SubmitToolOutputsAction
-	(*ToolOutput)(nil),              // 10: assistd.v1.ToolOutput
-	(*RunIncompleteDetails)(nil),    // 11: assistd.v1.RunIncompleteDetails
-	(*TruncationStrategy)(nil),      // 12: assistd.v1.TruncationStrategy
-	(*ToolChoice)(nil),              // 13: assistd.v1.ToolChoice
-	(*ToolChoiceNone)(nil),          // 14: assistd.v1.ToolChoiceNone
-	(*ToolChoiceAuto)(nil),          // 15: assistd.v1.ToolChoiceAuto
-	(*ToolChoiceRequired)(nil),      // 16: assistd.v1.ToolChoiceRequired
-	(*ToolChoiceFileSearch)(nil),    // 17: assistd.v1.ToolChoiceFileSearch
-	(*ToolChoiceFunction)(nil),      // 18: assistd.v1.ToolChoiceFunction
-	(*ToolCall)(nil),                // 19: assistd.v1.ToolCall
-	(*FunctionCall)(nil),            // 20: assistd.v1.FunctionCall
-	(*FileSearchCall)(nil),          // 21: assistd.v1.FileSearchCall
-	(*FileSearchResult)(nil),        // 22: assistd.v1.FileSearchResult
-	(*FileSearchResultContent)(nil), // 23: assistd.v1.FileSearchResultContent
-	(*CodeInterpreterCall)(nil),     // 24: assistd.v1.CodeInterpreterCall
-	(*CodeInterpreterOutput)(nil),   // 25: assistd.v1.CodeInterpreterOutput
-	(*CodeInterpreterImage)(nil),    // 26: assistd.v1.CodeInterpreterImage
-	(*RunStep)(nil),                 // 27: assistd.v1.RunStep
-	(*StepDetails)(nil),             // 28: assistd.v1.StepDetails
-	(*ToolCallList)(nil),            // 29: assistd.v1.ToolCallList
-	(*MessageCreation)(nil),         // 30: assistd.v1.MessageCreation
-	(*RunStepDeltaEvent)(nil),       // 31: assistd.v1.RunStepDeltaEvent
-	(*RunStepDelta)(nil),            // 32: assistd.v1.RunStepDelta
-	(*StepDetailsDelta)(nil),        // 33: assistd.v1.StepDetailsDelta
-	(*ToolCallDeltaList)(nil),       // 34: assistd.v1.ToolCallDeltaList
-	(*ToolCallDelta)(nil),           // 35: assistd.v1.ToolCallDelta
-	(*FunctionCallDelta)(nil),       // 36: assistd.v1.FunctionCallDelta
-	(*RunEvent)(nil),                // 37: assistd.v1.RunEvent
-	nil,                             // 38: assistd.v1.Run.MetadataEntry
-	nil,                             // 39: assistd.v1.RunStep.MetadataEntry
-	(*LastError)(nil),               // 40: assistd.v1.LastError
-	(*Tool)(nil),                    // 41: assistd.v1.Tool
-	(*Usage)(nil),                   // 42: assistd.v1.Usage
-	(*ResponseFormat)(nil),          // 43: assistd.v1.ResponseFormat
-	(ReasoningEffort)(0),            // 44: assistd.v1.ReasoningEffort
-	(*RankingOptions)(nil),          // 45: assistd.v1.RankingOptions
-	(*Thread)(nil),                  // 46: assistd.v1.Thread
-	(*Message)(nil),                 // 47: assistd.v1.Message
-	(*MessageDeltaEvent)(nil),       // 48: assistd.v1.MessageDeltaEvent
+	(RunStatus)(0),                     // 0: assistd.v1.RunStatus
+	(RunIncompleteReason)(0),           // 1: assistd.v1.RunIncompleteReason
+	(TruncationStrategyType)(0),        // 2: assistd.v1.TruncationStrategyType
+	(RunStepType)(0),                   // 3: assistd.v1.RunStepType
+	(RunStepStatus)(0),                 // 4: assistd.v1.RunStepStatus
+	(RunStepInclude)(0),                // 5: assistd.v1.RunStepInclude
+	(RunEventType)(0),                  // 6: assistd.v1.RunEventType
+	(*Run)(nil),                        // 7: assistd.v1.Run
+	(*RequiredAction)(nil),             // 8: assistd.v1.RequiredAction
+	(*SubmitToolOutputsAction)(nil),    // 9: assistd.v1.SubmitToolOutputsAction
+	(*ToolOutput)(nil),                 // 10: assistd.v1.ToolOutput
+	(*RunIncompleteDetails)(nil),       // 11: assistd.v1.RunIncompleteDetails
+	(*TruncationStrategy)(nil),         // 12: assistd.v1.TruncationStrategy
+	(*ToolChoice)(nil),                 // 13: assistd.v1.ToolChoice
+	(*ToolChoiceNone)(nil),             // 14: assistd.v1.ToolChoiceNone
+	(*ToolChoiceAuto)(nil),             // 15: assistd.v1.ToolChoiceAuto
+	(*ToolChoiceRequired)(nil),         // 16: assistd.v1.ToolChoiceRequired
+	(*ToolChoiceFileSearch)(nil),       // 17: assistd.v1.ToolChoiceFileSearch
+	(*ToolChoiceCodeInterpreter)(nil),  // 18: assistd.v1.ToolChoiceCodeInterpreter
+	(*ToolChoiceFunction)(nil),         // 19: assistd.v1.ToolChoiceFunction
+	(*ToolCall)(nil),                   // 20: assistd.v1.ToolCall
+	(*FunctionCall)(nil),               // 21: assistd.v1.FunctionCall
+	(*FileSearchCall)(nil),             // 22: assistd.v1.FileSearchCall
+	(*FileSearchResult)(nil),           // 23: assistd.v1.FileSearchResult
+	(*FileSearchResultContent)(nil),    // 24: assistd.v1.FileSearchResultContent
+	(*CodeInterpreterCall)(nil),        // 25: assistd.v1.CodeInterpreterCall
+	(*CodeInterpreterOutput)(nil),      // 26: assistd.v1.CodeInterpreterOutput
+	(*CodeInterpreterImage)(nil),       // 27: assistd.v1.CodeInterpreterImage
+	(*CodeInterpreterCallDelta)(nil),   // 28: assistd.v1.CodeInterpreterCallDelta
+	(*CodeInterpreterOutputDelta)(nil), // 29: assistd.v1.CodeInterpreterOutputDelta
+	(*RunStep)(nil),                    // 30: assistd.v1.RunStep
+	(*StepDetails)(nil),                // 31: assistd.v1.StepDetails
+	(*ToolCallList)(nil),               // 32: assistd.v1.ToolCallList
+	(*MessageCreation)(nil),            // 33: assistd.v1.MessageCreation
+	(*RunStepDeltaEvent)(nil),          // 34: assistd.v1.RunStepDeltaEvent
+	(*RunStepDelta)(nil),               // 35: assistd.v1.RunStepDelta
+	(*StepDetailsDelta)(nil),           // 36: assistd.v1.StepDetailsDelta
+	(*ToolCallDeltaList)(nil),          // 37: assistd.v1.ToolCallDeltaList
+	(*ToolCallDelta)(nil),              // 38: assistd.v1.ToolCallDelta
+	(*FunctionCallDelta)(nil),          // 39: assistd.v1.FunctionCallDelta
+	(*RunEvent)(nil),                   // 40: assistd.v1.RunEvent
+	nil,                                // 41: assistd.v1.Run.MetadataEntry
+	nil,                                // 42: assistd.v1.RunStep.MetadataEntry
+	(*LastError)(nil),                  // 43: assistd.v1.LastError
+	(*Tool)(nil),                       // 44: assistd.v1.Tool
+	(*Usage)(nil),                      // 45: assistd.v1.Usage
+	(*ResponseFormat)(nil),             // 46: assistd.v1.ResponseFormat
+	(ReasoningEffort)(0),               // 47: assistd.v1.ReasoningEffort
+	(*RankingOptions)(nil),             // 48: assistd.v1.RankingOptions
+	(*Thread)(nil),                     // 49: assistd.v1.Thread
+	(*Message)(nil),                    // 50: assistd.v1.Message
+	(*MessageDeltaEvent)(nil),          // 51: assistd.v1.MessageDeltaEvent
 }
 var file_assistd_v1_run_proto_depIdxs = []int32{
 	0,  // 0: assistd.v1.Run.status:type_name -> assistd.v1.RunStatus
 	8,  // 1: assistd.v1.Run.required_action:type_name -> assistd.v1.RequiredAction
-	40, // 2: assistd.v1.Run.last_error:type_name -> assistd.v1.LastError
+	43, // 2: assistd.v1.Run.last_error:type_name -> assistd.v1.LastError
 	11, // 3: assistd.v1.Run.incomplete_details:type_name -> assistd.v1.RunIncompleteDetails
-	41, // 4: assistd.v1.Run.tools:type_name -> assistd.v1.Tool
-	38, // 5: assistd.v1.Run.metadata:type_name -> assistd.v1.Run.MetadataEntry
-	42, // 6: assistd.v1.Run.usage:type_name -> assistd.v1.Usage
+	44, // 4: assistd.v1.Run.tools:type_name -> assistd.v1.Tool
+	41, // 5: assistd.v1.Run.metadata:type_name -> assistd.v1.Run.MetadataEntry
+	45, // 6: assistd.v1.Run.usage:type_name -> assistd.v1.Usage
 	12, // 7: assistd.v1.Run.truncation_strategy:type_name -> assistd.v1.TruncationStrategy
-	43, // 8: assistd.v1.Run.response_format:type_name -> assistd.v1.ResponseFormat
+	46, // 8: assistd.v1.Run.response_format:type_name -> assistd.v1.ResponseFormat
 	13, // 9: assistd.v1.Run.tool_choice:type_name -> assistd.v1.ToolChoice
-	44, // 10: assistd.v1.Run.reasoning_effort:type_name -> assistd.v1.ReasoningEffort
+	47, // 10: assistd.v1.Run.reasoning_effort:type_name -> assistd.v1.ReasoningEffort
 	9,  // 11: assistd.v1.RequiredAction.submit_tool_outputs:type_name -> assistd.v1.SubmitToolOutputsAction
-	19, // 12: assistd.v1.SubmitToolOutputsAction.tool_calls:type_name -> assistd.v1.ToolCall
+	20, // 12: assistd.v1.SubmitToolOutputsAction.tool_calls:type_name -> assistd.v1.ToolCall
 	1,  // 13: assistd.v1.RunIncompleteDetails.reason:type_name -> assistd.v1.RunIncompleteReason
 	2,  // 14: assistd.v1.TruncationStrategy.type:type_name -> assistd.v1.TruncationStrategyType
 	14, // 15: assistd.v1.ToolChoice.none:type_name -> assistd.v1.ToolChoiceNone
 	15, // 16: assistd.v1.ToolChoice.auto:type_name -> assistd.v1.ToolChoiceAuto
 	16, // 17: assistd.v1.ToolChoice.required:type_name -> assistd.v1.ToolChoiceRequired
-	18, // 18: assistd.v1.ToolChoice.function:type_name -> assistd.v1.ToolChoiceFunction
+	19, // 18: assistd.v1.ToolChoice.function:type_name -> assistd.v1.ToolChoiceFunction
 	17, // 19: assistd.v1.ToolChoice.file_search:type_name -> assistd.v1.ToolChoiceFileSearch
-	20, // 20: assistd.v1.ToolCall.function:type_name -> assistd.v1.FunctionCall
-	21, // 21: assistd.v1.ToolCall.file_search:type_name -> assistd.v1.FileSearchCall
-	24, // 22: assistd.v1.ToolCall.code_interpreter:type_name -> assistd.v1.CodeInterpreterCall
-	45, // 23: assistd.v1.FileSearchCall.ranking_options:type_name -> assistd.v1.RankingOptions
-	22, // 24: assistd.v1.FileSearchCall.results:type_name -> assistd.v1.FileSearchResult
-	23, // 25: assistd.v1.FileSearchResult.content:type_name -> assistd.v1.FileSearchResultContent
-	25, // 26: assistd.v1.CodeInterpreterCall.outputs:type_name -> assistd.v1.CodeInterpreterOutput
-	26, // 27: assistd.v1.CodeInterpreterOutput.image:type_name -> assistd.v1.CodeInterpreterImage
-	3,  // 28: assistd.v1.RunStep.type:type_name -> assistd.v1.RunStepType
-	4,  // 29: assistd.v1.RunStep.status:type_name -> assistd.v1.RunStepStatus
-	28, // 30: assistd.v1.RunStep.step_details:type_name -> assistd.v1.StepDetails
-	40, // 31: assistd.v1.RunStep.last_error:type_name -> assistd.v1.LastError
-	39, // 32: assistd.v1.RunStep.metadata:type_name -> assistd.v1.RunStep.MetadataEntry
-	42, // 33: assistd.v1.RunStep.usage:type_name -> assistd.v1.Usage
-	30, // 34: assistd.v1.StepDetails.message_creation:type_name -> assistd.v1.MessageCreation
-	29, // 35: assistd.v1.StepDetails.tool_calls:type_name -> assistd.v1.ToolCallList
-	19, // 36: assistd.v1.ToolCallList.items:type_name -> assistd.v1.ToolCall
-	32, // 37: assistd.v1.RunStepDeltaEvent.delta:type_name -> assistd.v1.RunStepDelta
-	33, // 38: assistd.v1.RunStepDelta.step_details:type_name -> assistd.v1.StepDetailsDelta
-	30, // 39: assistd.v1.StepDetailsDelta.message_creation:type_name -> assistd.v1.MessageCreation
-	34, // 40: assistd.v1.StepDetailsDelta.tool_calls:type_name -> assistd.v1.ToolCallDeltaList
-	35, // 41: assistd.v1.ToolCallDeltaList.items:type_name -> assistd.v1.ToolCallDelta
-	36, // 42: assistd.v1.ToolCallDelta.function:type_name -> assistd.v1.FunctionCallDelta
-	21, // 43: assistd.v1.ToolCallDelta.file_search:type_name -> assistd.v1.FileSearchCall
-	6,  // 44: assistd.v1.RunEvent.event:type_name -> assistd.v1.RunEventType
-	46, // 45: assistd.v1.RunEvent.thread:type_name -> assistd.v1.Thread
-	7,  // 46: assistd.v1.RunEvent.run:type_name -> assistd.v1.Run
-	27, // 47: assistd.v1.RunEvent.run_step:type_name -> assistd.v1.RunStep
-	31, // 48: assistd.v1.RunEvent.run_step_delta:type_name -> assistd.v1.RunStepDeltaEvent
-	47, // 49: assistd.v1.RunEvent.message:type_name -> assistd.v1.Message
-	48, // 50: assistd.v1.RunEvent.message_delta:type_name -> assistd.v1.MessageDeltaEvent
-	51, // [51:51] is the sub-list for method output_type
-	51, // [51:51] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	18, // 20: assistd.v1.ToolChoice.code_interpreter:type_name -> assistd.v1.ToolChoiceCodeInterpreter
+	21, // 21: assistd.v1.ToolCall.function:type_name -> assistd.v1.FunctionCall
+	22, // 22: assistd.v1.ToolCall.file_search:type_name -> assistd.v1.FileSearchCall
+	25, // 23: assistd.v1.ToolCall.code_interpreter:type_name -> assistd.v1.CodeInterpreterCall
+	48, // 24: assistd.v1.FileSearchCall.ranking_options:type_name -> assistd.v1.RankingOptions
+	23, // 25: assistd.v1.FileSearchCall.results:type_name -> assistd.v1.FileSearchResult
+	24, // 26: assistd.v1.FileSearchResult.content:type_name -> assistd.v1.FileSearchResultContent
+	26, // 27: assistd.v1.CodeInterpreterCall.outputs:type_name -> assistd.v1.CodeInterpreterOutput
+	27, // 28: assistd.v1.CodeInterpreterOutput.image:type_name -> assistd.v1.CodeInterpreterImage
+	29, // 29: assistd.v1.CodeInterpreterCallDelta.outputs:type_name -> assistd.v1.CodeInterpreterOutputDelta
+	27, // 30: assistd.v1.CodeInterpreterOutputDelta.image:type_name -> assistd.v1.CodeInterpreterImage
+	3,  // 31: assistd.v1.RunStep.type:type_name -> assistd.v1.RunStepType
+	4,  // 32: assistd.v1.RunStep.status:type_name -> assistd.v1.RunStepStatus
+	31, // 33: assistd.v1.RunStep.step_details:type_name -> assistd.v1.StepDetails
+	43, // 34: assistd.v1.RunStep.last_error:type_name -> assistd.v1.LastError
+	42, // 35: assistd.v1.RunStep.metadata:type_name -> assistd.v1.RunStep.MetadataEntry
+	45, // 36: assistd.v1.RunStep.usage:type_name -> assistd.v1.Usage
+	33, // 37: assistd.v1.StepDetails.message_creation:type_name -> assistd.v1.MessageCreation
+	32, // 38: assistd.v1.StepDetails.tool_calls:type_name -> assistd.v1.ToolCallList
+	20, // 39: assistd.v1.ToolCallList.items:type_name -> assistd.v1.ToolCall
+	35, // 40: assistd.v1.RunStepDeltaEvent.delta:type_name -> assistd.v1.RunStepDelta
+	36, // 41: assistd.v1.RunStepDelta.step_details:type_name -> assistd.v1.StepDetailsDelta
+	33, // 42: assistd.v1.StepDetailsDelta.message_creation:type_name -> assistd.v1.MessageCreation
+	37, // 43: assistd.v1.StepDetailsDelta.tool_calls:type_name -> assistd.v1.ToolCallDeltaList
+	38, // 44: assistd.v1.ToolCallDeltaList.items:type_name -> assistd.v1.ToolCallDelta
+	39, // 45: assistd.v1.ToolCallDelta.function:type_name -> assistd.v1.FunctionCallDelta
+	22, // 46: assistd.v1.ToolCallDelta.file_search:type_name -> assistd.v1.FileSearchCall
+	28, // 47: assistd.v1.ToolCallDelta.code_interpreter:type_name -> assistd.v1.CodeInterpreterCallDelta
+	6,  // 48: assistd.v1.RunEvent.event:type_name -> assistd.v1.RunEventType
+	49, // 49: assistd.v1.RunEvent.thread:type_name -> assistd.v1.Thread
+	7,  // 50: assistd.v1.RunEvent.run:type_name -> assistd.v1.Run
+	30, // 51: assistd.v1.RunEvent.run_step:type_name -> assistd.v1.RunStep
+	34, // 52: assistd.v1.RunEvent.run_step_delta:type_name -> assistd.v1.RunStepDeltaEvent
+	50, // 53: assistd.v1.RunEvent.message:type_name -> assistd.v1.Message
+	51, // 54: assistd.v1.RunEvent.message_delta:type_name -> assistd.v1.MessageDeltaEvent
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_assistd_v1_run_proto_init() }
@@ -3344,35 +3586,42 @@ func file_assistd_v1_run_proto_init() {
 		(*ToolChoice_Required)(nil),
 		(*ToolChoice_Function)(nil),
 		(*ToolChoice_FileSearch)(nil),
+		(*ToolChoice_CodeInterpreter)(nil),
 	}
-	file_assistd_v1_run_proto_msgTypes[12].OneofWrappers = []any{
+	file_assistd_v1_run_proto_msgTypes[13].OneofWrappers = []any{
 		(*ToolCall_Function)(nil),
 		(*ToolCall_FileSearch)(nil),
 		(*ToolCall_CodeInterpreter)(nil),
 	}
-	file_assistd_v1_run_proto_msgTypes[13].OneofWrappers = []any{}
-	file_assistd_v1_run_proto_msgTypes[16].OneofWrappers = []any{
+	file_assistd_v1_run_proto_msgTypes[14].OneofWrappers = []any{}
+	file_assistd_v1_run_proto_msgTypes[17].OneofWrappers = []any{
 		(*FileSearchResultContent_Text)(nil),
 	}
-	file_assistd_v1_run_proto_msgTypes[18].OneofWrappers = []any{
+	file_assistd_v1_run_proto_msgTypes[19].OneofWrappers = []any{
 		(*CodeInterpreterOutput_Logs)(nil),
 		(*CodeInterpreterOutput_Image)(nil),
 	}
-	file_assistd_v1_run_proto_msgTypes[20].OneofWrappers = []any{}
-	file_assistd_v1_run_proto_msgTypes[21].OneofWrappers = []any{
+	file_assistd_v1_run_proto_msgTypes[21].OneofWrappers = []any{}
+	file_assistd_v1_run_proto_msgTypes[22].OneofWrappers = []any{
+		(*CodeInterpreterOutputDelta_Logs)(nil),
+		(*CodeInterpreterOutputDelta_Image)(nil),
+	}
+	file_assistd_v1_run_proto_msgTypes[23].OneofWrappers = []any{}
+	file_assistd_v1_run_proto_msgTypes[24].OneofWrappers = []any{
 		(*StepDetails_MessageCreation)(nil),
 		(*StepDetails_ToolCalls)(nil),
 	}
-	file_assistd_v1_run_proto_msgTypes[26].OneofWrappers = []any{
+	file_assistd_v1_run_proto_msgTypes[29].OneofWrappers = []any{
 		(*StepDetailsDelta_MessageCreation)(nil),
 		(*StepDetailsDelta_ToolCalls)(nil),
 	}
-	file_assistd_v1_run_proto_msgTypes[28].OneofWrappers = []any{
+	file_assistd_v1_run_proto_msgTypes[31].OneofWrappers = []any{
 		(*ToolCallDelta_Function)(nil),
 		(*ToolCallDelta_FileSearch)(nil),
+		(*ToolCallDelta_CodeInterpreter)(nil),
 	}
-	file_assistd_v1_run_proto_msgTypes[29].OneofWrappers = []any{}
-	file_assistd_v1_run_proto_msgTypes[30].OneofWrappers = []any{
+	file_assistd_v1_run_proto_msgTypes[32].OneofWrappers = []any{}
+	file_assistd_v1_run_proto_msgTypes[33].OneofWrappers = []any{
 		(*RunEvent_Thread)(nil),
 		(*RunEvent_Run)(nil),
 		(*RunEvent_RunStep)(nil),
@@ -3386,7 +3635,7 @@ func file_assistd_v1_run_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_assistd_v1_run_proto_rawDesc), len(file_assistd_v1_run_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   33,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
