@@ -23,6 +23,8 @@ from edge import codec, files, sse
 from edge.errors import error_response, from_rpc_error
 from edge.observe import metrics, observe
 from edge.routes import ROUTES, Route
+from service.errors import InvalidArgument
+from service.validation import MAX_JSON_DEPTH, check_json
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +68,26 @@ async def _body(request: web.Request) -> dict:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError):
         raise codec.CodecError(
             "We could not parse the JSON body of your request. The API expects a JSON payload.", None, "invalid_json"
         ) from None
+    except RecursionError:
+        raise codec.CodecError(
+            f"The JSON body of your request is nested too deeply (at most {MAX_JSON_DEPTH} levels).",
+            None,
+            "nesting_too_deep",
+        ) from None
     if not isinstance(body, dict):
         raise codec.CodecError("The request body must be a JSON object.", None, "invalid_json")
+    check_json(body)
     return body
+
+
+def _no_constant(name: str):
+    """Infinity, -Infinity and NaN are not JSON (Python's parser takes them)."""
+    raise ValueError(name)
 
 
 def _render_response(response) -> dict:
@@ -99,14 +113,18 @@ class Handler:
                 f"Invalid type for 'stream': expected a boolean, but got {codec._json_type(stream)} instead.", "stream"
             )
         request_cls, response_cls, path = self.unary
+        check_json(dict(request.query))
+        check_json(dict(request.match_info))
         data = {**body, **codec.query_to_json(request.query, request_cls), **request.match_info}
         message = codec.parse(data, request_cls)
         channel = request.app[CHANNEL]
         if self.route.always_stream:
             after = request.headers.get("Last-Event-ID") or request.query.get("after_sequence")
             if after:
-                if not after.isdigit():
-                    raise codec.CodecError("Invalid 'Last-Event-ID': expected a sequence number.", "after_sequence")
+                if not (after.isascii() and after.isdigit()) or len(after) > 20 or int(after) >= 2**64:
+                    raise codec.CodecError(
+                        "Invalid 'Last-Event-ID': expected a sequence number (0 to 2^64-1).", "after_sequence"
+                    )
                 message.after_sequence = int(after)  # type: ignore[attr-defined]  # WatchRunRequest
             return await self._sse(request, channel, path, response_cls, message)
         if stream and self.stream is not None:
@@ -191,7 +209,7 @@ async def errors_middleware(request: web.Request, handler):
         response = await handler(request)
     except ConnectionResetError:
         raise  # the client hung up: nothing to answer (edge/observe.py logs it)
-    except codec.CodecError as error:
+    except (codec.CodecError, InvalidArgument) as error:
         response = error_response(400, error.message, param=error.param, code=error.code)
     except grpc.aio.AioRpcError as error:
         status, body = from_rpc_error(error)

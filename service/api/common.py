@@ -93,7 +93,18 @@ def apply_mask(target: Message, source: Message, paths) -> None:
                 setattr(target, path, value)
 
 
+# A list response holds at most this many bytes (and at least one object): a page of large objects
+# must stay far below the gRPC message limit (64 MiB), or the tenant could not list them at all.
+PAGE_BYTES = 16 * 1024 * 1024
+
+
 def page(response, items, has_more: bool):
+    total = 0
+    for i, item in enumerate(items):
+        total += item.ByteSize()
+        if i and total > PAGE_BYTES:
+            items, has_more = items[:i], True
+            break
     response.data.extend(items)
     response.first_id = items[0].id if items else ""
     response.last_id = items[-1].id if items else ""
