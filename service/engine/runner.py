@@ -12,7 +12,7 @@ segment's model call, never the task that records the run's end.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -123,16 +123,19 @@ class RunEngine:
         run: run_pb2.Run,
         new_messages: Sequence[message_pb2.Message],
         new_thread: thread_pb2.Thread | None = None,
+        claimed: Callable[[], Awaitable[None]] | None = None,
     ) -> Started:
         """Claims the thread, stores the run's inputs, and starts it in the background.
 
         Returns once the run is committed as queued, so it can be read at once. Raises
-        FailedPrecondition if the thread already has an active run. Once begun, the start
-        completes even if the caller goes away, so a claim never outlives a run that never was.
+        FailedPrecondition if the thread already has an active run. `claimed` (the caller's
+        own writes, e.g. the attachments' vector store) runs once the claim holds, so a refused
+        run has written nothing. Once begun, the start completes even if the caller goes away,
+        so a claim never outlives a run that never was.
         """
-        return await asyncio.shield(self._start(tenant, run, list(new_messages), new_thread))
+        return await asyncio.shield(self._start(tenant, run, list(new_messages), new_thread, claimed))
 
-    async def _start(self, tenant, run, new_messages, new_thread) -> Started:
+    async def _start(self, tenant, run, new_messages, new_thread, claimed=None) -> Started:
         if new_thread is not None:
             await self._repo.put(tenant, new_thread, *new_messages)
         active = await self._ownership.claim(tenant, run.thread_id, run.id)
@@ -141,6 +144,8 @@ class RunEngine:
         if active is not None:
             raise ThreadBusy(f"Thread {run.thread_id} already has an active run {active}.")
         try:
+            if claimed is not None:
+                await claimed()
             if new_thread is None and new_messages:
                 await self._repo.put(tenant, *new_messages)
         except BaseException:
