@@ -20,7 +20,7 @@ from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge import codec, files, sse
-from edge.errors import error_response, from_rpc_error
+from edge.errors import UNEXPLAINED, error_body, error_response, from_rpc_error
 from edge.observe import metrics, observe
 from edge.routes import ROUTES, Route
 from service.errors import InvalidArgument
@@ -34,6 +34,7 @@ HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
 MAX_FRAMES_PER_WRITE = 64  # SSE frames coalesced into one socket write at most (bounds the delay)
 # Set when the service runs in this process (assistd serve): run streams are followed without gRPC.
 LOCAL_STREAMS = web.AppKey("local_streams", object)
+STREAM = "assistd.stream"  # request key: the SSE response of a streaming request, once made
 
 
 def _method(route: Route, rpc: str):
@@ -158,6 +159,7 @@ class Handler:
                 "x-request-id": request["request_id"],
             }
         )
+        request[STREAM] = response  # once prepared, the error middleware must not answer anew
         reading = asyncio.ensure_future(anext(responses))
         frames: list[bytes] = []  # encoded, not yet written: events that arrived together go in one write
         try:
@@ -188,6 +190,14 @@ class Handler:
                 if not response.prepared:
                     raise  # nothing sent yet: a plain JSON error with its HTTP status
                 frames.append(sse.encode_error(from_rpc_error(error)[1]))
+            except (ConnectionError, asyncio.CancelledError):
+                raise  # the client left: there is no one to tell
+            except Exception:
+                if not response.prepared:
+                    raise
+                # A second HTTP response cannot follow the first: the failure goes in-band.
+                log.exception("%s %s failed after its stream began", request.method, request.path)
+                frames.append(sse.encode_error(error_body(UNEXPLAINED, "server_error")))
             await response.write(b"".join(frames))
             await response.write_eof()
             return response
@@ -226,7 +236,10 @@ async def errors_middleware(request: web.Request, handler):
         response = error_response(error.status, error.reason)
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
-        response = error_response(500, "The server had an error while processing your request.", "server_error")
+        started = request.get(STREAM)
+        if started is not None and started.prepared:
+            return started  # its status line is sent: aiohttp ends the body, no second response
+        response = error_response(500, UNEXPLAINED, "server_error")
     if not response.prepared:
         response.headers["x-request-id"] = request["request_id"]
     return response

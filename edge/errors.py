@@ -37,7 +37,7 @@ STATUS_MAP: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.UNAUTHENTICATED: (401, "invalid_request_error"),
 }
 _DEFAULT = (500, "server_error")
-_UNEXPLAINED = "The server had an error while processing your request."
+UNEXPLAINED = "The server had an error while processing your request."
 
 # ErrorInfo reasons that HTTP answers differently from the rest of their gRPC code.
 REASON_OVERRIDES: dict[str, tuple[int, str]] = {
@@ -85,5 +85,5 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> tuple[int, dict]:
     param = info.metadata.get("param") if info else None
     code = info.metadata.get("code") if info else None
     if info is None and status >= 500:  # from gRPC itself, not our service: its text is internals
-        return status, error_body(_UNEXPLAINED, error_type)
+        return status, error_body(UNEXPLAINED, error_type)
     return status, error_body(error.details() or error.code().name, error_type, param, code)
