@@ -78,6 +78,44 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
         await service.stop()
 
 
+async def _keys(args: argparse.Namespace) -> int:
+    """`assistd keys create|list|revoke`: prints a new key once (only its salted hash is kept)."""
+    from service.auth import KeyStore
+    from service.store import open_store
+
+    store = open_store(args.store or Settings().store)
+    await store.open()
+    try:
+        keys = KeyStore(store)
+        if args.action == "create":
+            if not args.tenant:
+                print("keys create needs --tenant", file=sys.stderr)
+                return 2
+            try:
+                record, key = await keys.create(args.tenant, args.name)
+            except ValueError as exc:
+                print(f"keys create: {exc}", file=sys.stderr)
+                return 2
+            print(f"id {record.id} tenant {record.tenant}\n{key}")
+        elif args.action == "list":
+            for record in await keys.all():
+                if args.tenant in (None, record.tenant):
+                    state = "revoked" if record.revoked_at is not None else "active"
+                    print(f"{record.id}\t{record.tenant}\t{state}\t{record.created_at}\t{record.name}")
+        else:
+            found = await keys.get(args.key_id or "")
+            if found is None or args.tenant not in (None, found.tenant):
+                print(
+                    f"no key {args.key_id!r}" + (f" of tenant {args.tenant!r}" if args.tenant else ""), file=sys.stderr
+                )
+                return 1
+            await keys.revoke(found.id)
+            print(f"revoked {found.id}")
+        return 0
+    finally:
+        await store.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="assistd", description="OpenAI Assistants API v2 server on any LLM")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,8 +131,16 @@ def main(argv: list[str] | None = None) -> None:
         cmd.add_argument("--models", help="model list YAML (ASSISTD_MODELS)")
         if name == "edge":
             cmd.add_argument("--grpc-target", help="service address host:port (ASSISTD_GRPC_TARGET)")
+    keys = sub.add_parser("keys", help="create, list and revoke API keys kept in the store")
+    keys.add_argument("--store", help="sqlite:///path (ASSISTD_STORE, default sqlite:///data/assistd.db)")
+    keys.add_argument("action", choices=["create", "list", "revoke"])
+    keys.add_argument("key_id", nargs="?", help="the key to revoke (its id, as `list` shows it)")
+    keys.add_argument("--tenant", help="whose key: required by create, filters list, checked by revoke")
+    keys.add_argument("--name", default="", help="a label for a new key")
     args = parser.parse_args(argv)
     logs.setup()
+    if args.command == "keys":
+        sys.exit(asyncio.run(_keys(args)))
     settings = _settings(args)
     serve = _serve(
         settings, with_service=args.command in ("serve", "service"), with_edge=args.command in ("serve", "edge")

@@ -113,7 +113,8 @@ class Service:
         requeued = await self.ingestor.recover()
         if requeued:
             log.info("re-queued %d file(s) for ingestion", requeued)
-        auth = Authenticator(self.settings.api_keys)
+        auth = Authenticator(self.settings.api_keys, self.store)
+        await auth.open()
         assistant_pb2_grpc.add_AssistantServiceServicer_to_server(
             AssistantService(auth, self.repo, self.ingestor), server
         )

@@ -27,9 +27,9 @@ async def _abort(context, exc: Exception):
     await context.abort(error.status, error.message, trailing_metadata=error.trailing_metadata())
 
 
-def _begin(servicer, request, context) -> str:
+async def _begin(servicer, request, context) -> str:
     """The caller's tenant, once the request has passed the rules every request obeys."""
-    tenant = servicer.auth.tenant(context.invocation_metadata())
+    tenant = await servicer.auth.tenant(context.invocation_metadata())
     if isinstance(request, Message):  # client-streaming methods check each part themselves
         check_request(request)
     return tenant
@@ -41,7 +41,7 @@ def unary(method):
     @functools.wraps(method)
     async def wrapper(self, request, context):
         try:
-            tenant = _begin(self, request, context)
+            tenant = await _begin(self, request, context)
             return await method(self, tenant, request, context)
         except Exception as exc:
             await _abort(context, exc)
@@ -55,7 +55,7 @@ def streaming(method):
     @functools.wraps(method)
     async def wrapper(self, request, context):
         try:
-            tenant = _begin(self, request, context)
+            tenant = await _begin(self, request, context)
             async for response in method(self, tenant, request, context):
                 yield response
         except Exception as exc:
