@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 _FILES = [assistant_pb2, thread_pb2, message_pb2, run_service_pb2, model_pb2, file_pb2, vector_store_pb2]
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
+WRITE_TIMEOUT = web.AppKey("write_timeout", float)  # seconds a stream write may wait for the client
 MAX_FRAMES_PER_WRITE = 64  # SSE frames coalesced into one socket write at most (bounds the delay)
 # Set when the service runs in this process (assistd serve): run streams are followed without gRPC.
 LOCAL_STREAMS = web.AppKey("local_streams", object)
@@ -159,6 +160,7 @@ class Handler:
                 "x-request-id": request["request_id"],
             }
         )
+        response.force_close()  # a stream is not reused: its connection ends with it
         request[STREAM] = response  # once prepared, the error middleware must not answer anew
         reading = asyncio.ensure_future(anext(responses))
         frames: list[bytes] = []  # encoded, not yet written: events that arrived together go in one write
@@ -167,12 +169,12 @@ class Handler:
                 while True:
                     if not reading.done():
                         if frames:  # nothing more right now: send what there is
-                            await response.write(b"".join(frames))
+                            await _write(request, response, b"".join(frames))
                             frames.clear()
                         if not (await asyncio.wait({reading}, timeout=heartbeat))[0]:
                             if not response.prepared:
                                 await response.prepare(request)
-                            await response.write(sse.HEARTBEAT)
+                            await _write(request, response, sse.HEARTBEAT)
                             continue
                     try:
                         item = reading.result()  # raises the call's error, if any
@@ -198,8 +200,8 @@ class Handler:
                 # A second HTTP response cannot follow the first: the failure goes in-band.
                 log.exception("%s %s failed after its stream began", request.method, request.path)
                 frames.append(sse.encode_error(error_body(UNEXPLAINED, "server_error")))
-            await response.write(b"".join(frames))
-            await response.write_eof()
+            await _write(request, response, b"".join(frames))
+            await _write(request, response, None)
             return response
         finally:
             # A client that left stops our reading; the run itself goes on.
@@ -209,6 +211,18 @@ class Handler:
             else:
                 await asyncio.gather(reading, return_exceptions=True)
                 await responses.aclose()
+
+
+async def _write(request: web.Request, response: web.StreamResponse, data: bytes | None) -> None:
+    """Writes (None: ends) the stream, dropping a client that has stopped reading: a write that
+    cannot complete within the write timeout closes the connection."""
+    try:
+        writing = response.write(data) if data is not None else response.write_eof()
+        await asyncio.wait_for(writing, request.app[WRITE_TIMEOUT])
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError("the client stopped reading") from None
 
 
 @web.middleware
@@ -260,11 +274,14 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok" if serving else "unavailable"}, status=200 if serving else 503)
 
 
-def create_app(target: str, heartbeat_seconds: float = 15.0, local_streams: Any = None) -> web.Application:
+def create_app(
+    target: str, heartbeat_seconds: float = 15.0, local_streams: Any = None, write_timeout: float = 30.0
+) -> web.Application:
     """The edge, calling the service at target; with local_streams (the service's LocalStreams,
     when it runs in this process), run streams skip the gRPC hop."""
     app = web.Application(middlewares=[observe, errors_middleware], client_max_size=64 * 1024 * 1024)
     app[HEARTBEAT_SECONDS] = heartbeat_seconds
+    app[WRITE_TIMEOUT] = write_timeout
     if local_streams is not None:
         app[LOCAL_STREAMS] = local_streams
 

@@ -57,7 +57,10 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
 
             target = settings.target
             local = service.local_streams if service is not None and settings.edge_in_process else None
-            runner = web.AppRunner(create_app(target, settings.heartbeat_seconds, local), handler_cancellation=True)
+            runner = web.AppRunner(
+                create_app(target, settings.heartbeat_seconds, local, settings.sse_write_timeout),
+                handler_cancellation=True,
+            )
             await runner.setup()
             await web.TCPSite(runner, settings.http_host, settings.http_port).start()
             log.info("HTTP edge on http://%s:%d/v1 -> gRPC %s", settings.http_host, settings.http_port, target)
