@@ -269,12 +269,29 @@ class RunEngine:
         if message_step is not None:
             message_id = message_step.step_details.message_creation.message_id
             message = await self._repo.get(tenant, message_pb2.Message, message_id, run.thread_id)
+            if message is not None and not any(part.text.value for part in message.content):
+                await self._recover_text(tenant, run.id, message)
         live = await self._reopen(tenant, run)
         turn = Turn.unfinished(run, steps, message)
         self._events.apply(live.channel, lifecycle.conclude(run, turn, outcome, ids.now(), self._expiry_seconds))
         snapshot = _copy(run)
         await self._close(live)
         return snapshot
+
+    async def _recover_text(self, tenant: str, run_id: str, message: message_pb2.Message) -> None:
+        """The text a stopped process had streamed into the message, from the run's event log (the
+        message snapshot is only written when it ends): kept, as OpenAI keeps partial content."""
+        text: list[str] = []
+        after = 0
+        while batch := await self._store.read_events(tenant, run_id, after):
+            for sequence, data in batch:
+                event = run_pb2.RunEvent.FromString(data)
+                if event.event == E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA and event.message_delta.id == message.id:
+                    text += [part.text.value for part in event.message_delta.delta.content if part.HasField("text")]
+                after = sequence
+        if text:
+            del message.content[:]
+            message.content.add().text.value = "".join(text)
 
     async def _open_steps(self, tenant: str, run: run_pb2.Run) -> list[run_pb2.RunStep]:
         steps = await self._repo.all(tenant, run_pb2.RunStep, run.id)

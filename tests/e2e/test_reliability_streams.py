@@ -1,9 +1,12 @@
-"""Streams end cleanly: a client that does not read is not kept on forever."""
+"""Streams end cleanly: a client that does not read is not kept on forever; a run cut off by kill -9
+keeps the text it had streamed."""
 
 import json
 import socket
 
-from tests.conftest import wait_for
+import httpx
+
+from tests.conftest import MODEL, Server, unique, wait_for
 
 STORES = ["sqlite", "cassandra"]
 
@@ -30,3 +33,40 @@ def test_a_client_that_never_reads_is_closed_once_its_run_ends(server, client, a
         assert b"event: done\n" in received and received.endswith(b"0\r\n\r\n")  # the chunked body ended
     finally:
         sock.close()
+
+
+LEASE = 3  # seconds: on a shared store (Cassandra) a killed process's runs are ended once its lease runs out
+
+
+def test_after_kill_9_the_message_keeps_the_text_streamed_so_far(provider, tmp_path, store_env):
+    env = {**store_env, "ASSISTD_RUN_LEASE_SECONDS": str(LEASE)}
+    server = Server(tmp_path, provider, env).start()
+    client = server.client()
+    assistant = client.beta.assistants.create(model=MODEL, name="cut")
+    gate = unique("gate-never-opened")  # five chunks, then the provider waits: the kill comes first
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"[chunks:100][gate:{gate}:5]"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    deltas = 0
+    with httpx.stream(
+        "GET",
+        f"{server.base_url}/threads/{thread.id}/runs/{run.id}/events",
+        headers={"Authorization": "Bearer test-key"},
+        timeout=60,
+    ) as events:
+        for line in events.iter_lines():  # events reach watchers only once committed to the store
+            deltas += line == "event: thread.message.delta"
+            if deltas == 5:
+                break
+        server.stop(kill=True)  # kill -9 mid-run
+    server = Server(tmp_path, provider, env).start()
+    try:
+        client = server.client()
+        wait_for(
+            lambda: client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id).status == "failed",
+            timeout=LEASE * 5,
+        )
+        answer = client.beta.threads.messages.list(thread_id=thread.id, order="desc").data[0]
+        assert answer.role == "assistant" and answer.status == "incomplete"
+        assert answer.content[0].text.value == "w0 w1 w2 w3 w4 "
+    finally:
+        server.stop()
