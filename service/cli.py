@@ -38,6 +38,7 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
         loop.add_signal_handler(sig, stop.set)
 
     service = runner = admin = None
+    sites: list = []  # the HTTP listeners, closed first at shutdown
     try:
         if with_service:
             from service.server import Service
@@ -62,7 +63,8 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
                 handler_cancellation=True,
             )
             await runner.setup()
-            await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+            sites.append(web.TCPSite(runner, settings.http_host, settings.http_port))
+            await sites[-1].start()
             log.info("HTTP edge on http://%s:%d/v1 -> gRPC %s", settings.http_host, settings.http_port, target)
     except OSError as exc:  # a port in use, gRPC or HTTP: undo what started, then main() exits non-zero
         for app_runner in (runner, admin):
@@ -74,6 +76,10 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
     print("assistd ready", flush=True)  # tests and scripts wait for this line
     await stop.wait()
     log.info("stopping")
+    for site in sites:
+        await site.stop()  # no new connections; the streams in flight go on
+    if service is not None:  # the runs still working get a bounded drain, then end with their events
+        await service.drain(settings.drain_seconds)
     for app_runner in (runner, admin):
         if app_runner is not None:
             await app_runner.cleanup()

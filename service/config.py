@@ -59,6 +59,8 @@ class Settings:
     edge_in_process: bool = field(default_factory=lambda: os.environ.get("ASSISTD_EDGE_IN_PROCESS", "1") != "0")
     # SSE comment sent when a stream has been silent this long.
     heartbeat_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_HEARTBEAT_SECONDS", 15.0))
+    # At SIGTERM, runs still working may go on this long before they are ended (failed).
+    drain_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_DRAIN_SECONDS", 30.0))
     # An SSE client whose socket takes no bytes for this long is dropped (it stopped reading).
     sse_write_timeout: float = field(default_factory=lambda: _env_float("ASSISTD_SSE_WRITE_TIMEOUT", 30.0))
 

@@ -36,6 +36,8 @@ from service.store import DELETED_THREAD, Store
 
 log = logging.getLogger(__name__)
 E = run_pb2
+SHUTDOWN_ERROR = "The run was interrupted: the assistd process that ran it was shutting down."
+DRAIN_END_SECONDS = 10.0  # how long interrupted runs may take to record their end
 
 
 @dataclass
@@ -48,6 +50,7 @@ class LiveRun:
     segment: Segment | None = None  # None while a run with no task of its own is being ended
     task: asyncio.Task | None = None
     cancel_requested: bool = False
+    end_as: Outcome | None = None  # how an interrupted run ends when the interrupt is not a cancel
 
 
 class Started(NamedTuple):
@@ -333,6 +336,8 @@ class RunEngine:
                 return
             if live.cancel_requested:
                 outcome = lifecycle.CANCELLED  # cancelled while finishing: cancel wins
+            elif live.end_as is not None and outcome is lifecycle.CANCELLED:
+                outcome = live.end_as  # interrupted by the drain at shutdown
             if outcome.status == E.RUN_STATUS_REQUIRES_ACTION:
                 await self._ownership.mark_waiting(live.tenant, run.thread_id, run.id)
             try:
@@ -420,6 +425,24 @@ class RunEngine:
                 await self._end_idle_run(tenant, run, cut_off)
             ended += 1
         return ended
+
+    async def drain(self, seconds: float) -> int:
+        """Lets the runs working here go on for up to `seconds`, then interrupts the rest: they end
+        failed with their terminal events and `done` recorded, so their watchers see an end and no
+        run waits for the next start. Returns how many were interrupted."""
+        working = [live.task for live in self._live.values() if live.task is not None and not live.task.done()]
+        if working:
+            await asyncio.wait(working, timeout=seconds)
+        interrupted = []
+        for live in list(self._live.values()):
+            if live.task is None or live.task.done() or live.segment is None:
+                continue
+            live.end_as = lifecycle.failed("server_error", SHUTDOWN_ERROR)
+            live.segment.interrupt()
+            interrupted.append(live.task)
+        if interrupted:
+            await asyncio.wait(interrupted, timeout=DRAIN_END_SECONDS)
+        return len(interrupted)
 
     async def shutdown(self) -> None:
         """Stops the runs of this process; whoever sweeps next ends them (see sweep)."""

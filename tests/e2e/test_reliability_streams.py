@@ -70,3 +70,39 @@ def test_after_kill_9_the_message_keeps_the_text_streamed_so_far(provider, tmp_p
         assert answer.content[0].text.value == "w0 w1 w2 w3 w4 "
     finally:
         server.stop()
+
+
+def test_sigterm_drains_then_ends_long_streams_with_their_terminal_events(provider, tmp_path, store_env):
+    server = Server(tmp_path, provider, {**store_env, "ASSISTD_DRAIN_SECONDS": "8"}).start()
+    client = server.client()
+    assistant = client.beta.assistants.create(model=MODEL, name="long")
+    short = client.beta.threads.create(messages=[{"role": "user", "content": "[chunks:10][slow:0.05]"}])
+    long = client.beta.threads.create(messages=[{"role": "user", "content": "[chunks:2000][slow:0.05]"}])
+    managers = {
+        name: client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id)
+        for name, thread in (("short", short), ("long", long))
+    }
+    streams = {name: manager.__enter__() for name, manager in managers.items()}
+    seen: dict[str, list[str]] = {name: [] for name in streams}
+    for event in streams["long"]:
+        seen["long"].append(event.event)
+        if event.event == "thread.message.delta":
+            break
+    server.process.terminate()  # SIGTERM while both stream
+    for name, stream in streams.items():
+        seen[name] += [event.event for event in stream]  # each ends, with `done` (the SDK stops there)
+        managers[name].__exit__(None, None, None)
+    assert server.process.wait(60) == 0
+    assert seen["short"][-1] == "thread.run.completed"  # finished within the drain
+    assert seen["long"][-1] == "thread.run.failed"
+    assert "thread.message.incomplete" in seen["long"]
+    server = Server(tmp_path, provider, store_env).start()  # the runs' ends were recorded before exit
+    try:
+        client = server.client()
+        run = client.beta.threads.runs.list(thread_id=long.id).data[0]
+        assert run.status == "failed" and run.last_error.code == "server_error"
+        assert "shutting down" in run.last_error.message
+        answer = client.beta.threads.messages.list(thread_id=long.id).data[0]
+        assert answer.status == "incomplete" and answer.content[0].text.value.startswith("w0 ")
+    finally:
+        server.stop()
