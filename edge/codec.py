@@ -232,6 +232,8 @@ def _fill_tag(message: Message, descriptor: Descriptor, data: dict, path: str) -
     members = {f.name: f for f in descriptor.oneofs_by_name[TYPE_TAG].fields}
     if kind is None:
         raise CodecError(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+    if not isinstance(kind, str):
+        raise _type_error(param, "a string", kind)
     if kind not in members:
         raise CodecError(
             f"Invalid value: {quoted(kind)}. Supported values are: {', '.join(repr(m) for m in members)}.",

@@ -101,6 +101,8 @@ ASSISTANT_BODIES = [
     ("metadata-key-65", f'"metadata":{{"{"k" * 65}":"v"}}', "metadata"),
     ("metadata-value-513", f'"metadata":{{"k":"{"v" * 513}"}}', "metadata"),
     ("129-tools", '"tools":[' + ",".join(['{"type":"code_interpreter"}'] * 129) + "]", "tools"),
+    ("object-as-type-tag", '"response_format":{"type":{}}', "response_format.type"),
+    ("array-as-type-tag", '"tools":[{"type":[]}]', "tools[0].type"),
     ("huge-enum-value", f'"reasoning_effort":"{"x" * MIB}"', "reasoning_effort"),
     ("huge-unknown-parameter", f'"{"u" * MIB}":1', "any"),
 ]
