@@ -22,6 +22,7 @@ wrappers are transparent, as they are in JSON.
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from assistd.v1 import (
@@ -34,7 +35,7 @@ from assistd.v1 import (
 )
 from assistd.v1 import vector_store_pb2 as vs_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from service.errors import InvalidArgument, missing
 from service.protojson import enum_names, is_json_inline, is_json_list, struct_to_python
@@ -215,8 +216,31 @@ def update_resource(request: Message) -> Any:
     return _update_resource(request.DESCRIPTOR)
 
 
-def check_request(request: Message) -> None:
+class Undecodable:
+    """A request whose bytes are no valid message (bad UTF-8 in a string, nested past protobuf's
+    depth limit): handed to the servicer, which refuses it as INVALID_ARGUMENT, instead of gRPC
+    answering UNKNOWN with the decoder's text."""
+
+
+def tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """A request deserializer that gives an Undecodable for bytes it cannot decode."""
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return Undecodable()
+
+    return decode
+
+
+def check_request(request: Message | Undecodable) -> None:
     """The descriptor-driven rules above, over the whole request."""
+    if isinstance(request, Undecodable):
+        raise InvalidArgument(
+            "The request is not a valid message: a string that is not UTF-8, or nesting deeper than 100 levels.",
+            code="invalid_request",
+        )
     resource = update_resource(request)
     if resource is not None:
         allowed = UPDATABLE[request.DESCRIPTOR.full_name]

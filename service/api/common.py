@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 
 from service.errors import ApiError, to_rpc_error
 from service.store import ListQuery
-from service.validation import check_limit, check_request
+from service.validation import Undecodable, check_limit, check_request
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ async def _abort(context, exc: Exception):
 async def _begin(servicer, request, context) -> str:
     """The caller's tenant, once the request has passed the rules every request obeys."""
     tenant = await servicer.auth.tenant(context.invocation_metadata())
-    if isinstance(request, Message):  # client-streaming methods check each part themselves
+    if isinstance(request, (Message, Undecodable)):  # client-streaming methods check each part themselves
         check_request(request)
     return tenant
 

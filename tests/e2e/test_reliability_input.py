@@ -15,6 +15,7 @@ import pytest
 from assistd.v1 import (
     assistant_pb2,
     assistant_pb2_grpc,
+    file_pb2,
     message_pb2,
     message_pb2_grpc,
     run_service_pb2,
@@ -329,3 +330,58 @@ def test_grpc_bad_assistant_is_refused_and_the_tenant_still_lists(server, channe
     _invalid(lambda: stub.CreateAssistant(request))
     assert _marked(server, marker) == []
     _tenant_usable(server)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = b""
+    while value > 0x7F:
+        out += bytes([value & 0x7F | 0x80])
+        value >>= 7
+    return out + bytes([value])
+
+
+def _number(cls, name: str) -> int:
+    return cls.DESCRIPTOR.fields_by_name[name].number
+
+
+def _raw_call(channel, method: str):
+    return channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+
+
+@pytest.mark.parametrize("case", ["bad-utf8-string", "nesting-past-protobuf-limit"])
+def test_grpc_bytes_that_are_no_message_are_invalid_argument(server, channel, case):
+    if case == "bad-utf8-string":
+        raw = assistant_pb2.CreateAssistantRequest(model="ab").SerializeToString().replace(b"ab", b"\xff\xfe")
+    else:  # a Struct 60 deep: over 100 protobuf levels, which the decoder refuses (and cannot build)
+        struct = b""
+        for _ in range(60):  # Struct{fields: {"a": Value{struct_value: <inner>}}}, in wire format
+            struct = _field(1, _field(1, b"a") + _field(2, _field(5, struct)))
+        function = _field(_number(assistant_pb2.FunctionDefinition, "name"), b"f") + _field(
+            _number(assistant_pb2.FunctionDefinition, "parameters"), struct
+        )
+        tool = _field(_number(assistant_pb2.Tool, "function"), function)
+        raw = assistant_pb2.CreateAssistantRequest(model=MODEL).SerializeToString() + _field(
+            _number(assistant_pb2.CreateAssistantRequest, "tools"), tool
+        )
+    error = _invalid(lambda: _raw_call(channel, "/assistd.v1.AssistantService/CreateAssistant")(raw))
+    assert "upb" not in error.details() and "DecodeError" not in error.details()
+    _tenant_usable(server)
+
+
+def test_grpc_upload_with_a_part_that_is_no_message_is_refused_and_stores_nothing(server, channel, client):
+    before = {f.id for f in client.files.list()}
+    parts = [
+        file_pb2.UploadFileRequest(purpose=file_pb2.FILE_PURPOSE_ASSISTANTS).SerializeToString(),
+        file_pb2.UploadFileRequest(filename="ab.txt").SerializeToString().replace(b"ab", b"\xff\xfe"),
+        file_pb2.UploadFileRequest(chunk=b"hello").SerializeToString(),
+    ]
+    upload = channel.stream_unary(
+        "/assistd.v1.FileService/UploadFile", request_serializer=lambda b: b, response_deserializer=lambda b: b
+    )
+    _invalid(lambda: upload(iter(parts)))
+    assert {f.id for f in client.files.list()} == before
