@@ -9,12 +9,13 @@ from dataclasses import replace
 
 from service import logs
 from service.config import Settings
+from service.store.errors import StoreError
 
 log = logging.getLogger("assistd")
 
 
 class _CannotStart(Exception):
-    """A port could not be bound: reported in one line, exit status 1."""
+    """A port could not be bound, or the store not reached: reported in one line, exit status 1."""
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -66,7 +67,7 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
             sites.append(web.TCPSite(runner, settings.http_host, settings.http_port))
             await sites[-1].start()
             log.info("HTTP edge on http://%s:%d/v1 -> gRPC %s", settings.http_host, settings.http_port, target)
-    except OSError as exc:  # a port in use, gRPC or HTTP: undo what started, then main() exits non-zero
+    except (OSError, StoreError) as exc:  # a port in use, a store out of reach: undo what started, exit non-zero
         for app_runner in (runner, admin):
             if app_runner is not None:
                 await app_runner.cleanup()
