@@ -101,7 +101,6 @@ STRING_LIMITS: dict[str, int] = {
     "additional_instructions": 256_000,
     "after": MAX_ID,
     "before": MAX_ID,
-    "filename": 255,
 }
 
 

@@ -224,6 +224,8 @@ def test_a_bad_upload_is_a_400_and_leaves_no_file(server, client, case, body):
     response = _upload(server, body)
     assert response.status_code == 400, response.text[:500]
     assert response.json()["error"]["type"] == "invalid_request_error"
+    if "name" in case:
+        assert response.json()["error"]["param"] == "file"
     assert {f.id for f in client.files.list()} == before
     if server.env["ASSISTD_STORE"].startswith("sqlite"):
         assert not list((server.db.parent / "files").rglob("*.partial"))
