@@ -21,10 +21,12 @@ from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge import codec, files, sse
-from edge.errors import error_response, from_rpc_error
+from edge.errors import UNEXPLAINED, error_body, error_response, from_rpc_error
 from edge.observe import metrics, observe
 from edge.routes import ROUTES, Route
 from service import tracing
+from service.errors import InvalidArgument
+from service.validation import MAX_JSON_DEPTH, check_json
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,11 @@ HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
 # Unary calls to the service have this deadline (DEADLINE_EXCEEDED is 504): a stalled service
 # cannot hold an edge request open forever. Streams have none: a run ends them.
 UNARY_DEADLINE_SECONDS = web.AppKey("unary_deadline_seconds", float)
+WRITE_TIMEOUT = web.AppKey("write_timeout", float)  # seconds a stream write may wait for the client
 MAX_FRAMES_PER_WRITE = 64  # SSE frames coalesced into one socket write at most (bounds the delay)
 # Set when the service runs in this process (assistd serve): run streams are followed without gRPC.
 LOCAL_STREAMS = web.AppKey("local_streams", object)
+STREAM = "assistd.stream"  # request key: the SSE response of a streaming request, once made
 
 
 def _method(route: Route, rpc: str):
@@ -80,14 +84,26 @@ async def _body(request: web.Request) -> dict:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError):
         raise codec.CodecError(
             "We could not parse the JSON body of your request. The API expects a JSON payload.", None, "invalid_json"
         ) from None
+    except RecursionError:
+        raise codec.CodecError(
+            f"The JSON body of your request is nested too deeply (at most {MAX_JSON_DEPTH} levels).",
+            None,
+            "nesting_too_deep",
+        ) from None
     if not isinstance(body, dict):
         raise codec.CodecError("The request body must be a JSON object.", None, "invalid_json")
+    check_json(body)
     return body
+
+
+def _no_constant(name: str):
+    """Infinity, -Infinity and NaN are not JSON (Python's parser takes them)."""
+    raise ValueError(name)
 
 
 def _render_response(response) -> dict:
@@ -113,14 +129,18 @@ class Handler:
                 f"Invalid type for 'stream': expected a boolean, but got {codec._json_type(stream)} instead.", "stream"
             )
         request_cls, response_cls, path = self.unary
+        check_json(dict(request.query))
+        check_json(dict(request.match_info))
         data = {**body, **codec.query_to_json(request.query, request_cls), **request.match_info}
         message = codec.parse(data, request_cls)
         channel = request.app[CHANNEL]
         if self.route.always_stream:
             after = request.headers.get("Last-Event-ID") or request.query.get("after_sequence")
             if after:
-                if not after.isdigit():
-                    raise codec.CodecError("Invalid 'Last-Event-ID': expected a sequence number.", "after_sequence")
+                if not (after.isascii() and after.isdigit()) or len(after) > 20 or int(after) >= 2**64:
+                    raise codec.CodecError(
+                        "Invalid 'Last-Event-ID': expected a sequence number (0 to 2^64-1).", "after_sequence"
+                    )
                 message.after_sequence = int(after)  # type: ignore[attr-defined]  # WatchRunRequest
             return await self._sse(request, channel, path, response_cls, message)
         if stream and self.stream is not None:
@@ -154,6 +174,8 @@ class Handler:
                 "x-request-id": request["request_id"],
             }
         )
+        response.force_close()  # a stream is not reused: its connection ends with it
+        request[STREAM] = response  # once prepared, the error middleware must not answer anew
         reading = asyncio.ensure_future(anext(responses))
         frames: list[bytes] = []  # encoded, not yet written: events that arrived together go in one write
         try:
@@ -161,12 +183,12 @@ class Handler:
                 while True:
                     if not reading.done():
                         if frames:  # nothing more right now: send what there is
-                            await response.write(b"".join(frames))
+                            await _write(request, response, b"".join(frames))
                             frames.clear()
                         if not (await asyncio.wait({reading}, timeout=heartbeat))[0]:
                             if not response.prepared:
                                 await response.prepare(request)
-                            await response.write(sse.HEARTBEAT)
+                            await _write(request, response, sse.HEARTBEAT)
                             continue
                     try:
                         item = reading.result()  # raises the call's error, if any
@@ -184,8 +206,16 @@ class Handler:
                 if not response.prepared:
                     raise  # nothing sent yet: a plain JSON error with its HTTP status
                 frames.append(sse.encode_error(from_rpc_error(error)[1]))
-            await response.write(b"".join(frames))
-            await response.write_eof()
+            except (ConnectionError, asyncio.CancelledError):
+                raise  # the client left: there is no one to tell
+            except Exception:
+                if not response.prepared:
+                    raise
+                # A second HTTP response cannot follow the first: the failure goes in-band.
+                log.exception("%s %s failed after its stream began", request.method, request.path)
+                frames.append(sse.encode_error(error_body(UNEXPLAINED, "server_error")))
+            await _write(request, response, b"".join(frames))
+            await _write(request, response, None)
             return response
         finally:
             # A client that left stops our reading; the run itself goes on.
@@ -197,6 +227,18 @@ class Handler:
                 await responses.aclose()
 
 
+async def _write(request: web.Request, response: web.StreamResponse, data: bytes | None) -> None:
+    """Writes (None: ends) the stream, dropping a client that has stopped reading: a write that
+    cannot complete within the write timeout closes the connection."""
+    try:
+        writing = response.write(data) if data is not None else response.write_eof()
+        await asyncio.wait_for(writing, request.app[WRITE_TIMEOUT])
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError("the client stopped reading") from None
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
     """Every failure leaves as an OpenAI error envelope; every response carries x-request-id
@@ -205,7 +247,7 @@ async def errors_middleware(request: web.Request, handler):
         response = await handler(request)
     except ConnectionResetError:
         raise  # the client hung up: nothing to answer (edge/observe.py logs it)
-    except codec.CodecError as error:
+    except (codec.CodecError, InvalidArgument) as error:
         response = error_response(400, error.message, param=error.param, code=error.code)
     except grpc.aio.AioRpcError as error:
         status, body = from_rpc_error(error)
@@ -222,7 +264,10 @@ async def errors_middleware(request: web.Request, handler):
         response = error_response(error.status, error.reason)
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
-        response = error_response(500, "The server had an error while processing your request.", "server_error")
+        started = request.get(STREAM)
+        if started is not None and started.prepared:
+            return started  # its status line is sent: aiohttp ends the body, no second response
+        response = error_response(500, UNEXPLAINED, "server_error")
     if not response.prepared:
         response.headers["x-request-id"] = request["request_id"]
     return response
@@ -244,13 +289,18 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def create_app(
-    target: str, heartbeat_seconds: float = 15.0, local_streams: Any = None, unary_deadline_seconds: float = 60.0
+    target: str,
+    heartbeat_seconds: float = 15.0,
+    local_streams: Any = None,
+    unary_deadline_seconds: float = 60.0,
+    write_timeout: float = 30.0,
 ) -> web.Application:
     """The edge, calling the service at target; with local_streams (the service's LocalStreams,
     when it runs in this process), run streams skip the gRPC hop."""
     app = web.Application(middlewares=[observe, errors_middleware], client_max_size=64 * 1024 * 1024)
     app[HEARTBEAT_SECONDS] = heartbeat_seconds
     app[UNARY_DEADLINE_SECONDS] = unary_deadline_seconds
+    app[WRITE_TIMEOUT] = write_timeout
     if local_streams is not None:
         app[LOCAL_STREAMS] = local_streams
 

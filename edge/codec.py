@@ -33,6 +33,7 @@ from service.protojson import (
     struct_to_python,
     update_resource,
 )
+from service.validation import quoted
 
 F = FieldDescriptor
 TYPE_TAG = "kind"
@@ -125,7 +126,7 @@ def enum_from_json(enum: EnumDescriptor, value: Any, param: str) -> int:
     number = enum_number(enum, value)
     if number is None:
         raise CodecError(
-            f"Invalid value: '{value}'. Supported values are: {', '.join(repr(a) for a in enum_names(enum))}.",
+            f"Invalid value: {quoted(value)}. Supported values are: {', '.join(repr(a) for a in enum_names(enum))}.",
             param,
             "invalid_value",
         )
@@ -218,7 +219,7 @@ def _inline_member(oneof: OneofDescriptor, data: dict, path: str) -> FieldDescri
     if not isinstance(kind, str):
         raise _type_error(param, "a string", kind)
     raise CodecError(
-        f"Invalid value: '{kind}'. Supported values are: {', '.join(repr(a) for a in allowed)}.",
+        f"Invalid value: {quoted(kind)}. Supported values are: {', '.join(repr(a) for a in allowed)}.",
         param,
         "invalid_value",
     )
@@ -231,9 +232,11 @@ def _fill_tag(message: Message, descriptor: Descriptor, data: dict, path: str) -
     members = {f.name: f for f in descriptor.oneofs_by_name[TYPE_TAG].fields}
     if kind is None:
         raise CodecError(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+    if not isinstance(kind, str):
+        raise _type_error(param, "a string", kind)
     if kind not in members:
         raise CodecError(
-            f"Invalid value: '{kind}'. Supported values are: {', '.join(repr(m) for m in members)}.",
+            f"Invalid value: {quoted(kind)}. Supported values are: {', '.join(repr(m) for m in members)}.",
             param,
             "invalid_value",
         )

@@ -9,6 +9,8 @@ import grpc
 from aiohttp import web
 from google.rpc import error_details_pb2, status_pb2
 
+from service.errors import ERROR_DOMAIN, MAX_MESSAGE, MAX_PARAM, clip
+
 _DETAILS_KEY = "grpc-status-details-bin"
 
 # gRPC code -> (HTTP status, OpenAI error type), after google/rpc/code.proto's HTTP mapping, with
@@ -22,7 +24,9 @@ STATUS_MAP: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.NOT_FOUND: (404, "invalid_request_error"),
     grpc.StatusCode.ALREADY_EXISTS: (409, "invalid_request_error"),
     grpc.StatusCode.PERMISSION_DENIED: (403, "permission_error"),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
+    # Our service sends no RESOURCE_EXHAUSTED: from gRPC itself it means a message over its size
+    # limit, a fault of ours, not a rate limit (a tenant limit would come with a reason of its own).
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (500, "server_error"),
     grpc.StatusCode.FAILED_PRECONDITION: (400, "invalid_request_error"),
     grpc.StatusCode.ABORTED: (409, "invalid_request_error"),
     grpc.StatusCode.OUT_OF_RANGE: (400, "invalid_request_error"),
@@ -33,6 +37,7 @@ STATUS_MAP: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.UNAUTHENTICATED: (401, "invalid_request_error"),
 }
 _DEFAULT = (500, "server_error")
+UNEXPLAINED = "The server had an error while processing your request."
 
 # ErrorInfo reasons that HTTP answers differently from the rest of their gRPC code.
 REASON_OVERRIDES: dict[str, tuple[int, str]] = {
@@ -48,7 +53,9 @@ def http_status(code: grpc.StatusCode, reason: str | None = None) -> tuple[int, 
 
 
 def error_body(message: str, error_type: str, param: str | None = None, code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+    if param is not None:
+        param = clip(param, MAX_PARAM)
+    return {"error": {"message": clip(message, MAX_MESSAGE), "type": error_type, "param": param, "code": code}}
 
 
 def error_response(status: int, message: str, error_type: str = "invalid_request_error", param=None, code=None):
@@ -72,7 +79,11 @@ def error_info(trailing_metadata) -> error_details_pb2.ErrorInfo | None:
 def from_rpc_error(error: grpc.aio.AioRpcError) -> tuple[int, dict]:
     """HTTP status and OpenAI error body for a failed call."""
     info = error_info(error.trailing_metadata())
+    if info is not None and info.domain != ERROR_DOMAIN:
+        info = None
     status, error_type = http_status(error.code(), info.reason if info else None)
     param = info.metadata.get("param") if info else None
     code = info.metadata.get("code") if info else None
+    if info is None and status >= 500:  # from gRPC itself, not our service: its text is internals
+        return status, error_body(UNEXPLAINED, error_type)
     return status, error_body(error.details() or error.code().name, error_type, param, code)

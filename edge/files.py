@@ -3,15 +3,21 @@
 Upload bytes stream from the HTTP body into the gRPC client stream chunk by chunk, so neither
 process holds a whole file in memory."""
 
-from typing import cast
+from collections.abc import Awaitable
+from typing import TypeVar, cast
 
 import grpc
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from assistd.v1 import file_pb2, file_pb2_grpc
 
 from edge import codec
+from service.validation import quoted
 
 CHUNK = 1024 * 1024
+T = TypeVar("T")
+# What aiohttp's multipart reader raises for a truncated or malformed body (bad part headers too).
+_MALFORMED = (ValueError, AssertionError, HttpProcessingError)
 _ANCHORS = ("created_at",)
 
 
@@ -23,38 +29,57 @@ async def _send(call, message: file_pb2.UploadFileRequest) -> None:
         raise
 
 
+def _malformed() -> codec.CodecError:
+    return codec.CodecError("The multipart/form-data body is malformed or incomplete.", "file", "invalid_request")
+
+
+async def _read(reading: Awaitable[T]) -> T:
+    """A read from the multipart body; a truncated or malformed body is the caller's 400."""
+    try:
+        return await reading
+    except _MALFORMED as error:
+        raise _malformed() from error
+
+
+async def _next(reader: MultipartReader):
+    return await _read(reader.next())
+
+
 async def upload_file(request: web.Request, channel: grpc.aio.Channel, metadata) -> dict:
     """POST /v1/files: fields `purpose`, `file`, optional `expires_after[anchor|seconds]`."""
     if not request.content_type.startswith("multipart/"):
         raise codec.CodecError(
             "Expected a multipart/form-data body with 'file' and 'purpose'.", "file", "invalid_request"
         )
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except _MALFORMED as error:
+        raise _malformed() from error
     call = file_pb2_grpc.FileServiceStub(channel).UploadFile(metadata=metadata)
     try:
-        while (part := await reader.next()) is not None:
+        while (part := await _next(reader)) is not None:
             if not isinstance(part, BodyPartReader):
                 raise codec.CodecError("Nested multipart bodies are not supported.", None, "invalid_request")
             if part.name == "file":
                 await _send(call, file_pb2.UploadFileRequest(filename=part.filename or "file"))
-                while chunk := await part.read_chunk(CHUNK):
+                while chunk := await _read(part.read_chunk(CHUNK)):
                     await _send(call, file_pb2.UploadFileRequest(chunk=chunk))
             elif part.name == "purpose":
                 purpose = cast(
                     file_pb2.FilePurpose,
-                    codec.enum_from_json(file_pb2.FilePurpose.DESCRIPTOR, await part.text(), "purpose"),
+                    codec.enum_from_json(file_pb2.FilePurpose.DESCRIPTOR, await _read(part.text()), "purpose"),
                 )
                 await _send(call, file_pb2.UploadFileRequest(purpose=purpose))
             elif part.name == "expires_after[seconds]":
-                value = await part.text()
-                if not value.isdigit():
+                value = await _read(part.text())
+                if not (value.isascii() and value.isdigit() and len(value) <= 10):
                     raise codec.CodecError(
-                        f"Invalid type for 'expires_after[seconds]': expected an integer, but got '{value}'.",
+                        f"Invalid type for 'expires_after[seconds]': expected an integer, but got {quoted(value)}.",
                         "expires_after[seconds]",
                     )
                 await _send(call, file_pb2.UploadFileRequest(expires_after_seconds=int(value)))
             elif part.name == "expires_after[anchor]":
-                if (anchor := await part.text()) not in _ANCHORS:
+                if (anchor := await _read(part.text())) not in _ANCHORS:
                     raise codec.CodecError(
                         f"Invalid value: '{anchor}'. Supported values are: 'created_at'.",
                         "expires_after[anchor]",

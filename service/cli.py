@@ -9,12 +9,13 @@ from dataclasses import replace
 
 from service import logs, tracing
 from service.config import Settings
+from service.store.errors import StoreError
 
 log = logging.getLogger("assistd")
 
 
 class _CannotStart(Exception):
-    """A port could not be bound: reported in one line, exit status 1."""
+    """A port could not be bound, or the store not reached: reported in one line, exit status 1."""
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -38,6 +39,7 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
         loop.add_signal_handler(sig, stop.set)
 
     service = runner = admin = None
+    sites: list = []  # the HTTP listeners, closed first at shutdown
     try:
         if with_service:
             from service.server import Service
@@ -57,12 +59,15 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
 
             target = settings.target
             local = service.local_streams if service is not None and settings.edge_in_process else None
-            app = create_app(target, settings.heartbeat_seconds, local, settings.edge_deadline_seconds)
+            app = create_app(
+                target, settings.heartbeat_seconds, local, settings.edge_deadline_seconds, settings.sse_write_timeout
+            )
             runner = web.AppRunner(app, handler_cancellation=True)
             await runner.setup()
-            await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+            sites.append(web.TCPSite(runner, settings.http_host, settings.http_port))
+            await sites[-1].start()
             log.info("HTTP edge on http://%s:%d/v1 -> gRPC %s", settings.http_host, settings.http_port, target)
-    except OSError as exc:  # a port in use, gRPC or HTTP: undo what started, then main() exits non-zero
+    except (OSError, StoreError) as exc:  # a port in use, a store out of reach: undo what started, exit non-zero
         for app_runner in (runner, admin):
             if app_runner is not None:
                 await app_runner.cleanup()
@@ -72,11 +77,53 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
     print("assistd ready", flush=True)  # tests and scripts wait for this line
     await stop.wait()
     log.info("stopping")
+    for site in sites:
+        await site.stop()  # no new connections; the streams in flight go on
+    if service is not None:  # the runs still working get a bounded drain, then end with their events
+        await service.drain(settings.drain_seconds)
     for app_runner in (runner, admin):
         if app_runner is not None:
             await app_runner.cleanup()
     if service is not None:
         await service.stop()
+
+
+async def _keys(args: argparse.Namespace) -> int:
+    """`assistd keys create|list|revoke`: prints a new key once (only its salted hash is kept)."""
+    from service.auth import KeyStore
+    from service.store import open_store
+
+    store = open_store(args.store or Settings().store)
+    await store.open()
+    try:
+        keys = KeyStore(store)
+        if args.action == "create":
+            if not args.tenant:
+                print("keys create needs --tenant", file=sys.stderr)
+                return 2
+            try:
+                record, key = await keys.create(args.tenant, args.name)
+            except ValueError as exc:
+                print(f"keys create: {exc}", file=sys.stderr)
+                return 2
+            print(f"id {record.id} tenant {record.tenant}\n{key}")
+        elif args.action == "list":
+            for record in await keys.all():
+                if args.tenant in (None, record.tenant):
+                    state = "revoked" if record.revoked_at is not None else "active"
+                    print(f"{record.id}\t{record.tenant}\t{state}\t{record.created_at}\t{record.name}")
+        else:
+            found = await keys.get(args.key_id or "")
+            if found is None or args.tenant not in (None, found.tenant):
+                print(
+                    f"no key {args.key_id!r}" + (f" of tenant {args.tenant!r}" if args.tenant else ""), file=sys.stderr
+                )
+                return 1
+            await keys.revoke(found.id)
+            print(f"revoked {found.id}")
+        return 0
+    finally:
+        await store.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,8 +141,16 @@ def main(argv: list[str] | None = None) -> None:
         cmd.add_argument("--models", help="model list YAML (ASSISTD_MODELS)")
         if name == "edge":
             cmd.add_argument("--grpc-target", help="service address host:port (ASSISTD_GRPC_TARGET)")
+    keys = sub.add_parser("keys", help="create, list and revoke API keys kept in the store")
+    keys.add_argument("--store", help="sqlite:///path (ASSISTD_STORE, default sqlite:///data/assistd.db)")
+    keys.add_argument("action", choices=["create", "list", "revoke"])
+    keys.add_argument("key_id", nargs="?", help="the key to revoke (its id, as `list` shows it)")
+    keys.add_argument("--tenant", help="whose key: required by create, filters list, checked by revoke")
+    keys.add_argument("--name", default="", help="a label for a new key")
     args = parser.parse_args(argv)
     logs.setup()
+    if args.command == "keys":
+        sys.exit(asyncio.run(_keys(args)))
     settings = _settings(args)
     tracing.setup(settings.tracing, "assistd-edge" if args.command == "edge" else "assistd")
     serve = _serve(

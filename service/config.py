@@ -63,6 +63,10 @@ class Settings:
     edge_deadline_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_EDGE_DEADLINE_SECONDS", 60.0))
     # SSE comment sent when a stream has been silent this long.
     heartbeat_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_HEARTBEAT_SECONDS", 15.0))
+    # At SIGTERM, runs still working may go on this long before they are ended (failed).
+    drain_seconds: float = field(default_factory=lambda: _env_float("ASSISTD_DRAIN_SECONDS", 30.0))
+    # An SSE client whose socket takes no bytes for this long is dropped (it stopped reading).
+    sse_write_timeout: float = field(default_factory=lambda: _env_float("ASSISTD_SSE_WRITE_TIMEOUT", 30.0))
 
     # code_interpreter: where the sessions' work dirs go, and how long an idle session is kept
     # (its limits: ASSISTD_SANDBOX_*, see service/sandbox/base.py).

@@ -102,6 +102,16 @@ class RpcError:
         return ((DETAILS_KEY, status.SerializeToString()),)
 
 
+# Longest message and param a status carries: both travel in gRPC metadata (16 KiB in all), and a
+# message that quotes a caller's huge value must not make the error itself fail.
+MAX_MESSAGE = 2048
+MAX_PARAM = 256
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _mapping(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     for cls in type(exc).__mro__:
         if cls in ERROR_MAP:
@@ -119,12 +129,12 @@ def to_rpc_error(exc: BaseException) -> RpcError:
     status, reason = _mapping(exc)
     info = error_details_pb2.ErrorInfo(domain=ERROR_DOMAIN)
     if isinstance(exc, ApiError):
-        message = exc.message
+        message = clip(exc.message, MAX_MESSAGE)
         if exc.code:
             reason = reason_of(exc.code)
             info.metadata["code"] = exc.code
         if exc.param is not None:
-            info.metadata["param"] = exc.param
+            info.metadata["param"] = clip(exc.param, MAX_PARAM)
     else:  # a store failure or a bug: its text may hold internals
         message = _UNEXPLAINED[status]
     info.reason = reason

@@ -30,6 +30,7 @@ from service import tracing
 from service.llm import ChatDelta, ChatRequest, ProviderError
 from service.logs import REQUEST_ID
 from service.protojson import enum_name
+from service.validation import tolerant
 
 log = logging.getLogger(__name__)
 E = run_pb2
@@ -321,7 +322,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         request_id = given if isinstance(given, str) and given else f"req_{secrets.token_hex(16)}"
         labels = (service.rsplit(".", 1)[-1], method)
         serializers = {
-            "request_deserializer": handler.request_deserializer,
+            # bytes that are no message become INVALID_ARGUMENT (service/validation.py), not UNKNOWN
+            "request_deserializer": tolerant(handler.request_deserializer) if handler.request_deserializer else None,
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary:

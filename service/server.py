@@ -1,5 +1,6 @@
 """The gRPC service: servicers, health, reflection, and an orderly start and stop."""
 
+import asyncio
 import errno
 import logging
 from pathlib import Path
@@ -39,7 +40,7 @@ from service.auth import Authenticator
 from service.config import Settings
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog
-from service.engine.runner import RunEngine
+from service.engine.runner import DRAIN_END_SECONDS, RunEngine
 from service.llm.router import ModelRouter
 from service.local_calls import LocalStreams
 from service.metrics import MeteredLocalStreams, MeteredProvider, MeteredStore, ServerInterceptor, StoreHealth
@@ -103,6 +104,7 @@ class Service:
         self.health = StoreHealth(self.store)
         self.server: grpc.aio.Server | None = None
         self.local_streams: MeteredLocalStreams | None = None
+        self._stopping: asyncio.Future | None = None
         self.port = 0
 
     async def start(self) -> int:
@@ -128,7 +130,8 @@ class Service:
         requeued = await self.ingestor.recover()
         if requeued:
             log.info("re-queued %d file(s) for ingestion", requeued)
-        auth = Authenticator(self.settings.api_keys)
+        auth = Authenticator(self.settings.api_keys, self.store)
+        await auth.open()
         assistant_pb2_grpc.add_AssistantServiceServicer_to_server(
             AssistantService(auth, self.repo, self.ingestor), server
         )
@@ -166,9 +169,21 @@ class Service:
         log.info("gRPC service on %s:%d, store %s", self.settings.grpc_host, self.port, self.settings.store)
         return self.port
 
-    async def stop(self, grace: float = 5.0) -> None:
+    async def drain(self, seconds: float, grace: float = 5.0) -> None:
+        """Takes no new calls, and gives the runs working here up to `seconds` to end before they
+        are ended failed (see RunEngine.drain); calls in flight may last until their end is sent."""
         await self.health.enter_graceful_shutdown()
         if self.server is not None:
+            self._stopping = asyncio.ensure_future(self.server.stop(seconds + DRAIN_END_SECONDS + grace))
+        interrupted = await self.engine.drain(seconds)
+        if interrupted:
+            log.warning("ended %d run(s) still working at shutdown", interrupted)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        if self._stopping is not None:
+            await self._stopping
+        elif self.server is not None:
             await self.server.stop(grace)
         await self.engine.shutdown()
         await self.ingestor.stop()

@@ -20,7 +20,9 @@ Every refusal is InvalidArgument naming the parameter as the JSON body spells it
 wrappers are transparent, as they are in JSON.
 """
 
+import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from assistd.v1 import (
@@ -33,7 +35,7 @@ from assistd.v1 import (
 )
 from assistd.v1 import vector_store_pb2 as vs_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from service.errors import InvalidArgument, missing
 from service.protojson import enum_names, is_json_inline, is_json_list, struct_to_python
@@ -83,15 +85,111 @@ _TYPE_TAG = "kind"  # the oneof that is OpenAI's `type`
 _FREE_FORM = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
 
 
+# ---------------------------------------------------------------- limits every request obeys
+# (the edge applies the JSON ones to a body before it becomes a message: service/validation is
+# the one place these rules live)
+
+MAX_JSON_DEPTH = 32  # nesting of a JSON body (objects and arrays)
+MAX_STRUCT_DEPTH = 24  # nesting of a free-form object (a JSON schema, a Struct) anywhere in a request
+MAX_STRING = 1_048_576  # characters, for a string with no tighter limit
+MAX_ID = 256  # an id, or a list cursor
+MAX_QUOTED = 64  # characters of a caller's value quoted back in an error message
+# Tighter limits by field name, wherever the field is (the per-resource checks below add OpenAI's
+# own: name 256, description 512, instructions 256,000 characters, ...).
+STRING_LIMITS: dict[str, int] = {
+    "model": 256,  # a model name or alias
+    "additional_instructions": 256_000,
+    "after": MAX_ID,
+    "before": MAX_ID,
+}
+
+
+def quoted(value: Any) -> str:
+    """repr() of a caller's value, cut short: error messages travel in gRPC metadata (16 KiB)."""
+    if isinstance(value, str) and len(value) > MAX_QUOTED:
+        return repr(value[:MAX_QUOTED]) + f"... ({len(value)} characters)"
+    return repr(value) if isinstance(value, str) else str(value)[:MAX_QUOTED]
+
+
+def _string_limit(name: str) -> int:
+    if name in STRING_LIMITS:
+        return STRING_LIMITS[name]
+    return MAX_ID if name.endswith("_id") or name.endswith("_ids") else MAX_STRING
+
+
+def check_json(value: Any, param: str = "", depth: int = 0, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """A parsed JSON value: nested at most max_depth deep, finite numbers, strings that are
+    valid Unicode (no lone surrogates, which `\\ud800` escapes can make)."""
+    if isinstance(value, str):
+        _check_text(value, param)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(
+                f"Invalid '{param}': numbers must be finite.", param=param or None, code="invalid_value"
+            )
+    elif isinstance(value, (dict, list)):
+        if depth >= max_depth:
+            raise InvalidArgument(
+                f"Invalid '{param}': nested too deeply (at most {max_depth} levels).",
+                param=param or None,
+                code="nesting_too_deep",
+            )
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str):
+                _check_text(key, param)
+                where = _join(param, key)
+            else:
+                where = f"{param}[{key}]"
+            check_json(item, where, depth + 1, max_depth)
+
+
+def _check_text(value: str, param: str) -> None:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidArgument(
+            f"Invalid '{param}': the string is not valid Unicode (a lone surrogate).",
+            param=param or None,
+            code="invalid_value",
+        ) from None
+
+
+def _check_free_form(value: Message, param: str, depth: int = 0) -> None:
+    """A Struct, Value or ListValue: nested at most MAX_STRUCT_DEPTH deep, finite numbers (a
+    gRPC client can send Infinity; JSON could not render it back)."""
+    name = value.DESCRIPTOR.full_name
+    if name == "google.protobuf.Value":
+        kind = value.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(value.number_value):
+            raise InvalidArgument(f"Invalid '{param}': numbers must be finite.", param=param, code="invalid_value")
+        if kind in ("struct_value", "list_value"):
+            _check_free_form(getattr(value, kind), param, depth)
+        return
+    if depth >= MAX_STRUCT_DEPTH:
+        raise InvalidArgument(
+            f"Invalid '{param}': nested too deeply (at most {MAX_STRUCT_DEPTH} levels).",
+            param=param,
+            code="nesting_too_deep",
+        )
+    if name == "google.protobuf.Struct":
+        for key, item in value.fields.items():
+            _check_free_form(item, _join(param, key), depth + 1)
+    else:
+        for i, item in enumerate(value.values):
+            _check_free_form(item, f"{param}[{i}]", depth + 1)
+
+
 def supported(values) -> str:
     return ", ".join(repr(v) for v in values)
 
 
 def invalid_value(value: Any, allowed, param: str) -> InvalidArgument:
     """OpenAI's wording: "Invalid value: 'yaml'. Supported values are: 'auto', 'text', ..."."""
-    shown = repr(value) if isinstance(value, str) else str(value)
     return InvalidArgument(
-        f"Invalid value: {shown}. Supported values are: {supported(allowed)}.", param=param, code="invalid_value"
+        f"Invalid value: {quoted(value)}. Supported values are: {supported(allowed)}.",
+        param=param,
+        code="invalid_value",
     )
 
 
@@ -117,8 +215,31 @@ def update_resource(request: Message) -> Any:
     return _update_resource(request.DESCRIPTOR)
 
 
-def check_request(request: Message) -> None:
+class Undecodable:
+    """A request whose bytes are no valid message (bad UTF-8 in a string, nested past protobuf's
+    depth limit): handed to the servicer, which refuses it as INVALID_ARGUMENT, instead of gRPC
+    answering UNKNOWN with the decoder's text."""
+
+
+def tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """A request deserializer that gives an Undecodable for bytes it cannot decode."""
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return Undecodable()
+
+    return decode
+
+
+def check_request(request: Message | Undecodable) -> None:
     """The descriptor-driven rules above, over the whole request."""
+    if isinstance(request, Undecodable):
+        raise InvalidArgument(
+            "The request is not a valid message: a string that is not UTF-8, or nesting deeper than 100 levels.",
+            code="invalid_request",
+        )
     resource = update_resource(request)
     if resource is not None:
         allowed = UPDATABLE[request.DESCRIPTOR.full_name]
@@ -137,6 +258,7 @@ def _required_oneofs(descriptor: Descriptor):
 def _check_message(message: Message, path: str, transparent: str | None = None) -> None:
     descriptor: Descriptor = message.DESCRIPTOR
     if descriptor.full_name in _FREE_FORM:
+        _check_free_form(message, path)
         return
     for field in descriptor.fields:
         key = (descriptor.full_name, field.name)
@@ -150,7 +272,9 @@ def _check_message(message: Message, path: str, transparent: str | None = None) 
         param = path if field.name == transparent or inline else _join(path, field.name)
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             value_field = field.message_type.fields_by_name["value"]
+            key_field = field.message_type.fields_by_name["key"]
             for key, item in value.items():
+                _check_value(key_field, key, param)
                 _check_value(value_field, item, f"{param}.{key}")
         elif field.is_repeated:
             for i, item in enumerate(value):
@@ -159,8 +283,16 @@ def _check_message(message: Message, path: str, transparent: str | None = None) 
             _check_value(field, value, param)
 
 
+_DOUBLES = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
+
+
 def _check_value(field: FieldDescriptor, value: Any, param: str) -> None:
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
+    if field.type == FieldDescriptor.TYPE_STRING:
+        check_length(value, _string_limit(field.name), param)
+    elif field.type in _DOUBLES:
+        if not math.isfinite(value):
+            raise InvalidArgument(f"Invalid '{param}': numbers must be finite.", param=param, code="invalid_value")
+    elif field.type == FieldDescriptor.TYPE_MESSAGE:
         if is_json_list(field.message_type):
             (items,) = field.message_type.fields
             for i, item in enumerate(getattr(value, items.name)):
@@ -321,6 +453,18 @@ def check_run(request: run_service_pb2.CreateRunRequest | run_service_pb2.Create
             )
     if request.tool_choice.WhichOneof("kind") == "function" and not request.tool_choice.function.name:
         raise missing("tool_choice.function.name")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_filename(name: str) -> None:
+    """A file name as it will be shown and sent back: printable, at most 255 characters."""
+    check_length(name, 255, "file")
+    if _CONTROL.search(name):
+        raise InvalidArgument(
+            "Invalid 'file': the file name must not contain control characters.", param="file", code="invalid_value"
+        )
 
 
 def check_upload(file: file_pb2.File, expires_after: int | None) -> None:

@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 
 from service.errors import ApiError, to_rpc_error
 from service.store import ListQuery
-from service.validation import check_limit, check_request
+from service.validation import Undecodable, check_limit, check_request
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,10 @@ async def _abort(context, exc: Exception):
     await context.abort(error.status, error.message, trailing_metadata=error.trailing_metadata())
 
 
-def _begin(servicer, request, context) -> str:
+async def _begin(servicer, request, context) -> str:
     """The caller's tenant, once the request has passed the rules every request obeys."""
-    tenant = servicer.auth.tenant(context.invocation_metadata())
-    if isinstance(request, Message):  # client-streaming methods check each part themselves
+    tenant = await servicer.auth.tenant(context.invocation_metadata())
+    if isinstance(request, (Message, Undecodable)):  # client-streaming methods check each part themselves
         check_request(request)
     return tenant
 
@@ -41,7 +41,7 @@ def unary(method):
     @functools.wraps(method)
     async def wrapper(self, request, context):
         try:
-            tenant = _begin(self, request, context)
+            tenant = await _begin(self, request, context)
             return await method(self, tenant, request, context)
         except Exception as exc:
             await _abort(context, exc)
@@ -55,7 +55,7 @@ def streaming(method):
     @functools.wraps(method)
     async def wrapper(self, request, context):
         try:
-            tenant = _begin(self, request, context)
+            tenant = await _begin(self, request, context)
             async for response in method(self, tenant, request, context):
                 yield response
         except Exception as exc:
@@ -93,7 +93,18 @@ def apply_mask(target: Message, source: Message, paths) -> None:
                 setattr(target, path, value)
 
 
+# A list response holds at most this many bytes (and at least one object): a page of large objects
+# must stay far below the gRPC message limit (64 MiB), or the tenant could not list them at all.
+PAGE_BYTES = 16 * 1024 * 1024
+
+
 def page(response, items, has_more: bool):
+    total = 0
+    for i, item in enumerate(items):
+        total += item.ByteSize()
+        if i and total > PAGE_BYTES:
+            items, has_more = items[:i], True
+            break
     response.data.extend(items)
     response.first_id = items[0].id if items else ""
     response.last_id = items[-1].id if items else ""

@@ -9,7 +9,7 @@ from service.protojson import enum_name
 from service.repo import kind_of
 from service.retrieval.ingest import Ingestor
 from service.store import BlobStore
-from service.validation import check_request, check_upload
+from service.validation import check_filename, check_request, check_upload
 
 
 class FileService(file_pb2_grpc.FileServiceServicer):
@@ -34,6 +34,7 @@ class FileService(file_pb2_grpc.FileServiceServicer):
             async for part in request_iterator:
                 check_request(part)  # a client stream: the servicer decorator sees no single request
                 if part.HasField("filename"):
+                    check_filename(part.filename)
                     file.filename = part.filename
                 if part.HasField("purpose"):
                     file.purpose = part.purpose

@@ -89,8 +89,11 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
             for i, m in enumerate(request.additional_messages)
         ]
         run = _new_run(request, assistant, request.thread_id, self.settings.run_expiry_seconds)
-        await self._store_files(tenant, *await attach(self.repo, tenant, thread, messages))
-        return await self.engine.start(tenant, run, messages)
+        objects, to_ingest = await attach(self.repo, tenant, thread, messages)
+        # Stored only once the thread is ours: a run refused as busy leaves no store, no queued ingestion.
+        return await self.engine.start(
+            tenant, run, messages, claimed=lambda: self._store_files(tenant, objects, to_ingest)
+        )
 
     async def _start_thread_and_run(self, tenant, request):
         check_run(request)

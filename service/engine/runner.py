@@ -12,7 +12,7 @@ segment's model call, never the task that records the run's end.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -37,6 +37,8 @@ from service.store import DELETED_THREAD, Store
 
 log = logging.getLogger(__name__)
 E = run_pb2
+SHUTDOWN_ERROR = "The run was interrupted: the assistd process that ran it was shutting down."
+DRAIN_END_SECONDS = 10.0  # how long interrupted runs may take to record their end
 
 
 @dataclass
@@ -49,6 +51,7 @@ class LiveRun:
     segment: Segment | None = None  # None while a run with no task of its own is being ended
     task: asyncio.Task | None = None
     cancel_requested: bool = False
+    end_as: Outcome | None = None  # how an interrupted run ends when the interrupt is not a cancel
 
 
 class Started(NamedTuple):
@@ -127,16 +130,19 @@ class RunEngine:
         run: run_pb2.Run,
         new_messages: Sequence[message_pb2.Message],
         new_thread: thread_pb2.Thread | None = None,
+        claimed: Callable[[], Awaitable[None]] | None = None,
     ) -> Started:
         """Claims the thread, stores the run's inputs, and starts it in the background.
 
         Returns once the run is committed as queued, so it can be read at once. Raises
-        FailedPrecondition if the thread already has an active run. Once begun, the start
-        completes even if the caller goes away, so a claim never outlives a run that never was.
+        FailedPrecondition if the thread already has an active run. `claimed` (the caller's
+        own writes, e.g. the attachments' vector store) runs once the claim holds, so a refused
+        run has written nothing. Once begun, the start completes even if the caller goes away,
+        so a claim never outlives a run that never was.
         """
-        return await asyncio.shield(self._start(tenant, run, list(new_messages), new_thread))
+        return await asyncio.shield(self._start(tenant, run, list(new_messages), new_thread, claimed))
 
-    async def _start(self, tenant, run, new_messages, new_thread) -> Started:
+    async def _start(self, tenant, run, new_messages, new_thread, claimed=None) -> Started:
         if new_thread is not None:
             await self._repo.put(tenant, new_thread, *new_messages)
         active = await self._ownership.claim(tenant, run.thread_id, run.id)
@@ -145,6 +151,8 @@ class RunEngine:
         if active is not None:
             raise ThreadBusy(f"Thread {run.thread_id} already has an active run {active}.")
         try:
+            if claimed is not None:
+                await claimed()
             if new_thread is None and new_messages:
                 await self._repo.put(tenant, *new_messages)
         except BaseException:
@@ -268,12 +276,29 @@ class RunEngine:
         if message_step is not None:
             message_id = message_step.step_details.message_creation.message_id
             message = await self._repo.get(tenant, message_pb2.Message, message_id, run.thread_id)
+            if message is not None and not any(part.text.value for part in message.content):
+                await self._recover_text(tenant, run.id, message)
         live = await self._reopen(tenant, run)
         turn = Turn.unfinished(run, steps, message)
         self._events.apply(live.channel, lifecycle.conclude(run, turn, outcome, ids.now(), self._expiry_seconds))
         snapshot = _copy(run)
         await self._close(live)
         return snapshot
+
+    async def _recover_text(self, tenant: str, run_id: str, message: message_pb2.Message) -> None:
+        """The text a stopped process had streamed into the message, from the run's event log (the
+        message snapshot is only written when it ends): kept, as OpenAI keeps partial content."""
+        text: list[str] = []
+        after = 0
+        while batch := await self._store.read_events(tenant, run_id, after):
+            for sequence, data in batch:
+                event = run_pb2.RunEvent.FromString(data)
+                if event.event == E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA and event.message_delta.id == message.id:
+                    text += [part.text.value for part in event.message_delta.delta.content if part.HasField("text")]
+                after = sequence
+        if text:
+            del message.content[:]
+            message.content.add().text.value = "".join(text)
 
     async def _open_steps(self, tenant: str, run: run_pb2.Run) -> list[run_pb2.RunStep]:
         steps = await self._repo.all(tenant, run_pb2.RunStep, run.id)
@@ -319,6 +344,8 @@ class RunEngine:
                 return
             if live.cancel_requested:
                 outcome = lifecycle.CANCELLED  # cancelled while finishing: cancel wins
+            elif live.end_as is not None and outcome is lifecycle.CANCELLED:
+                outcome = live.end_as  # interrupted by the drain at shutdown
             if outcome.status == E.RUN_STATUS_REQUIRES_ACTION:
                 await self._ownership.mark_waiting(live.tenant, run.thread_id, run.id)
             try:
@@ -412,6 +439,24 @@ class RunEngine:
         session another replica holds goes when it is idle)."""
         if self._code is not None:
             await self._code.sessions.close(tenant, thread_id)
+
+    async def drain(self, seconds: float) -> int:
+        """Lets the runs working here go on for up to `seconds`, then interrupts the rest: they end
+        failed with their terminal events and `done` recorded, so their watchers see an end and no
+        run waits for the next start. Returns how many were interrupted."""
+        working = [live.task for live in self._live.values() if live.task is not None and not live.task.done()]
+        if working:
+            await asyncio.wait(working, timeout=seconds)
+        interrupted = []
+        for live in list(self._live.values()):
+            if live.task is None or live.task.done() or live.segment is None:
+                continue
+            live.end_as = lifecycle.failed("server_error", SHUTDOWN_ERROR)
+            live.segment.interrupt()
+            interrupted.append(live.task)
+        if interrupted:
+            await asyncio.wait(interrupted, timeout=DRAIN_END_SECONDS)
+        return len(interrupted)
 
     async def shutdown(self) -> None:
         """Stops the runs of this process; whoever sweeps next ends them (see sweep)."""

@@ -37,17 +37,25 @@ class LocalBlobs:
         path = self._path(tenant, blob_id)
         partial = path.with_name(path.name + ".partial")
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        handle = await asyncio.to_thread(open, partial, "wb")
+        handle = None
         size = 0
         try:
+            handle = await asyncio.to_thread(open, partial, "wb")
             async for chunk in chunks:
                 await asyncio.to_thread(handle.write, chunk)
                 size += len(chunk)
             await asyncio.to_thread(handle.close)
             await asyncio.to_thread(os.replace, partial, path)
         except BaseException:
-            await asyncio.to_thread(handle.close)
-            await asyncio.to_thread(partial.unlink, missing_ok=True)
+
+            def discard() -> None:
+                if handle is not None:
+                    handle.close()
+                partial.unlink(missing_ok=True)
+
+            # Shielded: a cancelled upload (the client left) cancelled again must still not leave
+            # a .partial behind.
+            await asyncio.shield(asyncio.to_thread(discard))
             raise
         return size
 

@@ -17,7 +17,7 @@ EXPECTED = {
     C.NOT_FOUND: (404, "invalid_request_error"),
     C.ALREADY_EXISTS: (409, "invalid_request_error"),
     C.PERMISSION_DENIED: (403, "permission_error"),
-    C.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
+    C.RESOURCE_EXHAUSTED: (500, "server_error"),  # gRPC's own message-size limit: not a rate limit
     C.FAILED_PRECONDITION: (400, "invalid_request_error"),
     C.ABORTED: (409, "invalid_request_error"),
     C.OUT_OF_RANGE: (400, "invalid_request_error"),
@@ -90,3 +90,27 @@ def test_an_unauthenticated_call_and_an_oversized_upload_look_as_the_sdk_expects
 def test_a_call_with_no_error_info_maps_by_its_code_alone():
     status, body = from_rpc_error(_call_error(C.UNAVAILABLE, "failed to connect to all addresses"))
     assert status == 503 and body["error"]["type"] == "server_error" and body["error"]["param"] is None
+
+
+def test_a_message_over_the_grpc_size_limit_is_a_500_not_a_rate_limit_and_leaks_nothing():
+    error = _call_error(C.RESOURCE_EXHAUSTED, "Received message larger than max (73400788 vs. 67108864)")
+    status, body = from_rpc_error(error)
+    assert status == 500 and body["error"]["type"] == "server_error"
+    assert "73400788" not in body["error"]["message"]
+
+
+def test_an_internal_error_from_grpc_itself_never_shows_its_text():
+    detail = "Unexpected <class 'google.protobuf.message.DecodeError'>: Exceeded upb_DecodeOptions_MaxDepth"
+    for code in (C.UNKNOWN, C.INTERNAL):
+        status, body = from_rpc_error(_call_error(code, detail))
+        assert status == 500 and "upb" not in body["error"]["message"]
+    foreign = error_details_pb2.ErrorInfo(reason="X", domain="example.com")  # not our service's ErrorInfo
+    status, body = from_rpc_error(_call_error(C.INTERNAL, detail, foreign))
+    assert "upb" not in body["error"]["message"]
+
+
+def test_a_huge_message_or_param_is_cut_short():
+    info = error_details_pb2.ErrorInfo(reason="INVALID_VALUE", domain="assistd.dev")
+    info.metadata["param"] = "p" * 100_000
+    _, body = from_rpc_error(_call_error(C.INVALID_ARGUMENT, "m" * 100_000, info))
+    assert len(body["error"]["message"]) <= 2048 and len(body["error"]["param"]) <= 256

@@ -1,0 +1,101 @@
+"""An error after an SSE stream began is told in-band (`error`, then `done`), never as a second
+HTTP response inside the chunked body. The edge runs on a real socket; its run stream comes from
+a stand-in for the service's in-process streams that fails after its first event."""
+
+import asyncio
+import socket
+
+from aiohttp import web
+from assistd.v1 import message_pb2, run_pb2
+
+from edge.app import create_app
+
+
+def _stream_that_fails(error: Exception):
+    def streams(path, request, metadata):
+        async def events():
+            yield run_pb2.RunEvent(
+                event=run_pb2.RUN_EVENT_TYPE_THREAD_RUN_CREATED, sequence_number=1, run=run_pb2.Run(id="run_1")
+            )
+            await asyncio.sleep(0.05)  # the first frame is on the wire before the failure
+            raise error
+
+        return events()
+
+    return streams
+
+
+async def _raw_get(port: int, path: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    raw = await reader.read()  # until the server closes: the whole response, chunked framing and all
+    writer.close()
+    return raw
+
+
+async def _start(streams, **options) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(create_app("127.0.0.1:1", heartbeat_seconds=30, local_streams=streams, **options))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
+async def _serve_and_get(error: Exception) -> bytes:
+    runner, port = await _start(_stream_that_fails(error))
+    try:
+        return await _raw_get(port, "/v1/threads/thread_1/runs/run_1/events")
+    finally:
+        await runner.cleanup()
+
+
+def test_an_unexpected_error_mid_stream_is_an_error_event_then_done():
+    raw = asyncio.run(_serve_and_get(RuntimeError("secret internals")))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head
+    assert raw.count(b"HTTP/1.1") == 1  # no second response inside the body
+    assert b"event: thread.run.created" in body
+    assert body.index(b"event: error") < body.index(b"event: done\ndata: [DONE]")
+    assert b"server_error" in body and b"secret internals" not in body
+    assert body.endswith(b"0\r\n\r\n")  # the chunked body is ended properly
+
+
+def test_a_client_that_stopped_reading_is_dropped_and_its_stream_closed():
+    """Megabytes of deltas to a client whose socket takes nothing: the edge gives up after the
+    write timeout, closes the connection and stops following the run."""
+
+    async def scenario():
+        closed = asyncio.Event()
+
+        def streams(path, request, metadata):
+            async def events():
+                try:
+                    text = "x" * 65536
+                    for sequence in range(1, 1_000_000):
+                        delta = message_pb2.MessageDeltaEvent(id="msg_1", object="thread.message.delta")
+                        delta.delta.content.add(index=0, text=message_pb2.TextDelta(value=text))
+                        yield run_pb2.RunEvent(
+                            event=run_pb2.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA,
+                            sequence_number=sequence,
+                            message_delta=delta,
+                        )
+                        await asyncio.sleep(0)
+                finally:
+                    closed.set()
+
+            return events()
+
+        runner, port = await _start(streams, write_timeout=0.5)
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window, never read
+        client.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(client, ("127.0.0.1", port))
+            client.send(b"GET /v1/threads/thread_1/runs/run_1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.wait_for(closed.wait(), 120)  # a bound for a hung test, not a timing claim
+        finally:
+            client.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())
