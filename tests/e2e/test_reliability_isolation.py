@@ -1,7 +1,7 @@
 """Tenant isolation for every route that names an object, over HTTP and over the gRPC port: a
 tenant reaching for another's object by its id (assistants, threads, messages, runs, run steps,
-the events route, files, vector stores, their files and batches, search) gets a 404 / NOT_FOUND,
-and the owner's objects are unchanged."""
+the events route, files, vector stores, their files and batches, search, conversations and their
+items, responses) gets a 404 / NOT_FOUND, and the owner's objects are unchanged."""
 
 import io
 import re
@@ -10,6 +10,7 @@ import grpc
 import httpx
 import openai
 import pytest
+from assistd.v1 import response_pb2, response_pb2_grpc
 
 from edge import codec
 from edge.app import _method
@@ -34,7 +35,17 @@ BODIES = {
     "CreateThreadAndRun": {"assistant_id": "{assistant_id}"},
     "UpdateRun": {"metadata": {"a": "b"}},
     "SubmitToolOutputs": {"tool_outputs": [{"tool_call_id": "call_x", "output": "o"}]},
+    "UpdateConversation": {"metadata": {"a": "b"}},
+    "CreateConversationItems": {"items": [{"type": "message", "role": "user", "content": "intruder"}]},
 }
+# The /v1/responses routes (edge/responses.py, outside the route table) that name a response.
+RESPONSE_ROUTES = [
+    ("GET", "/v1/responses/{response_id}"),
+    ("GET", "/v1/responses/{response_id}?stream=true&starting_after=0"),
+    ("GET", "/v1/responses/{response_id}/input_items"),
+    ("POST", "/v1/responses/{response_id}/cancel"),
+    ("DELETE", "/v1/responses/{response_id}"),
+]
 
 
 @pytest.fixture
@@ -51,6 +62,9 @@ def owned(provider, tmp_path, store_env):
         run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
         step = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data[0]
         message = client.beta.threads.messages.list(thread_id=thread.id).data[0]
+        conversation = client.conversations.create(items=[{"type": "message", "role": "user", "content": "acme's"}])
+        item = client.conversations.items.list(conversation.id).data[0]
+        response = client.responses.create(model=MODEL, input="[reply:acme's answer]")
         ids = {
             "vector_store_id": store.id,
             "file_id": file.id,
@@ -60,6 +74,9 @@ def owned(provider, tmp_path, store_env):
             "message_id": message.id,
             "run_id": run.id,
             "step_id": step.id,
+            "conversation_id": conversation.id,
+            "item_id": item.id,
+            "response_id": response.id,
         }
         yield server, ids
     finally:
@@ -95,6 +112,9 @@ def _snapshot(server: Server, ids: dict) -> list:
         "/v1/files/{file_id}",
         "/v1/vector_stores/{vector_store_id}",
         "/v1/vector_stores/{vector_store_id}/files",
+        "/v1/conversations/{conversation_id}",
+        "/v1/conversations/{conversation_id}/items",
+        "/v1/responses/{response_id}",
     ]
     with owner:
         answers = [owner.get(_fill(path, ids)) for path in paths]
@@ -114,6 +134,10 @@ def test_no_route_reaches_another_tenants_object_over_http(owned):
             body = _fill(BODIES.get(route.rpc), ids)
             response = other.request(route.method, _fill(route.path, ids), json=body)
             assert response.status_code == 404, (route.method, route.path, response.text[:300])
+            tried += 1
+        for method, path in RESPONSE_ROUTES:
+            response = other.request(method, _fill(path, ids))
+            assert response.status_code == 404, (method, path, response.text[:300])
             tried += 1
         for listing in ("/v1/assistants", "/v1/files", "/v1/vector_stores"):
             assert other.get(listing).json()["data"] == []
@@ -143,6 +167,28 @@ def test_no_rpc_reaches_another_tenants_object_over_grpc(owned):
                         request, metadata=metadata
                     )
             assert info.value.code() == grpc.StatusCode.NOT_FOUND, (path, info.value.details())
+            tried += 1
+        responses = response_pb2_grpc.ResponseServiceStub(channel)
+        response_id = ids["response_id"]
+        calls = [
+            lambda: responses.GetResponse(response_pb2.GetResponseRequest(response_id=response_id), metadata=metadata),
+            lambda: list(
+                responses.WatchResponse(response_pb2.WatchResponseRequest(response_id=response_id), metadata=metadata)
+            ),
+            lambda: responses.ListInputItems(
+                response_pb2.ListInputItemsRequest(response_id=response_id), metadata=metadata
+            ),
+            lambda: responses.CancelResponse(
+                response_pb2.CancelResponseRequest(response_id=response_id), metadata=metadata
+            ),
+            lambda: responses.DeleteResponse(
+                response_pb2.DeleteResponseRequest(response_id=response_id), metadata=metadata
+            ),
+        ]
+        for call in calls:
+            with pytest.raises(grpc.RpcError) as info:
+                call()
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND, info.value.details()
             tried += 1
     assert tried >= 30
     assert _snapshot(server, ids) == before
