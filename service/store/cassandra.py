@@ -42,7 +42,15 @@ measures the largest partition and the tombstones per read of the object tables 
 - objects_tag (SAI on objects.tag): objects_with_tag's cross-tenant question, paged; replaces the
   old (kind, tag) partition that collected a tombstone for every status change.
 - active_runs ((tenant, thread_id)): one row per thread, deleted on release (or a deletion marker
-  with a one-hour TTL). The sweep scans it in bounded pages.
+  with a one-hour TTL). Single-partition reads only (active_runs(), a whole scan, is for tools).
+- runs_by_owner ((owner process, 0), tenant, thread_id, run_id): the active runs of one process
+  (as many as it runs at once, a few hundred); a hint written before the claim or take-over and
+  deleted after the release or take-over, checked against active_runs by the sweep. Each process
+  leaves one tombstone per run it ran in its own partition, dead with the process.
+- run_holders ((shard=0), owner process): the processes that may hold runs, one row per live or
+  recently stopped process (written by each claim and heartbeat; a stopped one's row is deleted
+  by the sweep once it holds nothing: one tombstone per process lifetime). The sweep reads it and
+  the runs_by_owner partitions of the processes not alive, and its own: not the whole ring.
 - run_events ((tenant, run_id), seq) + static upto: one run's log, a few hundred to a few thousand
   events of ~100 B; read in pages of EVENT_PAGE; dropped whole with its thread.
 - owner_leases ((shard=0), owner): one row per live process (TTL = lease); a dead one's row lapses
@@ -57,6 +65,7 @@ measures the largest partition and the tombstones per read of the object tables 
 import asyncio
 import contextlib
 import socket
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -73,7 +82,17 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from service import ids
 from service.errors import ThreadBusy
 from service.store import bm25
-from service.store.base import DELETED_THREAD, ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
+from service.store.base import (
+    DELETED_THREAD,
+    ChunkHit,
+    ListQuery,
+    LogEntry,
+    Page,
+    Record,
+    cursor_window,
+    owner_process,
+    page_of,
+)
 from service.store.blobs import CHUNK_SIZE
 from service.store.errors import StoreError, StoreUnavailable
 
@@ -146,6 +165,16 @@ MIGRATIONS: dict[int, list] = {
              tenant text, kind text, bucket text, PRIMARY KEY ((tenant, kind), bucket))""",
         lambda store: store._bucket_top_level(),
     ],
+    # The sweep reads the runs of stopped processes only: active runs indexed by their owner's
+    # process, and the processes that may hold some (the sweep scanned all of active_runs).
+    7: [
+        # (shard is always 0: a partition key of one text column may not be "", an owner may)
+        """CREATE TABLE IF NOT EXISTS runs_by_owner (
+             shard int, owner text, tenant text, thread_id text, run_id text,
+             PRIMARY KEY ((owner, shard), tenant, thread_id, run_id))""",
+        "CREATE TABLE IF NOT EXISTS run_holders (shard int, owner text, PRIMARY KEY ((shard), owner))",
+        lambda store: store._index_active_runs(),
+    ],
 }
 # A new keyspace gets the current schema at once (each schema change waits for every node to
 # agree, a second or more on a busy cluster), then is marked as having had every migration.
@@ -161,6 +190,8 @@ CURRENT_SCHEMA = [
     MIGRATIONS[4][2],
     MIGRATIONS[5][0],
     MIGRATIONS[6][0],
+    MIGRATIONS[7][0],
+    MIGRATIONS[7][1],
 ]
 CANCEL_REQUEST_TTL = 300
 SCHEMA_TIMEOUT_SECONDS = 60
@@ -409,6 +440,12 @@ class CassandraStore:
             ]
             + [_W("DELETE FROM objects WHERE tenant=? AND kind=? AND parent=''", key, ()) for key in old]
         )
+
+    async def _index_active_runs(self) -> None:
+        """Migration 7: runs_by_owner and run_holders from active_runs."""
+        async for row in self._scan("SELECT tenant, thread_id, run_id, owner FROM active_runs", ()):
+            if row.run_id != DELETED:
+                await self._hold(row.owner or "", row.tenant, row.thread_id, row.run_id)
 
     async def close(self) -> None:
         if self._cluster is not None:
@@ -773,7 +810,37 @@ class CassandraStore:
 
     # ---- runs -----------------------------------------------------------------------------
 
+    async def _hold(self, owner: str, tenant: str, thread_id: str, run_id: str) -> None:
+        """Indexes a run under its owner's process before the claim or take-over that makes it
+        theirs (a hint: runs_to_check checks it against active_runs). Both rows are in place
+        before the run is, which is all the sweep needs."""
+        process = owner_process(owner)
+        await _all(
+            [
+                self._query("INSERT INTO run_holders (shard, owner) VALUES (0, ?)", (process,)),
+                self._query(
+                    "INSERT INTO runs_by_owner (shard, owner, tenant, thread_id, run_id) VALUES (0, ?, ?, ?, ?)",
+                    (process, tenant, thread_id, run_id),
+                ),
+            ]
+        )
+
+    async def _unhold(self, owner: str, tenant: str, thread_id: str, run_id: str, timestamp: int | None = None) -> None:
+        using = "USING TIMESTAMP ? " if timestamp is not None else ""
+        await self._query(
+            f"DELETE FROM runs_by_owner {using}WHERE owner=? AND shard=0 AND tenant=? AND thread_id=? AND run_id=?",
+            (*([timestamp] if timestamp is not None else []), owner_process(owner), tenant, thread_id, run_id),
+        )
+
+    @staticmethod
+    def _holds(row: Any, owner: str, run_id: str) -> bool:
+        """Whether an active_runs row shows run_id held by owner's process."""
+        return getattr(row, "run_id", None) == run_id and owner_process(getattr(row, "owner", None) or "") == (
+            owner_process(owner)
+        )
+
     async def claim_thread(self, tenant: str, thread_id: str, run_id: str, owner: str = "") -> str | None:
+        await self._hold(owner, tenant, thread_id, run_id)
         rows = await self._query(
             "INSERT INTO active_runs (tenant, thread_id, run_id, owner) VALUES (?, ?, ?, ?) IF NOT EXISTS",
             (tenant, thread_id, run_id, owner),
@@ -781,11 +848,14 @@ class CassandraStore:
         row = rows[0]
         if row.applied or (row.run_id == run_id and (getattr(row, "owner", None) or "") == owner):
             return None  # (the second: a retry of ours whose first try was applied)
+        if not self._holds(row, owner, run_id):
+            await self._unhold(owner, tenant, thread_id, run_id)
         return row.run_id
 
     async def take_over(
         self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None
     ) -> bool:
+        await self._hold(new_owner, tenant, thread_id, run_id)
         if old_owner is None:
             rows = await self._query(
                 "UPDATE active_runs SET owner=? WHERE tenant=? AND thread_id=? IF run_id=?",
@@ -798,9 +868,14 @@ class CassandraStore:
             )
         row = rows[0]
         # Owners are unique tokens: finding new_owner already there means a retry of ours was applied.
-        return bool(row.applied) or (
+        taken = bool(row.applied) or (
             getattr(row, "run_id", None) == run_id and getattr(row, "owner", None) == new_owner
         )
+        if taken and old_owner is not None and owner_process(old_owner) != owner_process(new_owner):
+            await self._unhold(old_owner, tenant, thread_id, run_id)
+        elif not taken and not self._holds(row, new_owner, run_id):
+            await self._unhold(new_owner, tenant, thread_id, run_id)
+        return taken
 
     async def run_owner(self, tenant: str, thread_id: str) -> tuple[str, str] | None:
         rows = await self._query(
@@ -829,6 +904,8 @@ class CassandraStore:
         await self._query(
             f"INSERT INTO owner_leases (shard, owner) VALUES (0, ?) USING TTL {int(lease_seconds)}", (owner,)
         )
+        # Listed as a possible holder while alive: restores a row a sweep removed as it claimed a run.
+        await self._query("INSERT INTO run_holders (shard, owner) VALUES (0, ?)", (owner,))
 
     async def live_owners(self) -> set[str]:
         return {row.owner async for row in self._scan("SELECT owner FROM owner_leases WHERE shard=0", ())}
@@ -838,9 +915,53 @@ class CassandraStore:
         return rows[0].run_id if rows and rows[0].run_id != DELETED else None
 
     async def release_thread(self, tenant: str, thread_id: str, run_id: str) -> None:
-        await self._query(
+        held = await self._query(
+            "SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
+        )
+        rows = await self._query(
             "DELETE FROM active_runs WHERE tenant=? AND thread_id=? IF run_id=?", (tenant, thread_id, run_id)
         )
+        if rows[0].applied and held and held[0].run_id == run_id:
+            await self._unhold(held[0].owner or "", tenant, thread_id, run_id)
+
+    async def runs_to_check(self, alive: set[str], mine: str) -> list[tuple[str, str, str, str]]:
+        """Reads the index partitions of the processes in run_holders that are not alive, and
+        mine's, each hint checked against active_runs. A stopped process's stale hints, and then
+        the process itself once it holds nothing, are deleted as of the start of this call, so a
+        process that comes back and claims a run meanwhile keeps its (later) rows."""
+        started = time.time_ns() // 1000  # microseconds, as the driver's write timestamps
+        holders = {row.owner async for row in self._scan("SELECT owner FROM run_holders WHERE shard=0", ())}
+        found = []
+        for process in sorted((holders - alive) | {mine}):
+            stopped, holds = process not in alive, 0
+            hints = [
+                row
+                async for row in self._scan(
+                    "SELECT tenant, thread_id, run_id FROM runs_by_owner WHERE owner=? AND shard=0", (process,)
+                )
+            ]
+            for start in range(0, len(hints), WRITE_CONCURRENCY):
+                page = hints[start : start + WRITE_CONCURRENCY]
+                truths = await asyncio.gather(
+                    *(
+                        self._query(
+                            "SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?",
+                            (hint.tenant, hint.thread_id),
+                        )
+                        for hint in page
+                    )
+                )
+                for hint, truth in zip(page, truths, strict=True):
+                    if truth and self._holds(truth[0], process, hint.run_id):
+                        found.append((hint.tenant, hint.thread_id, hint.run_id, truth[0].owner or ""))
+                        holds += 1
+                    elif stopped:
+                        await self._unhold(process, hint.tenant, hint.thread_id, hint.run_id, started)
+            if stopped and not holds:
+                await self._query(
+                    "DELETE FROM run_holders USING TIMESTAMP ? WHERE shard=0 AND owner=?", (started, process)
+                )
+        return found
 
     async def active_runs(self) -> list[tuple[str, str, str, str]]:
         return [

@@ -160,3 +160,32 @@ async def test_top_level_partitions_and_tombstones_per_read_stay_bounded():
     finally:
         await store.close()
         await _cql(url, "DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+async def test_the_sweep_reads_only_the_runs_of_stopped_processes_and_forgets_them_once_empty():
+    url = _fresh_url("sweep")
+    store = open_store(url)
+    assert isinstance(store, CassandraStore)
+    await store.open()
+    try:
+        await store.heartbeat("alive", 30)
+        for n in range(30):
+            assert await store.claim_thread("t", f"th_{n}", f"run_{n}", f"alive/n{n}") is None
+        assert await store.claim_thread("t", "th_x", "run_x", "dead/n1") is None
+        assert await store.claim_thread("t", "th_y", "run_y", "dead/n2") is None
+        assert await store.claim_thread("t", "th_x", "run_z", "alive/nz") == "run_x"  # lost: no hint left
+        assert await store.runs_to_check({"alive"}, "me") == [
+            ("t", "th_x", "run_x", "dead/n1"),
+            ("t", "th_y", "run_y", "dead/n2"),
+        ]
+        # what a sweep does with them: the dead process's runs taken over, one ended
+        assert await store.take_over("t", "th_x", "run_x", "alive/nx", old_owner="dead/n1")
+        await store.release_thread("t", "th_y", "run_y")
+        assert await store.runs_to_check({"alive"}, "me") == []
+        holders = {r.owner for r in await _cql(url, "SELECT owner FROM {keyspace}.run_holders")}
+        assert holders == {"alive"}  # "dead" held nothing more, and was forgotten
+        hints = await _cql(url, "SELECT run_id FROM {keyspace}.runs_by_owner WHERE owner='alive' AND shard=0")
+        assert sorted(r.run_id for r in hints) == sorted([f"run_{n}" for n in range(30)] + ["run_x"])
+    finally:
+        await store.close()
+        await _cql(url, "DROP KEYSPACE IF EXISTS {keyspace}")

@@ -325,3 +325,14 @@ async def test_top_level_lists_page_across_time_and_odd_ids(store, tenant):
     for i in live:
         assert await store.get(tenant, "assistant", "", i) == i.encode()
         assert await store.parents_of(tenant, "assistant", i) == [""]
+
+
+async def test_runs_to_check_holds_every_run_of_stopped_processes_and_mine(store, tenant):
+    for n, owner in enumerate(["live/n1", "gone/n2", "gone/n3/w", "me/n4", "other-gone/n5"]):
+        assert await store.claim_thread(tenant, f"th_{n}", f"run_{n}", owner) is None
+    assert await store.take_over(tenant, "th_1", "run_1", "live/n6", old_owner="gone/n2")  # no longer gone's
+    await store.release_thread(tenant, "th_4", "run_4")
+    found = {r for r in await store.runs_to_check({"live", "me"}, "me") if r[0] == tenant}
+    assert {(tenant, "th_2", "run_2", "gone/n3/w"), (tenant, "th_3", "run_3", "me/n4")} <= found
+    assert (tenant, "th_4", "run_4", "other-gone/n5") not in found and all(r[3] != "gone/n2" for r in found)
+    assert found <= set(await store.active_runs())
