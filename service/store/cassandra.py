@@ -45,8 +45,9 @@ measures the largest partition and the tombstones per read of the object tables 
   with a one-hour TTL). Single-partition reads only (active_runs(), a whole scan, is for tools).
 - runs_by_owner ((owner process, 0), tenant, thread_id, run_id): the active runs of one process
   (as many as it runs at once, a few hundred); a hint written before the claim or take-over and
-  deleted after the release or take-over, checked against active_runs by the sweep. Each process
-  leaves one tombstone per run it ran in its own partition, dead with the process.
+  deleted after the release or take-over, checked against active_runs by the sweep. A process
+  leaves a tombstone per run it ran in its own partition, purged at the next compaction
+  (gc_grace_seconds 0: a row a lost delete brings back is a stale hint, dropped when checked).
 - run_holders ((shard=0), owner process): the processes that may hold runs, one row per live or
   recently stopped process (written by each claim and heartbeat; a stopped one's row is deleted
   by the sweep once it holds nothing: one tombstone per process lifetime). The sweep reads it and
@@ -171,8 +172,10 @@ MIGRATIONS: dict[int, list] = {
         # (shard is always 0: a partition key of one text column may not be "", an owner may)
         """CREATE TABLE IF NOT EXISTS runs_by_owner (
              shard int, owner text, tenant text, thread_id text, run_id text,
-             PRIMARY KEY ((owner, shard), tenant, thread_id, run_id))""",
-        "CREATE TABLE IF NOT EXISTS run_holders (shard int, owner text, PRIMARY KEY ((shard), owner))",
+             PRIMARY KEY ((owner, shard), tenant, thread_id, run_id)) WITH gc_grace_seconds = 0""",
+        # (no grace for tombstones: a row a lost delete brings back is a stale hint, checked and dropped)
+        """CREATE TABLE IF NOT EXISTS run_holders (shard int, owner text, PRIMARY KEY ((shard), owner))
+             WITH gc_grace_seconds = 0""",
         lambda store: store._index_active_runs(),
     ],
 }
