@@ -81,12 +81,15 @@ async def test_migration_moves_top_level_objects_into_buckets_and_keeps_newer_wr
 
 
 async def _nodetool(*args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        str(START_SH), "nodetool", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode()
+    """nodetool's output, tried once more if it fails (it failed once on a loaded node; both calls are idempotent)."""
+    for _ in range(2):
+        process = await asyncio.create_subprocess_exec(
+            str(START_SH), "nodetool", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await process.communicate()
+        if process.returncode == 0:
+            return out.decode()
+    raise AssertionError(f"nodetool {' '.join(args)} failed: {err.decode()} {out.decode()[-2000:]}")
 
 
 # (kind, id prefix, tag) of each top-level kind the API stores; files are listed by purpose.
