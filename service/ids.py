@@ -9,6 +9,7 @@ import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_DIGITS = frozenset(_ALPHABET)
 _TIME_WIDTH = 11  # 62**11 > 2**64
 _RANDOM_WIDTH = 13
 _COUNTER_BITS = 20  # ids minted within one millisecond keep their order
@@ -31,8 +32,27 @@ def new_id(prefix: str) -> str:
     with _lock:
         stamp = max(time.time_ns() // 1_000_000 << _COUNTER_BITS, _last + 1)
         _last = stamp
+    return _id(prefix, stamp)
+
+
+def id_at(prefix: str, millis: int, counter: int = 0) -> str:
+    """An id as new_id would have minted it at Unix time `millis` (ms): for tests and tools."""
+    return _id(prefix, (millis << _COUNTER_BITS) + counter)
+
+
+def _id(prefix: str, stamp: int) -> str:
     random_part = "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_WIDTH))
     return f"{prefix}{_base62(stamp, _TIME_WIDTH)}{random_part}"
+
+
+def time_prefix(object_id: str, time_chars: int) -> str | None:
+    """The id's prefix and the first time_chars characters of its time: equal for the ids of one
+    prefix minted in one period of 62**(11 - time_chars) / 2**20 ms, and sorting as those ids do.
+    None for an id of another shape (not minted here)."""
+    tail = _TIME_WIDTH + _RANDOM_WIDTH
+    if len(object_id) < tail or not set(object_id[-tail:]) <= _DIGITS:
+        return None
+    return object_id[: len(object_id) - tail + time_chars]
 
 
 def now() -> int:

@@ -128,9 +128,13 @@ class Ownership:
         """Active runs nobody will end: their owner's heartbeat lapsed (a single-process store: any
         other owner), or they are ours but neither running here nor held (we fenced them, or their
         end could not be written while the store was unreachable)."""
-        alive = (await self._store.live_owners() if self._store.shared else set()) | {self.owner}
+        if self._store.shared:  # only the runs of stopped processes and ours, not every replica's
+            alive = await self._store.live_owners() | {self.owner}
+            runs = await self._store.runs_to_check(alive, self.owner)
+        else:
+            alive, runs = {self.owner}, await self._store.active_runs()
         found = []
-        for tenant, thread_id, run_id, text in await self._store.active_runs():
+        for tenant, thread_id, run_id, text in runs:
             token = Token.parse(text)
             dropped = token.owner == self.owner and self._held.get(run_id) != token and token not in self._writing
             if (token.owner not in alive or dropped) and run_id not in running_here:

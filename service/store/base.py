@@ -13,6 +13,12 @@ from typing import Protocol
 DELETED_THREAD = "(deleted)"
 
 
+def owner_process(owner: str) -> str:
+    """The process named by a run's owner text: the part before the first "/" (the rest of an
+    ownership token is a nonce and flags), as heartbeat and live_owners name processes."""
+    return owner.partition("/")[0]
+
+
 @dataclass(frozen=True)
 class Record:
     kind: str
@@ -121,6 +127,11 @@ class Store(Protocol):
 
     async def active_runs(self) -> list[tuple[str, str, str, str]]:
         """(tenant, thread_id, run_id, owner) of every claimed thread (recovery and lease checks)."""
+
+    async def runs_to_check(self, alive: set[str], mine: str) -> list[tuple[str, str, str, str]]:
+        """(tenant, thread_id, run_id, owner) of every active run whose owner's process (owner_process)
+        is not in `alive`, and of every active run of process `mine`: what a sweep must look at. It
+        may answer more (the caller checks each); it need not read the runs of live processes."""
 
     async def take_over(
         self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None

@@ -21,18 +21,37 @@ refuses one over 50 KiB; a single-partition batch of any size is applied whole a
 Every statement here is idempotent or (LWTs) checked on retry, so transient failures (a node lost
 mid-request) are retried on another coordinator before the caller sees StoreUnavailable.
 
-Tables: partition key, expected size, how it stays bounded.
+Tables: partition key, expected size, how it stays bounded. (tests/contract/test_cassandra_layout.py
+measures the largest partition and the tombstones per read of the object tables with nodetool.)
 - objects ((tenant, kind, parent), id): one object list (a thread's messages, a run's steps, a vector
-  store's files, a tenant's assistants/threads/files/vector stores). Rows are whole objects
-  (messages up to ~100 KiB). Bounded by what the API lets one parent hold; deletes leave one row
-  tombstone each, and delete_thread drops whole partitions. Tenant-wide lists of top-level kinds
-  grow with the tenant (see README: the one partition family not bounded by design yet).
-- objects_by_tag ((tenant, kind, parent, tag), id): ids only; a sub-list of one objects partition.
+  store's files). Rows are whole objects (messages up to ~100 KiB). Bounded by what the API lets one
+  parent hold; deletes leave one row tombstone each, and delete_thread drops whole partitions.
+  A top-level object (a tenant's assistants, files, vector stores, threads, any kind stored with
+  parent "") lives in the partition of its id's time bucket: parent "@" + bucket_of(id), the id's
+  prefix and first BUCKET_TIME_CHARS time characters, one per 57.8 hours. Such a partition holds
+  what the tenant creates of that kind in 57.8 hours, live or deleted (a tenant creating 10 000 files
+  a day: ~24 000 rows), so a list's read meets at most that many tombstones; new objects never go
+  to an old bucket. Ids of another shape (not minted by service.ids) share bucket "".
+- object_buckets ((tenant, kind), bucket): the buckets that ever held a top-level object of the
+  kind, ~150 short rows per year of the tenant's activity; never deleted (no tombstones), read
+  whole (paged) by each list of that kind. A list reads the buckets that can hold its window in
+  order, newest first by default, until its page is full (a sparse tenant: one read per bucket).
+- objects_by_tag ((tenant, kind, parent, tag), id): ids only; a sub-list of one objects partition
+  (for a top-level kind, of one bucket), so bounded as it is.
 - object_parents ((tenant, kind, id), parent): one partition per object, a row per parent holding it.
 - objects_tag (SAI on objects.tag): objects_with_tag's cross-tenant question, paged; replaces the
   old (kind, tag) partition that collected a tombstone for every status change.
 - active_runs ((tenant, thread_id)): one row per thread, deleted on release (or a deletion marker
-  with a one-hour TTL). The sweep scans it in bounded pages.
+  with a one-hour TTL). Single-partition reads only (active_runs(), a whole scan, is for tools).
+- runs_by_owner ((owner process, 0), tenant, thread_id, run_id): the active runs of one process
+  (as many as it runs at once, a few hundred); a hint written before the claim or take-over and
+  deleted after the release or take-over, checked against active_runs by the sweep. A process
+  leaves a tombstone per run it ran in its own partition, purged at the next compaction
+  (gc_grace_seconds 0: a row a lost delete brings back is a stale hint, dropped when checked).
+- run_holders ((shard=0), owner process): the processes that may hold runs, one row per live or
+  recently stopped process (written by each claim and heartbeat; a stopped one's row is deleted
+  by the sweep once it holds nothing: one tombstone per process lifetime). The sweep reads it and
+  the runs_by_owner partitions of the processes not alive, and its own: not the whole ring.
 - run_events ((tenant, run_id), seq) + static upto: one run's log, a few hundred to a few thousand
   events of ~100 B; read in pages of EVENT_PAGE; dropped whole with its thread.
 - owner_leases ((shard=0), owner): one row per live process (TTL = lease); a dead one's row lapses
@@ -47,6 +66,7 @@ Tables: partition key, expected size, how it stays bounded.
 import asyncio
 import contextlib
 import socket
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -60,9 +80,20 @@ from cassandra.connection import ConnectionBusy, ConnectionException, ProtocolEr
 from cassandra.protocol import ErrorMessage, IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
+from service import ids
 from service.errors import ThreadBusy
 from service.store import bm25
-from service.store.base import DELETED_THREAD, ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
+from service.store.base import (
+    DELETED_THREAD,
+    ChunkHit,
+    ListQuery,
+    LogEntry,
+    Page,
+    Record,
+    cursor_window,
+    owner_process,
+    page_of,
+)
 from service.store.blobs import CHUNK_SIZE
 from service.store.errors import StoreError, StoreUnavailable
 
@@ -128,6 +159,25 @@ MIGRATIONS: dict[int, list] = {
              WITH gc_grace_seconds = 0""",
         "DROP TABLE IF EXISTS owners",
     ],
+    # Top-level objects (a tenant's assistants, files, ...) in one partition per time bucket of
+    # their ids, instead of one per tenant and kind growing forever; object_buckets lists them.
+    6: [
+        """CREATE TABLE IF NOT EXISTS object_buckets (
+             tenant text, kind text, bucket text, PRIMARY KEY ((tenant, kind), bucket))""",
+        lambda store: store._bucket_top_level(),
+    ],
+    # The sweep reads the runs of stopped processes only: active runs indexed by their owner's
+    # process, and the processes that may hold some (the sweep scanned all of active_runs).
+    7: [
+        # (shard is always 0: a partition key of one text column may not be "", an owner may)
+        """CREATE TABLE IF NOT EXISTS runs_by_owner (
+             shard int, owner text, tenant text, thread_id text, run_id text,
+             PRIMARY KEY ((owner, shard), tenant, thread_id, run_id)) WITH gc_grace_seconds = 0""",
+        # (no grace for tombstones: a row a lost delete brings back is a stale hint, checked and dropped)
+        """CREATE TABLE IF NOT EXISTS run_holders (shard int, owner text, PRIMARY KEY ((shard), owner))
+             WITH gc_grace_seconds = 0""",
+        lambda store: store._index_active_runs(),
+    ],
 }
 # A new keyspace gets the current schema at once (each schema change waits for every node to
 # agree, a second or more on a busy cluster), then is marked as having had every migration.
@@ -142,6 +192,9 @@ CURRENT_SCHEMA = [
     MIGRATIONS[4][1],
     MIGRATIONS[4][2],
     MIGRATIONS[5][0],
+    MIGRATIONS[6][0],
+    MIGRATIONS[7][0],
+    MIGRATIONS[7][1],
 ]
 CANCEL_REQUEST_TTL = 300
 SCHEMA_TIMEOUT_SECONDS = 60
@@ -155,6 +208,21 @@ RETRY_SECONDS = 0.05
 RANGE_READ_SECONDS = 2.0  # a page of a read across the ring (the sweep's scan), before it is tried once more
 WRITE_CONCURRENCY = 32  # statements in flight at once for a bulk write
 LOAD_BYTES = 256 * 1024  # one unlogged single-partition batch of a bulk load
+# A top-level object's partition is its id's time bucket: the id's prefix and first 3 time
+# characters, a period of 62**8 / 2**20 ms = 57.8 hours (ids.time_prefix). Ids of another shape
+# share the bucket "".
+BUCKET_TIME_CHARS = 3
+BUCKET_HOURS = 62**8 / 2**20 / 3_600_000
+
+
+def bucket_of(object_id: str) -> str:
+    return ids.time_prefix(object_id, BUCKET_TIME_CHARS) or ""
+
+
+def _home(parent: str, object_id: str) -> str:
+    """The parent column of the partition an object lives in: its parent, or for a top-level
+    object "@" and its bucket (no parent id starts with "@")."""
+    return parent or "@" + bucket_of(object_id)
 
 
 class _W:
@@ -339,6 +407,49 @@ class CassandraStore:
                 (row.tenant, row.kind, row.id, row.parent),
             )
 
+    async def _bucket_top_level(self) -> None:
+        """Migration 6: each tenant's top-level objects (parent "") into their buckets, with their
+        tag hints and bucket rows, then the old partitions dropped. Each copy carries the original
+        row's write time, so a newer write or delete (a replica already on this layout) wins over
+        it, and running this again (cut short, or on two replicas at once) changes nothing."""
+        old = [
+            (row.tenant, row.kind)
+            async for row in self._scan("SELECT DISTINCT tenant, kind, parent FROM objects", ())
+            if row.parent == ""
+        ]
+        for tenant, kind in old:
+            writes: list[_W] = []
+            async for row in self._scan(
+                "SELECT id, tag, data, WRITETIME(data) AS written FROM objects WHERE tenant=? AND kind=? AND parent=''",
+                (tenant, kind),
+            ):
+                record = Record(kind, "", row.id, row.data, row.tag or "")
+                for w in [*self._hints(tenant, record), self._object(tenant, record)]:
+                    insert, _, values = w.cql.partition(" VALUES ")
+                    writes.append(_W(f"{insert} VALUES {values} USING TIMESTAMP ?", (*w.params, row.written), ()))
+                if len(writes) >= SCAN_PAGE:
+                    await self._bulk(writes)
+                    writes = []
+            await self._bulk(writes)
+        tag_lists = [
+            (row.tenant, row.kind, row.tag)
+            async for row in self._scan("SELECT DISTINCT tenant, kind, parent, tag FROM objects_by_tag", ())
+            if row.parent == ""
+        ]
+        await self._bulk(
+            [
+                _W("DELETE FROM objects_by_tag WHERE tenant=? AND kind=? AND parent='' AND tag=?", key, ())
+                for key in tag_lists
+            ]
+            + [_W("DELETE FROM objects WHERE tenant=? AND kind=? AND parent=''", key, ()) for key in old]
+        )
+
+    async def _index_active_runs(self) -> None:
+        """Migration 7: runs_by_owner and run_holders from active_runs."""
+        async for row in self._scan("SELECT tenant, thread_id, run_id, owner FROM active_runs", ()):
+            if row.run_id != DELETED:
+                await self._hold(row.owner or "", row.tenant, row.thread_id, row.run_id)
+
     async def close(self) -> None:
         if self._cluster is not None:
             await asyncio.to_thread(self._cluster.shutdown)
@@ -468,20 +579,21 @@ class CassandraStore:
     async def get(self, tenant: str, kind: str, parent: str, object_id: str) -> bytes | None:
         rows = await self._query(
             "SELECT data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?",
-            (tenant, kind, parent, object_id),
+            (tenant, kind, _home(parent, object_id), object_id),
         )
         return rows[0].data if rows else None
 
     async def _old_tag(self, tenant: str, record: Record) -> str | None:
         rows = await self._query(
             "SELECT tag FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?",
-            (tenant, record.kind, record.parent, record.id),
+            (tenant, record.kind, _home(record.parent, record.id), record.id),
         )
         return (rows[0].tag or "") if rows else None
 
     @staticmethod
     def _hints(tenant: str, r: Record) -> list[_W]:
-        """The rows that find an object from elsewhere: its parents, and its tag's list."""
+        """The rows that find an object from elsewhere: its parents, its tag's list, and (top-level)
+        its bucket in the list of buckets."""
         writes = [
             _W(
                 "INSERT INTO object_parents (tenant, kind, id, parent) VALUES (?, ?, ?, ?)",
@@ -489,30 +601,41 @@ class CassandraStore:
                 ("object_parents", tenant, r.kind, r.id),
             )
         ]
+        home = _home(r.parent, r.id)
+        if not r.parent:
+            writes.append(
+                _W(
+                    "INSERT INTO object_buckets (tenant, kind, bucket) VALUES (?, ?, ?)",
+                    (tenant, r.kind, home[1:]),
+                    ("object_buckets", tenant, r.kind),
+                )
+            )
         if r.tag:
             writes.append(
                 _W(
                     "INSERT INTO objects_by_tag (tenant, kind, parent, tag, id) VALUES (?, ?, ?, ?, ?)",
-                    (tenant, r.kind, r.parent, r.tag, r.id),
-                    ("objects_by_tag", tenant, r.kind, r.parent, r.tag),
+                    (tenant, r.kind, home, r.tag, r.id),
+                    ("objects_by_tag", tenant, r.kind, home, r.tag),
                 )
             )
         return writes
 
     @staticmethod
     def _object(tenant: str, r: Record) -> _W:
+        home = _home(r.parent, r.id)
         return _W(
             "INSERT INTO objects (tenant, kind, parent, id, tag, data) VALUES (?, ?, ?, ?, ?, ?)",
-            (tenant, r.kind, r.parent, r.id, r.tag, r.data),
-            ("objects", tenant, r.kind, r.parent),
+            (tenant, r.kind, home, r.id, r.tag, r.data),
+            ("objects", tenant, r.kind, home),
         )
 
     @staticmethod
     def _untag(tenant: str, kind: str, parent: str, object_id: str, tag: str) -> _W:
+        home = _home(parent, object_id)
         return _W(
             "DELETE FROM objects_by_tag WHERE tenant=? AND kind=? AND parent=? AND tag=? AND id=?",
-            (tenant, kind, parent, tag, object_id),
-            ("objects_by_tag", tenant, kind, parent, tag),
+            (tenant, kind, home, tag, object_id),
+            ("objects_by_tag", tenant, kind, home, tag),
         )
 
     async def put(self, tenant: str, records: Sequence[Record]) -> None:
@@ -521,7 +644,7 @@ class CassandraStore:
         hints = [w for r in latest for w in self._hints(tenant, r)]
         objects = [self._object(tenant, r) for r in latest]
         # The old tag's hint goes last: a racing put may have read the same old tag, and whichever
-        # objects row wins, list_page drops the other's hint (see _tagged_page).
+        # objects row wins, list_page drops the other's hint (see _tagged_rows).
         stale = [
             self._untag(tenant, r.kind, r.parent, r.id, old)
             for r, old in zip(latest, old_tags, strict=True)
@@ -531,7 +654,8 @@ class CassandraStore:
 
     async def delete(self, tenant: str, kind: str, parent: str, object_id: str) -> bool:
         rows = await self._query(
-            "SELECT tag FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?", (tenant, kind, parent, object_id)
+            "SELECT tag FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?",
+            (tenant, kind, _home(parent, object_id), object_id),
         )
         if not rows:
             return False
@@ -539,11 +663,13 @@ class CassandraStore:
         return True
 
     def _removal(self, tenant: str, kind: str, parent: str, object_id: str, tag: str | None) -> list[_W]:
+        # (a top-level object's bucket stays listed: a bucket row is never deleted, see object_buckets)
+        home = _home(parent, object_id)
         writes = [
             _W(
                 "DELETE FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?",
-                (tenant, kind, parent, object_id),
-                ("objects", tenant, kind, parent),
+                (tenant, kind, home, object_id),
+                ("objects", tenant, kind, home),
             ),
             _W(
                 "DELETE FROM object_parents WHERE tenant=? AND kind=? AND id=? AND parent=?",
@@ -555,31 +681,65 @@ class CassandraStore:
 
     async def list_page(self, tenant: str, kind: str, parent: str, query: ListQuery, tag: str = "") -> Page:
         conditions, values, scan_ascending, backwards = cursor_window(query)
-        if tag:
-            return page_of(await self._tagged_page(tenant, kind, parent, tag, query), query, backwards)
-        rows = await self._query(
-            f"SELECT data FROM objects WHERE {' AND '.join(['tenant=?', 'kind=?', 'parent=?', *conditions])} "
-            f"ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?",
-            (tenant, kind, parent, *values, query.limit + 1),
-        )
-        return page_of([row.data for row in rows], query, backwards)
+        window = (conditions, values, scan_ascending)
+        want = query.limit + 1
+        if parent:
+            rows = await self._partition_rows(tenant, kind, parent, tag, window, want)
+        else:
+            rows = await self._bucketed_rows(tenant, kind, tag, window, want)
+        return page_of([data for _, data in rows], query, backwards)
 
-    async def _tagged_page(self, tenant: str, kind: str, parent: str, tag: str, query: ListQuery) -> list[bytes]:
-        """Up to limit + 1 objects with the tag, in scan order: ids from the tag's hints, each kept
+    async def _bucketed_rows(self, tenant: str, kind: str, tag: str, window: tuple, want: int) -> list:
+        """Up to `want` top-level objects in scan order, bucket after bucket. A bucket is a prefix
+        of its ids, so buckets sort as their ids do; the bucket "" (ids of another shape) does
+        not, and is merged in."""
+        conditions, values, scan_ascending = window
+        bounds = dict(zip((c.split()[1] for c in conditions), values, strict=True))  # ">" / "<" -> id
+        low, high = bounds.get(">", ""), bounds.get("<", "")
+        buckets = [
+            row.bucket
+            async for row in self._scan("SELECT bucket FROM object_buckets WHERE tenant=? AND kind=?", (tenant, kind))
+        ]
+        # a bucket's ids all lie in [bucket, bucket + "\uffff..."): skip the buckets wholly outside the window
+        ordered = [b for b in buckets if b and not b < low[: len(b)] and not (high and b >= high)]
+        found: list = []
+        for bucket in sorted(ordered, reverse=not scan_ascending):
+            if len(found) >= want:
+                break
+            found += await self._partition_rows(tenant, kind, "@" + bucket, tag, window, want - len(found))
+        if "" in buckets:
+            found += await self._partition_rows(tenant, kind, "@", tag, window, want)
+            found.sort(key=lambda row: row[0], reverse=not scan_ascending)
+        return found[:want]
+
+    async def _partition_rows(self, tenant: str, kind: str, home: str, tag: str, window: tuple, want: int) -> list:
+        """Up to `want` (id, data) of one partition's objects within the window, in scan order."""
+        if tag:
+            return await self._tagged_rows(tenant, kind, home, tag, window, want)
+        conditions, values, scan_ascending = window
+        rows = await self._query(
+            f"SELECT id, data FROM objects WHERE {' AND '.join(['tenant=?', 'kind=?', 'parent=?', *conditions])} "
+            f"ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?",
+            (tenant, kind, home, *values, want),
+        )
+        return [(row.id, row.data) for row in rows]
+
+    async def _tagged_rows(self, tenant: str, kind: str, home: str, tag: str, window: tuple, want: int) -> list:
+        """Up to `want` (id, data) with the tag, in scan order: ids from the tag's hints, each kept
         only if its object (the truth) still has that tag. A hint left by a lost race is skipped."""
-        conditions, values, scan_ascending, _ = cursor_window(query)
+        conditions, values, scan_ascending = window
         bounds = dict(zip((c.split()[1] for c in conditions), values, strict=True))  # ">" / "<" -> id
         start = ">" if scan_ascending else "<"
-        found: list[bytes] = []
-        while len(found) <= query.limit:
-            want = query.limit + 1 - len(found)
+        found: list = []
+        while len(found) < want:
+            more = want - len(found)
             where = ["tenant=?", "kind=?", "parent=?", "tag=?", *(f"id {op} ?" for op in bounds)]
             ids = [
                 row.id
                 for row in await self._query(
                     f"SELECT id FROM objects_by_tag WHERE {' AND '.join(where)} "
                     f"ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?",
-                    (tenant, kind, parent, tag, *bounds.values(), want),
+                    (tenant, kind, home, tag, *bounds.values(), more),
                 )
             ]
             if not ids:
@@ -588,11 +748,11 @@ class CassandraStore:
                 row.id: row
                 for row in await self._query(
                     "SELECT id, tag, data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id IN ?",
-                    (tenant, kind, parent, ids),
+                    (tenant, kind, home, ids),
                 )
             }
-            found += [truth[i].data for i in ids if i in truth and truth[i].tag == tag]
-            if len(ids) < want:
+            found += [(i, truth[i].data) for i in ids if i in truth and truth[i].tag == tag]
+            if len(ids) < more:
                 break
             bounds[start] = ids[-1]
         return found
@@ -653,7 +813,37 @@ class CassandraStore:
 
     # ---- runs -----------------------------------------------------------------------------
 
+    async def _hold(self, owner: str, tenant: str, thread_id: str, run_id: str) -> None:
+        """Indexes a run under its owner's process before the claim or take-over that makes it
+        theirs (a hint: runs_to_check checks it against active_runs). Both rows are in place
+        before the run is, which is all the sweep needs."""
+        process = owner_process(owner)
+        await _all(
+            [
+                self._query("INSERT INTO run_holders (shard, owner) VALUES (0, ?)", (process,)),
+                self._query(
+                    "INSERT INTO runs_by_owner (shard, owner, tenant, thread_id, run_id) VALUES (0, ?, ?, ?, ?)",
+                    (process, tenant, thread_id, run_id),
+                ),
+            ]
+        )
+
+    async def _unhold(self, owner: str, tenant: str, thread_id: str, run_id: str, timestamp: int | None = None) -> None:
+        using = "USING TIMESTAMP ? " if timestamp is not None else ""
+        await self._query(
+            f"DELETE FROM runs_by_owner {using}WHERE owner=? AND shard=0 AND tenant=? AND thread_id=? AND run_id=?",
+            (*([timestamp] if timestamp is not None else []), owner_process(owner), tenant, thread_id, run_id),
+        )
+
+    @staticmethod
+    def _holds(row: Any, owner: str, run_id: str) -> bool:
+        """Whether an active_runs row shows run_id held by owner's process."""
+        return getattr(row, "run_id", None) == run_id and owner_process(getattr(row, "owner", None) or "") == (
+            owner_process(owner)
+        )
+
     async def claim_thread(self, tenant: str, thread_id: str, run_id: str, owner: str = "") -> str | None:
+        await self._hold(owner, tenant, thread_id, run_id)
         rows = await self._query(
             "INSERT INTO active_runs (tenant, thread_id, run_id, owner) VALUES (?, ?, ?, ?) IF NOT EXISTS",
             (tenant, thread_id, run_id, owner),
@@ -661,11 +851,14 @@ class CassandraStore:
         row = rows[0]
         if row.applied or (row.run_id == run_id and (getattr(row, "owner", None) or "") == owner):
             return None  # (the second: a retry of ours whose first try was applied)
+        if not self._holds(row, owner, run_id):
+            await self._unhold(owner, tenant, thread_id, run_id)
         return row.run_id
 
     async def take_over(
         self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None
     ) -> bool:
+        await self._hold(new_owner, tenant, thread_id, run_id)
         if old_owner is None:
             rows = await self._query(
                 "UPDATE active_runs SET owner=? WHERE tenant=? AND thread_id=? IF run_id=?",
@@ -678,9 +871,14 @@ class CassandraStore:
             )
         row = rows[0]
         # Owners are unique tokens: finding new_owner already there means a retry of ours was applied.
-        return bool(row.applied) or (
+        taken = bool(row.applied) or (
             getattr(row, "run_id", None) == run_id and getattr(row, "owner", None) == new_owner
         )
+        if taken and old_owner is not None and owner_process(old_owner) != owner_process(new_owner):
+            await self._unhold(old_owner, tenant, thread_id, run_id)
+        elif not taken and not self._holds(row, new_owner, run_id):
+            await self._unhold(new_owner, tenant, thread_id, run_id)
+        return taken
 
     async def run_owner(self, tenant: str, thread_id: str) -> tuple[str, str] | None:
         rows = await self._query(
@@ -709,6 +907,8 @@ class CassandraStore:
         await self._query(
             f"INSERT INTO owner_leases (shard, owner) VALUES (0, ?) USING TTL {int(lease_seconds)}", (owner,)
         )
+        # Listed as a possible holder while alive: restores a row a sweep removed as it claimed a run.
+        await self._query("INSERT INTO run_holders (shard, owner) VALUES (0, ?)", (owner,))
 
     async def live_owners(self) -> set[str]:
         return {row.owner async for row in self._scan("SELECT owner FROM owner_leases WHERE shard=0", ())}
@@ -718,9 +918,53 @@ class CassandraStore:
         return rows[0].run_id if rows and rows[0].run_id != DELETED else None
 
     async def release_thread(self, tenant: str, thread_id: str, run_id: str) -> None:
-        await self._query(
+        held = await self._query(
+            "SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
+        )
+        rows = await self._query(
             "DELETE FROM active_runs WHERE tenant=? AND thread_id=? IF run_id=?", (tenant, thread_id, run_id)
         )
+        if rows[0].applied and held and held[0].run_id == run_id:
+            await self._unhold(held[0].owner or "", tenant, thread_id, run_id)
+
+    async def runs_to_check(self, alive: set[str], mine: str) -> list[tuple[str, str, str, str]]:
+        """Reads the index partitions of the processes in run_holders that are not alive, and
+        mine's, each hint checked against active_runs. A stopped process's stale hints, and then
+        the process itself once it holds nothing, are deleted as of the start of this call, so a
+        process that comes back and claims a run meanwhile keeps its (later) rows."""
+        started = time.time_ns() // 1000  # microseconds, as the driver's write timestamps
+        holders = {row.owner async for row in self._scan("SELECT owner FROM run_holders WHERE shard=0", ())}
+        found = []
+        for process in sorted((holders - alive) | {mine}):
+            stopped, holds = process not in alive, 0
+            hints = [
+                row
+                async for row in self._scan(
+                    "SELECT tenant, thread_id, run_id FROM runs_by_owner WHERE owner=? AND shard=0", (process,)
+                )
+            ]
+            for start in range(0, len(hints), WRITE_CONCURRENCY):
+                page = hints[start : start + WRITE_CONCURRENCY]
+                truths = await asyncio.gather(
+                    *(
+                        self._query(
+                            "SELECT run_id, owner FROM active_runs WHERE tenant=? AND thread_id=?",
+                            (hint.tenant, hint.thread_id),
+                        )
+                        for hint in page
+                    )
+                )
+                for hint, truth in zip(page, truths, strict=True):
+                    if truth and self._holds(truth[0], process, hint.run_id):
+                        found.append((hint.tenant, hint.thread_id, hint.run_id, truth[0].owner or ""))
+                        holds += 1
+                    elif stopped:
+                        await self._unhold(process, hint.tenant, hint.thread_id, hint.run_id, started)
+            if stopped and not holds:
+                await self._query(
+                    "DELETE FROM run_holders USING TIMESTAMP ? WHERE shard=0 AND owner=?", (started, process)
+                )
+        return found
 
     async def active_runs(self) -> list[tuple[str, str, str, str]]:
         return [

@@ -342,6 +342,9 @@ class SqliteStore:
         )
         return [(row[0], row[1], row[2], row[3]) for row in rows]
 
+    async def runs_to_check(self, alive: set[str], mine: str) -> list[tuple[str, str, str, str]]:
+        return await self.active_runs()  # one file, one process's runs: all of them
+
     async def commit(self, entries: Sequence[LogEntry]) -> None:
         statements: list[tuple[str, tuple]] = []
         for entry in entries:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from service.errors import ThreadBusy
-from service.ids import new_id
+from service.ids import id_at, new_id
 from service.store import ListQuery, LogEntry, Record, open_store
 
 CASSANDRA_URL = os.environ.get("ASSISTD_TEST_CASSANDRA", "cassandra://127.0.0.1:9042/assistd_contract")
@@ -282,3 +282,57 @@ async def test_a_thread_delete_racing_a_run_claim_never_leaves_a_run_on_a_delete
             assert await store.active_run(tenant, thread) is None
             outcomes.add("delete")
     assert outcomes  # at least one round decided (each round asserts its own outcome)
+
+
+def _expected_page(universe, query: ListQuery) -> tuple[list[str], bool]:
+    """A list page computed the slow way: the ids in order, cut by the cursors, with has_more."""
+    ascending = query.order == "asc"
+    seq = sorted(universe, reverse=not ascending)
+    if query.after:
+        seq = [i for i in seq if (i > query.after if ascending else i < query.after)]
+    if query.before:
+        seq = [i for i in seq if (i < query.before if ascending else i > query.before)]
+    page = seq[-query.limit :] if query.before and not query.after else seq[: query.limit]
+    return page, len(seq) > query.limit
+
+
+async def test_top_level_lists_page_across_time_and_odd_ids(store, tenant):
+    # A tenant's history: assistants minted days apart (a partition each on Cassandra), a burst
+    # within a second, ids of another shape, tagged and untagged, some deleted.
+    day = 86_400_000
+    minted = [id_at("asst_", 1_700_000_000_000 + n * 3 * day) for n in range(10)]
+    minted += [id_at("asst_", 1_700_000_000_000 + 4 * 3 * day + 1, counter=k) for k in range(3)]
+    odd = ["asst_1", "asst_zz", "a", "asst_" + "z" * 30]
+    everything = sorted(minted + odd)
+    tags = {i: "even" if n % 2 == 0 else "" for n, i in enumerate(everything)}
+    await store.put(tenant, [Record("assistant", "", i, i.encode(), tags[i]) for i in everything])
+    gone = everything[2:4] + everything[-2:-1]
+    for i in gone:
+        assert await store.delete(tenant, "assistant", "", i)
+    live = [i for i in everything if i not in gone]
+    cursors = [everything[0], everything[3], everything[7], everything[-1], "asst_"]
+    for tag in ("", "even"):
+        universe = [i for i in live if not tag or tags[i] == tag]
+        for order in ("asc", "desc"):
+            for limit in (1, 4, 50):
+                windows = [("", "")] + [(c, "") for c in cursors] + [("", c) for c in cursors]
+                windows += [(cursors[1], cursors[3]), (cursors[3], cursors[1]), (cursors[0], cursors[2])]
+                for after, before in windows:
+                    query = ListQuery(limit=limit, order=order, after=after, before=before)
+                    page = await store.list_page(tenant, "assistant", "", query, tag=tag)
+                    ids, has_more = _expected_page(universe, query)
+                    assert ([p.decode() for p in page.items], page.has_more) == (ids, has_more), query
+    for i in live:
+        assert await store.get(tenant, "assistant", "", i) == i.encode()
+        assert await store.parents_of(tenant, "assistant", i) == [""]
+
+
+async def test_runs_to_check_holds_every_run_of_stopped_processes_and_mine(store, tenant):
+    for n, owner in enumerate(["live/n1", "gone/n2", "gone/n3/w", "me/n4", "other-gone/n5"]):
+        assert await store.claim_thread(tenant, f"th_{n}", f"run_{n}", owner) is None
+    assert await store.take_over(tenant, "th_1", "run_1", "live/n6", old_owner="gone/n2")  # no longer gone's
+    await store.release_thread(tenant, "th_4", "run_4")
+    found = {r for r in await store.runs_to_check({"live", "me"}, "me") if r[0] == tenant}
+    assert {(tenant, "th_2", "run_2", "gone/n3/w"), (tenant, "th_3", "run_3", "me/n4")} <= found
+    assert (tenant, "th_4", "run_4", "other-gone/n5") not in found and all(r[3] != "gone/n2" for r in found)
+    assert found <= set(await store.active_runs())

@@ -94,7 +94,7 @@ async def test_a_statement_cassandra_refuses_comes_out_as_store_error():
     await store.open()
     try:
         with pytest.raises(StoreError) as info:  # Cassandra: "LIMIT must be strictly positive"
-            await store.list_page("tenant", "thread", "", ListQuery(limit=-1))
+            await store.list_page("tenant", "message", "thread_1", ListQuery(limit=-1))
         assert not isinstance(info.value, StoreUnavailable)
         assert isinstance(info.value.__cause__, cassandra.InvalidRequest)
     finally:
