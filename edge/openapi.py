@@ -334,6 +334,7 @@ def document(app: web.Application) -> dict:
                 operation = _plain(list(parameters))
             operation["operationId"] = rpc or getattr(route.handler, "__name__", f"{method} {path}")
             paths.setdefault(path, {})[method.lower()] = operation
+    _link_creates(paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -348,6 +349,28 @@ def document(app: web.Application) -> dict:
         "security": [{"bearer": []}],
         "paths": paths,
     }
+
+
+def _link_creates(paths: dict[str, dict]) -> None:
+    """OpenAPI links from each create (POST on a collection) to the operations on what it created
+    (`{collection}/{id}/...`): the new object's id, and the create's own path parameters, fill theirs.
+    Clients and fuzzers follow them from a create to the object's reads, updates and deletes."""
+    for path, item in paths.items():
+        create = item.get("post")
+        if create is None or path.endswith("}") or "200" not in create["responses"]:
+            continue
+        own = re.findall(r"{(\w+)}", path)
+        for child_path, child in paths.items():
+            match = re.match(re.escape(path) + r"/{(\w+)}", child_path)
+            if match is None:
+                continue
+            for operation in child.values():
+                parameters = {name: f"$request.path.{name}" for name in own}
+                parameters[match.group(1)] = "$response.body#/id"
+                create["responses"]["200"].setdefault("links", {})[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": parameters,
+                }
 
 
 def setup(app: web.Application) -> None:
