@@ -51,6 +51,13 @@ class Result:
     failures: int  # unique failures schemathesis reported
     seconds: float
 
+    def failed(self) -> list[str]:
+        """What failed, as the summary lists it: operations (e.g. `POST /v1/files`), then kinds of failure."""
+        body = self.output[self.output.find("== FAILURES ==") :] if "== FAILURES ==" in self.output else ""
+        operations = re.findall(r"^_+ ([A-Z]+ /\S*) _+$", body, re.M)
+        kinds = re.findall(r"^\s*(?:❌|🚫) (.+: \d+)$", self.output[self.output.rfind("SUMMARY") :], re.M)
+        return [*dict.fromkeys(operations), *kinds]
+
 
 def run(base_url: str, max_examples: int, report_dir: Path, timeout: float) -> Result:
     args = command(base_url, max_examples, report_dir)

@@ -614,7 +614,7 @@ def section_fuzz(bench: Bench) -> str:
 
 {result.cases:,} generated requests (valid and invalid) against every operation of `/openapi.json` on a live
 `assistd serve` (SQLite), checks `{openapi_fuzz.CHECKS}`, deterministic generation: {found}, in
-{result.seconds:.0f} s ({result.cases / max(result.seconds, 1):.0f} cases/s, one process of 2 workers).
+{result.seconds:.0f} s ({result.cases / max(result.seconds, 1):.0f} cases/s, one worker).
 
 `{line}`; {command("fuzz")}
 """
