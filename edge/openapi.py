@@ -335,6 +335,8 @@ def document(app: web.Application) -> dict:
             operation["operationId"] = rpc or getattr(route.handler, "__name__", f"{method} {path}")
             paths.setdefault(path, {})[method.lower()] = operation
     _link_creates(paths)
+    components = schemas.components()
+    _reconcile(components)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -343,12 +345,20 @@ def document(app: web.Application) -> dict:
             "description": "The OpenAI Assistants API as assistd serves it. Schemas are the openai SDK's types.",
         },
         "components": {
-            "schemas": schemas.components(),
+            "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
         "paths": paths,
     }
+
+
+def _reconcile(components: dict) -> None:
+    """Where the SDK's types disagree with each other: an upload may give purpose "evals" (FilePurpose),
+    which FileObject.purpose does not list (OpenAI's own spec has the same gap). A file keeps the
+    purpose it was uploaded with, so the response schema lists every purpose an upload accepts."""
+    purpose = components["FileObject"]["properties"]["purpose"]
+    purpose["enum"] += [value for value in get_args(FilePurpose) if value not in purpose["enum"]]
 
 
 def _link_creates(paths: dict[str, dict]) -> None:
