@@ -61,7 +61,9 @@ class Result:
 
 def run(base_url: str, max_examples: int, report_dir: Path, timeout: float) -> Result:
     args = command(base_url, max_examples, report_dir)
-    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    # run in the report's folder: st keeps its own state in ./.schemathesis, out of the checkout
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=report_dir)
     output = done.stdout + done.stderr
     cases = re.search(r"Test cases:\s*\n\s*(\d+) generated", output)
     failures = re.search(r"found (\d+) unique failures", output)
