@@ -26,6 +26,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tests import openapi_fuzz
 from tests.conftest import MODEL, ROOT, Server
 from tests.perf import bench_ghz, bench_retrieval, bench_stores, plot
 from tests.perf.procs import LoadGen, Provider, Relay, cpu_seconds, rss_bytes, wait_idle
@@ -60,6 +61,7 @@ SIZES = {
     "STARTS": _size("STARTS", 1, 3),  # fresh processes timed from spawn to /healthz
     "HISTORY": _size("HISTORY", 1000, 1000),  # messages in the long thread
     "HISTORY_RUNS": _size("HISTORY_RUNS", 4, 15),
+    "FUZZ_EXAMPLES": _size("FUZZ_EXAMPLES", 10, 180),  # schemathesis cases per operation (fuzzing phase)
 }
 SLOW = 0.02  # the provider's seconds per chunk wherever a figure says "20 ms per chunk"
 LABELS = {
@@ -590,7 +592,35 @@ def section_stores(bench: Bench) -> str:
     return f"{bench_stores.run(bench.provider)}\n{command('stores')}\n"
 
 
-SECTIONS = ["ttft", "throughput", "sweep", "history", "ghz", "start", "idle", "retrieval", "stores"]
+def section_fuzz(bench: Bench) -> str:
+    """schemathesis against /openapi.json, longer than the test's run, on a server of its own (what
+    it creates stays out of the other sections' store)."""
+    (bench.tmp / "fuzz").mkdir()
+    server = Server(bench.tmp / "fuzz", bench.provider).start()
+    try:
+        report = bench.tmp / "fuzz" / "report"
+        result = openapi_fuzz.run(server.base_url, SIZES["FUZZ_EXAMPLES"], report, timeout=3600)
+    finally:
+        server.stop()
+    line = openapi_fuzz.printable(
+        openapi_fuzz.command("http://127.0.0.1:PORT/v1", SIZES["FUZZ_EXAMPLES"], Path("report"))
+    )
+    if not result.cases:
+        raise RuntimeError(f"schemathesis ran no case (exit {result.returncode}): {result.output[-500:]}")
+    found = (
+        "no failure" if result.returncode == 0 else f"**{result.failures} unique failures** (exit {result.returncode})"
+    )
+    return f"""## OpenAPI fuzzing (schemathesis)
+
+{result.cases:,} generated requests (valid and invalid) against every operation of `/openapi.json` on a live
+`assistd serve` (SQLite), checks `{openapi_fuzz.CHECKS}`, deterministic generation: {found}, in
+{result.seconds:.0f} s ({result.cases / max(result.seconds, 1):.0f} cases/s, one worker).
+
+`{line}`; {command("fuzz")}
+"""
+
+
+SECTIONS = ["ttft", "throughput", "sweep", "history", "ghz", "start", "idle", "retrieval", "stores", "fuzz"]
 
 
 def main(argv: list[str]) -> None:
