@@ -56,6 +56,16 @@ from openai.types.beta.threads import (
     run_update_params,
 )
 from openai.types.beta.threads.runs import RunStep, step_list_params, step_retrieve_params
+from openai.types.conversations import (
+    Conversation,
+    ConversationDeletedResource,
+    ConversationItem,
+    ConversationItemList,
+    conversation_create_params,
+    conversation_update_params,
+    item_create_params,
+    item_list_params,
+)
 from openai.types.shared import ErrorObject
 from openai.types.vector_stores import (
     VectorStoreFile,
@@ -151,6 +161,20 @@ OPERATIONS: dict[str, Operation] = {
     "GetMessage": Operation(Message),
     "UpdateMessage": Operation(Message, message_update_params.MessageUpdateParams),
     "DeleteMessage": Operation(MessageDeleted),
+    "CreateConversation": Operation(
+        Conversation, conversation_create_params.ConversationCreateParams, errors=_CREATE_ERRORS
+    ),
+    "GetConversation": Operation(Conversation),
+    "UpdateConversation": Operation(Conversation, conversation_update_params.ConversationUpdateParams),
+    "DeleteConversation": Operation(ConversationDeletedResource),
+    "CreateConversationItems": Operation(
+        ConversationItemList, item_create_params.ItemCreateParams, query_keys=("include",), errors=_CREATE_ERRORS
+    ),
+    "ListConversationItems": Operation(
+        pagination.SyncConversationCursorPage[ConversationItem], query=item_list_params.ItemListParams
+    ),
+    "GetConversationItem": Operation(ConversationItem),
+    "DeleteConversationItem": Operation(Conversation),
     "CreateRun": Operation(Run, run_create_params.RunCreateParams, query_keys=("include",), stream=True),
     "ListRuns": Operation(pagination.SyncCursorPage[Run], query=run_list_params.RunListParams),
     "GetRun": Operation(Run),

@@ -132,6 +132,10 @@ def _content(content: Any, param: str) -> tuple[list[message_pb2.MessageContent]
         if not isinstance(part, dict):
             raise InvalidArgument(f"Invalid type for '{at}': expected an object.", param=at, code="invalid_type")
         kind = part.get("type")
+        if not isinstance(kind, str):
+            raise InvalidArgument(
+                f"Invalid type for '{at}.type': expected a string.", param=f"{at}.type", code="invalid_type"
+            )
         if kind in _TEXT_PARTS:
             text = _expect(part, "text", (str,), "a string", f"{at}.text")
             if text is None:
@@ -157,9 +161,13 @@ def _add_item(request: ResponseRequest, item: Any, param: str) -> None:
     if not isinstance(item, dict):
         raise InvalidArgument(f"Invalid type for '{param}': expected an object.", param=param, code="invalid_type")
     kind = item.get("type", "message" if "role" in item else None)
+    if not isinstance(kind, str):  # a dict or list would not even be hashable below
+        raise InvalidArgument(
+            f"Invalid type for '{param}.type': expected a string.", param=f"{param}.type", code="invalid_type"
+        )
     if kind == "message":
         role = item.get("role")
-        if role not in _MESSAGE_ROLES and role not in _SYSTEM_ROLES:
+        if not isinstance(role, str) or (role not in _MESSAGE_ROLES and role not in _SYSTEM_ROLES):
             raise InvalidArgument(
                 f"Invalid value: '{role}'. Supported values are: 'user', 'assistant', 'system' and 'developer'.",
                 param=f"{param}.role",
