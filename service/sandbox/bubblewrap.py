@@ -25,6 +25,9 @@ from service.sandbox.base import Execution, Limits
 
 RUNNER = Path(__file__).with_name("runner.py")
 INSIDE_RUNNER = "/opt/assistd/runner.py"
+# The venv is mounted here, not at its host path: that path may lie under /tmp (a checkout there),
+# which the box's own /tmp would hide. A venv runs from anywhere its pyvenv.cfg sits beside bin/.
+INSIDE_VENV = "/opt/assistd/venv"
 INSIDE_WORKDIR = "/mnt/data"
 UID_BASE = 200_000  # host uids of the boxes when assistd runs as root
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
@@ -107,7 +110,7 @@ class BubblewrapSandbox:
             args += ["--ro-bind-try", shared, shared]
         if not python_home.is_relative_to("/usr"):
             args += ["--ro-bind", str(python_home), str(python_home)]
-        args += ["--ro-bind", str(self._venv), str(self._venv)]
+        args += ["--ro-bind", str(self._venv), INSIDE_VENV]
         args += ["--ro-bind", str(RUNNER), INSIDE_RUNNER]
         args += ["--dev", "/dev", "--proc", "/proc"]
         args += ["--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp"]
@@ -119,15 +122,15 @@ class BubblewrapSandbox:
             "cpu_seconds": self.limits.cpu_seconds,
             "output_bytes": self.limits.output_bytes,
             "workdir": INSIDE_WORKDIR,
-            "mplconfig": str(self._venv / "mplconfig"),
+            "mplconfig": f"{INSIDE_VENV}/mplconfig",
         }
-        args += [str(self._venv / "bin" / "python"), "-I", "-B", INSIDE_RUNNER, json.dumps(config)]
+        args += [f"{INSIDE_VENV}/bin/python", "-I", "-B", INSIDE_RUNNER, json.dumps(config)]
         return args
 
     def environment(self) -> dict[str, str]:
         """All the environment the box gets: nothing of the server's."""
         return {
-            "PATH": f"{self._venv}/bin:/usr/bin:/bin",
+            "PATH": f"{INSIDE_VENV}/bin:/usr/bin:/bin",
             "HOME": "/tmp",
             "LANG": "C.UTF-8",
             "MPLBACKEND": "Agg",
