@@ -40,7 +40,8 @@ from service.auth import Authenticator
 from service.config import Settings
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog
-from service.engine.runner import DRAIN_END_SECONDS, RunEngine
+from service.engine.live import DRAIN_END_SECONDS
+from service.engine.runner import RunEngine
 from service.llm.router import ModelRouter
 from service.local_calls import LocalStreams
 from service.metrics import MeteredLocalStreams, MeteredProvider, MeteredStore, ServerInterceptor, StoreHealth
