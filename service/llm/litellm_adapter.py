@@ -78,23 +78,7 @@ class LiteLLMProvider:
         return [item["embedding"] if isinstance(item, dict) else item.embedding for item in items]
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
-        kwargs: dict[str, Any] = {
-            "model": request.model,
-            "messages": request.messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        optional = {
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "max_tokens": request.max_tokens,
-            "tools": request.tools or None,
-            "tool_choice": request.tool_choice if request.tools else None,
-            "parallel_tool_calls": request.parallel_tool_calls if request.tools else None,
-            "response_format": request.response_format,
-            "reasoning_effort": request.reasoning_effort,
-        }
-        kwargs.update({k: v for k, v in optional.items() if v is not None})
+        kwargs = request.chat_completions_body(request.model)
         try:
             router = self._router_for(request.model)
             if router is not None:

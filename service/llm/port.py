@@ -43,6 +43,28 @@ class ChatRequest:
     response_format: dict[str, Any] | None = None
     reasoning_effort: str | None = None
 
+    def chat_completions_body(self, model: str) -> dict[str, Any]:
+        """The streamed OpenAI chat-completions request for `model`: unset options are left out,
+        and tool options are sent only with tools."""
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": self.messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        optional = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "tools": self.tools or None,
+            "tool_choice": self.tool_choice if self.tools else None,
+            "parallel_tool_calls": self.parallel_tool_calls if self.tools else None,
+            "response_format": self.response_format,
+            "reasoning_effort": self.reasoning_effort,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return body
+
 
 class ProviderError(Exception):
     """A provider failure. `code` is what a run's `last_error.code` says about it."""
