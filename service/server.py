@@ -42,9 +42,10 @@ from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog
 from service.engine.live import DRAIN_END_SECONDS
 from service.engine.runner import RunEngine
+from service.llm.observed import ObservedProvider
 from service.llm.router import ModelRouter
 from service.local_calls import LocalStreams
-from service.metrics import MeteredLocalStreams, MeteredProvider, MeteredStore, ServerInterceptor, StoreHealth
+from service.metrics import MeteredLocalStreams, MeteredStore, ProviderCallMetrics, ServerInterceptor, StoreHealth
 from service.repo import Repo
 from service.responses.conversations import ConversationService
 from service.responses.service import ResponseService
@@ -79,7 +80,8 @@ class Service:
             timeout=settings.llm_timeout,
             lean=settings.provider_adapter != "litellm",
         )
-        self.llm = MeteredProvider(tracing.traced_provider(router))  # see service/metrics.py, service/tracing.py
+        # one wrapper reports each model call to the metrics and, when on, to tracing
+        self.llm = ObservedProvider(router, [ProviderCallMetrics, *tracing.provider_observers()])
         store = open_store(settings.store)
         self.store = cast(Store, MeteredStore(store))
         self.repo = Repo(self.store)
