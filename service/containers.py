@@ -135,8 +135,10 @@ class Containers:
             )
         return container
 
-    async def list_page(self, tenant: str, query: ListQuery) -> tuple[list[container_pb2.Container], bool]:
-        items, has_more = await self.repo.list_page(tenant, C.Container, "", query)
+    async def list_page(
+        self, tenant: str, query: ListQuery, name: str = ""
+    ) -> tuple[list[container_pb2.Container], bool]:
+        items, has_more = await self.repo.list_page(tenant, C.Container, "", query, name)
         for container in items:
             if container.status == C.CONTAINER_STATUS_RUNNING and self._idle(container):
                 await self._expire(tenant, container)

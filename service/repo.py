@@ -33,7 +33,7 @@ _KINDS = {
     ),
     vector_store_pb2.VectorStoreFileBatch: ("vs_batch", "file batch", lambda o: o.vector_store_id, lambda o: ""),
     response_pb2.StoredResponse: ("response", "response", lambda o: "", lambda o: ""),
-    container_pb2.Container: ("container", "container", lambda o: "", lambda o: ""),
+    container_pb2.Container: ("container", "container", lambda o: "", lambda o: o.name),
     container_pb2.ContainerFile: ("container_file", "container file", lambda o: o.container_id, lambda o: ""),
     container_pb2.RunContainer: ("run_container", "run container", lambda o: "", lambda o: ""),
 }

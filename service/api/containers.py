@@ -37,7 +37,7 @@ class ContainerService(container_pb2_grpc.ContainerServiceServicer):
 
     @unary
     async def ListContainers(self, tenant, request, context):
-        items, has_more = await self.containers.list_page(tenant, list_query(request))
+        items, has_more = await self.containers.list_page(tenant, list_query(request), request.name)
         return page(C.ListContainersResponse(), items, has_more)
 
     @unary
