@@ -21,7 +21,9 @@ async def create_file(request: web.Request, channel: grpc.aio.Channel, metadata,
                     raise codec.CodecError(f"Unknown parameter: '{key}'.", key, "unknown_parameter")
             file_id = body.get("file_id")
             if not isinstance(file_id, str) or not file_id:
-                raise codec.CodecError("Missing required parameter: 'file_id'.", "file_id", "missing_required_parameter")
+                raise codec.CodecError(
+                    "Missing required parameter: 'file_id'.", "file_id", "missing_required_parameter"
+                )
             await call.write(C.CreateContainerFileRequest(container_id=container_id, file_id=file_id))
         else:
             await _upload(request, call, container_id)

@@ -79,8 +79,7 @@ class Containers:
             )
         if memory_limit is not None and memory_limit not in MEMORY_LIMITS:
             raise InvalidArgument(
-                f"Invalid value: '{memory_limit}'. Supported values are: "
-                f"{', '.join(repr(v) for v in MEMORY_LIMITS)}.",
+                f"Invalid value: '{memory_limit}'. Supported values are: {', '.join(repr(v) for v in MEMORY_LIMITS)}.",
                 param="memory_limit",
                 code="invalid_value",
             )
@@ -296,21 +295,24 @@ class Containers:
         container = await self.repo.get(tenant, C.Container, container_id)
         if container is None or box is None:
             return []
+
+        async def keep(name: str, data: bytes) -> str:
+            stored = await self._store(tenant, container, name, _one(data), "assistant")
+            await self.sessions.mark_file(tenant, container_id, stored.id)  # the session has it already
+            return stored.id
+
         images = []
-        for number, data in enumerate(execution.images):
+        for number, figure in enumerate(execution.images):
             name = f"{prefix}-{number}.png"
-            await box.write_file(name, data)
-            stored = await self._store(tenant, container, name, _one(data), "assistant")
-            await self.sessions.mark_file(tenant, container_id, stored.id)
-            images.append(stored.id)
+            await box.write_file(name, figure)
+            images.append(await keep(name, figure))
         for name in execution.files:
-            data = await box.read_file(name, MAX_COLLECTED_BYTES)
-            if data is None:
+            written = await box.read_file(name, MAX_COLLECTED_BYTES)
+            if written is None:
                 continue
-            stored = await self._store(tenant, container, name, _one(data), "assistant")
-            await self.sessions.mark_file(tenant, container_id, stored.id)
-            if name.lower().endswith(".png") and data.startswith(b"\x89PNG"):
-                images.append(stored.id)
+            file_id = await keep(name, written)
+            if name.lower().endswith(".png") and written.startswith(b"\x89PNG"):
+                images.append(file_id)
         await self.touch(tenant, container)
         return images
 

@@ -2,7 +2,16 @@
 
 from typing import TypeVar
 
-from assistd.v1 import assistant_pb2, container_pb2, file_pb2, message_pb2, response_pb2, run_pb2, thread_pb2, vector_store_pb2
+from assistd.v1 import (
+    assistant_pb2,
+    container_pb2,
+    file_pb2,
+    message_pb2,
+    response_pb2,
+    run_pb2,
+    thread_pb2,
+    vector_store_pb2,
+)
 from google.protobuf.message import Message as ProtoMessage
 
 from service.errors import not_found

@@ -149,9 +149,7 @@ class CodeInterpreter:
                 data = await box.read_file(name, MAX_IMAGE_FILE_BYTES)
                 if data is not None and data.startswith(b"\x89PNG"):
                     pictures.append(data)
-        return [
-            await self._store_file(tenant, data, f"{prefix}-{number}.png") for number, data in enumerate(pictures)
-        ]
+        return [await self._store_file(tenant, data, f"{prefix}-{number}.png") for number, data in enumerate(pictures)]
 
     async def link_files(self, tenant: str, run: run_pb2.Run, turn: Turn) -> None:
         """file_path annotations for the session's files the answer links (`sandbox:/mnt/data/NAME`),

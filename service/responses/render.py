@@ -13,8 +13,8 @@ from typing import Any
 from assistd.v1 import common_pb2, message_pb2, run_pb2
 
 from service.engine.lifecycle import TERMINAL
-from service.responses.request import CODE_OUTPUTS
 from service.protojson import enum_name
+from service.responses.request import CODE_OUTPUTS
 
 E = run_pb2
 Json = dict[str, Any]
@@ -355,7 +355,6 @@ class Renderer:
             events.append(self._event("response.output_item.done", output_index=index, item=copy.deepcopy(item)))
         return events
 
-
     # ---- code_interpreter items ---------------------------------------------------------
 
     def _code_delta(self, step_id: str, call: run_pb2.ToolCallDelta) -> list[Json]:
@@ -379,7 +378,9 @@ class Renderer:
             self._items.append(item)
             self._open[call.id] = index
             events.append(self._event("response.output_item.added", output_index=index, item=copy.deepcopy(item)))
-            events.append(self._event("response.code_interpreter_call.in_progress", item_id=item["id"], output_index=index))
+            events.append(
+                self._event("response.code_interpreter_call.in_progress", item_id=item["id"], output_index=index)
+            )
         position = self._open.get(self._step_calls[key])
         if position is None:
             return events

@@ -194,7 +194,9 @@ def test_containers_and_their_files_round_trip(client):
     assert copied.path == "/mnt/data/sales.csv" and copied.bytes == len(CSV)
     listed = client.containers.files.list(container.id, order="asc").data
     assert [f.id for f in listed] == [uploaded.id, copied.id]
-    assert client.containers.files.retrieve(uploaded.id, container_id=container.id).model_dump() == uploaded.model_dump()
+    assert (
+        client.containers.files.retrieve(uploaded.id, container_id=container.id).model_dump() == uploaded.model_dump()
+    )
     content = client.containers.files.content.retrieve(copied.id, container_id=container.id)
     assert content.read() == CSV
 
