@@ -432,8 +432,8 @@ def with_search_results(response: Json, steps: list[run_pb2.RunStep]) -> Json:
     return response
 
 
-def render_all(base: Json, events) -> tuple[list[Json], Json]:
+def render_all(base: Json, events, include: Iterable[str] = (), container_id: str = "") -> tuple[list[Json], Json]:
     """Every event a log renders to, and the response at its end (for tests and reads)."""
-    renderer = Renderer(base)
+    renderer = Renderer(base, include, container_id)
     out = [rendered for event in events for rendered in renderer.feed(event)]
     return out, renderer.snapshot()
