@@ -180,6 +180,7 @@ def test_containers_and_their_files_round_trip(client):
     assert container.last_active_at >= container.created_at
     assert client.containers.retrieve(container.id).model_dump() == container.model_dump()
     assert container.id in [c.id for c in client.containers.list(limit=100).data]
+    assert [c.id for c in client.containers.list(name=name).data] == [container.id]
 
     uploaded = client.containers.files.create(container.id, file=("notes.txt", b"hello container"))
     assert uploaded.id.startswith("cfile_") and uploaded.object == "container.file"
