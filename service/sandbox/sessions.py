@@ -115,7 +115,8 @@ class Sessions:
     async def _reap(self) -> None:
         loop = asyncio.get_running_loop()
         while self._sessions:
-            await asyncio.sleep(min(30.0, self.idle_seconds / 2, *(seconds / 2 for seconds in self._idle.values())))
+            shortest = min([self.idle_seconds, *self._idle.values()])
+            await asyncio.sleep(max(0.05, min(30.0, shortest / 2)))
             now = loop.time()
             for key, session in list(self._sessions.items()):
                 idle = self._idle.get(key, self.idle_seconds)
