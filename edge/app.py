@@ -9,6 +9,7 @@ import grpc
 from aiohttp import web
 from assistd.v1 import (
     assistant_pb2,
+    container_pb2,
     conversation_pb2,
     file_pb2,
     message_pb2,
@@ -20,7 +21,7 @@ from assistd.v1 import (
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from edge import codec, files, openapi, sse
+from edge import codec, containers, files, openapi, sse
 from edge.errors import UNEXPLAINED, error_body, error_response, from_rpc_error
 from edge.observe import metrics, observe
 from edge.routes import ROUTES, Route
@@ -39,6 +40,7 @@ _FILES = [
     file_pb2,
     vector_store_pb2,
     conversation_pb2,
+    container_pb2,
 ]
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
@@ -323,8 +325,18 @@ def create_app(
     async def file_content(request: web.Request) -> web.StreamResponse:
         return await files.file_content(request, request.app[CHANNEL], _metadata(request))
 
+    async def create_container_file(request: web.Request) -> web.Response:
+        body = None if request.content_type.startswith("multipart/") else await _body(request)
+        created = await containers.create_file(request, request.app[CHANNEL], _metadata(request), body)
+        return web.json_response(created)
+
+    async def container_file_content(request: web.Request) -> web.StreamResponse:
+        return await containers.file_content(request, request.app[CHANNEL], _metadata(request))
+
     app.router.add_post("/v1/files", upload_file)
     app.router.add_get("/v1/files/{file_id}/content", file_content)
+    app.router.add_post("/v1/containers/{container_id}/files", create_container_file)
+    app.router.add_get("/v1/containers/{container_id}/files/{file_id}/content", container_file_content)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, Handler(route))
     from edge import responses

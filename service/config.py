@@ -72,6 +72,10 @@ class Settings:
     # (its limits: ASSISTD_SANDBOX_*, see service/sandbox/base.py).
     sandbox_dir: str = field(default_factory=lambda: os.environ.get("ASSISTD_SANDBOX_DIR", "data/sandbox"))
     sandbox_idle_seconds: int = field(default_factory=lambda: _env_int("ASSISTD_SANDBOX_IDLE_SECONDS", 20 * 60))
+    # How many seconds one minute of a container's expires_after lasts (60; tests shorten it).
+    container_minute_seconds: float = field(
+        default_factory=lambda: _env_float("ASSISTD_CONTAINER_MINUTE_SECONDS", 60.0)
+    )
 
     @property
     def target(self) -> str:

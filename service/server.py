@@ -10,6 +10,8 @@ import grpc
 from assistd.v1 import (
     assistant_pb2,
     assistant_pb2_grpc,
+    container_pb2,
+    container_pb2_grpc,
     conversation_pb2,
     conversation_pb2_grpc,
     file_pb2,
@@ -31,6 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service import ids, reflection, tracing
 from service.api.assistants import AssistantService
+from service.api.containers import ContainerService
 from service.api.files import FileService
 from service.api.models import ModelService
 from service.api.runs import RunService
@@ -38,6 +41,7 @@ from service.api.threads import MessageService, ThreadService
 from service.api.vector_stores import VectorStoreService
 from service.auth import Authenticator
 from service.config import Settings
+from service.containers import Containers
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog
 from service.engine.live import DRAIN_END_SECONDS
@@ -64,6 +68,7 @@ SERVICE_NAMES = [
     model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
     vector_store_pb2.DESCRIPTOR.services_by_name["VectorStoreService"].full_name,
+    container_pb2.DESCRIPTOR.services_by_name["ContainerService"].full_name,
     conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name,
     response_pb2.DESCRIPTOR.services_by_name["ResponseService"].full_name,
 ]
@@ -89,6 +94,8 @@ class Service:
         self.embedder = Embedder(self.llm, settings.embedding_model) if settings.embedding_model else None
         self.ingestor = Ingestor(self.repo, self.blobs, self.embedder)
         self.events = EventLog(self.store)
+        sessions = Sessions(BubblewrapSandbox(Path(settings.sandbox_dir)), settings.sandbox_idle_seconds)
+        self.containers = Containers(self.repo, self.blobs, sessions, settings.container_minute_seconds)
         self.engine = RunEngine(
             self.store,
             self.repo,
@@ -98,11 +105,7 @@ class Service:
             tool_prompt_models=settings.tool_prompt_models,
             embedder=self.embedder,
             lease_seconds=settings.run_lease_seconds,
-            code=CodeInterpreter(
-                self.repo,
-                self.blobs,
-                Sessions(BubblewrapSandbox(Path(settings.sandbox_dir)), settings.sandbox_idle_seconds),
-            ),
+            code=CodeInterpreter(self.repo, self.blobs, sessions, self.containers),
         )
         self.health = StoreHealth(self.store)
         self.server: grpc.aio.Server | None = None
@@ -143,7 +146,7 @@ class Service:
         )
         message_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(auth, self.repo, self.ingestor), server)
         runs = RunService(auth, self.repo, self.engine, self.settings, self.ingestor)
-        responses = ResponseService(auth, self.repo, self.engine, self.llm)
+        responses = ResponseService(auth, self.repo, self.engine, self.llm, self.containers)
         # The run streams, callable in this process by an edge that shares it (assistd serve).
         self.local_streams = MeteredLocalStreams(
             LocalStreams(
@@ -155,6 +158,9 @@ class Service:
         )
         response_pb2_grpc.add_ResponseServiceServicer_to_server(responses, server)
         conversation_pb2_grpc.add_ConversationServiceServicer_to_server(ConversationService(auth, self.repo), server)
+        container_pb2_grpc.add_ContainerServiceServicer_to_server(
+            ContainerService(auth, self.containers, self.settings.max_file_bytes), server
+        )
         run_service_pb2_grpc.add_RunServiceServicer_to_server(runs, server)
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)
         file_pb2_grpc.add_FileServiceServicer_to_server(
