@@ -8,7 +8,7 @@ import pytest
 from assistd.v1 import model_pb2, model_pb2_grpc, run_service_pb2, run_service_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 
-from tests.conftest import MODEL, Server, unique, wait_for
+from tests.conftest import MODEL, Server, cassandra_url, drop_keyspace, unique, wait_for
 
 KEYS = "key-a=tenant-a,key-b=tenant-b,key-c=tenant-c"
 BURST = 3
@@ -53,12 +53,16 @@ def rate_server(provider, tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def runs_server(provider, tmp_path_factory):
-    env = {"ASSISTD_API_KEYS": KEYS, "ASSISTD_TENANT_MAX_ACTIVE_RUNS": "2", "ASSISTD_MAX_JSON_BYTES": "65536"}
+@pytest.fixture(scope="module", params=["sqlite", "cassandra"])
+def runs_server(request, provider, tmp_path_factory):
+    """Active runs are counted in the store: on SQLite, and on Cassandra (what replicas share)."""
+    store = {"ASSISTD_STORE": cassandra_url()} if request.param == "cassandra" else {}
+    env = {**store, "ASSISTD_API_KEYS": KEYS, "ASSISTD_TENANT_MAX_ACTIVE_RUNS": "2", "ASSISTD_MAX_JSON_BYTES": "65536"}
     server = Server(tmp_path_factory.mktemp("runs"), provider, env).start()
     yield server
     server.stop()
+    if store:
+        drop_keyspace(store["ASSISTD_STORE"])
 
 
 def test_the_request_after_the_burst_is_a_429_with_retry_after(rate_server):
