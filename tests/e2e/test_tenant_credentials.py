@@ -15,6 +15,7 @@ from assistd.v1 import message_pb2, run_pb2, run_service_pb2, run_service_pb2_gr
 from openai.types.beta.threads import Run
 
 from tests.conftest import LITELLM_MODEL, MODEL, ROOT, Server, unique
+from tests.scripted_llm import free_port
 
 KEYS = "key-a=tenant-a,key-b=tenant-b"
 TENANT_KEY = "sk-tenant-a-" + "s3cr3t" * 6 + "WXYZ"  # what tenant A pays its provider with
@@ -153,3 +154,41 @@ def test_a_wrong_master_key_fails_the_tenants_runs_clearly_and_nothing_else(prov
     finally:
         server.stop()
     assert TENANT_KEY.encode() not in server.log_path.read_bytes()
+
+
+@pytest.mark.parametrize("model", [MODEL, LITELLM_MODEL], ids=["lean", "litellm"])
+def test_a_tenants_api_base_is_where_its_runs_go(provider, tmp_path, model):
+    # The server's own provider is out of reach; tenant A's credentials name the one that answers.
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    server = Server(
+        tmp_path,
+        provider,
+        {
+            "ASSISTD_API_KEYS": KEYS,
+            "ASSISTD_MASTER_KEY": _master_key(),
+            "OPENAI_API_BASE": dead,
+            "SCRIPTED_API_BASE": dead,
+        },
+    )
+    args = [
+        "set",
+        "--tenant",
+        "tenant-a",
+        "--provider",
+        "openai",
+        "--api-key",
+        TENANT_KEY,
+        "--api-base",
+        provider.base_url,
+    ]
+    assert _credentials(server.env, *args).returncode == 0
+    assert provider.base_url in _credentials(server.env, "list", "--tenant", "tenant-a").stdout
+    server.start()
+    try:
+        marker = unique("own-base")
+        assert _ask(server, "key-a", model, f"[reply:ok] {marker}").status == "completed"
+        assert provider.keys_with(marker) == [TENANT_KEY]
+        other = _ask(server, "key-b", model, "[reply:unreachable]")
+        assert other.status == "failed" and other.last_error.code == "server_error"
+    finally:
+        server.stop()
