@@ -43,8 +43,8 @@ from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog
 from service.engine.live import DRAIN_END_SECONDS
 from service.engine.runner import RunEngine
-from service.llm.observed import ObservedProvider
 from service.limits import RequestRate
+from service.llm.observed import ObservedProvider
 from service.llm.router import ModelRouter
 from service.local_calls import LocalStreams
 from service.metrics import MeteredLocalStreams, MeteredStore, ProviderCallMetrics, ServerInterceptor, StoreHealth
