@@ -22,7 +22,7 @@ from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge import codec, containers, files, openapi, sse
-from edge.errors import UNEXPLAINED, error_body, error_response, from_rpc_error
+from edge.errors import UNEXPLAINED, error_body, error_headers, error_response, from_rpc_error, retry_after
 from edge.observe import metrics, observe
 from edge.routes import ROUTES, Route
 from service import tracing
@@ -255,7 +255,7 @@ async def errors_middleware(request: web.Request, handler):
         status, body = from_rpc_error(error)
         if status >= 500:
             log.error("%s %s -> %s: %s", request.method, request.path, error.code().name, error.details())
-        response = web.json_response(body, status=status, headers={"x-should-retry": "false"} if status < 500 else None)
+        response = web.json_response(body, status=status, headers=error_headers(status, retry_after(error)))
     except web.HTTPNotFound:
         response = error_response(404, f"Invalid URL ({request.method} {request.path})")
     except web.HTTPMethodNotAllowed:
@@ -296,10 +296,13 @@ def create_app(
     local_streams: Any = None,
     unary_deadline_seconds: float = 60.0,
     write_timeout: float = 30.0,
+    max_json_bytes: int = 4 * 1024 * 1024,
 ) -> web.Application:
     """The edge, calling the service at target; with local_streams (the service's LocalStreams,
     when it runs in this process), run streams skip the gRPC hop."""
-    app = web.Application(middlewares=[observe, errors_middleware], client_max_size=64 * 1024 * 1024)
+    # client_max_size bounds the JSON bodies (413 over it); uploads are read as a stream, bounded by
+    # the service's ASSISTD_MAX_FILE_BYTES instead.
+    app = web.Application(middlewares=[observe, errors_middleware], client_max_size=max_json_bytes)
     app[HEARTBEAT_SECONDS] = heartbeat_seconds
     app[UNARY_DEADLINE_SECONDS] = unary_deadline_seconds
     app[WRITE_TIMEOUT] = write_timeout

@@ -304,7 +304,9 @@ def _typed(schemas: _Schemas, rpc: str, op: Operation, parameters: list[dict]) -
         content["application/json"] = {"schema": schemas.ref(op.response)}
     if op.stream or op.always_stream:
         content["text/event-stream"] = {"schema": {"type": "string"}}
-    operation["responses"] = {"200": {"description": "OK", "content": content}, **_error_responses(schemas, op.errors)}
+    # Any call may meet its tenant's limits (429), and any JSON body the size limit (413).
+    statuses = (*op.errors, *((413,) if op.body is not None and 413 not in op.errors else ()), 429)
+    operation["responses"] = {"200": {"description": "OK", "content": content}, **_error_responses(schemas, statuses)}
     return operation
 
 
@@ -329,7 +331,7 @@ def _upload(schemas: _Schemas) -> dict:
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form}}},
         "responses": {
             "200": {"description": "OK", "content": {"application/json": {"schema": schemas.ref(FileObject)}}},
-            **_error_responses(schemas, (400, 401, 413)),
+            **_error_responses(schemas, (400, 401, 413, 429)),
         },
     }
 
@@ -364,7 +366,7 @@ def _content(schemas: _Schemas, parameters: list[dict]) -> dict:
         "parameters": parameters,
         "responses": {
             "200": {"description": "The file's bytes.", "content": binary},
-            **_error_responses(schemas, (401, 404)),
+            **_error_responses(schemas, (401, 404, 429)),
         },
     }
 

@@ -42,10 +42,12 @@ from service.api.vector_stores import VectorStoreService
 from service.auth import Authenticator
 from service.config import Settings
 from service.containers import Containers
+from service.credentials import CredentialStore, TenantCredentials
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog
 from service.engine.live import DRAIN_END_SECONDS
 from service.engine.runner import RunEngine
+from service.limits import RequestRate
 from service.llm.observed import ObservedProvider
 from service.llm.router import ModelRouter
 from service.local_calls import LocalStreams
@@ -105,6 +107,8 @@ class Service:
             tool_prompt_models=settings.tool_prompt_models,
             embedder=self.embedder,
             lease_seconds=settings.run_lease_seconds,
+            max_active_runs=settings.tenant_max_active_runs,
+            credentials=TenantCredentials(CredentialStore(self.store, settings.master_key)),
             code=CodeInterpreter(self.repo, self.blobs, sessions, self.containers),
         )
         self.health = StoreHealth(self.store)
@@ -136,7 +140,9 @@ class Service:
         requeued = await self.ingestor.recover()
         if requeued:
             log.info("re-queued %d file(s) for ingestion", requeued)
-        auth = Authenticator(self.settings.api_keys, self.store)
+        auth = Authenticator(
+            self.settings.api_keys, self.store, RequestRate(self.settings.tenant_rps, self.settings.tenant_burst)
+        )
         await auth.open()
         assistant_pb2_grpc.add_AssistantServiceServicer_to_server(
             AssistantService(auth, self.repo, self.ingestor), server

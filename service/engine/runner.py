@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from assistd.v1 import message_pb2, run_pb2, thread_pb2
 
 from service import ids, tracing
+from service.credentials import TenantCredentials, TenantProvider
 from service.engine import lifecycle
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog, RunChannel
@@ -28,6 +29,7 @@ from service.engine.ownership import Monitor, Ownership
 from service.engine.segment import Segment
 from service.engine.unfinished import last_turn, open_steps
 from service.errors import FailedPrecondition, ThreadBusy, not_found
+from service.limits import RunLimit
 from service.llm import Provider, ProviderError
 from service.locks import KeyedLocks
 from service.repo import Repo
@@ -51,6 +53,8 @@ class RunEngine:
         embedder: Embedder | None = None,
         lease_seconds: int = 15,
         code: CodeInterpreter | None = None,
+        max_active_runs: int = 0,
+        credentials: TenantCredentials | None = None,
     ):
         self._store = store
         self._repo = repo
@@ -66,6 +70,8 @@ class RunEngine:
         self._locks = KeyedLocks()
         self._expiry = ExpiryTimers(self._expire, expiry_seconds)
         self._stopping = False
+        self._run_limit = RunLimit(store, max_active_runs)
+        self._credentials = credentials
 
     def _open(self, tenant: str, run: run_pb2.Run, first_sequence: int) -> LiveRun:
         return self._live.open(tenant, run, first_sequence)
@@ -81,7 +87,9 @@ class RunEngine:
             live.channel,
             events=self._events,
             repo=self._repo,
-            provider=self._provider,
+            provider=self._provider
+            if self._credentials is None
+            else TenantProvider(self._provider, self._credentials, live.tenant),
             file_search=self._file_search,
             code=self._code,
             tool_prompt_models=self._tool_prompt_models,
@@ -89,6 +97,11 @@ class RunEngine:
         live.task = asyncio.create_task(self._execute(live), name=f"run {live.run.id}")
 
     # ---- starting, resuming and following runs -----------------------------------------
+
+    async def admit(self, tenant: str) -> None:
+        """Raises RateLimitExceeded when tenant may not start another run now (its limit of
+        working runs). Callers check before they write anything for the run."""
+        await self._run_limit.admit(tenant)
 
     async def start(
         self,

@@ -10,7 +10,7 @@ turn every few lines, so one fast answer cannot starve the other streams.
 import asyncio
 import json
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -36,8 +36,8 @@ class Endpoint:
     """Where a model is served: the base URL (`…/v1`), the key, and the name it knows it by."""
 
     base_url: str
-    api_key: str
-    model: str
+    api_key: str = field(repr=False)  # never in a repr, so never in a log line
+    model: str = ""
 
 
 class OpenAICompatProvider:

@@ -30,6 +30,14 @@ class ChatDelta:
     completion_tokens: int | None = None
 
 
+@dataclass(frozen=True)
+class ProviderCredential:
+    """A tenant's own key for one provider (and, optionally, its own base URL)."""
+
+    api_key: str = field(repr=False)  # never in a repr, so never in a log line
+    api_base: str = ""
+
+
 @dataclass
 class ChatRequest:
     model: str
@@ -42,6 +50,9 @@ class ChatRequest:
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
     reasoning_effort: str | None = None
+    # The tenant's own provider credentials, by provider name ("openai", "anthropic", ...): the
+    # adapter uses the one of the model's provider instead of the server's key. None: the server's.
+    credentials: dict[str, ProviderCredential] | None = field(default=None, repr=False)
 
     def chat_completions_body(self, model: str) -> dict[str, Any]:
         """The streamed OpenAI chat-completions request for `model`: unset options are left out,

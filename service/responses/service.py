@@ -75,6 +75,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
     async def _create(self, tenant: str, body: Json) -> tuple[response_pb2.StoredResponse, bool]:
         """Starts the response's run; returns its record (stored when the request says so)."""
         request = requests.parse(body)
+        await self.engine.admit(tenant)  # before anything is written: a refused response leaves no trace
         if request.prompt_id:
             assistant = await self.repo.get(tenant, assistant_pb2.Assistant, request.prompt_id)
             if assistant is None:
