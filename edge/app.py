@@ -168,7 +168,7 @@ class Handler:
             )(message, metadata=_metadata(request))
             responses = aiter(call)
         heartbeat = request.app[HEARTBEAT_SECONDS]
-        response = web.StreamResponse(
+        response = _SseResponse(
             headers={
                 "Content-Type": "text/event-stream",
                 "Cache-Control": "no-cache",
@@ -216,8 +216,7 @@ class Handler:
                 # A second HTTP response cannot follow the first: the failure goes in-band.
                 log.exception("%s %s failed after its stream began", request.method, request.path)
                 frames.append(sse.encode_error(error_body(UNEXPLAINED, "server_error")))
-            await _write(request, response, b"".join(frames))
-            await _write(request, response, None)
+            await _write(request, response, b"".join(frames), last=True)
             return response
         finally:
             # A client that left stops our reading; the run itself goes on.
@@ -229,11 +228,18 @@ class Handler:
                 await responses.aclose()
 
 
-async def _write(request: web.Request, response: web.StreamResponse, data: bytes | None) -> None:
-    """Writes (None: ends) the stream, dropping a client that has stopped reading: a write that
-    cannot complete within the write timeout closes the connection."""
+class _SseResponse(web.StreamResponse):
+    """A stream response whose headers go out with its first bytes (aiohttp's own Response does
+    the same): one socket write fewer per stream."""
+
+    _send_headers_immediately = False
+
+
+async def _write(request: web.Request, response: web.StreamResponse, data: bytes, last: bool = False) -> None:
+    """Writes data (last: and ends the stream, in the same socket write), dropping a client that
+    has stopped reading: a write that cannot complete within the write timeout closes the connection."""
     try:
-        writing = response.write(data) if data is not None else response.write_eof()
+        writing = response.write_eof(data) if last else response.write(data)
         await asyncio.wait_for(writing, request.app[WRITE_TIMEOUT])
     except TimeoutError:
         if request.transport is not None:

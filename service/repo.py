@@ -1,5 +1,6 @@
 """Typed access to the store: protobuf objects in, protobuf objects out."""
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from assistd.v1 import (
@@ -19,6 +20,7 @@ from service.protojson import enum_name
 from service.store import ListQuery, Record, Store
 
 T = TypeVar("T", bound=ProtoMessage)
+ALL_PAGE = 500  # objects per store read in Repo.all: a long thread is a few reads, not one per 100
 
 # proto type -> (store kind, what the error calls it, parent of an object, secondary tag)
 _KINDS = {
@@ -85,13 +87,16 @@ class Repo:
         page = await self.store.list_page(tenant, _KINDS[cls][0], parent, query, tag)
         return [cls.FromString(item) for item in page.items], page.has_more
 
-    async def all(self, tenant: str, cls: type[T], parent: str) -> list[T]:
-        """Every object under parent, oldest first."""
+    async def all(self, tenant: str, cls: type[T], parent: str, decode: Callable[[bytes], T] | None = None) -> list[T]:
+        """Every object under parent, oldest first, read in pages of ALL_PAGE; decode (e.g. a memo)
+        turns stored bytes into objects instead of cls.FromString."""
+        decode = decode or cls.FromString
         objs: list[T] = []
         after = ""
         while True:
-            page, has_more = await self.list_page(tenant, cls, parent, ListQuery(limit=100, order="asc", after=after))
-            objs.extend(page)
-            if not has_more or not page:
+            query = ListQuery(limit=ALL_PAGE, order="asc", after=after)
+            page = await self.store.list_page(tenant, _KINDS[cls][0], parent, query)
+            objs.extend(decode(item) for item in page.items)
+            if not page.has_more or not page.items:
                 return objs
-            after = page[-1].id  # type: ignore[attr-defined]  # every stored kind has an id field
+            after = objs[-1].id  # type: ignore[attr-defined]  # every stored kind has an id field

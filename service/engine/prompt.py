@@ -1,6 +1,7 @@
 """What the model is sent for a run: instructions, the thread, this run's tool calls, and options."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from assistd.v1 import assistant_pb2, message_pb2, run_pb2
@@ -87,16 +88,26 @@ def code_output(call: run_pb2.CodeInterpreterCall) -> str:
     return "\n".join(parts) or "(the code ran and printed nothing)"
 
 
+Entry = tuple[str, list[dict[str, Any]]]  # (time key, the chat messages it stands for)
+
+
+def message_entry(message: message_pb2.Message) -> Entry | None:
+    """A thread message as a prompt entry; None for one the model is not sent (no content)."""
+    if message.role not in _ROLES or not message.content:
+        return None
+    return _time_key(message.id), [{"role": _ROLES[message.role], "content": message_content(message)}]
+
+
 def build_messages(
-    run: run_pb2.Run, thread_messages: list[message_pb2.Message], steps: list[run_pb2.RunStep]
+    run: run_pb2.Run,
+    thread_messages: list[message_pb2.Message],
+    steps: list[run_pb2.RunStep],
+    entry_of: Callable[[message_pb2.Message], Entry | None] = message_entry,
 ) -> list[dict[str, Any]]:
     """System instructions, then the thread and this run's finished tool calls in the order they
-    happened, truncated as the run asks."""
-    entries: list[tuple[str, list[dict[str, Any]]]] = [
-        (_time_key(m.id), [{"role": _ROLES[m.role], "content": message_content(m)}])
-        for m in thread_messages
-        if m.role in _ROLES and m.content
-    ]
+    happened, truncated as the run asks. entry_of may answer from a memo (service/engine/history.py);
+    the chat messages it gives are never changed here."""
+    entries: list[Entry] = [entry for m in thread_messages if (entry := entry_of(m)) is not None]
     first_source = 0
     for step in steps:
         if step.type == run_pb2.RUN_STEP_TYPE_TOOL_CALLS and step.status == run_pb2.RUN_STEP_STATUS_COMPLETED:
@@ -116,7 +127,7 @@ def build_messages(
             if message.get("tool_calls") and previous.get("role") == "assistant" and "tool_calls" not in previous:
                 # text the model wrote before calling tools belongs to the same assistant turn
                 message = {**message, "content": chat.pop()["content"]}
-            chat.append(message)
+            chat.append(dict(message))  # a copy: a provider may change what it is given
     return chat
 
 

@@ -21,6 +21,7 @@ from service.credentials import TenantCredentials, TenantProvider
 from service.engine import lifecycle
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog, RunChannel
+from service.engine.history import DecodedMessages
 from service.engine.expiry import ExpiryTimers
 from service.engine.file_search import FileSearch
 from service.engine.lifecycle import TERMINAL, Outcome, status_name
@@ -62,6 +63,7 @@ class RunEngine:
         self._events = events
         self._expiry_seconds = expiry_seconds
         self._tool_prompt_models = tool_prompt_models
+        self._decoded = DecodedMessages()  # the threads' messages this process read lately, decoded
         self._file_search = FileSearch(repo, embedder)
         self._code = code
         self._ownership = Ownership(store, lease_seconds)
@@ -93,6 +95,7 @@ class RunEngine:
             file_search=self._file_search,
             code=self._code,
             tool_prompt_models=self._tool_prompt_models,
+            decoded=self._decoded,
         )
         live.task = asyncio.create_task(self._execute(live), name=f"run {live.run.id}")
 

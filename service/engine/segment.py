@@ -18,6 +18,7 @@ from service.engine import code_interpreter, lifecycle
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog, RunChannel
 from service.engine.file_search import FileSearch, cite
+from service.engine.history import DecodedMessages
 from service.engine.lifecycle import Outcome
 from service.engine.prompt import build_messages, chat_request
 from service.engine.turn import Turn
@@ -40,6 +41,7 @@ class Segment:
         file_search: FileSearch,
         code: CodeInterpreter | None = None,
         tool_prompt_models: frozenset[str] = frozenset(),
+        decoded: DecodedMessages | None = None,
     ):
         self._tenant = tenant
         self._run = run
@@ -50,6 +52,7 @@ class Segment:
         self._file_search = file_search
         self._code = code
         self._tool_prompt_models = tool_prompt_models
+        self._decoded = decoded if decoded is not None else DecodedMessages(max_bytes=0)  # none: keep none
         self.turn = Turn(run, self.emit)  # the turn in progress (or the last one): what an end closes
         self.stop_requested = False
         self._waiting_on: asyncio.Task | None = None
@@ -77,7 +80,7 @@ class Segment:
         run, tenant = self._run, self._tenant
         await self._channel.committed(self._channel.next_sequence - 1)  # read our own writes (tool outputs)
         thread = await self._repo.get(tenant, thread_pb2.Thread, run.thread_id)
-        messages = await self._repo.all(tenant, message_pb2.Message, run.thread_id)
+        messages = await self._repo.all(tenant, message_pb2.Message, run.thread_id, self._decoded.decode)
         steps = await self._repo.all(tenant, run_pb2.RunStep, run.id)
         # A run stays queued while the files it searches are ingested.
         vector_store_ids = await self._interruptible(self._file_search.vector_stores(tenant, run, thread))
@@ -93,7 +96,7 @@ class Segment:
             used = run.usage.completion_tokens
             if run.HasField("max_completion_tokens") and used >= run.max_completion_tokens:
                 return lifecycle.incomplete("max_completion_tokens")
-            chat = build_messages(run, messages, steps)
+            chat = build_messages(run, messages, steps, self._decoded.entry)
             if run.HasField("max_prompt_tokens"):
                 prompt_tokens = await self._provider.count_tokens(run.model, chat)
                 if run.usage.prompt_tokens + prompt_tokens > run.max_prompt_tokens:
