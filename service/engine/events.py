@@ -3,6 +3,14 @@
 Every event is committed to the store before any subscriber sees it. Commits are grouped:
 while one batch is being written, new events queue up and go together in the next one,
 so a token never waits for more than one commit in flight.
+
+Under backlog (COALESCE_BACKLOG entries queued), a text delta that follows a queued text delta
+of the same message part is merged into it (service/engine/coalesce.py) instead of becoming an
+event of its own. The merge happens before the event is committed or published, so no reader
+(a live follower, a resume with Last-Event-ID, WatchRun after_sequence, the stored log) ever
+sees the number of an event that was merged away: the sequence stays gap-free and ordered.
+Subscribers that fall behind are not coalesced (their events are numbered and logged
+already); they catch up from the log in bulk instead (RunChannel.follow, FellBehind).
 """
 
 import asyncio
@@ -13,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from assistd.v1 import message_pb2, run_pb2, thread_pb2
 from google.protobuf.message import Message as ProtoMessage
 
+from service.engine.coalesce import append_text
 from service.engine.lifecycle import SNAPSHOT, Effect
 from service.repo import record
 from service.store import LogEntry, Store
@@ -20,9 +29,13 @@ from service.store import LogEntry, Store
 log = logging.getLogger(__name__)
 
 DONE = run_pb2.RUN_EVENT_TYPE_DONE
+MESSAGE_DELTA = run_pb2.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA
 # Entries per commit at most: a writer that fell behind catches up in bounded steps, so no single
 # commit (or the wait of the events behind it) grows with the backlog.
 MAX_COMMIT = 256
+# Queued entries (all runs) from which consecutive text deltas of a message are merged: far more
+# than one run's ordinary burst, so a stream only changes shape when the writer really lags.
+COALESCE_BACKLOG = 128
 # The RunEvent field that carries each kind of object.
 _PAYLOAD_FIELD: dict[type, str] = {
     thread_pb2.Thread: "thread",
@@ -109,6 +122,14 @@ class RunChannel:
             await self._changed()
 
 
+def _seal(event: run_pb2.RunEvent, entry: LogEntry) -> None:
+    """Fills a queued event's log entry: its bytes and the snapshot of the object it carries."""
+    entry.data = event.SerializeToString()
+    payload = event.WhichOneof("data")
+    if payload in _SNAPSHOT_FIELDS:
+        entry.records = [record(getattr(event, payload))]
+
+
 class EventLog:
     """Assigns sequence numbers, group-commits events with their snapshots, then publishes."""
 
@@ -116,6 +137,9 @@ class EventLog:
         self._store = store
         self._queue: asyncio.Queue[tuple[RunChannel, run_pb2.RunEvent | asyncio.Future, LogEntry]] = asyncio.Queue()
         self._writer: asyncio.Task | None = None
+        # Each channel's last queued event while the writer has not taken it: what a text delta
+        # may be merged into.
+        self._tails: dict[RunChannel, run_pb2.RunEvent] = {}
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name="event-log-writer")
@@ -134,6 +158,10 @@ class EventLog:
         if event_type == SNAPSHOT:
             self.snapshot(channel, obj)
             return channel.next_sequence - 1
+        if event_type == MESSAGE_DELTA and self._queue.qsize() >= COALESCE_BACKLOG:
+            tail = self._tails.get(channel)
+            if tail is not None and tail.event == MESSAGE_DELTA and append_text(tail.message_delta, obj):
+                return tail.sequence_number
         event = run_pb2.RunEvent(event=event_type)
         if obj is not None:
             getattr(event, _PAYLOAD_FIELD[type(obj)]).CopyFrom(obj)
@@ -157,17 +185,16 @@ class EventLog:
         release_thread, the commit also frees the thread's claim (the run has ended)."""
         event.sequence_number = channel.next_sequence
         channel.next_sequence += 1
-        payload = event.WhichOneof("data")
-        records = [record(getattr(event, payload))] if payload in _SNAPSHOT_FIELDS else []
+        # data and records are filled in when the writer takes the entry (a delta may still grow)
         entry = LogEntry(
             channel.tenant,
             channel.run_id,
             event.sequence_number,
-            event.SerializeToString(),
-            records,
+            b"",
             release_thread=channel.thread_id if release_thread else "",
         )
         self._queue.put_nowait((channel, event, entry))
+        self._tails[channel] = event
         return event.sequence_number
 
     def snapshot(self, channel: RunChannel, obj) -> asyncio.Future:
@@ -176,6 +203,7 @@ class EventLog:
         entry = LogEntry(channel.tenant, channel.run_id, 0, b"", [record(obj)])
         written = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((channel, written, entry))
+        self._tails.pop(channel, None)  # no delta merges across an object write
         return written
 
     async def _write_loop(self) -> None:
@@ -183,6 +211,11 @@ class EventLog:
             batch = [await self._queue.get()]
             while not self._queue.empty() and len(batch) < MAX_COMMIT:
                 batch.append(self._queue.get_nowait())
+            for channel, event, entry in batch:
+                if isinstance(event, run_pb2.RunEvent):
+                    if self._tails.get(channel) is event:
+                        del self._tails[channel]  # taken: it no longer changes
+                    _seal(event, entry)
             try:
                 committed = await self._commit([entry for _, _, entry in batch])
                 for channel, event, _ in batch:

@@ -264,7 +264,8 @@ def section_throughput(bench: Bench) -> str:
 {command("throughput")}
 
 One stream at a time, {rounds} rounds per row (rows interleaved): the provider sends {n:,} chunks as fast as it can.
-chunks/s = text chunks received / stream duration (p50 of the rounds). TTFT here is for an answer that arrives in one
+chunks/s = text chunks received / stream duration (p50 of the rounds); through assistd, chunks are counted in the
+text (its words "w0 w1 ...", one per provider chunk), since under backlog assistd merges consecutive text deltas. TTFT here is for an answer that arrives in one
 burst (a fast model or a buffered provider). CPU µs per chunk = CPU time (user + system, all threads, from
 `/proc/<pid>/stat` via psutil) of the process that serves the row, over all rounds, divided by the chunks: for
 assistd that is the whole `assistd serve` process (service + edge), for the split deployment both processes, for the

@@ -34,6 +34,13 @@ def _is_text_chunk(payload: bytes) -> bool:
     return at >= 0 and payload[at + len(_CONTENT) : at + len(_CONTENT) + 1] != b'"'
 
 
+def _provider_chunks(spaces: int) -> int:
+    """How many provider chunks one assistd text delta carries: the bench's answers are words
+    "w0 w1 ..." (one per chunk, each ending in a space), and under backlog assistd merges
+    consecutive deltas (service/engine/coalesce.py), so deltas are not chunks. At least one."""
+    return max(1, spaces)
+
+
 class Stream:
     """What one stream saw: seconds to its first text chunk and to its end, events, text chunks."""
 
@@ -47,8 +54,8 @@ class Stream:
         self.chunks = 0
         self.error: str | None = None
 
-    def chunk(self) -> None:
-        self.chunks += 1
+    def chunk(self, n: int = 1) -> None:
+        self.chunks += n
         if self.ttft is None:
             self.ttft = time.perf_counter() - self.start
 
@@ -103,13 +110,17 @@ class Client:
             if response.status != 200:
                 s.error = f"http {response.status}"
                 return
+            delta = False  # the last event line named a message delta: its data line comes
             async for line in response.content:
+                if delta and line.startswith(b"data:"):
+                    delta = False
+                    s.chunk(_provider_chunks(line.count(b" ") - 1))  # the one after "data:" is not text
                 if not line.startswith(b"event:"):
                     continue
                 s.events += 1
                 name = line[6:].strip()
                 if name == b"thread.message.delta":
-                    s.chunk()
+                    delta = True
                 elif name in (b"thread.run.failed", b"error"):
                     s.error = "run failed"
                 elif name == b"done":
@@ -122,7 +133,8 @@ class Client:
             s.events += 1
             kind = event.event
             if kind == E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA:
-                s.chunk()
+                parts = event.message_delta.delta.content
+                s.chunk(_provider_chunks(parts[0].text.value.count(" ") if parts else 0))
             elif kind in _RUN_FAILED:
                 s.error = "run failed"
 

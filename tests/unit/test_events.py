@@ -5,7 +5,8 @@ import asyncio
 import pytest
 from assistd.v1 import message_pb2, run_pb2
 
-from service.engine.events import EventLog, FellBehind, RunChannel
+from service.engine.coalesce import MAX_COALESCED_TEXT
+from service.engine.events import COALESCE_BACKLOG, EventLog, FellBehind, RunChannel
 from service.engine.lifecycle import SNAPSHOT, Effect
 from service.repo import Repo
 from service.store.sqlite import SqliteStore
@@ -131,3 +132,54 @@ async def _until(events, last):
         yield event
         if event.sequence_number == last:
             return
+
+
+async def test_under_backlog_text_deltas_merge_before_they_are_numbered_gap_free_and_in_order(log, store):
+    busy = RunChannel("t", "thread_0", "run_0")  # another run's burst: the writer is behind
+    for _ in range(COALESCE_BACKLOG):
+        log.emit(busy, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, run_pb2.RunStepDeltaEvent(id="step_0"))
+    channel = RunChannel("t", "thread_1", "run_1")
+    follower = asyncio.create_task(_collect(channel, 0))
+    texts = [f"w{i} " for i in range(300)]
+    numbers = [log.emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA, _delta(text)) for text in texts[:150]]
+    other = message_pb2.MessageDeltaEvent(id="msg_2")  # another message: never merged with msg_1
+    other.delta.content.add(index=0).text.value = "other"
+    numbers.append(log.emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA, other))
+    numbers += [log.emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA, _delta(text)) for text in texts[150:]]
+    done = log.done(channel, release_thread=False)
+    followed = await asyncio.wait_for(follower, 10)
+    sequence = [e.sequence_number for e in followed]
+    assert sequence == list(range(1, len(followed) + 1)) and sequence[-1] == done
+    assert sorted(set(numbers)) == sequence[:-1]  # each emit answered the number its text went out under
+    assert len(followed) < 302  # merged
+    values = [e.message_delta.delta.content[0].text.value for e in followed[:-1]]
+    assert "".join(values) == "".join(texts[:150]) + "other" + "".join(texts[150:])
+    assert [e.message_delta.id for e in followed[:-1]].count("msg_2") == 1
+    assert max(len(v) for v in values) <= MAX_COALESCED_TEXT
+    stored = [run_pb2.RunEvent.FromString(data) for _, data in await store.read_events("t", "run_1", 0)]
+    assert stored == followed  # the log holds exactly what followers saw
+
+
+async def test_without_backlog_every_text_delta_stays_its_own_event(log):
+    channel = RunChannel("t", "thread_1", "run_1")
+    follower = asyncio.create_task(_collect(channel, 0))
+    for i in range(20):
+        log.emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA, _delta(str(i)))
+    log.done(channel, release_thread=False)
+    followed = await asyncio.wait_for(follower, 10)
+    assert [e.message_delta.delta.content[0].text.value for e in followed[:-1]] == [str(i) for i in range(20)]
+
+
+async def test_no_delta_merges_across_an_object_write(log):
+    busy = RunChannel("t", "thread_0", "run_0")
+    for _ in range(COALESCE_BACKLOG):
+        log.emit(busy, E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, run_pb2.RunStepDeltaEvent(id="step_0"))
+    channel = RunChannel("t", "thread_1", "run_1")
+    follower = asyncio.create_task(_collect(channel, 0))
+    log.emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA, _delta("a"))
+    log.emit(channel, SNAPSHOT, run_pb2.Run(id="run_1", thread_id="thread_1"))
+    log.emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA, _delta("b"))
+    log.emit(channel, E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA, _delta("c"))
+    log.done(channel, release_thread=False)
+    followed = await asyncio.wait_for(follower, 10)
+    assert [e.message_delta.delta.content[0].text.value for e in followed[:-1]] == ["a", "bc"]
