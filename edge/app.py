@@ -51,6 +51,7 @@ WRITE_TIMEOUT = web.AppKey("write_timeout", float)  # seconds a stream write may
 MAX_FRAMES_PER_WRITE = 64  # SSE frames coalesced into one socket write at most (bounds the delay)
 # Set when the service runs in this process (assistd serve): run streams are followed without gRPC.
 LOCAL_STREAMS = web.AppKey("local_streams", object)
+SHARED_FRAMES = web.AppKey("shared_frames", sse.SharedFrames)  # with LOCAL_STREAMS
 STREAM = "assistd.stream"  # request key: the SSE response of a streaming request, once made
 
 
@@ -160,8 +161,10 @@ class Handler:
         including the wait for the first event."""
         local = request.app.get(LOCAL_STREAMS)
         call = None
+        encode = sse.encode
         if local is not None:  # the service is in this process: no loopback gRPC hop
             responses = local(path, message, _metadata(request))
+            encode = request.app[SHARED_FRAMES].encode  # its followers share event objects
         else:
             call = channel.unary_stream(
                 path, request_serializer=type(message).SerializeToString, response_deserializer=response_cls.FromString
@@ -200,7 +203,7 @@ class Handler:
                         await response.prepare(request)
                     if item is None:
                         break
-                    frames.append(sse.encode(item))
+                    frames.append(encode(item))
                     reading = asyncio.ensure_future(anext(responses))
                     if len(frames) < MAX_FRAMES_PER_WRITE:
                         await asyncio.sleep(0)  # one loop turn: an event already there is read at once
@@ -314,6 +317,7 @@ def create_app(
     app[WRITE_TIMEOUT] = write_timeout
     if local_streams is not None:
         app[LOCAL_STREAMS] = local_streams
+        app[SHARED_FRAMES] = sse.SharedFrames()
 
     async def channel_context(app: web.Application):
         app[CHANNEL] = grpc.aio.insecure_channel(

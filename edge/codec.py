@@ -17,6 +17,7 @@ resource:
 The options live in protos/assistd/v1/options.proto.
 """
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -78,6 +79,7 @@ _AS_STRING: dict[str, frozenset[str]] = {
 }
 
 
+@functools.cache
 def _inline(descriptor: Descriptor) -> OneofDescriptor | None:
     """The message's `(json_inline)` oneof, if it has one."""
     return next((oneof for oneof in descriptor.oneofs if is_json_inline(oneof)), None)
@@ -338,6 +340,37 @@ def query_to_json(query: Mapping[str, str], cls: type[Message]) -> dict[str, Any
 # ---------------------------------------------------------------- protobuf -> JSON
 
 
+# How render() writes one field of a message: what it needs to know of the field, looked up once
+# per message type (descriptor attribute reads cost more than the rendering itself).
+_TAG_MEMBER, _REPEATED, _MAP, _OPTIONAL, _PLAIN = range(5)
+
+
+@functools.cache
+def _field_plan(descriptor: Descriptor) -> tuple[tuple[str, int, FieldDescriptor, Any], ...]:
+    """(name, how, the field (or the map's value field), whether a kind member is written) for
+    each field render() may write, in declaration order."""
+    input_only = _INPUT_ONLY.get(descriptor.full_name, frozenset())
+    plan = []
+    for field in descriptor.fields:
+        if field.name in input_only:
+            continue
+        oneof = field.containing_oneof
+        if oneof is not None and oneof.name == TYPE_TAG:
+            # a member that is an empty message writes no field of its own, only the type
+            written = not (field.type == F.TYPE_MESSAGE and not field.message_type.fields)
+            plan.append((field.name, _TAG_MEMBER, field, written))
+        elif field.is_repeated:
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                plan.append((field.name, _MAP, field.message_type.fields_by_name["value"], None))
+            else:
+                plan.append((field.name, _REPEATED, field, None))
+        elif field.has_presence:
+            plan.append((field.name, _OPTIONAL, field, None))
+        else:
+            plan.append((field.name, _PLAIN, field, None))
+    return tuple(plan)
+
+
 def render(message: Message, *, delta: bool = False) -> Any:
     """OpenAI JSON for a message. With delta=True, unset and empty fields are left out,
     as stream deltas must only carry what changed."""
@@ -359,28 +392,22 @@ def render(message: Message, *, delta: bool = False) -> Any:
     out: dict[str, Any] = {}
     if kind is not None:
         out["type"] = kind
-    input_only = _INPUT_ONLY.get(descriptor.full_name, frozenset())
-    for field in descriptor.fields:
-        name = field.name
-        if name in input_only:
-            continue
-        oneof = field.containing_oneof
-        if oneof is not None and oneof.name == TYPE_TAG:
-            if name == kind and not (field.type == F.TYPE_MESSAGE and not field.message_type.fields):
+    for name, how, field, written in _field_plan(descriptor):
+        if how == _TAG_MEMBER:
+            if name == kind and written:
                 out[name] = _render_value(field, getattr(message, name), delta)
             continue
-        value = getattr(message, name)
-        if field.is_repeated:
-            if delta and not value:
-                continue
-            if field.message_type is not None and field.message_type.GetOptions().map_entry:
-                value_field = field.message_type.fields_by_name["value"]
-                out[name] = {k: _render_value(value_field, v, delta) for k, v in value.items()}
-            else:
-                out[name] = [_render_value(field, item, delta) for item in value]
-        elif field.has_presence and not message.HasField(name):
+        if how == _OPTIONAL and not message.HasField(name):
             if not delta:
                 out[name] = None
+            continue
+        value = getattr(message, name)
+        if how == _REPEATED:
+            if not (delta and not value):
+                out[name] = [_render_value(field, item, delta) for item in value]
+        elif how == _MAP:
+            if not (delta and not value):
+                out[name] = {k: _render_value(field, v, delta) for k, v in value.items()}
         else:
             rendered = _render_value(field, value, delta)
             if not (delta and rendered is None):

@@ -1,6 +1,7 @@
 """RunEvent -> Server-Sent Events, as OpenAI's Assistants streams look on the wire."""
 
 import json
+from collections import OrderedDict
 
 from assistd.v1 import message_pb2, run_pb2
 
@@ -49,9 +50,33 @@ def encode(event: run_pb2.RunEvent) -> bytes:
         data = "[DONE]"
     elif payload == "message_delta" and (text := _text_delta(event.message_delta)) is not None:
         data = text
+    elif payload == "run_step_delta" and (arguments := _arguments_delta(event.run_step_delta)) is not None:
+        data = arguments
     else:
         data = json.dumps(render(getattr(event, payload), delta=payload in _DELTAS), separators=(",", ":"))
     return f"event: {name}\nid: {event.sequence_number}\ndata: {data}\n\n".encode()
+
+
+class SharedFrames:
+    """Frames of events that several streams send: the service in this process hands every
+    follower of a run the very same RunEvent objects, so each is encoded once, not once per
+    follower. Keyed by object identity; an entry holds its event, so no other object can take
+    that id while it is kept. The last SIZE events are kept."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._frames: OrderedDict[int, tuple[run_pb2.RunEvent, bytes]] = OrderedDict()
+
+    def encode(self, event: run_pb2.RunEvent) -> bytes:
+        kept = self._frames.get(id(event))
+        if kept is not None and kept[0] is event:
+            return kept[1]
+        frame = encode(event)
+        self._frames[id(event)] = (event, frame)
+        if len(self._frames) > self.SIZE:
+            self._frames.popitem(last=False)
+        return frame
 
 
 def encode_error(body: dict) -> bytes:
@@ -71,4 +96,23 @@ def _text_delta(event: message_pb2.MessageDeltaEvent) -> str | None:
     return (
         f'{{"id":{json.dumps(event.id)},"object":{json.dumps(event.object)},"delta":{{"content":'
         f'[{{"type":"text","index":{part.index},"text":{{"value":{json.dumps(part.text.value)}}}}}]}}}}'
+    )
+
+
+def _arguments_delta(event: run_pb2.RunStepDeltaEvent) -> str | None:
+    """The JSON of the commonest step delta, more argument text of one function call, written out
+    directly; None for any other shape. Byte for byte what render() gives."""
+    details = event.delta.step_details
+    if details.WhichOneof("kind") != "tool_calls" or len(details.tool_calls.items) != 1:
+        return None
+    call = details.tool_calls.items[0]
+    if call.HasField("id") or call.WhichOneof("kind") != "function":
+        return None
+    function = call.function
+    if function.HasField("name") or function.HasField("output") or not function.HasField("arguments"):
+        return None
+    return (
+        f'{{"id":{json.dumps(event.id)},"object":{json.dumps(event.object)},"delta":{{"step_details":'
+        f'{{"type":"tool_calls","tool_calls":[{{"type":"function","index":{call.index},"function":'
+        f'{{"arguments":{json.dumps(function.arguments)}}}}}]}}}}}}'
     )

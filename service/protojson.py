@@ -33,11 +33,13 @@ def _option(descriptor: Any, extension: Any) -> Any:
     return descriptor.GetOptions().Extensions[extension]
 
 
+@functools.cache  # descriptors live as long as the process; options never change
 def is_json_list(message: Descriptor) -> bool:
     """A `(json_list)` wrapper: JSON writes it as its one repeated field."""
     return bool(_option(message, options_pb2.json_list))
 
 
+@functools.cache
 def is_json_inline(oneof: OneofDescriptor) -> bool:
     """A `(json_inline)` oneof: JSON writes the chosen member's fields flat."""
     return bool(_option(oneof, options_pb2.json_inline))
