@@ -158,7 +158,7 @@ class EventLog:
         if event_type == SNAPSHOT:
             self.snapshot(channel, obj)
             return channel.next_sequence - 1
-        if event_type == MESSAGE_DELTA and self._queue.qsize() >= COALESCE_BACKLOG:
+        if isinstance(obj, message_pb2.MessageDeltaEvent) and self._queue.qsize() >= COALESCE_BACKLOG:
             tail = self._tails.get(channel)
             if tail is not None and tail.event == MESSAGE_DELTA and append_text(tail.message_delta, obj):
                 return tail.sequence_number

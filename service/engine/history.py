@@ -16,7 +16,7 @@ from assistd.v1 import message_pb2
 
 from service.engine.prompt import Entry, message_entry
 
-_NOT_SENT = ("", [])  # the memo's note for a message the model is not sent (message_entry's None)
+_NOT_SENT: Entry = ("", [])  # the memo's note for a message the model is not sent (message_entry's None)
 
 
 class DecodedMessages:

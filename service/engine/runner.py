@@ -21,9 +21,9 @@ from service.credentials import TenantCredentials, TenantProvider
 from service.engine import lifecycle
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog, RunChannel
-from service.engine.history import DecodedMessages
 from service.engine.expiry import ExpiryTimers
 from service.engine.file_search import FileSearch
+from service.engine.history import DecodedMessages
 from service.engine.lifecycle import TERMINAL, Outcome, status_name
 from service.engine.live import LiveRun, LiveRuns, Started, snapshot
 from service.engine.ownership import Monitor, Ownership
