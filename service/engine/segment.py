@@ -81,8 +81,7 @@ class Segment:
         await self._channel.committed(self._channel.next_sequence - 1)  # read our own writes (tool outputs)
         thread = await self._repo.get(tenant, thread_pb2.Thread, run.thread_id)
         messages = await self._repo.all(tenant, message_pb2.Message, run.thread_id, self._decoded.decode)
-        # A run's first segment (its log starts at 1) has no steps yet: no read needed.
-        steps = await self._repo.all(tenant, run_pb2.RunStep, run.id) if self._channel.first_sequence > 1 else []
+        steps = await self._repo.all(tenant, run_pb2.RunStep, run.id)  # also a first segment's (Responses history)
         # A run stays queued while the files it searches are ingested.
         vector_store_ids = await self._interruptible(self._file_search.vector_stores(tenant, run, thread))
         coding = self._code is not None and await self._interruptible(self._code.prepare(tenant, run, thread, messages))
