@@ -71,6 +71,12 @@ _SHORTHANDS: dict[str, Callable[[str], dict]] = {
 }
 # Request-only fields, never written in responses.
 _INPUT_ONLY = {"assistd.v1.FileSearchResources": frozenset({"vector_stores"})}
+# Fields only the Responses API sets (service/responses/): the Assistants JSON neither reads nor
+# writes them, as OpenAI's Assistants objects have no such fields.
+_NOT_ASSISTANTS = {
+    "assistd.v1.Run": frozenset({"max_tool_calls"}),
+    "assistd.v1.FileSearchTool": frozenset({"filters"}),
+}
 # Objects OpenAI writes back as bare strings: these `kind` members.
 _AS_STRING: dict[str, frozenset[str]] = {
     "assistd.v1.ResponseFormat": frozenset({"auto"}),
@@ -194,7 +200,7 @@ def _fill(message: Message, data: Any, path: str) -> None:
             continue
         field = descriptor.fields_by_name.get(key)
         param = _join(path, key)
-        if field is None:
+        if field is None or key in _NOT_ASSISTANTS.get(descriptor.full_name, ()):
             raise CodecError(f"Unknown parameter: '{param}'.", param, "unknown_parameter")
         if field.containing_oneof is not None and field.containing_oneof.name == TYPE_TAG:
             if message.WhichOneof(TYPE_TAG) != key:
@@ -359,7 +365,9 @@ def render(message: Message, *, delta: bool = False) -> Any:
     out: dict[str, Any] = {}
     if kind is not None:
         out["type"] = kind
-    input_only = _INPUT_ONLY.get(descriptor.full_name, frozenset())
+    input_only = _INPUT_ONLY.get(descriptor.full_name, frozenset()) | _NOT_ASSISTANTS.get(
+        descriptor.full_name, frozenset()
+    )
     for field in descriptor.fields:
         name = field.name
         if name in input_only:

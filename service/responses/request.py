@@ -10,6 +10,7 @@ from assistd.v1 import assistant_pb2, message_pb2, run_pb2
 from service import ids
 from service.errors import InvalidArgument, missing
 from service.protojson import enum_names, enum_number, struct_to_python
+from service.responses.filters import parse_filter
 from service.validation import check_metadata
 
 Json = dict[str, Any]
@@ -33,6 +34,7 @@ _SUPPORTED = {
     "conversation",
     "prompt",
     "reasoning",
+    "max_tool_calls",
     # accepted, with no effect yet
     "user",
     "safety_identifier",
@@ -114,6 +116,16 @@ def _number(body: Json, key: str, low: float, high: float) -> None:
         )
 
 
+def _kind(value: Any, param: str) -> str:
+    """The `type` of the item or content part at param, which must be a string (a dict or list
+    would not even be hashable in the lookups that follow)."""
+    if not isinstance(value, str):
+        raise InvalidArgument(
+            f"Invalid type for '{param}.type': expected a string.", param=f"{param}.type", code="invalid_type"
+        )
+    return value
+
+
 def _content(content: Any, param: str) -> tuple[list[message_pb2.MessageContent], list[Json]]:
     """An item's content as message parts, and as listed back."""
     if isinstance(content, str):
@@ -131,11 +143,7 @@ def _content(content: Any, param: str) -> tuple[list[message_pb2.MessageContent]
         at = f"{param}[{i}]"
         if not isinstance(part, dict):
             raise InvalidArgument(f"Invalid type for '{at}': expected an object.", param=at, code="invalid_type")
-        kind = part.get("type")
-        if not isinstance(kind, str):
-            raise InvalidArgument(
-                f"Invalid type for '{at}.type': expected a string.", param=f"{at}.type", code="invalid_type"
-            )
+        kind = _kind(part.get("type"), at)
         if kind in _TEXT_PARTS:
             text = _expect(part, "text", (str,), "a string", f"{at}.text")
             if text is None:
@@ -160,11 +168,7 @@ def _content(content: Any, param: str) -> tuple[list[message_pb2.MessageContent]
 def _add_item(request: ResponseRequest, item: Any, param: str) -> None:
     if not isinstance(item, dict):
         raise InvalidArgument(f"Invalid type for '{param}': expected an object.", param=param, code="invalid_type")
-    kind = item.get("type", "message" if "role" in item else None)
-    if not isinstance(kind, str):  # a dict or list would not even be hashable below
-        raise InvalidArgument(
-            f"Invalid type for '{param}.type': expected a string.", param=f"{param}.type", code="invalid_type"
-        )
+    kind = _kind(item.get("type", "message" if "role" in item else None), param)
     if kind == "message":
         role = item.get("role")
         if not isinstance(role, str) or (role not in _MESSAGE_ROLES and role not in _SYSTEM_ROLES):
@@ -282,6 +286,9 @@ def parse(body: Json) -> ResponseRequest:
     max_output = _expect(body, "max_output_tokens", (int,), "an integer")
     if max_output is not None and max_output < 1:
         raise InvalidArgument("Invalid 'max_output_tokens': expected a value of at least 1.", param="max_output_tokens")
+    max_calls = _expect(body, "max_tool_calls", (int,), "an integer")
+    if max_calls is not None and max_calls < 1:
+        raise InvalidArgument("Invalid 'max_tool_calls': expected a value of at least 1.", param="max_tool_calls")
     metadata = _expect(body, "metadata", (dict,), "an object") or {}
     if not all(isinstance(v, str) for v in metadata.values()):
         raise InvalidArgument("Invalid 'metadata': values must be strings.", param="metadata", code="invalid_type")
@@ -370,11 +377,7 @@ def _file_search(tool: Json, param: str) -> assistant_pb2.Tool:
             )
         settings.max_num_results = most
     if tool.get("filters") is not None:
-        raise InvalidArgument(
-            f"'{param}.filters' is not supported yet: search without filters.",
-            param=f"{param}.filters",
-            code="unsupported_parameter",
-        )
+        settings.filters.CopyFrom(parse_filter(tool["filters"], f"{param}.filters"))
     ranking = _expect(tool, "ranking_options", (dict,), "an object", f"{param}.ranking_options") or {}
     ranker = _expect(ranking, "ranker", (str,), "a string", f"{param}.ranking_options.ranker")
     if ranker is not None:
@@ -563,6 +566,8 @@ def new_run(request: ResponseRequest, thread_id: str) -> run_pb2.Run:
             setattr(run, key, getattr(request.assistant, key))
     if body.get("max_output_tokens") is not None:
         run.max_completion_tokens = body["max_output_tokens"]
+    if body.get("max_tool_calls") is not None:
+        run.max_tool_calls = body["max_tool_calls"]
     run.response_format.CopyFrom(response_format(body))
     run.truncation_strategy.type = run_pb2.TRUNCATION_STRATEGY_TYPE_AUTO
     return run
@@ -650,6 +655,7 @@ def base(response_id: str, created_at: int, request: ResponseRequest) -> Json:
         "temperature": body.get("temperature", 1.0),
         "top_p": body.get("top_p", 1.0),
         "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"),
         "metadata": body.get("metadata") or {},
         "text": {"format": (body.get("text") or {}).get("format") or {"type": "text"}},
         "truncation": body.get("truncation", "disabled"),
