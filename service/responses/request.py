@@ -82,6 +82,9 @@ class ResponseRequest:
     output_params: list[str] = field(default_factory=list)  # each tool output's param, for errors
     call_params: dict[str, str] = field(default_factory=dict)  # function_call item's param by call id
     items: list[Json] = field(default_factory=list)  # the input items as listed back (ids set later)
+    # input_file parts by file_id: (the part, as listed back, file id, param); the part's text is
+    # the file's, filled in by service/responses/files.py before the run starts
+    files: list[tuple[message_pb2.MessageContent, Json, str, str]] = field(default_factory=list)
 
 
 def _type_name(value: Any) -> str:
@@ -126,8 +129,11 @@ def _kind(value: Any, param: str) -> str:
     return value
 
 
-def _content(content: Any, param: str) -> tuple[list[message_pb2.MessageContent], list[Json]]:
-    """An item's content as message parts, and as listed back."""
+def _content(
+    content: Any, param: str, files: list | None = None
+) -> tuple[list[message_pb2.MessageContent], list[Json]]:
+    """An item's content as message parts, and as listed back; input_file parts are added to
+    files (None: they are refused)."""
     if isinstance(content, str):
         return [message_pb2.MessageContent(text=message_pb2.TextContent(value=content))], [
             {"type": "input_text", "text": content}
@@ -156,9 +162,18 @@ def _content(content: Any, param: str) -> tuple[list[message_pb2.MessageContent]
                 raise InvalidArgument(f"'{at}': only images by URL ('image_url') are supported yet.", param=at)
             parts.append(message_pb2.MessageContent(image_url=message_pb2.ImageUrlContent(url=url)))
             shown.append({"type": "input_image", "image_url": url, "detail": part.get("detail", "auto")})
+        elif kind == "input_file" and files is not None:
+            file_id = _expect(part, "file_id", (str,), "a string", f"{at}.file_id")
+            if not file_id:
+                raise InvalidArgument(f"'{at}': only files by id ('file_id') are supported yet.", param=f"{at}.file_id")
+            part_pb = message_pb2.MessageContent(text=message_pb2.TextContent(value=""))
+            parts.append(part_pb)
+            shown.append({"type": "input_file", "file_id": file_id, "filename": None})
+            files.append((part_pb, shown[-1], file_id, f"{at}.file_id"))
         else:
             raise InvalidArgument(
-                f"Invalid value: '{kind}'. Supported content types are 'input_text', 'output_text' and 'input_image'.",
+                f"Invalid value: '{kind}'. Supported content types are 'input_text', 'output_text', 'input_image' "
+                "and 'input_file'.",
                 param=f"{at}.type",
                 code="invalid_value",
             )
@@ -179,7 +194,7 @@ def _add_item(request: ResponseRequest, item: Any, param: str) -> None:
             )
         if "content" not in item:
             raise missing(f"{param}.content")
-        parts, shown = _content(item["content"], f"{param}.content")
+        parts, shown = _content(item["content"], f"{param}.content", request.files if role == "user" else None)
         if role in _SYSTEM_ROLES:
             request.system_text.append("\n".join(p.text.value for p in parts if p.WhichOneof("kind") == "text"))
         else:
