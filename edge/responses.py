@@ -87,6 +87,17 @@ async def _stream(request: web.Request, rpc: str, message, response_cls) -> web.
     )
 
 
+def _rpc(name: str):
+    """Names a handler's RPC, for GET /openapi.json (edge/openapi.py's OPERATIONS types it)."""
+
+    def mark(handler):
+        handler.rpc = name
+        return handler
+
+    return mark
+
+
+@_rpc("CreateResponse")
 async def create_response(request: web.Request) -> web.StreamResponse:
     body = await _body(request)
     stream = body.pop("stream", None)
@@ -104,6 +115,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     return _json(struct_to_python(reply.response))
 
 
+@_rpc("GetResponse")
 async def get_response(request: web.Request) -> web.StreamResponse:
     response_id = request.match_info["response_id"]
     if request.query.get("stream") == "true":
@@ -123,18 +135,21 @@ async def get_response(request: web.Request) -> web.StreamResponse:
     return _json(struct_to_python(reply.response))
 
 
+@_rpc("DeleteResponse")
 async def delete_response(request: web.Request) -> web.Response:
     message = response_pb2.DeleteResponseRequest(response_id=request.match_info["response_id"])
     reply = await _unary(request, "DeleteResponse", message, response_pb2.DeleteResponseResponse)
     return _json({"id": reply.id, "object": reply.object, "deleted": reply.deleted})
 
 
+@_rpc("CancelResponse")
 async def cancel_response(request: web.Request) -> web.Response:
     message = response_pb2.CancelResponseRequest(response_id=request.match_info["response_id"])
     reply = await _unary(request, "CancelResponse", message, response_pb2.CancelResponseResponse)
     return _json(struct_to_python(reply.response))
 
 
+@_rpc("ListInputItems")
 async def list_input_items(request: web.Request) -> web.Response:
     query = request.query
     message = response_pb2.ListInputItemsRequest(
@@ -146,7 +161,10 @@ async def list_input_items(request: web.Request) -> web.Response:
     if "limit" in query:
         if not query["limit"].lstrip("-").isdigit():
             raise codec.CodecError("Invalid 'limit': expected an integer.", "limit")
-        message.limit = int(query["limit"])
+        limit = int(query["limit"])
+        if not -(2**31) <= limit < 2**31:  # the message's int32 (the service checks 1..100)
+            raise codec.CodecError(f"Invalid 'limit': {limit} is out of range.", "limit", "integer_out_of_range")
+        message.limit = limit
     reply = await _unary(request, "ListInputItems", message, response_pb2.ListInputItemsResponse)
     return _json(
         {
@@ -159,6 +177,7 @@ async def list_input_items(request: web.Request) -> web.Response:
     )
 
 
+@_rpc("CountInputTokens")
 async def count_input_tokens(request: web.Request) -> web.Response:
     struct = json_format.ParseDict(await _body(request), struct_pb2.Struct())
     message = response_pb2.CountInputTokensRequest(body=struct)

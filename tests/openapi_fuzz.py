@@ -4,6 +4,7 @@ Shared by tests/e2e/test_openapi.py (bounded, in `make test`) and the bench's fu
 import re
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,10 @@ class Result:
 
 def run(base_url: str, max_examples: int, report_dir: Path, timeout: float) -> Result:
     args = command(base_url, max_examples, report_dir)
+    # The edge builds its document on the first request (seconds on a loaded machine); st gives
+    # the load 10 s, so the document is built before st starts.
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/openapi.json", timeout=300) as response:
+        response.read()
     report_dir.mkdir(parents=True, exist_ok=True)
     # run in the report's folder: st keeps its own state in ./.schemathesis, out of the checkout
     done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=report_dir)

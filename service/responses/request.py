@@ -16,7 +16,7 @@ from service.validation import check_metadata
 Json = dict[str, Any]
 
 # Fields read from the body; the rest of OpenAI's are refused by name until they are supported.
-_SUPPORTED = {
+SUPPORTED = {
     "model",
     "input",
     "instructions",
@@ -253,7 +253,7 @@ def parse_items(items: list[Any], param: str) -> ResponseRequest:
 def parse(body: Json) -> ResponseRequest:
     """The request a CreateResponse body makes. Raises InvalidArgument naming the bad parameter."""
     for key in body:
-        if key not in _SUPPORTED:
+        if key not in SUPPORTED:
             raise InvalidArgument(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
     prompt = _expect(body, "prompt", (dict,), "an object")
     prompt_id = prompt.get("id") if prompt is not None else None

@@ -62,6 +62,20 @@ def test_document_lists_every_route_with_the_sdk_schemas(fuzz_server):
     with pytest.raises(jsonschema.ValidationError):
         validator.validate({**raw, "created_at": "yesterday"})
 
+    # The Responses routes speak the SDK's Responses types, less the body fields assistd refuses.
+    create_response = operations["POST", "/v1/responses"]
+    assert create_response["operationId"] == "CreateResponse"
+    body = doc["components"]["schemas"]["CreateResponseRequest"]
+    variants = [doc["components"]["schemas"][v["$ref"].rsplit("/", 1)[1]] for v in body["anyOf"]]
+    assert all("max_tool_calls" in v["properties"] and "moderation" not in v["properties"] for v in variants)
+    answer = client.responses.with_raw_response.create(model=MODEL, input="hi").http_response.json()
+    schema = {
+        **create_response["responses"]["200"]["content"]["application/json"]["schema"],
+        "components": doc["components"],
+    }
+    jsonschema.Draft202012Validator(schema).validate(answer)
+    assert operations["GET", "/v1/responses/{response_id}/input_items"]["operationId"] == "ListInputItems"
+
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_server, tmp_path):
     result = openapi_fuzz.run(fuzz_server.base_url, MAX_EXAMPLES, tmp_path, timeout=900)

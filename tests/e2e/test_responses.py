@@ -123,6 +123,11 @@ def test_bad_requests_get_openai_errors_and_change_nothing(client, server):
         with pytest.raises(openai.BadRequestError) as error:
             client.responses.create(model=MODEL, input=[item])  # type: ignore[list-item]
         assert error.value.body["param"] == param and error.value.body["code"] == "invalid_type"
+    reply = httpx.get(  # past the int32 the limit travels in (schemathesis found this 500)
+        f"{server.base_url}/responses/resp_x/input_items?limit=-66805487355",
+        headers={"Authorization": "Bearer test-key"},
+    )
+    assert reply.status_code == 400 and reply.json()["error"]["param"] == "limit"
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve("resp_missing")
 
