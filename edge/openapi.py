@@ -328,9 +328,18 @@ def _typed(schemas: _Schemas, rpc: str, op: Operation, parameters: list[dict]) -
     if op.response is not None:
         content["application/json"] = {"schema": schemas.ref(op.response)}
     if op.stream or op.always_stream:
-        content["text/event-stream"] = {"schema": {"type": "string"}}
+        content["text/event-stream"] = {"schema": _SSE_EVENT}
     operation["responses"] = {"200": {"description": "OK", "content": content}, **_error_responses(schemas, op.errors)}
     return operation
+
+
+# One event of an SSE stream (OpenAPI 3.1: a text/event-stream schema describes each event): its
+# `data` is JSON in both dialects, but `[DONE]` ends Assistants streams.
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}},
+}
 
 
 def _plain(parameters: list[dict]) -> dict:
