@@ -8,6 +8,7 @@ import grpc
 from aiohttp import web
 from assistd.v1 import (
     assistant_pb2,
+    container_pb2,
     conversation_pb2,
     file_pb2,
     message_pb2,
@@ -19,8 +20,8 @@ from assistd.v1 import (
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from edge import codec, files, openapi, sse
-from edge.errors import UNEXPLAINED, error_response, from_rpc_error
+from edge import codec, containers, files, openapi, sse
+from edge.errors import UNEXPLAINED, error_headers, error_response, from_rpc_error, retry_after
 from edge.observe import metrics, observe
 from edge.routes import ROUTES, Route
 from edge.sse import HEARTBEAT_SECONDS, LOCAL_STREAMS, STREAM, WRITE_TIMEOUT
@@ -39,6 +40,7 @@ _FILES = [
     file_pb2,
     vector_store_pb2,
     conversation_pb2,
+    container_pb2,
 ]
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 # Unary calls to the service have this deadline (DEADLINE_EXCEEDED is 504): a stalled service
@@ -163,7 +165,7 @@ async def errors_middleware(request: web.Request, handler):
         status, body = from_rpc_error(error)
         if status >= 500:
             log.error("%s %s -> %s: %s", request.method, request.path, error.code().name, error.details())
-        response = web.json_response(body, status=status, headers={"x-should-retry": "false"} if status < 500 else None)
+        response = web.json_response(body, status=status, headers=error_headers(status, retry_after(error)))
     except web.HTTPNotFound:
         response = error_response(404, f"Invalid URL ({request.method} {request.path})")
     except web.HTTPMethodNotAllowed:
@@ -204,10 +206,13 @@ def create_app(
     local_streams: Any = None,
     unary_deadline_seconds: float = 60.0,
     write_timeout: float = 30.0,
+    max_json_bytes: int = 4 * 1024 * 1024,
 ) -> web.Application:
     """The edge, calling the service at target; with local_streams (the service's LocalStreams,
     when it runs in this process), run streams skip the gRPC hop."""
-    app = web.Application(middlewares=[observe, errors_middleware], client_max_size=64 * 1024 * 1024)
+    # client_max_size bounds the JSON bodies (413 over it); uploads are read as a stream, bounded by
+    # the service's ASSISTD_MAX_FILE_BYTES instead.
+    app = web.Application(middlewares=[observe, errors_middleware], client_max_size=max_json_bytes)
     app[HEARTBEAT_SECONDS] = heartbeat_seconds
     app[UNARY_DEADLINE_SECONDS] = unary_deadline_seconds
     app[WRITE_TIMEOUT] = write_timeout
@@ -233,8 +238,18 @@ def create_app(
     async def file_content(request: web.Request) -> web.StreamResponse:
         return await files.file_content(request, request.app[CHANNEL], _metadata(request))
 
+    async def create_container_file(request: web.Request) -> web.Response:
+        body = None if request.content_type.startswith("multipart/") else await _body(request)
+        created = await containers.create_file(request, request.app[CHANNEL], _metadata(request), body)
+        return web.json_response(created)
+
+    async def container_file_content(request: web.Request) -> web.StreamResponse:
+        return await containers.file_content(request, request.app[CHANNEL], _metadata(request))
+
     app.router.add_post("/v1/files", upload_file)
     app.router.add_get("/v1/files/{file_id}/content", file_content)
+    app.router.add_post("/v1/containers/{container_id}/files", create_container_file)
+    app.router.add_get("/v1/containers/{container_id}/files/{file_id}/content", container_file_content)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, Handler(route))
     from edge import responses

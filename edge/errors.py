@@ -5,6 +5,8 @@ The service says what went wrong in gRPC terms only: a status code and a google.
 here, from the status code, and from the reason where HTTP tells apart what one gRPC code covers.
 """
 
+import math
+
 import grpc
 from aiohttp import web
 from google.rpc import error_details_pb2, status_pb2
@@ -24,8 +26,8 @@ STATUS_MAP: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.NOT_FOUND: (404, "invalid_request_error"),
     grpc.StatusCode.ALREADY_EXISTS: (409, "invalid_request_error"),
     grpc.StatusCode.PERMISSION_DENIED: (403, "permission_error"),
-    # Our service sends no RESOURCE_EXHAUSTED: from gRPC itself it means a message over its size
-    # limit, a fault of ours, not a rate limit (a tenant limit would come with a reason of its own).
+    # From gRPC itself RESOURCE_EXHAUSTED means a message over its size limit, a fault of ours, not
+    # a rate limit: a tenant over its limits comes with the reason RATE_LIMIT_EXCEEDED (below).
     grpc.StatusCode.RESOURCE_EXHAUSTED: (500, "server_error"),
     grpc.StatusCode.FAILED_PRECONDITION: (400, "invalid_request_error"),
     grpc.StatusCode.ABORTED: (409, "invalid_request_error"),
@@ -42,6 +44,9 @@ UNEXPLAINED = "The server had an error while processing your request."
 # ErrorInfo reasons that HTTP answers differently from the rest of their gRPC code.
 REASON_OVERRIDES: dict[str, tuple[int, str]] = {
     "FILE_TOO_LARGE": (413, "invalid_request_error"),  # OUT_OF_RANGE otherwise means 400
+    # RESOURCE_EXHAUSTED from the service's tenant limits: OpenAI's 429 for request limits says
+    # type "requests", code "rate_limit_exceeded"; the SDK raises RateLimitError for any 429.
+    "RATE_LIMIT_EXCEEDED": (429, "requests"),
 }
 
 
@@ -58,22 +63,41 @@ def error_body(message: str, error_type: str, param: str | None = None, code: st
     return {"error": {"message": clip(message, MAX_MESSAGE), "type": error_type, "param": param, "code": code}}
 
 
+def error_headers(status: int, retry_after: int | None = None) -> dict[str, str] | None:
+    """Client errors are final: the SDK is told not to retry them (it retries 409 and 5xx by
+    default), except a 429, which it retries after `retry-after` seconds."""
+    if status == 429:
+        return {"retry-after": str(retry_after)} if retry_after is not None else None
+    return {"x-should-retry": "false"} if status < 500 else None
+
+
 def error_response(status: int, message: str, error_type: str = "invalid_request_error", param=None, code=None):
-    # Client errors are final: tell the SDK not to retry them (it retries 409 and 5xx by default).
-    headers = {"x-should-retry": "false"} if status < 500 else None
-    return web.json_response(error_body(message, error_type, param, code), status=status, headers=headers)
+    return web.json_response(error_body(message, error_type, param, code), status=status, headers=error_headers(status))
 
 
-def error_info(trailing_metadata) -> error_details_pb2.ErrorInfo | None:
-    """The ErrorInfo in a call's `grpc-status-details-bin` trailer, if there is one."""
+def _detail(trailing_metadata, kind):
+    """The detail of this type in a call's `grpc-status-details-bin` trailer, if there is one."""
     for key, value in trailing_metadata or ():
         if key != _DETAILS_KEY:
             continue
         for detail in status_pb2.Status.FromString(value).details:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                return info
+            found = kind()
+            if detail.Is(found.DESCRIPTOR) and detail.Unpack(found):
+                return found
     return None
+
+
+def error_info(trailing_metadata) -> error_details_pb2.ErrorInfo | None:
+    return _detail(trailing_metadata, error_details_pb2.ErrorInfo)
+
+
+def retry_after(error: grpc.aio.AioRpcError) -> int | None:
+    """Whole seconds to wait, from the call's google.rpc.RetryInfo (rounded up: `retry-after`
+    takes integers, and a client told 0 would come back at once)."""
+    retry = _detail(error.trailing_metadata(), error_details_pb2.RetryInfo)
+    if retry is None:
+        return None
+    return max(1, math.ceil(retry.retry_delay.ToNanoseconds() / 1e9))
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> tuple[int, dict]:

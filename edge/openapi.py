@@ -18,6 +18,9 @@ import pydantic
 from aiohttp import web
 from openai import pagination
 from openai.types import (
+    ContainerCreateResponse,
+    ContainerListResponse,
+    ContainerRetrieveResponse,
     FileDeleted,
     FileObject,
     FilePurpose,
@@ -25,6 +28,8 @@ from openai.types import (
     VectorStore,
     VectorStoreDeleted,
     VectorStoreSearchResponse,
+    container_create_params,
+    container_list_params,
     file_list_params,
     vector_store_create_params,
     vector_store_list_params,
@@ -56,6 +61,8 @@ from openai.types.beta.threads import (
     run_update_params,
 )
 from openai.types.beta.threads.runs import RunStep, step_list_params, step_retrieve_params
+from openai.types.containers import FileCreateResponse, FileListResponse, FileRetrieveResponse
+from openai.types.containers import file_list_params as container_file_list_params
 from openai.types.conversations import (
     Conversation,
     ConversationDeletedResource,
@@ -231,6 +238,21 @@ OPERATIONS: dict[str, Operation] = {
     "WatchRun": Operation(always_stream=True),
     "ListRunSteps": Operation(pagination.SyncCursorPage[RunStep], query=step_list_params.StepListParams),
     "GetRunStep": Operation(RunStep, query=step_retrieve_params.StepRetrieveParams),
+    "CreateContainer": Operation(
+        ContainerCreateResponse, container_create_params.ContainerCreateParams, errors=_CREATE_ERRORS
+    ),
+    "ListContainers": Operation(
+        pagination.SyncCursorPage[ContainerListResponse],
+        query=container_list_params.ContainerListParams,
+        errors=_LIST_ERRORS,
+    ),
+    "GetContainer": Operation(ContainerRetrieveResponse),
+    "DeleteContainer": Operation(),  # the SDK reads no body: {"id", "object": "container.deleted", "deleted"}
+    "ListContainerFiles": Operation(
+        pagination.SyncCursorPage[FileListResponse], query=container_file_list_params.FileListParams
+    ),
+    "GetContainerFile": Operation(FileRetrieveResponse),
+    "DeleteContainerFile": Operation(),  # the SDK reads no body either
 }
 
 
@@ -329,7 +351,9 @@ def _typed(schemas: _Schemas, rpc: str, op: Operation, parameters: list[dict]) -
         content["application/json"] = {"schema": schemas.ref(op.response)}
     if op.stream or op.always_stream:
         content["text/event-stream"] = {"schema": _SSE_EVENT}
-    operation["responses"] = {"200": {"description": "OK", "content": content}, **_error_responses(schemas, op.errors)}
+    # Any call may meet its tenant's limits (429), and any JSON body the size limit (413).
+    statuses = (*op.errors, *((413,) if op.body is not None and 413 not in op.errors else ()), 429)
+    operation["responses"] = {"200": {"description": "OK", "content": content}, **_error_responses(schemas, statuses)}
     return operation
 
 
@@ -363,7 +387,29 @@ def _upload(schemas: _Schemas) -> dict:
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form}}},
         "responses": {
             "200": {"description": "OK", "content": {"application/json": {"schema": schemas.ref(FileObject)}}},
-            **_error_responses(schemas, (400, 401, 413)),
+            **_error_responses(schemas, (400, 401, 413, 429)),
+        },
+    }
+
+
+def _container_upload(schemas: _Schemas, parameters: list[dict]) -> dict:
+    """POST /v1/containers/{container_id}/files: a multipart `file`, or JSON `{"file_id": ...}`."""
+    form = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream"}},
+    }
+    copy = {"type": "object", "required": ["file_id"], "properties": {"file_id": {"type": "string"}}}
+    created = {"application/json": {"schema": schemas.ref(FileCreateResponse)}}
+    return {
+        "parameters": parameters,
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": form}, "application/json": {"schema": copy}},
+        },
+        "responses": {
+            "200": {"description": "OK", "content": created},
+            **_error_responses(schemas, (400, 401, 404, 413)),
         },
     }
 
@@ -376,7 +422,7 @@ def _content(schemas: _Schemas, parameters: list[dict]) -> dict:
         "parameters": parameters,
         "responses": {
             "200": {"description": "The file's bytes.", "content": binary},
-            **_error_responses(schemas, (401, 404)),
+            **_error_responses(schemas, (401, 404, 429)),
         },
     }
 
@@ -385,6 +431,8 @@ def _content(schemas: _Schemas, parameters: list[dict]) -> dict:
 _HAND = {
     ("POST", "/v1/files"): lambda schemas, parameters: _upload(schemas),
     ("GET", "/v1/files/{file_id}/content"): _content,
+    ("POST", "/v1/containers/{container_id}/files"): _container_upload,
+    ("GET", "/v1/containers/{container_id}/files/{file_id}/content"): _content,
 }
 
 

@@ -1,5 +1,6 @@
 """THE route table: OpenAI HTTP paths -> gRPC methods. Path parameters fill request fields.
-(POST /v1/files and GET /v1/files/{file_id}/content are not JSON: see edge/files.py.)"""
+(POST /v1/files and GET /v1/files/{file_id}/content are not JSON: see edge/files.py; nor are
+POST /v1/containers/{container_id}/files and its files' content: see edge/containers.py.)"""
 
 from dataclasses import dataclass
 
@@ -78,6 +79,13 @@ ROUTES = [
     Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/events", "RunService", "WatchRun", always_stream=True),
     Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps", "RunService", "ListRunSteps"),
     Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}", "RunService", "GetRunStep"),
+    Route("POST", "/v1/containers", "ContainerService", "CreateContainer"),
+    Route("GET", "/v1/containers", "ContainerService", "ListContainers"),
+    Route("GET", "/v1/containers/{container_id}", "ContainerService", "GetContainer"),
+    Route("DELETE", "/v1/containers/{container_id}", "ContainerService", "DeleteContainer"),
+    Route("GET", "/v1/containers/{container_id}/files", "ContainerService", "ListContainerFiles"),
+    Route("GET", "/v1/containers/{container_id}/files/{file_id}", "ContainerService", "GetContainerFile"),
+    Route("DELETE", "/v1/containers/{container_id}/files/{file_id}", "ContainerService", "DeleteContainerFile"),
     # The Conversations API (a conversation is a thread); /v1/responses is edge/responses.py.
     Route("POST", "/v1/conversations", "ConversationService", "CreateConversation"),
     Route("GET", "/v1/conversations/{conversation_id}", "ConversationService", "GetConversation"),

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from service.errors import Unauthenticated
+from service.limits import RequestRate
 from service.store import ListQuery, Record, Store
 
 DEV_TENANT = "default"
@@ -138,8 +139,9 @@ class KeyStore:
 
 
 class Authenticator:
-    def __init__(self, api_keys: dict[str, str], store: Store | None = None):
+    def __init__(self, api_keys: dict[str, str], store: Store | None = None, rate: RequestRate | None = None):
         self._env = parse_env_keys(api_keys)
+        self._rate = rate
         self._keys = KeyStore(store) if store is not None else None
         self._dev = not self._env
 
@@ -153,7 +155,15 @@ class Authenticator:
             )
 
     async def tenant(self, metadata) -> str:
-        """The tenant of the `authorization: Bearer <key>` metadata entry."""
+        """The tenant of the `authorization: Bearer <key>` metadata entry, once the call is counted
+        against the tenant's request rate (RateLimitExceeded over it). Every call resolves its
+        tenant here once, so this is where the rate is kept."""
+        tenant = await self._resolve(metadata)
+        if self._rate is not None:
+            self._rate.spend(tenant)
+        return tenant
+
+    async def _resolve(self, metadata) -> str:
         header = next((value for key, value in metadata or () if key == "authorization"), "")
         scheme, _, key = header.partition(" ")
         key = key.strip() if scheme.lower() == "bearer" else ""

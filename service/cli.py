@@ -60,7 +60,12 @@ async def _serve(settings: Settings, with_service: bool, with_edge: bool) -> Non
             target = settings.target
             local = service.local_streams if service is not None and settings.edge_in_process else None
             app = create_app(
-                target, settings.heartbeat_seconds, local, settings.edge_deadline_seconds, settings.sse_write_timeout
+                target,
+                settings.heartbeat_seconds,
+                local,
+                settings.edge_deadline_seconds,
+                settings.sse_write_timeout,
+                settings.max_json_bytes,
             )
             runner = web.AppRunner(app, handler_cancellation=True)
             await runner.setup()
@@ -126,6 +131,42 @@ async def _keys(args: argparse.Namespace) -> int:
         await store.close()
 
 
+async def _credentials(args: argparse.Namespace) -> int:
+    """`assistd credentials set|list|delete`: a tenant's own provider keys, stored encrypted."""
+    from service.credentials import CredentialError, CredentialStore
+    from service.store import open_store
+
+    settings = Settings()
+    store = open_store(args.store or settings.store)
+    await store.open()
+    try:
+        credentials = CredentialStore(store, settings.master_key)
+        if args.action == "set":
+            if not args.provider or not args.api_key:
+                print("credentials set needs --provider and --api-key", file=sys.stderr)
+                return 2
+            try:
+                record = await credentials.set(args.tenant, args.provider, args.api_key, args.api_base or "")
+            except CredentialError as exc:
+                print(f"credentials set: {exc}", file=sys.stderr)
+                return 2
+            print(f"stored {record.provider} key ...{record.fingerprint} for tenant {record.tenant}")
+        elif args.action == "list":
+            for record in await credentials.all(args.tenant):
+                print(f"{record.provider}\t{record.api_base or '-'}\t...{record.fingerprint}\t{record.created_at}")
+        else:
+            if not args.provider:
+                print("credentials delete needs --provider", file=sys.stderr)
+                return 2
+            if not await credentials.delete(args.tenant, args.provider):
+                print(f"no {args.provider} credentials for tenant {args.tenant!r}", file=sys.stderr)
+                return 1
+            print(f"deleted the {args.provider} credentials of tenant {args.tenant}")
+        return 0
+    finally:
+        await store.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="assistd", description="OpenAI Assistants API v2 server on any LLM")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,10 +188,19 @@ def main(argv: list[str] | None = None) -> None:
     keys.add_argument("key_id", nargs="?", help="the key to revoke (its id, as `list` shows it)")
     keys.add_argument("--tenant", help="whose key: required by create, filters list, checked by revoke")
     keys.add_argument("--name", default="", help="a label for a new key")
+    credentials = sub.add_parser("credentials", help="a tenant's own provider keys (stored encrypted)")
+    credentials.add_argument("--store", help="sqlite:///path (ASSISTD_STORE, default sqlite:///data/assistd.db)")
+    credentials.add_argument("action", choices=["set", "list", "delete"])
+    credentials.add_argument("--tenant", required=True, help="whose credentials")
+    credentials.add_argument("--provider", help="litellm provider name: openai, anthropic, azure, ...")
+    credentials.add_argument("--api-key", help="the key (set); encrypted with ASSISTD_MASTER_KEY")
+    credentials.add_argument("--api-base", help="the provider's base URL, if not the model's (set)")
     args = parser.parse_args(argv)
     logs.setup()
     if args.command == "keys":
         sys.exit(asyncio.run(_keys(args)))
+    if args.command == "credentials":
+        sys.exit(asyncio.run(_credentials(args)))
     settings = _settings(args)
     tracing.setup(settings.tracing, "assistd-edge" if args.command == "edge" else "assistd")
     serve = _serve(

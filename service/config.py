@@ -38,6 +38,15 @@ class Settings:
     embedding_model: str = field(default_factory=lambda: os.environ.get("ASSISTD_EMBEDDING_MODEL", ""))
     # Largest file POST /v1/files accepts.
     max_file_bytes: int = field(default_factory=lambda: _env_int("ASSISTD_MAX_FILE_BYTES", 512 * 1024 * 1024))
+    # Largest JSON request body the edge reads (a 413 above it); file uploads stream, up to max_file_bytes.
+    max_json_bytes: int = field(default_factory=lambda: _env_int("ASSISTD_MAX_JSON_BYTES", 4 * 1024 * 1024))
+    # Per-tenant limits (service/limits.py), 0 = none: requests per second (a token bucket of
+    # `burst` tokens, per replica) and runs working at once (counted in the store: all replicas).
+    tenant_rps: float = field(default_factory=lambda: _env_float("ASSISTD_TENANT_RPS", 0.0))
+    tenant_burst: int = field(default_factory=lambda: _env_int("ASSISTD_TENANT_BURST", 0))
+    tenant_max_active_runs: int = field(default_factory=lambda: _env_int("ASSISTD_TENANT_MAX_ACTIVE_RUNS", 0))
+    # base64 of 32 bytes: the AES-256-GCM key of the tenants' provider credentials (service/credentials.py).
+    master_key: str = field(default_factory=lambda: os.environ.get("ASSISTD_MASTER_KEY", ""))
     # A process that has not renewed its heartbeat for this long is taken as gone: other replicas
     # end its runs (failed, server_error).
     run_lease_seconds: int = field(default_factory=lambda: _env_int("ASSISTD_RUN_LEASE_SECONDS", 15))
@@ -72,6 +81,10 @@ class Settings:
     # (its limits: ASSISTD_SANDBOX_*, see service/sandbox/base.py).
     sandbox_dir: str = field(default_factory=lambda: os.environ.get("ASSISTD_SANDBOX_DIR", "data/sandbox"))
     sandbox_idle_seconds: int = field(default_factory=lambda: _env_int("ASSISTD_SANDBOX_IDLE_SECONDS", 20 * 60))
+    # How many seconds one minute of a container's expires_after lasts (60; tests shorten it).
+    container_minute_seconds: float = field(
+        default_factory=lambda: _env_float("ASSISTD_CONTAINER_MINUTE_SECONDS", 60.0)
+    )
 
     @property
     def target(self) -> str:

@@ -7,6 +7,7 @@ google.rpc.Status holding one google.rpc.ErrorInfo:
   THREAD_BUSY, STORE_UNAVAILABLE);
 - `domain`: ERROR_DOMAIN;
 - `metadata`: `param` when one request parameter is at fault, `code` when OpenAI's error has a code.
+A tenant over a limit also gets a google.rpc.RetryInfo (`retry_delay`: when to try again).
 Nothing HTTP travels from here: the edge derives the HTTP status and OpenAI `type` from the gRPC
 status (and, where HTTP tells apart what gRPC does not, the reason), in edge/errors.py.
 """
@@ -59,6 +60,14 @@ class FileTooLarge(ApiError):
     """An upload over the configured size limit."""
 
 
+class RateLimitExceeded(ApiError):
+    """A tenant over one of its limits (service/limits.py): to be tried again in `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float = 1.0):
+        super().__init__(message, code="rate_limit_exceeded")
+        self.retry_after = retry_after
+
+
 class Internal(ApiError):
     """A failure of ours, with a message fit for the caller."""
 
@@ -73,6 +82,8 @@ ERROR_MAP: dict[type[BaseException], tuple[grpc.StatusCode, str]] = {
     Unauthenticated: (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"),
     # OUT_OF_RANGE: the upload ran past the allowed size (the edge answers 413 for its reason).
     FileTooLarge: (grpc.StatusCode.OUT_OF_RANGE, "FILE_TOO_LARGE"),
+    # Reason RATE_LIMIT_EXCEEDED (from its code), with a google.rpc.RetryInfo: the edge answers 429.
+    RateLimitExceeded: (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMIT_EXCEEDED"),
     Internal: (grpc.StatusCode.INTERNAL, "INTERNAL"),
     StoreUnavailable: (grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE"),
     StoreError: (grpc.StatusCode.INTERNAL, "STORE_ERROR"),
@@ -94,11 +105,15 @@ class RpcError:
     status: grpc.StatusCode
     message: str
     info: error_details_pb2.ErrorInfo
+    retry: error_details_pb2.RetryInfo | None = None
 
     def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
-        detail = any_pb2.Any()
-        detail.Pack(self.info)
-        status = status_pb2.Status(code=self.status.value[0], message=self.message, details=[detail])
+        details = []
+        for part in (self.info, self.retry):
+            if part is not None:
+                details.append(any_pb2.Any())
+                details[-1].Pack(part)
+        status = status_pb2.Status(code=self.status.value[0], message=self.message, details=details)
         return ((DETAILS_KEY, status.SerializeToString()),)
 
 
@@ -138,7 +153,11 @@ def to_rpc_error(exc: BaseException) -> RpcError:
     else:  # a store failure or a bug: its text may hold internals
         message = _UNEXPLAINED[status]
     info.reason = reason
-    return RpcError(status, message, info)
+    retry = None
+    if isinstance(exc, RateLimitExceeded):
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(max(0, int(exc.retry_after * 1e9)))
+    return RpcError(status, message, info, retry)
 
 
 def not_found(kind: str, object_id: str) -> NotFound:

@@ -4,8 +4,8 @@ Nothing here reaches into the engine: the service's parts are wrapped instead.
 - MeteredStore wraps the Store: latency and errors of every store operation, event-log commit
   latency, and the run events as they are committed (runs created and finished by status, time
   to the first token of a segment, tokens by model and tenant, from each step's usage).
-- MeteredProvider wraps the model provider: request latency, time to first token and errors by
-  model.
+- ProviderCallMetrics observes each model call (service/llm/observed.py): request latency, time
+  to first token and errors by model.
 - ServerInterceptor wraps every gRPC call: calls by method and status code, latency, active
   streams, messages sent; and it puts the caller's `x-request-id` in the logging context.
   MeteredLocalStreams counts the run streams `assistd serve` follows in-process the same way.
@@ -17,7 +17,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -27,7 +27,7 @@ from grpc_health.v1 import health, health_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from service import tracing
-from service.llm import ChatDelta, ChatRequest, ProviderError
+from service.llm import ChatRequest, ProviderError
 from service.logs import REQUEST_ID
 from service.protojson import enum_name
 from service.validation import tolerant
@@ -258,42 +258,23 @@ class StoreHealth(health.aio.HealthServicer):
 # ---------------------------------------------------------------- the model provider
 
 
-class MeteredProvider:
-    """A Provider that times its requests by model."""
+class ProviderCallMetrics:
+    """An observer of one model call (service/llm/observed.py): latency, time to first token and
+    errors, by model."""
 
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
+    def __init__(self, request: ChatRequest) -> None:
+        self._model = request.model
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    def first_token(self, seconds: float) -> None:
+        PROVIDER_TTFT.labels(self._model).observe(seconds)
 
-    def stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
-        return self._stream(request)
+    def usage(self, prompt_tokens: int, completion_tokens: int) -> None:
+        pass  # tokens are counted from the run steps' usage (MeteredStore)
 
-    async def _stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
-        model = request.model
-        start = time.perf_counter()
-        first = True
-        outcome = "ok"
-        inner = self._inner.stream(request)
-        try:
-            async for delta in inner:
-                if first and (delta.text or delta.tool_calls):
-                    first = False
-                    PROVIDER_TTFT.labels(model).observe(time.perf_counter() - start)
-                yield delta
-        except ProviderError as exc:
-            outcome = exc.code
-            PROVIDER_ERRORS.labels(model, exc.code).inc()
-            raise
-        except (asyncio.CancelledError, GeneratorExit):
-            outcome = "cancelled"
-            raise
-        finally:
-            closing = getattr(inner, "aclose", None)
-            if closing is not None:
-                await closing()
-            PROVIDER_SECONDS.labels(model, outcome).observe(time.perf_counter() - start)
+    def ended(self, outcome: str, seconds: float, error: BaseException | None) -> None:
+        if isinstance(error, ProviderError):
+            PROVIDER_ERRORS.labels(self._model, error.code).inc()
+        PROVIDER_SECONDS.labels(self._model, outcome).observe(seconds)
 
 
 # ---------------------------------------------------------------- gRPC calls

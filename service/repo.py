@@ -2,7 +2,16 @@
 
 from typing import TypeVar
 
-from assistd.v1 import assistant_pb2, file_pb2, message_pb2, response_pb2, run_pb2, thread_pb2, vector_store_pb2
+from assistd.v1 import (
+    assistant_pb2,
+    container_pb2,
+    file_pb2,
+    message_pb2,
+    response_pb2,
+    run_pb2,
+    thread_pb2,
+    vector_store_pb2,
+)
 from google.protobuf.message import Message as ProtoMessage
 
 from service.errors import not_found
@@ -33,6 +42,9 @@ _KINDS = {
     ),
     vector_store_pb2.VectorStoreFileBatch: ("vs_batch", "file batch", lambda o: o.vector_store_id, lambda o: ""),
     response_pb2.StoredResponse: ("response", "response", lambda o: "", lambda o: ""),
+    container_pb2.Container: ("container", "container", lambda o: "", lambda o: o.name),
+    container_pb2.ContainerFile: ("container_file", "container file", lambda o: o.container_id, lambda o: ""),
+    container_pb2.RunContainer: ("run_container", "run container", lambda o: "", lambda o: ""),
 }
 
 

@@ -10,6 +10,8 @@ import grpc
 from assistd.v1 import (
     assistant_pb2,
     assistant_pb2_grpc,
+    container_pb2,
+    container_pb2_grpc,
     conversation_pb2,
     conversation_pb2_grpc,
     file_pb2,
@@ -31,6 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service import ids, reflection, tracing
 from service.api.assistants import AssistantService
+from service.api.containers import ContainerService
 from service.api.files import FileService
 from service.api.models import ModelService
 from service.api.runs import RunService
@@ -38,12 +41,17 @@ from service.api.threads import MessageService, ThreadService
 from service.api.vector_stores import VectorStoreService
 from service.auth import Authenticator
 from service.config import Settings
+from service.containers import Containers
+from service.credentials import CredentialStore, TenantCredentials
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog
-from service.engine.runner import DRAIN_END_SECONDS, RunEngine
+from service.engine.live import DRAIN_END_SECONDS
+from service.engine.runner import RunEngine
+from service.limits import RequestRate
+from service.llm.observed import ObservedProvider
 from service.llm.router import ModelRouter
 from service.local_calls import LocalStreams
-from service.metrics import MeteredLocalStreams, MeteredProvider, MeteredStore, ServerInterceptor, StoreHealth
+from service.metrics import MeteredLocalStreams, MeteredStore, ProviderCallMetrics, ServerInterceptor, StoreHealth
 from service.repo import Repo
 from service.responses.conversations import ConversationService
 from service.responses.service import ResponseService
@@ -62,6 +70,7 @@ SERVICE_NAMES = [
     model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
     vector_store_pb2.DESCRIPTOR.services_by_name["VectorStoreService"].full_name,
+    container_pb2.DESCRIPTOR.services_by_name["ContainerService"].full_name,
     conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name,
     response_pb2.DESCRIPTOR.services_by_name["ResponseService"].full_name,
 ]
@@ -78,7 +87,8 @@ class Service:
             timeout=settings.llm_timeout,
             lean=settings.provider_adapter != "litellm",
         )
-        self.llm = MeteredProvider(tracing.traced_provider(router))  # see service/metrics.py, service/tracing.py
+        # one wrapper reports each model call to the metrics and, when on, to tracing
+        self.llm = ObservedProvider(router, [ProviderCallMetrics, *tracing.provider_observers()])
         store = open_store(settings.store)
         self.store = cast(Store, MeteredStore(store))
         self.repo = Repo(self.store)
@@ -86,6 +96,8 @@ class Service:
         self.embedder = Embedder(self.llm, settings.embedding_model) if settings.embedding_model else None
         self.ingestor = Ingestor(self.repo, self.blobs, self.embedder)
         self.events = EventLog(self.store)
+        sessions = Sessions(BubblewrapSandbox(Path(settings.sandbox_dir)), settings.sandbox_idle_seconds)
+        self.containers = Containers(self.repo, self.blobs, sessions, settings.container_minute_seconds)
         self.engine = RunEngine(
             self.store,
             self.repo,
@@ -95,11 +107,9 @@ class Service:
             tool_prompt_models=settings.tool_prompt_models,
             embedder=self.embedder,
             lease_seconds=settings.run_lease_seconds,
-            code=CodeInterpreter(
-                self.repo,
-                self.blobs,
-                Sessions(BubblewrapSandbox(Path(settings.sandbox_dir)), settings.sandbox_idle_seconds),
-            ),
+            max_active_runs=settings.tenant_max_active_runs,
+            credentials=TenantCredentials(CredentialStore(self.store, settings.master_key)),
+            code=CodeInterpreter(self.repo, self.blobs, sessions, self.containers),
         )
         self.health = StoreHealth(self.store)
         self.server: grpc.aio.Server | None = None
@@ -130,7 +140,9 @@ class Service:
         requeued = await self.ingestor.recover()
         if requeued:
             log.info("re-queued %d file(s) for ingestion", requeued)
-        auth = Authenticator(self.settings.api_keys, self.store)
+        auth = Authenticator(
+            self.settings.api_keys, self.store, RequestRate(self.settings.tenant_rps, self.settings.tenant_burst)
+        )
         await auth.open()
         assistant_pb2_grpc.add_AssistantServiceServicer_to_server(
             AssistantService(auth, self.repo, self.ingestor), server
@@ -140,7 +152,7 @@ class Service:
         )
         message_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(auth, self.repo, self.ingestor), server)
         runs = RunService(auth, self.repo, self.engine, self.settings, self.ingestor)
-        responses = ResponseService(auth, self.repo, self.engine, self.llm, self.blobs)
+        responses = ResponseService(auth, self.repo, self.engine, self.llm, self.containers, self.blobs)
         # The run streams, callable in this process by an edge that shares it (assistd serve).
         self.local_streams = MeteredLocalStreams(
             LocalStreams(
@@ -152,6 +164,9 @@ class Service:
         )
         response_pb2_grpc.add_ResponseServiceServicer_to_server(responses, server)
         conversation_pb2_grpc.add_ConversationServiceServicer_to_server(ConversationService(auth, self.repo), server)
+        container_pb2_grpc.add_ContainerServiceServicer_to_server(
+            ContainerService(auth, self.containers, self.settings.max_file_bytes), server
+        )
         run_service_pb2_grpc.add_RunServiceServicer_to_server(runs, server)
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(auth, self.llm, ids.now()), server)
         file_pb2_grpc.add_FileServiceServicer_to_server(

@@ -9,8 +9,7 @@ variables apply); ASSISTD_TRACING=console writes spans to stderr.
 """
 
 import contextlib
-import time
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 _tracer: Any = None  # an opentelemetry Tracer once setup() has run with tracing on
@@ -97,42 +96,35 @@ def rpc_span(method: str, metadata: Sequence[tuple[str, Any]] | None) -> Iterato
         context.detach(token)
 
 
-class TracedProvider:
-    """A Provider whose model calls are spans (model, time to first token, tokens, outcome)."""
+class ProviderCallSpan:
+    """An observer of one model call (service/llm/observed.py): a client span with the model, the
+    time to first token, the tokens and the outcome."""
 
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    async def stream(self, request: Any) -> AsyncGenerator[Any, None]:
-        from opentelemetry.trace import SpanKind, Status, StatusCode
+    def __init__(self, request: Any) -> None:
+        from opentelemetry.trace import SpanKind
 
         # Not made current: a generator may be closed from another context, where detaching fails.
-        call = _tracer.start_span(
+        self._span = _tracer.start_span(
             f"chat {request.model}",
             kind=SpanKind.CLIENT,
             attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": request.model},
         )
-        start = time.perf_counter()
-        first = True
-        try:
-            async for delta in self._inner.stream(request):
-                if first and (delta.text or delta.tool_calls):
-                    first = False
-                    call.set_attribute("assistd.time_to_first_token_ms", (time.perf_counter() - start) * 1000)
-                if delta.prompt_tokens is not None:
-                    call.set_attribute("gen_ai.usage.input_tokens", delta.prompt_tokens)
-                    call.set_attribute("gen_ai.usage.output_tokens", delta.completion_tokens or 0)
-                yield delta
-        except Exception as exc:
-            call.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            raise
-        finally:
-            call.end()
+
+    def first_token(self, seconds: float) -> None:
+        self._span.set_attribute("assistd.time_to_first_token_ms", seconds * 1000)
+
+    def usage(self, prompt_tokens: int, completion_tokens: int) -> None:
+        self._span.set_attribute("gen_ai.usage.input_tokens", prompt_tokens)
+        self._span.set_attribute("gen_ai.usage.output_tokens", completion_tokens)
+
+    def ended(self, outcome: str, seconds: float, error: BaseException | None) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        if error is not None:
+            self._span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        self._span.end()
 
 
-def traced_provider(provider: Any) -> Any:
-    """The provider itself when tracing is off, else one whose calls are spans."""
-    return provider if _tracer is None else TracedProvider(provider)
+def provider_observers() -> list[Any]:
+    """The model-call observer of tracing when it is on (none when off)."""
+    return [] if _tracer is None else [ProviderCallSpan]

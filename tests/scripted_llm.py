@@ -18,8 +18,9 @@ Directives in the last user message:
                    successive turns, one block each (the first with the [call:...] calls, if any)
 Otherwise it answers "You said: <message>". After tool results it answers "Results: <outputs>".
 `tool_choice` is honoured like a real model would: "none" never calls, "required" or a named
-function always calls. Every request is recorded in `requests`; the prompts of streams whose
-client hung up before the end are recorded in `cut_off`.
+function always calls. Every request is recorded in `requests`, and the API key it came with (its
+`Authorization: Bearer` value) in `keys`; the prompts of streams whose client hung up before the
+end are recorded in `cut_off`.
 """
 
 import asyncio
@@ -71,6 +72,7 @@ class ScriptedLLM:
     def __init__(self):
         self.port = free_port()
         self.requests: list[dict] = []
+        self.keys: list[tuple[str, str]] = []  # (last user text, bearer key) of each chat request
         self.cut_off: list[str] = []  # the last user text of each stream whose client went away before the end
         self._held: set[str] = set()  # gates a stream is waiting at now
         self._released: set[str] = set()
@@ -95,6 +97,10 @@ class ScriptedLLM:
     def requests_with(self, marker: str) -> list[dict]:
         """The recorded chat requests whose last user message contains marker."""
         return [r for r in list(self.requests) if "messages" in r and marker in _last_user_text(r["messages"])]
+
+    def keys_with(self, marker: str) -> list[str]:
+        """The API keys the chat requests whose last user message contains marker came with."""
+        return [key for text, key in list(self.keys) if marker in text]
 
     def was_cut_off(self, marker: str) -> bool:
         """Whether a stream whose last user message contains marker lost its client before the end."""
@@ -132,6 +138,7 @@ class ScriptedLLM:
         body = await request.json()
         self.requests.append(body)
         text = _last_user_text(body["messages"])
+        self.keys.append((text, request.headers.get("Authorization", "").removeprefix("Bearer ")))
         directives = dict(_DIRECTIVE.findall(text))
         self._attempts[text] = self._attempts.get(text, 0) + 1
         if "flaky" in directives:

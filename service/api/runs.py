@@ -82,6 +82,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
     async def _start_run(self, tenant, request):
         """Validates a CreateRunRequest whole, then starts the run."""
         check_run(request)
+        await self.engine.admit(tenant)  # before anything is written: a refused run leaves no trace
         thread = await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
         assistant = await self.repo.require(tenant, assistant_pb2.Assistant, request.assistant_id)
         messages = [
@@ -97,6 +98,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
 
     async def _start_thread_and_run(self, tenant, request):
         check_run(request)
+        await self.engine.admit(tenant)
         thread, messages = new_thread(request.thread)
         if request.HasField("tool_resources"):
             thread.tool_resources.CopyFrom(request.tool_resources)

@@ -7,6 +7,11 @@ client. Images the code leaves (open matplotlib figures, PNG files it writes) ar
 with purpose assistants_output, shown as `image` outputs and as image_file parts of the message
 that follows; other files the answer links as `sandbox:/mnt/data/NAME` are stored the same way
 and get a file_path annotation. A limit the code hits is its output; the run goes on.
+
+A response's run (the Responses API) runs its code in a container instead of the thread's
+session (service/containers.py): the container's files go in, what the code writes comes back
+as container files, images are container files (`image` outputs carry their ids), and links
+to the work dir are annotated with the container file's id.
 """
 
 import logging
@@ -16,10 +21,11 @@ from collections.abc import AsyncIterator
 from assistd.v1 import assistant_pb2, file_pb2, message_pb2, run_pb2, thread_pb2
 
 from service import ids
+from service.containers import WORKDIR, Containers
 from service.engine import lifecycle
 from service.engine.turn import Emit, Turn
 from service.repo import Repo
-from service.sandbox import Execution, Sessions
+from service.sandbox import Box, Execution, Sessions
 from service.store.blobs import BlobStore
 
 log = logging.getLogger(__name__)
@@ -39,10 +45,15 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 
 
 class CodeInterpreter:
-    def __init__(self, repo: Repo, blobs: BlobStore, sessions: Sessions):
+    def __init__(self, repo: Repo, blobs: BlobStore, sessions: Sessions, containers: Containers | None = None):
         self._repo = repo
         self._blobs = blobs
         self.sessions = sessions
+        self._containers = containers
+
+    async def _container(self, tenant: str, run: run_pb2.Run) -> str | None:
+        """The container a response's run uses; None for an Assistants run (the thread's session)."""
+        return await self._containers.of_run(tenant, run.id) if self._containers is not None else None
 
     async def prepare(
         self,
@@ -58,6 +69,11 @@ class CodeInterpreter:
             return False
         if self.sessions.unavailable() is not None:
             return True  # offered: the call answers with why it cannot run
+        container = await self._container(tenant, run)
+        if container is not None:
+            assert self._containers is not None
+            await self._containers.load(tenant, container)
+            return True
         assistant = await self._repo.get(tenant, assistant_pb2.Assistant, run.assistant_id)
         file_ids = [
             *(assistant.tool_resources.code_interpreter.file_ids if assistant else []),
@@ -88,33 +104,32 @@ class CodeInterpreter:
 
     async def run_calls(self, tenant: str, run: run_pb2.Run, turn: Turn, emit: Emit) -> list[str]:
         """Runs the turn's code calls in order, each output streamed as a step delta. Returns the
-        image files they made."""
+        image files they made (for the message after them: none in a container)."""
         assert turn.tool_step is not None
         step = turn.tool_step
         emit(lifecycle.SNAPSHOT, step)  # stored with the whole code while it runs, for readers of the step
+        container = await self._container(tenant, run)
         images: list[str] = []
         for index in turn.code_args:
             call = step.step_details.tool_calls.items[index].code_interpreter
             try:
-                execution, box = await self.sessions.execute(tenant, run.thread_id, call.input)
+                execution, box = await self.sessions.execute(tenant, container or run.thread_id, call.input)
             except Exception as exc:  # the sandbox's own failure: the model is told, the run goes on
                 log.exception("code_interpreter could not run a call")
                 execution, box = (
                     Execution(output=f"code_interpreter could not run the code: {exc}", error="sandbox"),
                     None,
                 )
-            pictures = list(execution.images)
-            for name in execution.files:
-                if box is not None and name.lower().endswith(".png"):
-                    data = await box.read_file(name, MAX_IMAGE_FILE_BYTES)
-                    if data is not None and data.startswith(b"\x89PNG"):
-                        pictures.append(data)
-            if execution.output or not pictures:
+            if container is not None:
+                assert self._containers is not None
+                made = await self._containers.collect(tenant, container, box, execution, f"{step.id}-{index}")
+            else:
+                made = await self._images(tenant, box, execution, f"{step.id}-{index}")
+                images.extend(made)
+            if execution.output or not made:
                 call.outputs.add().logs = execution.output
-            for number, data in enumerate(pictures):
-                file_id = await self._store_file(tenant, data, f"{step.id}-{index}-{number}.png")
+            for file_id in made:
                 call.outputs.add().image.file_id = file_id
-                images.append(file_id)
             event = run_pb2.RunStepDeltaEvent(id=step.id, object="thread.run.step.delta")
             delta = event.delta.step_details.tool_calls.items.add(index=index)
             for position, output in enumerate(call.outputs):
@@ -126,13 +141,29 @@ class CodeInterpreter:
             emit(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, event)
         return images
 
+    async def _images(self, tenant: str, box: Box | None, execution: Execution, prefix: str) -> list[str]:
+        """The block's images as files: the figures it left open, and the PNG files it wrote."""
+        pictures = list(execution.images)
+        for name in execution.files:
+            if box is not None and name.lower().endswith(".png"):
+                data = await box.read_file(name, MAX_IMAGE_FILE_BYTES)
+                if data is not None and data.startswith(b"\x89PNG"):
+                    pictures.append(data)
+        return [await self._store_file(tenant, data, f"{prefix}-{number}.png") for number, data in enumerate(pictures)]
+
     async def link_files(self, tenant: str, run: run_pb2.Run, turn: Turn) -> None:
         """file_path annotations for the session's files the answer links (`sandbox:/mnt/data/NAME`),
-        each file stored once per answer; a link to no file is left as it is."""
+        each file stored once per answer (in a container: the container's file); a link to no
+        file is left as it is."""
+        container = await self._container(tenant, run)
         stored: dict[str, str | None] = {}
         for match in _LINK.finditer(turn.text):
             name = match.group(1).rstrip(".,;:!?")
-            if name not in stored:
+            if name not in stored and container is not None:
+                assert self._containers is not None
+                found = await self._containers.file_at(tenant, container, WORKDIR + name)
+                stored[name] = found.id if found is not None else None
+            elif name not in stored:
                 data = await self.sessions.read_file(tenant, run.thread_id, name, MAX_LINKED_FILE_BYTES)
                 stored[name] = await self._store_file(tenant, data, name) if data is not None else None
             if (file_id := stored[name]) is not None:

@@ -13,22 +13,23 @@ segment's model call, never the task that records the run's end.
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
 
 from assistd.v1 import message_pb2, run_pb2, thread_pb2
 
 from service import ids, tracing
+from service.credentials import TenantCredentials, TenantProvider
 from service.engine import lifecycle
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog, RunChannel
 from service.engine.expiry import ExpiryTimers
 from service.engine.file_search import FileSearch
 from service.engine.lifecycle import TERMINAL, Outcome, status_name
+from service.engine.live import LiveRun, LiveRuns, Started, snapshot
 from service.engine.ownership import Monitor, Ownership
 from service.engine.segment import Segment
-from service.engine.turn import Turn
+from service.engine.unfinished import last_turn, open_steps
 from service.errors import FailedPrecondition, ThreadBusy, not_found
+from service.limits import RunLimit
 from service.llm import Provider, ProviderError
 from service.locks import KeyedLocks
 from service.repo import Repo
@@ -37,34 +38,6 @@ from service.store import DELETED_THREAD, Store
 
 log = logging.getLogger(__name__)
 E = run_pb2
-SHUTDOWN_ERROR = "The run was interrupted: the assistd process that ran it was shutting down."
-DRAIN_END_SECONDS = 10.0  # how long interrupted runs may take to record their end
-
-
-@dataclass
-class LiveRun:
-    """A run this process is running (or ending) right now."""
-
-    tenant: str
-    run: run_pb2.Run  # the live object: the store has it as of its last committed event
-    channel: RunChannel
-    segment: Segment | None = None  # None while a run with no task of its own is being ended
-    task: asyncio.Task | None = None
-    cancel_requested: bool = False
-    end_as: Outcome | None = None  # how an interrupted run ends when the interrupt is not a cancel
-
-
-class Started(NamedTuple):
-    """A run (re)started: its channel, and the run as it was queued."""
-
-    channel: RunChannel
-    run: run_pb2.Run
-
-
-def _copy(run: run_pb2.Run) -> run_pb2.Run:
-    snapshot = run_pb2.Run()
-    snapshot.CopyFrom(run)
-    return snapshot
 
 
 class RunEngine:
@@ -80,6 +53,8 @@ class RunEngine:
         embedder: Embedder | None = None,
         lease_seconds: int = 15,
         code: CodeInterpreter | None = None,
+        max_active_runs: int = 0,
+        credentials: TenantCredentials | None = None,
     ):
         self._store = store
         self._repo = repo
@@ -91,18 +66,15 @@ class RunEngine:
         self._code = code
         self._ownership = Ownership(store, lease_seconds)
         self._monitor = Monitor(self._ownership, store, self)
-        self._live: dict[str, LiveRun] = {}
+        self._live = LiveRuns()
         self._locks = KeyedLocks()
         self._expiry = ExpiryTimers(self._expire, expiry_seconds)
         self._stopping = False
-
-    def _live_run(self, tenant: str, thread_id: str, run_id: str) -> LiveRun | None:
-        live = self._live.get(run_id)
-        return live if live is not None and live.tenant == tenant and live.run.thread_id == thread_id else None
+        self._run_limit = RunLimit(store, max_active_runs)
+        self._credentials = credentials
 
     def _open(self, tenant: str, run: run_pb2.Run, first_sequence: int) -> LiveRun:
-        live = self._live[run.id] = LiveRun(tenant, run, RunChannel(tenant, run.thread_id, run.id, first_sequence))
-        return live
+        return self._live.open(tenant, run, first_sequence)
 
     async def _reopen(self, tenant: str, run: run_pb2.Run) -> LiveRun:
         """A live run for a run that has events already: its log goes on where it stopped."""
@@ -115,7 +87,9 @@ class RunEngine:
             live.channel,
             events=self._events,
             repo=self._repo,
-            provider=self._provider,
+            provider=self._provider
+            if self._credentials is None
+            else TenantProvider(self._provider, self._credentials, live.tenant),
             file_search=self._file_search,
             code=self._code,
             tool_prompt_models=self._tool_prompt_models,
@@ -123,6 +97,11 @@ class RunEngine:
         live.task = asyncio.create_task(self._execute(live), name=f"run {live.run.id}")
 
     # ---- starting, resuming and following runs -----------------------------------------
+
+    async def admit(self, tenant: str) -> None:
+        """Raises RateLimitExceeded when tenant may not start another run now (its limit of
+        working runs). Callers check before they write anything for the run."""
+        await self._run_limit.admit(tenant)
 
     async def start(
         self,
@@ -161,10 +140,10 @@ class RunEngine:
             raise
         live = self._open(tenant, run, first_sequence=1)
         queued = self._events.apply(live.channel, lifecycle.created(run, new_thread))
-        snapshot = _copy(run)
+        as_queued = snapshot(run)
         self._launch(live)
         await live.channel.committed(queued)
-        return Started(live.channel, snapshot)
+        return Started(live.channel, as_queued)
 
     async def submit_tool_outputs(
         self, tenant: str, thread_id: str, run_id: str, outputs: Sequence[run_pb2.ToolOutput]
@@ -183,7 +162,9 @@ class RunEngine:
             if run.status != E.RUN_STATUS_REQUIRES_ACTION or run_id in self._live:
                 raise FailedPrecondition(f'Runs in status "{status_name(run.status)}" do not accept tool outputs.')
             by_id = lifecycle.outputs_by_call(run, outputs)
-            step = next((s for s in await self._open_steps(tenant, run) if s.type == E.RUN_STEP_TYPE_TOOL_CALLS), None)
+            step = next(
+                (s for s in await open_steps(self._repo, tenant, run) if s.type == E.RUN_STEP_TYPE_TOOL_CALLS), None
+            )
             if step is None:
                 raise FailedPrecondition(f"Run {run_id} has no tool calls waiting for outputs.")
             if not await self._ownership.take_waiting(tenant, thread_id, run_id):
@@ -191,10 +172,10 @@ class RunEngine:
             self._expiry.cancel(run_id)
             live = await self._reopen(tenant, run)
             queued = self._events.apply(live.channel, lifecycle.accept_tool_outputs(run, step, by_id, ids.now()))
-            snapshot = _copy(run)
+            as_queued = snapshot(run)
             self._launch(live)
         await live.channel.committed(queued)
-        return Started(live.channel, snapshot)
+        return Started(live.channel, as_queued)
 
     async def watch(self, tenant: str, thread_id: str, run_id: str, after: int) -> AsyncIterator[run_pb2.RunEvent]:
         """The run's events after `after`, replayed from the log and then live, up to the next `done`.
@@ -207,7 +188,7 @@ class RunEngine:
         """`watch` for a run known to exist."""
 
         def channel() -> RunChannel | None:
-            live = self._live_run(tenant, thread_id, run_id)
+            live = self._live.find(tenant, thread_id, run_id)
             return live.channel if live is not None else None
 
         async def ended() -> bool:
@@ -220,7 +201,7 @@ class RunEngine:
         """Replaces a run's metadata under the run's lock, so no state change of the run is lost
         to it: a live run's change is written in order with its events."""
         async with self._locks[run_id]:
-            live = self._live_run(tenant, thread_id, run_id)
+            live = self._live.find(tenant, thread_id, run_id)
             run = live.run if live is not None else await self._repo.require(tenant, run_pb2.Run, run_id, thread_id)
             run.metadata.clear()
             run.metadata.update(metadata)
@@ -228,7 +209,7 @@ class RunEngine:
                 await self._events.snapshot(live.channel, run)
             else:
                 await self._repo.put(tenant, run)
-            return _copy(run)
+            return snapshot(run)
 
     # ---- cancelling and expiring ---------------------------------------------------------
 
@@ -240,16 +221,16 @@ class RunEngine:
 
     async def _cancel(self, tenant: str, thread_id: str, run_id: str) -> run_pb2.Run:
         async with self._locks[run_id]:
-            live = self._live_run(tenant, thread_id, run_id)
+            live = self._live.find(tenant, thread_id, run_id)
             if live is None:
                 return await self._cancel_elsewhere(tenant, thread_id, run_id)
             cancelling = self._events.apply(live.channel, lifecycle.cancelling(live.run))
             live.cancel_requested = True
             if live.segment is not None:
                 live.segment.interrupt()
-            snapshot = _copy(live.run)
+            cancelling_run = snapshot(live.run)
         await live.channel.committed(cancelling)
-        return snapshot
+        return cancelling_run
 
     async def _cancel_elsewhere(self, tenant: str, thread_id: str, run_id: str) -> run_pb2.Run:
         """Cancels a run with no task here: one that waits for tool outputs ends at once; one that
@@ -270,39 +251,12 @@ class RunEngine:
         """Ends a run with no task (waiting for tool outputs, or left by a stopped process) with
         the outcome. Caller holds the run's lock and its ownership."""
         self._expiry.cancel(run.id)
-        steps = await self._open_steps(tenant, run)
-        message_step = next((s for s in steps if s.type == E.RUN_STEP_TYPE_MESSAGE_CREATION), None)
-        message = None
-        if message_step is not None:
-            message_id = message_step.step_details.message_creation.message_id
-            message = await self._repo.get(tenant, message_pb2.Message, message_id, run.thread_id)
-            if message is not None and not any(part.text.value for part in message.content):
-                await self._recover_text(tenant, run.id, message)
+        turn = await last_turn(self._repo, self._store, tenant, run)
         live = await self._reopen(tenant, run)
-        turn = Turn.unfinished(run, steps, message)
         self._events.apply(live.channel, lifecycle.conclude(run, turn, outcome, ids.now(), self._expiry_seconds))
-        snapshot = _copy(run)
+        ended = snapshot(run)
         await self._close(live)
-        return snapshot
-
-    async def _recover_text(self, tenant: str, run_id: str, message: message_pb2.Message) -> None:
-        """The text a stopped process had streamed into the message, from the run's event log (the
-        message snapshot is only written when it ends): kept, as OpenAI keeps partial content."""
-        text: list[str] = []
-        after = 0
-        while batch := await self._store.read_events(tenant, run_id, after):
-            for sequence, data in batch:
-                event = run_pb2.RunEvent.FromString(data)
-                if event.event == E.RUN_EVENT_TYPE_THREAD_MESSAGE_DELTA and event.message_delta.id == message.id:
-                    text += [part.text.value for part in event.message_delta.delta.content if part.HasField("text")]
-                after = sequence
-        if text:
-            del message.content[:]
-            message.content.add().text.value = "".join(text)
-
-    async def _open_steps(self, tenant: str, run: run_pb2.Run) -> list[run_pb2.RunStep]:
-        steps = await self._repo.all(tenant, run_pb2.RunStep, run.id)
-        return [step for step in steps if step.status == E.RUN_STEP_STATUS_IN_PROGRESS]
+        return ended
 
     async def _expire(self, tenant: str, thread_id: str, run_id: str) -> None:
         async with self._locks[run_id]:
@@ -370,8 +324,7 @@ class RunEngine:
 
     def _forget(self, live: LiveRun) -> None:
         live.channel.close()
-        if self._live.get(live.run.id) is live:
-            del self._live[live.run.id]
+        self._live.remove(live)
         if live.run.status in TERMINAL:
             self._ownership.forget(live.run.id)
 
@@ -382,20 +335,18 @@ class RunEngine:
         await self._monitor.start()
 
     def running(self) -> set[str]:
-        return set(self._live)
+        return self._live.ids()
 
     def fence(self) -> None:
         """Our heartbeat could not be renewed: another replica may take our runs over any moment,
         so stop them here without writing anything more (the taker ends them)."""
-        working = [live for live in self._live.values() if live.task is not None]
+        working = [live for live in self._live if live.task is not None]
         log.error("run lease not renewed for too long: stopping this process's %d run(s)", len(working))
         for live in working:
             assert live.task is not None
             live.task.cancel()
             self._forget(live)
-            self._ownership.forget(
-                live.run.id
-            )  # ours no more: a sweep (ours, once the store is back, or another's) ends it
+            self._ownership.forget(live.run.id)  # ours no more: a sweep (ours or another's) ends it
 
     async def cancel_asked(self, tenant: str, thread_id: str, run_id: str) -> None:
         """A cancel another replica passed on for a run of ours."""
@@ -444,26 +395,14 @@ class RunEngine:
         """Lets the runs working here go on for up to `seconds`, then interrupts the rest: they end
         failed with their terminal events and `done` recorded, so their watchers see an end and no
         run waits for the next start. Returns how many were interrupted."""
-        working = [live.task for live in self._live.values() if live.task is not None and not live.task.done()]
-        if working:
-            await asyncio.wait(working, timeout=seconds)
-        interrupted = []
-        for live in list(self._live.values()):
-            if live.task is None or live.task.done() or live.segment is None:
-                continue
-            live.end_as = lifecycle.failed("server_error", SHUTDOWN_ERROR)
-            live.segment.interrupt()
-            interrupted.append(live.task)
-        if interrupted:
-            await asyncio.wait(interrupted, timeout=DRAIN_END_SECONDS)
-        return len(interrupted)
+        return await self._live.drain(seconds)
 
     async def shutdown(self) -> None:
         """Stops the runs of this process; whoever sweeps next ends them (see sweep)."""
         self._stopping = True
         self._monitor.stop()
         await self._expiry.stop()
-        tasks = [live.task for live in self._live.values() if live.task is not None]
+        tasks = [live.task for live in self._live if live.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

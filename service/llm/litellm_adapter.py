@@ -55,6 +55,18 @@ class LiteLLMProvider:
     def aliases(self) -> list[str]:
         return sorted(self._aliases)
 
+    def provider_of(self, model: str) -> str:
+        """The provider whose credentials a model takes: the prefix of its litellm name (of its
+        deployment, for an alias), `openai/x` -> openai; litellm's own guess for a bare name."""
+        deployment = next((e["litellm_params"]["model"] for e in self._model_list if e["model_name"] == model), model)
+        prefix, slash, _ = str(deployment).partition("/")
+        if slash:
+            return prefix
+        try:
+            return self._litellm.get_llm_provider(model=deployment)[1]
+        except Exception:  # litellm cannot tell: no tenant key applies
+            return ""
+
     def _router_for(self, model: str) -> Any:
         """The litellm Router when model is an alias of the model list, else None."""
         return self._router if model in self._aliases else None
@@ -78,23 +90,12 @@ class LiteLLMProvider:
         return [item["embedding"] if isinstance(item, dict) else item.embedding for item in items]
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
-        kwargs: dict[str, Any] = {
-            "model": request.model,
-            "messages": request.messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        optional = {
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "max_tokens": request.max_tokens,
-            "tools": request.tools or None,
-            "tool_choice": request.tool_choice if request.tools else None,
-            "parallel_tool_calls": request.parallel_tool_calls if request.tools else None,
-            "response_format": request.response_format,
-            "reasoning_effort": request.reasoning_effort,
-        }
-        kwargs.update({k: v for k, v in optional.items() if v is not None})
+        kwargs = request.chat_completions_body(request.model)
+        own = (request.credentials or {}).get(self.provider_of(request.model))
+        if own is not None:  # the tenant's key (and base URL): litellm prefers them to the deployment's
+            kwargs["api_key"] = own.api_key
+            if own.api_base:
+                kwargs["api_base"] = own.api_base
         try:
             router = self._router_for(request.model)
             if router is not None:

@@ -10,7 +10,7 @@ turn every few lines, so one fast answer cannot starve the other streams.
 import asyncio
 import json
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -36,8 +36,8 @@ class Endpoint:
     """Where a model is served: the base URL (`…/v1`), the key, and the name it knows it by."""
 
     base_url: str
-    api_key: str
-    model: str
+    api_key: str = field(repr=False)  # never in a repr, so never in a log line
+    model: str = ""
 
 
 class OpenAICompatProvider:
@@ -84,7 +84,7 @@ class OpenAICompatProvider:
     async def stream(self, request: ChatRequest, endpoint: Endpoint) -> AsyncGenerator[ChatDelta, None]:
         """The model's answer as ChatDeltas. Raises ProviderError. Closing the iterator closes the
         connection, which stops the provider's generation."""
-        response = await self._post(endpoint, "/chat/completions", _body(request, endpoint.model))
+        response = await self._post(endpoint, "/chat/completions", request.chat_completions_body(endpoint.model))
         finished = False
         try:
             read = 0
@@ -126,27 +126,6 @@ class OpenAICompatProvider:
                 raise ProviderUnavailable(
                     f"The embedding provider sent an answer that is not an embedding list: {exc}"
                 ) from exc
-
-
-def _body(request: ChatRequest, model: str) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": request.messages,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    optional = {
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "max_tokens": request.max_tokens,
-        "tools": request.tools or None,
-        "tool_choice": request.tool_choice if request.tools else None,
-        "parallel_tool_calls": request.parallel_tool_calls if request.tools else None,
-        "response_format": request.response_format,
-        "reasoning_effort": request.reasoning_effort,
-    }
-    body.update({k: v for k, v in optional.items() if v is not None})
-    return body
 
 
 def parse_chunk(data: bytes) -> ChatDelta | None:

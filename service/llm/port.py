@@ -30,6 +30,14 @@ class ChatDelta:
     completion_tokens: int | None = None
 
 
+@dataclass(frozen=True)
+class ProviderCredential:
+    """A tenant's own key for one provider (and, optionally, its own base URL)."""
+
+    api_key: str = field(repr=False)  # never in a repr, so never in a log line
+    api_base: str = ""
+
+
 @dataclass
 class ChatRequest:
     model: str
@@ -42,6 +50,31 @@ class ChatRequest:
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
     reasoning_effort: str | None = None
+    # The tenant's own provider credentials, by provider name ("openai", "anthropic", ...): the
+    # adapter uses the one of the model's provider instead of the server's key. None: the server's.
+    credentials: dict[str, ProviderCredential] | None = field(default=None, repr=False)
+
+    def chat_completions_body(self, model: str) -> dict[str, Any]:
+        """The streamed OpenAI chat-completions request for `model`: unset options are left out,
+        and tool options are sent only with tools."""
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": self.messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        optional = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "tools": self.tools or None,
+            "tool_choice": self.tool_choice if self.tools else None,
+            "parallel_tool_calls": self.parallel_tool_calls if self.tools else None,
+            "response_format": self.response_format,
+            "reasoning_effort": self.reasoning_effort,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return body
 
 
 class ProviderError(Exception):

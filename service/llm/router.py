@@ -10,6 +10,7 @@ ASSISTD_PROVIDER_ADAPTER=litellm sends every model through litellm; a model-list
 import asyncio
 import os
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from typing import Any
 
 from service.llm.model_list import load_model_list
@@ -19,6 +20,7 @@ from service.llm.tokens import count_chat_tokens
 
 OPENAI_PREFIX = "openai/"  # litellm's name for an OpenAI-compatible endpoint
 OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
+LEAN_PROVIDER = "openai"  # whose credentials a tenant gives for the models the lean adapter serves
 
 
 def _secret(value: Any) -> str:
@@ -76,6 +78,9 @@ class ModelRouter:
         endpoint = self.endpoint(request.model)
         if endpoint is not None:
             assert self._lean is not None
+            own = (request.credentials or {}).get(LEAN_PROVIDER)
+            if own is not None:  # the tenant's key (and base URL) instead of the server's
+                endpoint = replace(endpoint, api_key=own.api_key, base_url=own.api_base or endpoint.base_url)
             deltas = self._lean.stream(request, endpoint)
         else:
             deltas = (await self._litellm_adapter()).stream(request)

@@ -7,12 +7,14 @@ its `after_sequence` up to the segment's `done`.
 """
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 from assistd.v1 import common_pb2, message_pb2, run_pb2
 
 from service.engine.lifecycle import TERMINAL
 from service.protojson import enum_name
+from service.responses.request import CODE_OUTPUTS
 
 E = run_pb2
 Json = dict[str, Any]
@@ -44,6 +46,17 @@ def search_item_id(call_id: str) -> str:
     return "fs_" + call_id.removeprefix("call_")
 
 
+def code_item_id(call_id: str) -> str:
+    """The output item id of a code_interpreter call, derived from its call id."""
+    return "ci_" + call_id.removeprefix("call_")
+
+
+def container_file_url(container_id: str, file_id: str) -> str:
+    """Where an image a code_interpreter call made downloads from (relative to the server; the
+    SDK's `containers.files.content.retrieve(file_id, container_id=...)`)."""
+    return f"/v1/containers/{container_id}/files/{file_id}/content"
+
+
 def usage_json(prompt_tokens: int, completion_tokens: int) -> Json:
     return {
         "input_tokens": prompt_tokens,
@@ -58,11 +71,22 @@ def _text_of(message: message_pb2.Message) -> str:
     return "".join(part.text.value for part in message.content if part.WhichOneof("kind") == "text")
 
 
-def _annotations(message: message_pb2.Message, filenames: dict[str, str]) -> list[Json]:
-    found = []
+def _annotations(message: message_pb2.Message, filenames: dict[str, str], container_id: str) -> list[Json]:
+    found: list[Json] = []
     for part in message.content:
         for annotation in part.text.annotations if part.WhichOneof("kind") == "text" else ():
-            if annotation.WhichOneof("kind") == "file_citation":
+            if annotation.WhichOneof("kind") == "file_path" and container_id:  # a link to a container file
+                found.append(
+                    {
+                        "type": "container_file_citation",
+                        "container_id": container_id,
+                        "file_id": annotation.file_path.file_id,
+                        "filename": annotation.text.rsplit("/", 1)[-1],
+                        "start_index": annotation.start_index,
+                        "end_index": annotation.end_index,
+                    }
+                )
+            elif annotation.WhichOneof("kind") == "file_citation":
                 found.append(
                     {
                         "type": "file_citation",
@@ -77,7 +101,7 @@ def _annotations(message: message_pb2.Message, filenames: dict[str, str]) -> lis
 class Renderer:
     """Folds a response's run events into Responses stream events and the `response` object."""
 
-    def __init__(self, base: Json):
+    def __init__(self, base: Json, include: Iterable[str] = (), container_id: str = ""):
         self.response: Json = {**copy.deepcopy(base), "output": [], "usage": None, "error": None}
         self.response.setdefault("status", "queued")
         self.response.setdefault("incomplete_details", None)
@@ -90,6 +114,8 @@ class Renderer:
         self._usage_before: tuple[int, int] | None = None  # the run's usage before this response
         self._background = bool(base.get("background"))
         self._filenames: dict[str, str] = {}  # file id -> name, from this response's searches
+        self._container_id = container_id  # where its code_interpreter calls run
+        self._code_outputs = CODE_OUTPUTS in include  # outputs are null unless asked for
 
     @property
     def status(self) -> str:
@@ -168,6 +194,9 @@ class Renderer:
                     )
                 )
                 events.append(self._event("response.output_item.done", output_index=index, item=copy.deepcopy(item)))
+            elif item["type"] == "code_interpreter_call":  # ended before its code ran
+                item["status"] = "incomplete"
+                events.append(self._event("response.output_item.done", output_index=index, item=copy.deepcopy(item)))
             del self._open[key]
         before = self._usage_before or (0, 0)
         self.response["status"] = status
@@ -234,7 +263,7 @@ class Renderer:
         item = self._items[index]
         part = item["content"][0]
         part["text"] = _text_of(message)
-        part["annotations"] = _annotations(message, self._filenames)
+        part["annotations"] = _annotations(message, self._filenames, self._container_id)
         item["status"] = "completed" if message.status == message_pb2.MESSAGE_STATUS_COMPLETED else "incomplete"
         common = {"item_id": message.id, "output_index": index, "content_index": 0}
         annotated = [
@@ -254,6 +283,8 @@ class Renderer:
         for call in delta_event.delta.step_details.tool_calls.items:
             if call.WhichOneof("kind") == "file_search" and call.HasField("id"):
                 events.extend(self._search_added(call.id))
+            if call.WhichOneof("kind") == "code_interpreter":
+                events.extend(self._code_delta(delta_event.id, call))
             if call.WhichOneof("kind") != "function":
                 continue
             key = (delta_event.id, call.index)
@@ -324,6 +355,58 @@ class Renderer:
             events.append(self._event("response.output_item.done", output_index=index, item=copy.deepcopy(item)))
         return events
 
+    # ---- code_interpreter items ---------------------------------------------------------
+
+    def _code_delta(self, step_id: str, call: run_pb2.ToolCallDelta) -> list[Json]:
+        """A code call's item: added with its id, its code streamed, then (once it ran) its
+        outputs: code done, interpreting, completed, item done, in OpenAI's order."""
+        events = []
+        key = (step_id, call.index)
+        if key not in self._step_calls:
+            if not call.id:
+                return []
+            self._step_calls[key] = call.id
+            index = len(self._items)
+            item: Json = {
+                "id": code_item_id(call.id),
+                "type": "code_interpreter_call",
+                "status": "in_progress",
+                "code": "",
+                "outputs": None,
+                "container_id": self._container_id,
+            }
+            self._items.append(item)
+            self._open[call.id] = index
+            events.append(self._event("response.output_item.added", output_index=index, item=copy.deepcopy(item)))
+            events.append(
+                self._event("response.code_interpreter_call.in_progress", item_id=item["id"], output_index=index)
+            )
+        position = self._open.get(self._step_calls[key])
+        if position is None:
+            return events
+        item = self._items[position]
+        common = {"item_id": item["id"], "output_index": position}
+        code = call.code_interpreter
+        if code.input:
+            item["code"] += code.input
+            events.append(self._event("response.code_interpreter_call_code.delta", **common, delta=code.input))
+        if code.outputs:
+            del self._open[self._step_calls[key]]
+            outputs = [
+                {"type": "logs", "logs": output.logs}
+                if output.WhichOneof("kind") == "logs"
+                else {"type": "image", "url": container_file_url(self._container_id, output.image.file_id)}
+                for output in code.outputs
+            ]
+            events.append(self._event("response.code_interpreter_call_code.done", **common, code=item["code"]))
+            item["status"] = "interpreting"
+            events.append(self._event("response.code_interpreter_call.interpreting", **common))
+            item["status"] = "completed"
+            item["outputs"] = outputs if self._code_outputs else None
+            events.append(self._event("response.code_interpreter_call.completed", **common))
+            events.append(self._event("response.output_item.done", output_index=position, item=copy.deepcopy(item)))
+        return events
+
 
 def with_search_results(response: Json, steps: list[run_pb2.RunStep]) -> Json:
     """The response with its file_search_call items' results (include=["file_search_call.results"]),
@@ -349,8 +432,8 @@ def with_search_results(response: Json, steps: list[run_pb2.RunStep]) -> Json:
     return response
 
 
-def render_all(base: Json, events) -> tuple[list[Json], Json]:
+def render_all(base: Json, events, include: Iterable[str] = (), container_id: str = "") -> tuple[list[Json], Json]:
     """Every event a log renders to, and the response at its end (for tests and reads)."""
-    renderer = Renderer(base)
+    renderer = Renderer(base, include, container_id)
     out = [rendered for event in events for rendered in renderer.feed(event)]
     return out, renderer.snapshot()

@@ -44,16 +44,18 @@ SUPPORTED = {
     "include",
     "stream_options",
 }
-# `include` values accepted; only file_search_call.results adds anything so far.
+# `include` values accepted; file_search_call.results and code_interpreter_call.outputs add something.
 INCLUDABLE = frozenset(
     {
         "file_search_call.results",
+        "code_interpreter_call.outputs",
         "message.output_text.logprobs",
         "message.input_image.image_url",
         "reasoning.encrypted_content",
     }
 )
 SEARCH_RESULTS = "file_search_call.results"
+CODE_OUTPUTS = "code_interpreter_call.outputs"
 _SKIPPED_ITEMS = {"file_search_call", "reasoning"}
 _MESSAGE_ROLES = {"user": message_pb2.MESSAGE_ROLE_USER, "assistant": message_pb2.MESSAGE_ROLE_ASSISTANT}
 _SYSTEM_ROLES = {"system", "developer"}
@@ -427,8 +429,39 @@ def vector_store_ids(body: Json) -> list[str]:
     return []
 
 
+def _container(tool: Json, param: str) -> str | Json:
+    """A code_interpreter tool's container: an id ("cntr_..."), or {"type": "auto", "file_ids": [...]}."""
+    container = tool.get("container")
+    if container is None:
+        raise missing(f"{param}.container")
+    if isinstance(container, str):
+        return container
+    if not isinstance(container, dict) or container.get("type") != "auto":
+        raise InvalidArgument(
+            f"Invalid '{param}.container': expected a container id or {{'type': 'auto'}}.",
+            param=f"{param}.container",
+            code="invalid_value",
+        )
+    file_ids = _expect(container, "file_ids", (list,), "an array", f"{param}.container.file_ids") or []
+    if not all(isinstance(file_id, str) for file_id in file_ids):
+        raise InvalidArgument(
+            f"Invalid '{param}.container.file_ids': expected an array of file ids.",
+            param=f"{param}.container.file_ids",
+            code="invalid_type",
+        )
+    return container
+
+
+def code_container(body: Json) -> str | Json | None:
+    """The container the body's code_interpreter tool asks for (None: it has none)."""
+    for i, tool in enumerate(body.get("tools") or []):
+        if tool.get("type") == "code_interpreter":
+            return _container(tool, f"tools[{i}]")
+    return None
+
+
 def tools(body: Json) -> list[assistant_pb2.Tool]:
-    """The run's tools from the body's `tools`: functions, and file_search."""
+    """The run's tools from the body's `tools`: functions, file_search and code_interpreter."""
     given = _expect(body, "tools", (list,), "an array") or []
     result = []
     for i, tool in enumerate(given):
@@ -438,9 +471,14 @@ def tools(body: Json) -> list[assistant_pb2.Tool]:
         if tool.get("type") == "file_search":
             result.append(_file_search(tool, param))
             continue
+        if tool.get("type") == "code_interpreter":
+            _container(tool, param)
+            result.append(assistant_pb2.Tool(code_interpreter=assistant_pb2.CodeInterpreterTool()))
+            continue
         if tool.get("type") != "function":
             raise InvalidArgument(
-                f"Invalid value: '{tool.get('type')}'. Supported tool types are: 'function' and 'file_search'.",
+                f"Invalid value: '{tool.get('type')}'. Supported tool types are: 'function', 'file_search' and "
+                "'code_interpreter'.",
                 param=f"{param}.type",
                 code="invalid_value",
             )

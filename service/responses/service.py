@@ -27,6 +27,7 @@ from google.protobuf import json_format, struct_pb2
 
 from service import ids
 from service.api.common import streaming, unary
+from service.containers import Containers
 from service.engine.lifecycle import TERMINAL
 from service.engine.prompt import build_messages
 from service.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -51,13 +52,18 @@ def _event(rendered: Json) -> response_pb2.ResponseEvent:
     return event
 
 
+def _renderer(record: response_pb2.StoredResponse) -> Renderer:
+    return Renderer(struct_to_python(record.base), include=record.include, container_id=record.container_id)
+
+
 class ResponseService(response_pb2_grpc.ResponseServiceServicer):
-    def __init__(self, auth, repo: Repo, engine, provider, blobs: BlobStore):
+    def __init__(self, auth, repo: Repo, engine, provider, containers: Containers, blobs: BlobStore):
         self.auth = auth
         self.repo = repo
         self.blobs = blobs  # the files of input_file parts
         self.engine = engine
         self.provider = provider
+        self.containers = containers
         self._discarding: set[asyncio.Future] = set()  # store-false threads being discarded
 
     # ---- creating ------------------------------------------------------------------------
@@ -71,6 +77,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
     async def _create(self, tenant: str, body: Json) -> tuple[response_pb2.StoredResponse, bool]:
         """Starts the response's run; returns its record (stored when the request says so)."""
         request = requests.parse(body)
+        await self.engine.admit(tenant)  # before anything is written: a refused response leaves no trace
         await add_file_texts(self.repo, self.blobs, tenant, request)
         if request.prompt_id:
             assistant = await self.repo.get(tenant, assistant_pb2.Assistant, request.prompt_id)
@@ -129,6 +136,11 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         else:
             thread.tool_resources.file_search.vector_store_ids.extend(stores)
         run = requests.new_run(request, record.thread_id)
+        if any(tool.WhichOneof("kind") == "code_interpreter" for tool in run.tools):
+            # a prompt's (assistant's) code_interpreter has no container: the thread's auto one
+            spec = requests.code_container(request.body) or {"type": "auto"}
+            record.container_id = await self.containers.for_response(tenant, record.thread_id, spec)
+            await self.containers.bind(tenant, run.id, record.container_id)
         messages, steps = requests.new_context(request, run)
         if steps:  # function calls given back as history: the run's first steps
             await self.repo.put(tenant, *steps)
@@ -170,6 +182,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
                 raise InvalidArgument(f"No tool output found for function call {call_id}.", param="input")
         started = await self.engine.submit_tool_outputs(tenant, run.thread_id, run.id, list(request.tool_outputs))
         record.thread_id, record.run_id = run.thread_id, run.id
+        record.container_id = await self.containers.of_run(tenant, run.id) or ""
         record.after_sequence = started.channel.first_sequence - 1
         record.context_message_id = context_message_id
         return []
@@ -255,7 +268,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         has ended, that is kept with the record for the reads after."""
         if record.HasField("final"):
             return struct_to_python(record.final)
-        renderer = Renderer(struct_to_python(record.base))
+        renderer = _renderer(record)
         after = record.after_sequence
         while not renderer.ended:
             stored = await self.repo.store.read_events(tenant, record.run_id, after)
@@ -283,7 +296,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
     async def CreateResponse(self, tenant, request, context):
         body = struct_to_python(request.body)
         record, created_thread = await self._create(tenant, body)
-        renderer = Renderer(struct_to_python(record.base))
+        renderer = _renderer(record)
         closing = None
         try:
             if not body.get("background"):
@@ -298,7 +311,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
     async def CreateResponseStream(self, tenant, request, context):
         body = struct_to_python(request.body)
         record, created_thread = await self._create(tenant, body)
-        renderer = Renderer(struct_to_python(record.base))
+        renderer = _renderer(record)
         try:
             async for rendered in self._render(tenant, record, renderer):
                 yield response_pb2.CreateResponseStreamResponse(event=_event(rendered))
@@ -310,7 +323,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
     async def WatchResponse(self, tenant, request, context):
         record = await self._stored(tenant, request.response_id)
         after = request.starting_after if request.HasField("starting_after") else -1
-        renderer = Renderer(struct_to_python(record.base))
+        renderer = _renderer(record)
         async for rendered in self._render(tenant, record, renderer):
             if rendered["sequence_number"] > after:
                 yield response_pb2.WatchResponseResponse(event=_event(rendered))
@@ -331,7 +344,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
                 await self.engine.cancel(tenant, record.thread_id, record.run_id)
             except FailedPrecondition:
                 pass  # it ended meanwhile
-            renderer = Renderer(struct_to_python(record.base))
+            renderer = _renderer(record)
             async for _ in self._render(tenant, record, renderer):
                 pass
             snapshot = renderer.snapshot()

@@ -38,6 +38,7 @@ class Sessions:
         self.sandbox = sandbox
         self.idle_seconds = idle_seconds
         self._sessions: dict[tuple[str, str], Session] = {}
+        self._idle: dict[tuple[str, str], float] = {}  # sessions kept idle for another time (containers)
         self._opening = asyncio.Lock()
         self._reaper: asyncio.Task | None = None
 
@@ -66,6 +67,22 @@ class Sessions:
                     await session.box.write_file(name, await content())
                     session.file_ids.add(file_id)
 
+    def keep_idle(self, tenant: str, key: str, seconds: float) -> None:
+        """How long this session is kept idle, instead of the default (a container's expiry)."""
+        self._idle[(tenant, key)] = seconds
+
+    async def mark_file(self, tenant: str, key: str, file_id: str) -> None:
+        """Notes that the session's work dir has this file already (the code wrote it)."""
+        session = self._sessions.get((tenant, key))
+        if session is not None:
+            session.file_ids.add(file_id)
+
+    async def forget_file(self, tenant: str, key: str, file_id: str) -> None:
+        """Notes that the session's copy of this file is stale: put_files writes it again."""
+        session = self._sessions.get((tenant, key))
+        if session is not None:
+            session.file_ids.discard(file_id)
+
     async def execute(self, tenant: str, thread_id: str, code: str) -> tuple[Execution, Box]:
         """Runs a block in the thread's session (one block at a time per session)."""
         session = await self._session(tenant, thread_id)
@@ -84,6 +101,7 @@ class Sessions:
 
     async def close(self, tenant: str, thread_id: str) -> None:
         session = self._sessions.pop((tenant, thread_id), None)
+        self._idle.pop((tenant, thread_id), None)
         if session is not None:
             async with session.lock:
                 await session.box.close()
@@ -97,10 +115,12 @@ class Sessions:
     async def _reap(self) -> None:
         loop = asyncio.get_running_loop()
         while self._sessions:
-            await asyncio.sleep(min(30.0, self.idle_seconds / 2))
+            shortest = min([self.idle_seconds, *self._idle.values()])
+            await asyncio.sleep(max(0.05, min(30.0, shortest / 2)))
             now = loop.time()
             for key, session in list(self._sessions.items()):
-                if not session.lock.locked() and now - session.last_used > self.idle_seconds:
+                idle = self._idle.get(key, self.idle_seconds)
+                if not session.lock.locked() and now - session.last_used > idle:
                     log.info("closing an idle code_interpreter session")
                     try:
                         await self.close(*key)

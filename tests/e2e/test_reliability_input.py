@@ -124,7 +124,10 @@ def test_a_10_mib_model_is_refused_and_listing_still_works(server):
     marker = uuid.uuid4().hex
     for _ in range(7):  # seven of them once made the default list page exceed the gRPC limit
         body = json.dumps({"model": "m" * (10 * MIB), "metadata": {"marker": marker}})
-        _refused(_post(server, "/assistants", body), "model")
+        response = _post(server, "/assistants", body)  # over the JSON body limit (ASSISTD_MAX_JSON_BYTES, 4 MiB)
+        assert response.status_code == 413, response.text[:500]
+        assert response.json()["error"]["code"] == "request_too_large"
+        _refused(_post(server, "/assistants", json.dumps({"model": "m" * (3 * MIB)})), "model")
     _refused(_post(server, "/assistants", json.dumps({"model": "m" * 257})), "model")
     assert _marked(server, marker) == []
     _tenant_usable(server)

@@ -1,7 +1,7 @@
 """Tenant isolation for every route that names an object, over HTTP and over the gRPC port: a
 tenant reaching for another's object by its id (assistants, threads, messages, runs, run steps,
 the events route, files, vector stores, their files and batches, search, conversations and their
-items, responses) gets a 404 / NOT_FOUND, and the owner's objects are unchanged."""
+items, responses, containers and their files) gets a 404 / NOT_FOUND, and the owner's objects are unchanged."""
 
 import io
 import re
@@ -10,7 +10,7 @@ import grpc
 import httpx
 import openai
 import pytest
-from assistd.v1 import response_pb2, response_pb2_grpc
+from assistd.v1 import container_pb2, container_pb2_grpc, response_pb2, response_pb2_grpc
 
 from edge import codec
 from edge.app import _method
@@ -46,6 +46,11 @@ RESPONSE_ROUTES = [
     ("POST", "/v1/responses/{response_id}/cancel"),
     ("DELETE", "/v1/responses/{response_id}"),
 ]
+# The container file routes outside the route table (edge/containers.py).
+CONTAINER_FILE_ROUTES = [
+    ("POST", "/v1/containers/{container_id}/files", {"file_id": "{file_id}"}),
+    ("GET", "/v1/containers/{container_id}/files/{container_file_id}/content", None),
+]
 
 
 @pytest.fixture
@@ -65,6 +70,8 @@ def owned(provider, tmp_path, store_env):
         conversation = client.conversations.create(items=[{"type": "message", "role": "user", "content": "acme's"}])
         item = client.conversations.items.list(conversation.id).data[0]
         response = client.responses.create(model=MODEL, input="[reply:acme's answer]")
+        container = client.containers.create(name="acme's")
+        container_file = client.containers.files.create(container.id, file=("plan.txt", b"acme's plan"))
         ids = {
             "vector_store_id": store.id,
             "file_id": file.id,
@@ -77,6 +84,8 @@ def owned(provider, tmp_path, store_env):
             "conversation_id": conversation.id,
             "item_id": item.id,
             "response_id": response.id,
+            "container_id": container.id,
+            "container_file_id": container_file.id,
         }
         yield server, ids
     finally:
@@ -115,6 +124,8 @@ def _snapshot(server: Server, ids: dict) -> list:
         "/v1/conversations/{conversation_id}",
         "/v1/conversations/{conversation_id}/items",
         "/v1/responses/{response_id}",
+        "/v1/containers/{container_id}",
+        "/v1/containers/{container_id}/files",
     ]
     with owner:
         answers = [owner.get(_fill(path, ids)) for path in paths]
@@ -139,7 +150,11 @@ def test_no_route_reaches_another_tenants_object_over_http(owned):
             response = other.request(method, _fill(path, ids))
             assert response.status_code == 404, (method, path, response.text[:300])
             tried += 1
-        for listing in ("/v1/assistants", "/v1/files", "/v1/vector_stores"):
+        for method, path, body in CONTAINER_FILE_ROUTES:
+            response = other.request(method, _fill(path, ids), json=_fill(body, ids))
+            assert response.status_code == 404, (method, path, response.text[:300])
+            tried += 1
+        for listing in ("/v1/assistants", "/v1/files", "/v1/vector_stores", "/v1/containers"):
             assert other.get(listing).json()["data"] == []
         content = other.get(_fill("/v1/files/{file_id}/content", ids))
         assert content.status_code == 404
@@ -184,6 +199,14 @@ def test_no_rpc_reaches_another_tenants_object_over_grpc(owned):
             lambda: responses.DeleteResponse(
                 response_pb2.DeleteResponseRequest(response_id=response_id), metadata=metadata
             ),
+        ]
+        containers = container_pb2_grpc.ContainerServiceStub(channel)
+        container_id, container_file_id = ids["container_id"], ids["container_file_id"]
+        copy = container_pb2.CreateContainerFileRequest(container_id=container_id, file_id=ids["file_id"])
+        content = container_pb2.GetContainerFileContentRequest(container_id=container_id, file_id=container_file_id)
+        calls += [
+            lambda: containers.CreateContainerFile(iter([copy]), metadata=metadata),
+            lambda: list(containers.GetContainerFileContent(content, metadata=metadata)),
         ]
         for call in calls:
             with pytest.raises(grpc.RpcError) as info:

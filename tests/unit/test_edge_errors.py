@@ -5,7 +5,7 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from edge.errors import REASON_OVERRIDES, STATUS_MAP, from_rpc_error, http_status
+from edge.errors import REASON_OVERRIDES, STATUS_MAP, error_headers, from_rpc_error, http_status, retry_after
 
 C = grpc.StatusCode
 # google/rpc/code.proto's HTTP mapping, with OpenAI's 400 for FAILED_PRECONDITION.
@@ -40,17 +40,21 @@ def test_each_status_code_maps_to_its_http_status_and_type(code):
 
 
 def test_a_file_too_large_is_413_whatever_the_code():
-    assert REASON_OVERRIDES == {"FILE_TOO_LARGE": (413, "invalid_request_error")}
+    assert REASON_OVERRIDES == {
+        "FILE_TOO_LARGE": (413, "invalid_request_error"),
+        "RATE_LIMIT_EXCEEDED": (429, "requests"),
+    }
     assert http_status(C.OUT_OF_RANGE, "FILE_TOO_LARGE") == (413, "invalid_request_error")
 
 
-def _call_error(code, message, info=None) -> grpc.aio.AioRpcError:
-    """A failed call as the edge's channel raises it, with the service's ErrorInfo trailer."""
+def _call_error(code, message, info=None, retry=None) -> grpc.aio.AioRpcError:
+    """A failed call as the edge's channel raises it, with the service's ErrorInfo (and RetryInfo) trailer."""
     trailers = grpc.aio.Metadata()
     if info is not None:
-        detail = any_pb2.Any()
-        detail.Pack(info)
-        status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+        details = [any_pb2.Any() for _ in (info, retry) if _ is not None]
+        for detail, part in zip(details, [p for p in (info, retry) if p is not None], strict=True):
+            detail.Pack(part)
+        status = status_pb2.Status(code=code.value[0], message=message, details=details)
         trailers.add("grpc-status-details-bin", status.SerializeToString())
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details=message)
 
@@ -114,3 +118,16 @@ def test_a_huge_message_or_param_is_cut_short():
     info.metadata["param"] = "p" * 100_000
     _, body = from_rpc_error(_call_error(C.INVALID_ARGUMENT, "m" * 100_000, info))
     assert len(body["error"]["message"]) <= 2048 and len(body["error"]["param"]) <= 256
+
+
+def test_a_tenant_over_its_limit_is_a_429_with_retry_after_in_whole_seconds():
+    info = error_details_pb2.ErrorInfo(reason="RATE_LIMIT_EXCEEDED", domain="assistd.dev")
+    info.metadata["code"] = "rate_limit_exceeded"
+    retry = error_details_pb2.RetryInfo()
+    retry.retry_delay.FromNanoseconds(1_200_000_000)
+    error = _call_error(C.RESOURCE_EXHAUSTED, "Rate limit reached for requests.", info, retry)
+    status, body = from_rpc_error(error)
+    assert status == 429 and body["error"]["type"] == "requests" and body["error"]["code"] == "rate_limit_exceeded"
+    assert retry_after(error) == 2  # rounded up
+    assert error_headers(429, 2) == {"retry-after": "2"}  # and no x-should-retry: false, the SDK may retry it
+    assert error_headers(400) == {"x-should-retry": "false"} and error_headers(503) is None

@@ -16,6 +16,7 @@ from service.errors import (
     Internal,
     InvalidArgument,
     NotFound,
+    RateLimitExceeded,
     ThreadBusy,
     Unauthenticated,
     missing,
@@ -34,6 +35,7 @@ EXPECTED = {
     ThreadBusy: grpc.StatusCode.FAILED_PRECONDITION,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     FileTooLarge: grpc.StatusCode.OUT_OF_RANGE,
+    RateLimitExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Internal: grpc.StatusCode.INTERNAL,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     StoreError: grpc.StatusCode.INTERNAL,
@@ -126,3 +128,15 @@ def test_the_signatures_other_modules_use_stay():
     assert FailedPrecondition("busy").message == "busy"
     assert missing("x").param == "x" and missing("x").code == "missing_required_parameter"
     assert isinstance(not_found("run", "r"), NotFound)
+
+
+def test_a_tenant_over_its_limit_gets_rate_limit_exceeded_and_when_to_retry():
+    error = to_rpc_error(RateLimitExceeded("Rate limit reached for requests.", retry_after=2.5))
+    assert error.status == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.info.reason == "RATE_LIMIT_EXCEEDED" and error.info.metadata["code"] == "rate_limit_exceeded"
+    ((_, raw),) = error.trailing_metadata()
+    details = status_pb2.Status.FromString(raw).details
+    retry = error_details_pb2.RetryInfo()
+    assert [d.Is(retry.DESCRIPTOR) for d in details] == [False, True] and details[1].Unpack(retry)
+    assert retry.retry_delay.ToNanoseconds() == 2_500_000_000
+    assert to_rpc_error(NotFound("x")).retry is None  # other errors carry no RetryInfo

@@ -192,3 +192,102 @@ def test_a_renderer_reads_nothing_after_its_segment():
     for event in _text_log():
         renderer.feed(event)
     assert renderer.ended and renderer.status == "completed"
+
+
+def _code_delta(code: str = "", call_id: str = "", outputs: tuple = ()) -> run_pb2.RunStepDeltaEvent:
+    delta = run_pb2.RunStepDeltaEvent(id="step_1")
+    call = delta.delta.step_details.tool_calls.items.add(index=0)
+    if call_id:
+        call.id = call_id
+    call.code_interpreter.input = code
+    for position, output in enumerate(outputs):
+        item = call.code_interpreter.outputs.add(index=position)
+        if output.startswith("cfile_"):
+            item.image.file_id = output
+        else:
+            item.logs = output
+    return delta
+
+
+def _code_log(ran: bool):
+    end = _run(E.RUN_STATUS_COMPLETED if ran else E.RUN_STATUS_CANCELLED)
+    return _events(
+        (E.RUN_EVENT_TYPE_THREAD_RUN_CREATED, _run(E.RUN_STATUS_QUEUED)),
+        (E.RUN_EVENT_TYPE_THREAD_RUN_IN_PROGRESS, _run(E.RUN_STATUS_IN_PROGRESS)),
+        (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, _code_delta(call_id="call_7")),
+        (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, _code_delta("print(")),
+        (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, _code_delta("1)")),
+        *([(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, _code_delta(outputs=("1\n", "cfile_9")))] if ran else []),
+        (E.RUN_EVENT_TYPE_THREAD_RUN_COMPLETED if ran else E.RUN_EVENT_TYPE_THREAD_RUN_CANCELLED, end),
+        (E.RUN_EVENT_TYPE_DONE, None),
+    )
+
+
+def test_a_code_call_renders_as_a_code_interpreter_call_item_with_its_events_in_openai_order():
+    events, response = render_all(BASE, _code_log(ran=True), ["code_interpreter_call.outputs"], "cntr_1")
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.code_interpreter_call.in_progress",
+        "response.code_interpreter_call_code.delta",
+        "response.code_interpreter_call_code.delta",
+        "response.code_interpreter_call_code.done",
+        "response.code_interpreter_call.interpreting",
+        "response.code_interpreter_call.completed",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert events[2]["item"] == {
+        "id": "ci_7",
+        "type": "code_interpreter_call",
+        "status": "in_progress",
+        "code": "",
+        "outputs": None,
+        "container_id": "cntr_1",
+    }
+    assert events[6]["code"] == "print(1)"
+    (item,) = response["output"]
+    assert item == events[9]["item"]
+    assert item["status"] == "completed" and item["code"] == "print(1)"
+    assert item["outputs"] == [
+        {"type": "logs", "logs": "1\n"},
+        {"type": "image", "url": "/v1/containers/cntr_1/files/cfile_9/content"},
+    ]
+    # without include, the outputs are null
+    _, plain = render_all(BASE, _code_log(ran=True), container_id="cntr_1")
+    assert plain["output"][0]["outputs"] is None and plain["output"][0]["status"] == "completed"
+
+
+def test_a_code_call_whose_response_ended_before_it_ran_is_incomplete():
+    events, response = render_all(BASE, _code_log(ran=False), ["code_interpreter_call.outputs"], "cntr_1")
+    assert [e["type"] for e in events][-2:] == ["response.output_item.done", "response.failed"]
+    assert response["output"][0]["status"] == "incomplete" and response["status"] == "cancelled"
+
+
+def test_a_link_to_a_container_file_is_a_container_file_citation():
+    text = "See sandbox:/mnt/data/out.csv now"
+    done = message_pb2.Message(id="msg_1", status=message_pb2.MESSAGE_STATUS_COMPLETED)
+    part = done.content.add().text
+    part.value = text
+    annotation = part.annotations.add(text="sandbox:/mnt/data/out.csv", start_index=4, end_index=29)
+    annotation.file_path.file_id = "cfile_2"
+    log = _events(
+        (E.RUN_EVENT_TYPE_THREAD_RUN_CREATED, _run(E.RUN_STATUS_QUEUED)),
+        (E.RUN_EVENT_TYPE_THREAD_MESSAGE_CREATED, message_pb2.Message(id="msg_1")),
+        (E.RUN_EVENT_TYPE_THREAD_MESSAGE_COMPLETED, done),
+        (E.RUN_EVENT_TYPE_THREAD_RUN_COMPLETED, _run(E.RUN_STATUS_COMPLETED)),
+    )
+    events, response = render_all(BASE, log, container_id="cntr_1")
+    citation = {
+        "type": "container_file_citation",
+        "container_id": "cntr_1",
+        "file_id": "cfile_2",
+        "filename": "out.csv",
+        "start_index": 4,
+        "end_index": 29,
+    }
+    assert response["output"][0]["content"][0]["annotations"] == [citation]
+    assert [e["annotation"] for e in events if e["type"] == "response.output_text.annotation.added"] == [citation]
+    assert text[4:29] == "sandbox:/mnt/data/out.csv"

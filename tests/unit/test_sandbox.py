@@ -216,6 +216,21 @@ async def test_an_idle_session_is_closed_with_its_files_and_the_next_call_starts
         shutil.rmtree(root)
 
 
+async def test_a_session_kept_idle_for_a_shorter_time_closes_first():
+    root = Path(tempfile.mkdtemp(prefix="assistd-boxes-"))
+    pool = Sessions(BubblewrapSandbox(root, LIMITS), idle_seconds=3600)
+    try:
+        pool.keep_idle("t1", "cntr_short", 0.2)  # a container's expiry
+        _, short = await pool.execute("t1", "cntr_short", "print(1)")
+        _, long = await pool.execute("t1", "thread_long", "print(2)")
+        while short.workdir.exists():  # type: ignore[attr-defined]  # noqa: ASYNC110 - the reaper's schedule
+            await asyncio.sleep(0.05)
+        assert long.workdir.exists()  # type: ignore[attr-defined]  # the default idle time still holds
+    finally:
+        await pool.close_all()
+        shutil.rmtree(root)
+
+
 async def test_without_its_python_the_sandbox_says_why_as_the_output():
     root = Path(tempfile.mkdtemp(prefix="assistd-boxes-"))
     pool = Sessions(BubblewrapSandbox(root, LIMITS, venv=root / "missing-venv"))

@@ -11,6 +11,9 @@ from assistd.v1 import (
     options_pb2,
 )
 from assistd.v1 import (
+    container_pb2 as c,
+)
+from assistd.v1 import (
     file_pb2 as f,
 )
 from assistd.v1 import (
@@ -49,7 +52,7 @@ def _user(**content) -> m.NewMessage:
 
 # ---------------------------------------------------------------- every enum of every request
 
-_MODULES = (a, t, m, r, rs, f, vs)
+_MODULES = (a, t, m, r, rs, f, vs, c)
 _REQUESTS = [
     method.input_type
     for module in _MODULES

@@ -109,7 +109,9 @@ type StoredResponse struct {
 	Include []string `protobuf:"bytes,9,rep,name=include,proto3" json:"include,omitempty"`
 	// The `response` object once it has ended (set by the first read after its end), so later
 	// reads need not render the run's log again.
-	Final         *structpb.Struct `protobuf:"bytes,10,opt,name=final,proto3" json:"final,omitempty"`
+	Final *structpb.Struct `protobuf:"bytes,10,opt,name=final,proto3" json:"final,omitempty"`
+	// The container its code_interpreter calls run in ("" when it has no code_interpreter).
+	ContainerId   string `protobuf:"bytes,11,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -212,6 +214,13 @@ func (x *StoredResponse) GetFinal() *structpb.Struct {
 		return x.Final
 	}
 	return nil
+}
+
+func (x *StoredResponse) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
 }
 
 // POST /v1/responses
@@ -1049,7 +1058,7 @@ const file_assistd_v1_response_proto_rawDesc = "" +
 	"\rResponseEvent\x12'\n" +
 	"\x0fsequence_number\x18\x01 \x01(\x04R\x0esequenceNumber\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12+\n" +
-	"\x04data\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x04data\"\xfb\x02\n" +
+	"\x04data\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x04data\"\x9e\x03\n" +
 	"\x0eStoredResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1063,7 +1072,8 @@ const file_assistd_v1_response_proto_rawDesc = "" +
 	"\x12context_message_id\x18\b \x01(\tR\x10contextMessageId\x12\x18\n" +
 	"\ainclude\x18\t \x03(\tR\ainclude\x12-\n" +
 	"\x05final\x18\n" +
-	" \x01(\v2\x17.google.protobuf.StructR\x05final\"D\n" +
+	" \x01(\v2\x17.google.protobuf.StructR\x05final\x12!\n" +
+	"\fcontainer_id\x18\v \x01(\tR\vcontainerId\"D\n" +
 	"\x15CreateResponseRequest\x12+\n" +
 	"\x04body\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x04body\"M\n" +
 	"\x16CreateResponseResponse\x123\n" +
