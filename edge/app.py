@@ -1,6 +1,5 @@
 """The HTTP edge: OpenAI-style JSON and SSE in front of the gRPC service. No business logic."""
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -22,9 +21,10 @@ from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge import codec, containers, files, openapi, sse
-from edge.errors import UNEXPLAINED, error_body, error_headers, error_response, from_rpc_error, retry_after
+from edge.errors import UNEXPLAINED, error_headers, error_response, from_rpc_error, retry_after
 from edge.observe import metrics, observe
 from edge.routes import ROUTES, Route
+from edge.sse import HEARTBEAT_SECONDS, LOCAL_STREAMS, STREAM, WRITE_TIMEOUT
 from service import tracing
 from service.errors import InvalidArgument
 from service.validation import MAX_JSON_DEPTH, check_json
@@ -43,16 +43,9 @@ _FILES = [
     container_pb2,
 ]
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
-HEARTBEAT_SECONDS = web.AppKey("heartbeat_seconds", float)
 # Unary calls to the service have this deadline (DEADLINE_EXCEEDED is 504): a stalled service
 # cannot hold an edge request open forever. Streams have none: a run ends them.
 UNARY_DEADLINE_SECONDS = web.AppKey("unary_deadline_seconds", float)
-WRITE_TIMEOUT = web.AppKey("write_timeout", float)  # seconds a stream write may wait for the client
-MAX_FRAMES_PER_WRITE = 64  # SSE frames coalesced into one socket write at most (bounds the delay)
-# Set when the service runs in this process (assistd serve): run streams are followed without gRPC.
-LOCAL_STREAMS = web.AppKey("local_streams", object)
-SHARED_FRAMES = web.AppKey("shared_frames", sse.SharedFrames)  # with LOCAL_STREAMS
-STREAM = "assistd.stream"  # request key: the SSE response of a streaming request, once made
 
 
 def _method(route: Route, rpc: str):
@@ -145,109 +138,17 @@ class Handler:
                         "Invalid 'Last-Event-ID': expected a sequence number (0 to 2^64-1).", "after_sequence"
                     )
                 message.after_sequence = int(after)  # type: ignore[attr-defined]  # WatchRunRequest
-            return await self._sse(request, channel, path, response_cls, message)
+            return await sse.pump(request, channel, path, message, response_cls, _metadata(request), sse.ASSISTANTS)
         if stream and self.stream is not None:
             _, stream_response_cls, stream_path = self.stream  # the streaming twin takes the same request
-            return await self._sse(request, channel, stream_path, stream_response_cls, message)
+            return await sse.pump(
+                request, channel, stream_path, message, stream_response_cls, _metadata(request), sse.ASSISTANTS
+            )
         call = channel.unary_unary(
             path, request_serializer=request_cls.SerializeToString, response_deserializer=response_cls.FromString
         )
         response = await call(message, metadata=_metadata(request), timeout=request.app[UNARY_DEADLINE_SECONDS])
         return web.json_response(_render_response(response), dumps=lambda o: json.dumps(o, separators=(",", ":")))
-
-    async def _sse(self, request, channel, path, response_cls, message) -> web.StreamResponse:
-        """Streams RunEvents as SSE. An error before anything is sent keeps its HTTP status;
-        after that it goes in-band as an `error` event. Heartbeats cover silent stretches,
-        including the wait for the first event."""
-        local = request.app.get(LOCAL_STREAMS)
-        call = None
-        encode = sse.encode
-        if local is not None:  # the service is in this process: no loopback gRPC hop
-            responses = local(path, message, _metadata(request))
-            encode = request.app[SHARED_FRAMES].encode  # its followers share event objects
-        else:
-            call = channel.unary_stream(
-                path, request_serializer=type(message).SerializeToString, response_deserializer=response_cls.FromString
-            )(message, metadata=_metadata(request))
-            responses = aiter(call)
-        heartbeat = request.app[HEARTBEAT_SECONDS]
-        response = _SseResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-                "x-request-id": request["request_id"],
-            }
-        )
-        response.force_close()  # a stream is not reused: its connection ends with it
-        request[STREAM] = response  # once prepared, the error middleware must not answer anew
-        reading = asyncio.ensure_future(anext(responses))
-        frames: list[bytes] = []  # encoded, not yet written: events that arrived together go in one write
-        try:
-            try:
-                while True:
-                    if not reading.done():
-                        if frames:  # nothing more right now: send what there is
-                            await _write(request, response, b"".join(frames))
-                            frames.clear()
-                        if not (await asyncio.wait({reading}, timeout=heartbeat))[0]:
-                            if not response.prepared:
-                                await response.prepare(request)
-                            await _write(request, response, sse.HEARTBEAT)
-                            continue
-                    try:
-                        item = reading.result()  # raises the call's error, if any
-                    except StopAsyncIteration:
-                        item = None
-                    if not response.prepared:
-                        await response.prepare(request)
-                    if item is None:
-                        break
-                    frames.append(encode(item))
-                    reading = asyncio.ensure_future(anext(responses))
-                    if len(frames) < MAX_FRAMES_PER_WRITE:
-                        await asyncio.sleep(0)  # one loop turn: an event already there is read at once
-            except grpc.aio.AioRpcError as error:
-                if not response.prepared:
-                    raise  # nothing sent yet: a plain JSON error with its HTTP status
-                frames.append(sse.encode_error(from_rpc_error(error)[1]))
-            except (ConnectionError, asyncio.CancelledError):
-                raise  # the client left: there is no one to tell
-            except Exception:
-                if not response.prepared:
-                    raise
-                # A second HTTP response cannot follow the first: the failure goes in-band.
-                log.exception("%s %s failed after its stream began", request.method, request.path)
-                frames.append(sse.encode_error(error_body(UNEXPLAINED, "server_error")))
-            await _write(request, response, b"".join(frames), last=True)
-            return response
-        finally:
-            # A client that left stops our reading; the run itself goes on.
-            reading.cancel()
-            if call is not None:
-                call.cancel()
-            else:
-                await asyncio.gather(reading, return_exceptions=True)
-                await responses.aclose()
-
-
-class _SseResponse(web.StreamResponse):
-    """A stream response whose headers go out with its first bytes (aiohttp's own Response does
-    the same): one socket write fewer per stream."""
-
-    _send_headers_immediately = False
-
-
-async def _write(request: web.Request, response: web.StreamResponse, data: bytes, last: bool = False) -> None:
-    """Writes data (last: and ends the stream, in the same socket write), dropping a client that
-    has stopped reading: a write that cannot complete within the write timeout closes the connection."""
-    try:
-        writing = response.write_eof(data) if last else response.write(data)
-        await asyncio.wait_for(writing, request.app[WRITE_TIMEOUT])
-    except TimeoutError:
-        if request.transport is not None:
-            request.transport.abort()
-        raise ConnectionResetError("the client stopped reading") from None
 
 
 @web.middleware
@@ -317,7 +218,7 @@ def create_app(
     app[WRITE_TIMEOUT] = write_timeout
     if local_streams is not None:
         app[LOCAL_STREAMS] = local_streams
-        app[SHARED_FRAMES] = sse.SharedFrames()
+        app[sse.SHARED_FRAMES] = sse.SharedFrames()
 
     async def channel_context(app: web.Application):
         app[CHANNEL] = grpc.aio.insecure_channel(

@@ -72,6 +72,12 @@ _SHORTHANDS: dict[str, Callable[[str], dict]] = {
 }
 # Request-only fields, never written in responses.
 _INPUT_ONLY = {"assistd.v1.FileSearchResources": frozenset({"vector_stores"})}
+# Fields only the Responses API sets (service/responses/): the Assistants JSON neither reads nor
+# writes them, as OpenAI's Assistants objects have no such fields.
+_NOT_ASSISTANTS = {
+    "assistd.v1.Run": frozenset({"max_tool_calls"}),
+    "assistd.v1.FileSearchTool": frozenset({"filters"}),
+}
 # Objects OpenAI writes back as bare strings: these `kind` members.
 _AS_STRING: dict[str, frozenset[str]] = {
     "assistd.v1.ResponseFormat": frozenset({"auto"}),
@@ -196,7 +202,7 @@ def _fill(message: Message, data: Any, path: str) -> None:
             continue
         field = descriptor.fields_by_name.get(key)
         param = _join(path, key)
-        if field is None:
+        if field is None or key in _NOT_ASSISTANTS.get(descriptor.full_name, ()):
             raise CodecError(f"Unknown parameter: '{param}'.", param, "unknown_parameter")
         if field.containing_oneof is not None and field.containing_oneof.name == TYPE_TAG:
             if message.WhichOneof(TYPE_TAG) != key:
@@ -349,7 +355,10 @@ _TAG_MEMBER, _REPEATED, _MAP, _OPTIONAL, _PLAIN = range(5)
 def _field_plan(descriptor: Descriptor) -> tuple[tuple[str, int, FieldDescriptor, Any], ...]:
     """(name, how, the field (or the map's value field), whether a kind member is written) for
     each field render() may write, in declaration order."""
-    input_only = _INPUT_ONLY.get(descriptor.full_name, frozenset())
+    # left out: input-only fields, and fields only the Responses API sets
+    input_only = _INPUT_ONLY.get(descriptor.full_name, frozenset()) | _NOT_ASSISTANTS.get(
+        descriptor.full_name, frozenset()
+    )
     plan = []
     for field in descriptor.fields:
         if field.name in input_only:

@@ -73,6 +73,15 @@ from openai.types.conversations import (
     item_create_params,
     item_list_params,
 )
+from openai.types.responses import (
+    InputTokenCountResponse,
+    Response,
+    ResponseItem,
+    input_item_list_params,
+    input_token_count_params,
+    response_create_params,
+    response_retrieve_params,
+)
 from openai.types.shared import ErrorObject
 from openai.types.vector_stores import (
     VectorStoreFile,
@@ -87,6 +96,8 @@ from openai.types.vector_stores import (
     file_list_params as vs_file_list_params,
 )
 
+from service.responses.request import SUPPORTED
+
 DOCUMENT = web.AppKey("openapi_document", dict)
 _REF = "#/components/schemas/{model}"
 
@@ -95,6 +106,14 @@ class ErrorResponse(pydantic.BaseModel):
     """The envelope every error response has."""
 
     error: ErrorObject
+
+
+class ResponseDeleted(pydantic.BaseModel):
+    """What DELETE /v1/responses/{id} answers (the SDK's delete returns nothing, so has no type)."""
+
+    id: str
+    object: Literal["response"]
+    deleted: bool
 
 
 @dataclass(frozen=True)
@@ -107,12 +126,21 @@ class Operation:
     query: Any = None
     query_keys: tuple[str, ...] = ()
     stream: bool = False  # the body's `stream: true` turns the answer into SSE
+    # keys of `body` assistd refuses (400 unknown_parameter), left out of the document
+    unread: frozenset[str] = frozenset()
     always_stream: bool = False
     errors: tuple[int, ...] = (400, 401, 404)
 
 
 _LIST_ERRORS = (400, 401)
 _CREATE_ERRORS = (400, 401, 404)  # a create refers to other objects (files, assistants)
+
+
+def _unread_by_responses(params: Any) -> frozenset[str]:
+    """The keys of a Responses params TypedDict that service/responses/request.py refuses."""
+    keys = {key for part in get_args(params) or (params,) for key in get_type_hints(part)}
+    return frozenset(keys - SUPPORTED - {"stream"})
+
 
 # gRPC method (the route's rpc) -> its SDK types.
 OPERATIONS: dict[str, Operation] = {
@@ -182,6 +210,25 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "GetConversationItem": Operation(ConversationItem),
     "DeleteConversationItem": Operation(Conversation),
+    "CreateResponse": Operation(
+        Response,
+        response_create_params.ResponseCreateParams,
+        stream=True,
+        errors=_CREATE_ERRORS,
+        unread=_unread_by_responses(response_create_params.ResponseCreateParams),
+    ),
+    "GetResponse": Operation(Response, query=response_retrieve_params.ResponseRetrieveParams, stream=True),
+    "DeleteResponse": Operation(ResponseDeleted),
+    "CancelResponse": Operation(Response),
+    "ListInputItems": Operation(
+        pagination.SyncCursorPage[ResponseItem], query=input_item_list_params.InputItemListParams
+    ),
+    "CountInputTokens": Operation(
+        InputTokenCountResponse,
+        input_token_count_params.InputTokenCountParams,
+        errors=_CREATE_ERRORS,
+        unread=_unread_by_responses(input_token_count_params.InputTokenCountParams),
+    ),
     "CreateRun": Operation(Run, run_create_params.RunCreateParams, query_keys=("include",), stream=True),
     "ListRuns": Operation(pagination.SyncCursorPage[Run], query=run_list_params.RunListParams),
     "GetRun": Operation(Run),
@@ -211,7 +258,7 @@ OPERATIONS: dict[str, Operation] = {
 
 def _rpc(handler: Any) -> str | None:
     route = getattr(handler, "route", None)  # edge.app.Handler
-    return getattr(route, "rpc", None)
+    return getattr(route, "rpc", None) or getattr(handler, "rpc", None)  # edge/responses.py's handlers
 
 
 def _name(key: str) -> str:
@@ -297,17 +344,26 @@ def _typed(schemas: _Schemas, rpc: str, op: Operation, parameters: list[dict]) -
         parameters += _query_parameters(schemas, op.query, None, path)
     if op.body is not None:
         parameters += _query_parameters(schemas, op.body, op.query_keys, path)
-        body = schemas.ref(op.body, drop=path | set(op.query_keys), name=f"{rpc}Request")
+        body = schemas.ref(op.body, drop=path | set(op.query_keys) | op.unread, name=f"{rpc}Request")
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     content: dict[str, Any] = {}
     if op.response is not None:
         content["application/json"] = {"schema": schemas.ref(op.response)}
     if op.stream or op.always_stream:
-        content["text/event-stream"] = {"schema": {"type": "string"}}
+        content["text/event-stream"] = {"schema": _SSE_EVENT}
     # Any call may meet its tenant's limits (429), and any JSON body the size limit (413).
     statuses = (*op.errors, *((413,) if op.body is not None and 413 not in op.errors else ()), 429)
     operation["responses"] = {"200": {"description": "OK", "content": content}, **_error_responses(schemas, statuses)}
     return operation
+
+
+# One event of an SSE stream (OpenAPI 3.1: a text/event-stream schema describes each event): its
+# `data` is JSON in both dialects, but `[DONE]` ends Assistants streams.
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}},
+}
 
 
 def _plain(parameters: list[dict]) -> dict:

@@ -2,18 +2,15 @@
 ResponseService; its streams go out as OpenAI's Responses SSE: `event: <type>` + `data: <event>`
 per event, and no `[DONE]`."""
 
-import asyncio
 import json
 from typing import Any
 
-import grpc
 from aiohttp import web
 from assistd.v1 import response_pb2
 from google.protobuf import json_format, struct_pb2
 
 from edge import codec, sse
-from edge.app import CHANNEL, HEARTBEAT_SECONDS, LOCAL_STREAMS, MAX_FRAMES_PER_WRITE, _body, _metadata
-from edge.errors import from_rpc_error
+from edge.app import CHANNEL, _body, _metadata
 from service.protojson import struct_to_python
 
 _SERVICE = "/assistd.v1.ResponseService/"
@@ -54,78 +51,55 @@ def _plain(value: struct_pb2.Value) -> Any:
     return None
 
 
+class _Dialect:
+    """The Responses dialect: `event: <type>` + `data: <event>` per event and no [DONE]; an error
+    after the stream began is an `error` event (the spec's ResponseErrorEvent), numbered after the
+    last event sent."""
+
+    shares_events = False  # each stream's events are its own objects
+
+    def __init__(self) -> None:
+        self.last = -1  # the sequence number of the last event encoded
+
+    def encode(self, item: Any) -> bytes:
+        event = {key: _plain(value) for key, value in item.event.data.fields.items()}
+        self.last = event["sequence_number"]
+        return _frame(event)
+
+    def error(self, body: dict) -> bytes:
+        error = body["error"]
+        return _frame(
+            {
+                "type": "error",
+                "code": error.get("code") or error.get("type"),  # the event has no `type` of its own
+                "message": error["message"],
+                "param": error.get("param"),
+                "sequence_number": self.last + 1,
+            }
+        )
+
+
 def _frame(event: dict) -> bytes:
     return f"event: {event['type']}\ndata: {_dumps(event)}\n\n".encode()
 
 
 async def _stream(request: web.Request, rpc: str, message, response_cls) -> web.StreamResponse:
-    """The RPC's ResponseEvents as SSE. An error before the first event keeps its HTTP status;
-    later it goes in-band as an `error` event. Heartbeat comments cover silent stretches."""
-    local: Any = request.app.get(LOCAL_STREAMS)
-    call = None
-    if local is not None:  # the service is in this process: no loopback gRPC hop
-        responses = local(_SERVICE + rpc, message, _metadata(request))
-    else:
-        call = request.app[CHANNEL].unary_stream(
-            _SERVICE + rpc,
-            request_serializer=type(message).SerializeToString,
-            response_deserializer=response_cls.FromString,
-        )(message, metadata=_metadata(request))
-        responses = aiter(call)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-            "x-request-id": request["request_id"],
-        }
+    return await sse.pump(
+        request, request.app[CHANNEL], _SERVICE + rpc, message, response_cls, _metadata(request), _Dialect()
     )
-    reading = asyncio.ensure_future(anext(responses))
-    last = -1
-    frames: list[bytes] = []  # events that arrived together go out in one write
-    try:
-        try:
-            while True:
-                if not reading.done():
-                    if frames:
-                        await response.write(b"".join(frames))
-                        frames.clear()
-                    if not (await asyncio.wait({reading}, timeout=request.app[HEARTBEAT_SECONDS]))[0]:
-                        if not response.prepared:
-                            await response.prepare(request)
-                        await response.write(sse.HEARTBEAT)
-                        continue
-                try:
-                    item = reading.result()
-                except StopAsyncIteration:
-                    break
-                if not response.prepared:
-                    await response.prepare(request)
-                event = {key: _plain(value) for key, value in item.event.data.fields.items()}
-                last = event["sequence_number"]
-                frames.append(_frame(event))
-                reading = asyncio.ensure_future(anext(responses))
-                if len(frames) < MAX_FRAMES_PER_WRITE:
-                    await asyncio.sleep(0)  # one loop turn: an event already there is read at once
-        except grpc.aio.AioRpcError as error:
-            if not response.prepared:
-                raise  # nothing sent yet: a plain JSON error with its HTTP status
-            body = from_rpc_error(error)[1]["error"]
-            frames.append(_frame({"type": "error", **body, "sequence_number": last + 1}))
-        if not response.prepared:
-            await response.prepare(request)
-        await response.write(b"".join(frames))
-        await response.write_eof()
-        return response
-    finally:
-        reading.cancel()
-        if call is not None:
-            call.cancel()
-        else:
-            await asyncio.gather(reading, return_exceptions=True)
-            await responses.aclose()
 
 
+def _rpc(name: str):
+    """Names a handler's RPC, for GET /openapi.json (edge/openapi.py's OPERATIONS types it)."""
+
+    def mark(handler):
+        handler.rpc = name
+        return handler
+
+    return mark
+
+
+@_rpc("CreateResponse")
 async def create_response(request: web.Request) -> web.StreamResponse:
     body = await _body(request)
     stream = body.pop("stream", None)
@@ -143,6 +117,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     return _json(struct_to_python(reply.response))
 
 
+@_rpc("GetResponse")
 async def get_response(request: web.Request) -> web.StreamResponse:
     response_id = request.match_info["response_id"]
     if request.query.get("stream") == "true":
@@ -162,18 +137,21 @@ async def get_response(request: web.Request) -> web.StreamResponse:
     return _json(struct_to_python(reply.response))
 
 
+@_rpc("DeleteResponse")
 async def delete_response(request: web.Request) -> web.Response:
     message = response_pb2.DeleteResponseRequest(response_id=request.match_info["response_id"])
     reply = await _unary(request, "DeleteResponse", message, response_pb2.DeleteResponseResponse)
     return _json({"id": reply.id, "object": reply.object, "deleted": reply.deleted})
 
 
+@_rpc("CancelResponse")
 async def cancel_response(request: web.Request) -> web.Response:
     message = response_pb2.CancelResponseRequest(response_id=request.match_info["response_id"])
     reply = await _unary(request, "CancelResponse", message, response_pb2.CancelResponseResponse)
     return _json(struct_to_python(reply.response))
 
 
+@_rpc("ListInputItems")
 async def list_input_items(request: web.Request) -> web.Response:
     query = request.query
     message = response_pb2.ListInputItemsRequest(
@@ -185,7 +163,10 @@ async def list_input_items(request: web.Request) -> web.Response:
     if "limit" in query:
         if not query["limit"].lstrip("-").isdigit():
             raise codec.CodecError("Invalid 'limit': expected an integer.", "limit")
-        message.limit = int(query["limit"])
+        limit = int(query["limit"])
+        if not -(2**31) <= limit < 2**31:  # the message's int32 (the service checks 1..100)
+            raise codec.CodecError(f"Invalid 'limit': {limit} is out of range.", "limit", "integer_out_of_range")
+        message.limit = limit
     reply = await _unary(request, "ListInputItems", message, response_pb2.ListInputItemsResponse)
     return _json(
         {
@@ -198,6 +179,7 @@ async def list_input_items(request: web.Request) -> web.Response:
     )
 
 
+@_rpc("CountInputTokens")
 async def count_input_tokens(request: web.Request) -> web.Response:
     struct = json_format.ParseDict(await _body(request), struct_pb2.Struct())
     message = response_pb2.CountInputTokensRequest(body=struct)

@@ -152,7 +152,7 @@ class Service:
         )
         message_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(auth, self.repo, self.ingestor), server)
         runs = RunService(auth, self.repo, self.engine, self.settings, self.ingestor)
-        responses = ResponseService(auth, self.repo, self.engine, self.llm, self.containers)
+        responses = ResponseService(auth, self.repo, self.engine, self.llm, self.containers, self.blobs)
         # The run streams, callable in this process by an edge that shares it (assistd serve).
         self.local_streams = MeteredLocalStreams(
             LocalStreams(

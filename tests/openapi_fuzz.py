@@ -4,6 +4,7 @@ Shared by tests/e2e/test_openapi.py (bounded, in `make test`) and the bench's fu
 import re
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,9 @@ CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance
 API_KEY = "fuzz-key"
 
 
-def command(base_url: str, max_examples: int, report_dir: Path, workers: int = 1) -> list[str]:
+def command(
+    base_url: str, max_examples: int, report_dir: Path, workers: int = 1, config: Path | None = None
+) -> list[str]:
     """`st run` on base_url's document: every phase (examples, coverage, fuzzing, and stateful along
     the document's links), positive and negative inputs, deterministic (same cases every run, no
     example database). One worker: with two threads, Hypothesis describing a strategy calls
@@ -22,6 +25,7 @@ def command(base_url: str, max_examples: int, report_dir: Path, workers: int = 1
     origin = base_url.removesuffix("/v1")
     return [
         str(Path(sys.executable).with_name("st")),
+        *(["--config-file", str(config)] if config is not None else []),
         "run",
         f"{origin}/openapi.json",
         "--header",
@@ -59,8 +63,12 @@ class Result:
         return [*dict.fromkeys(operations), *kinds]
 
 
-def run(base_url: str, max_examples: int, report_dir: Path, timeout: float) -> Result:
-    args = command(base_url, max_examples, report_dir)
+def run(base_url: str, max_examples: int, report_dir: Path, timeout: float, config: Path | None = None) -> Result:
+    args = command(base_url, max_examples, report_dir, config=config)
+    # The edge builds its document on the first request (seconds on a loaded machine); st gives
+    # the load 10 s, so the document is built before st starts.
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/openapi.json", timeout=300) as response:
+        response.read()
     report_dir.mkdir(parents=True, exist_ok=True)
     # run in the report's folder: st keeps its own state in ./.schemathesis, out of the checkout
     done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=report_dir)

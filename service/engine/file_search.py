@@ -100,6 +100,7 @@ class FileSearch:
                 citations.queries_of(arguments),
                 limit,
                 threshold,
+                settings.filters if settings.HasField("filters") else None,
                 embedder=self._embedder,
             )
             for hit in hits:

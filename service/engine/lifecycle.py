@@ -122,6 +122,23 @@ def usage(prompt_tokens: int, completion_tokens: int) -> common_pb2.Usage:
     )
 
 
+_BUILT_IN = frozenset({"file_search", "code_interpreter"})
+
+
+def built_in_calls_left(run: run_pb2.Run, steps: Sequence[run_pb2.RunStep]) -> int | None:
+    """How many more built-in tool calls the run may make (its max_tool_calls less the calls its
+    steps hold), or None when it has no limit."""
+    if not run.HasField("max_tool_calls"):
+        return None
+    made = sum(
+        call.WhichOneof("kind") in _BUILT_IN
+        for step in steps
+        if step.type == E.RUN_STEP_TYPE_TOOL_CALLS
+        for call in step.step_details.tool_calls.items
+    )
+    return max(run.max_tool_calls - made, 0)
+
+
 def add_usage(run: run_pb2.Run, step_usage: common_pb2.Usage) -> None:
     run.usage.prompt_tokens += step_usage.prompt_tokens
     run.usage.completion_tokens += step_usage.completion_tokens

@@ -171,6 +171,15 @@ def tool_choice_for_model(run: run_pb2.Run) -> Any:
     return kind or "auto"
 
 
+def _offered_choice(run: run_pb2.Run, tools: list[dict[str, Any]]) -> Any:
+    """The run's tool choice, or "auto" when it names a tool not offered this turn (a built-in
+    tool once max_tool_calls is spent)."""
+    choice = tool_choice_for_model(run)
+    if isinstance(choice, dict) and choice["function"]["name"] not in {t["function"]["name"] for t in tools}:
+        return "auto"
+    return choice
+
+
 def response_format_for_model(run: run_pb2.Run) -> dict[str, Any] | None:
     fmt = run.response_format
     kind = fmt.WhichOneof("kind")
@@ -210,7 +219,7 @@ def chat_request(
         top_p=run.top_p if run.HasField("top_p") else None,
         max_tokens=run.max_completion_tokens - used if run.HasField("max_completion_tokens") else None,
         tools=tools,
-        tool_choice=tool_choice_for_model(run) if tools else None,
+        tool_choice=_offered_choice(run, tools) if tools else None,
         parallel_tool_calls=run.parallel_tool_calls if tools else None,
         response_format=response_format_for_model(run),
         reasoning_effort=enum_name(assistant_pb2.ReasoningEffort.DESCRIPTOR, run.reasoning_effort)

@@ -90,7 +90,11 @@ class Segment:
         self._events.apply(self._channel, lifecycle.begin(run, ids.now()))
         images: list[str] = []  # images code made, for the next message
         while True:
-            turn = self.turn = Turn(run, self.emit, searching=bool(vector_store_ids), coding=coding, images=images)
+            left = lifecycle.built_in_calls_left(run, steps)  # max_tool_calls: once spent, no more offered
+            searching, coding_now = bool(vector_store_ids) and left != 0, coding and left != 0
+            turn = self.turn = Turn(
+                run, self.emit, searching=searching, coding=coding_now, images=images, built_in_calls_left=left
+            )
             if self.stop_requested:
                 return lifecycle.CANCELLED
             used = run.usage.completion_tokens
@@ -103,7 +107,7 @@ class Segment:
                     return lifecycle.incomplete("max_prompt_tokens")
             if self.stop_requested:
                 return lifecycle.CANCELLED
-            request, parser = chat_request(run, chat, bool(vector_store_ids), self._tool_prompt_models, coding)
+            request, parser = chat_request(run, chat, searching, self._tool_prompt_models, coding_now)
             await self._interruptible(turn.read(self._provider.stream(request), parser))
             messages += [turn.message] if turn.message is not None else []
             images = [] if turn.message is not None else images

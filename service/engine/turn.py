@@ -55,12 +55,16 @@ class Turn:
         searching: bool = False,
         coding: bool = False,
         images: list[str] | None = None,
+        built_in_calls_left: int | None = None,
     ) -> None:
         self._run = run
         self._emit = emit
         self.searching = searching  # file_search is offered to the model in this turn
         self.coding = coding  # code_interpreter is offered to the model in this turn
         self.images = images or []  # image files code made, shown first in the message
+        # file_search and code calls the run may still make (max_tool_calls); None: no limit
+        self.built_in_calls_left = built_in_calls_left
+        self._ignored: set[int] = set()  # provider indices of built-in calls past that limit
         self.message: message_pb2.Message | None = None
         self.message_step: run_pb2.RunStep | None = None
         self.message_settled = False  # completed before the turn ended (it went on to call tools)
@@ -179,7 +183,16 @@ class Turn:
     def add_call_fragment(self, fragment: ToolCallFragment) -> None:
         """Adds a streamed piece of a function call to the turn's tool_calls step and streams it on.
         The first delta of a call carries its id and name; later ones only argument text."""
-        continues_search = not fragment.name and not fragment.id and fragment.index in self.search_args
+        continued = not fragment.name and not fragment.id
+        if continued and fragment.index in self._ignored:
+            return
+        built_in = (self.searching and fragment.name == citations.FUNCTION_NAME) or (
+            self.coding and fragment.name == code_tool.FUNCTION_NAME
+        )
+        if built_in and self._over_limit(fragment):
+            self._ignored.add(fragment.index)  # as OpenAI: calls past max_tool_calls are ignored
+            return
+        continues_search = continued and fragment.index in self.search_args
         if self.searching and (fragment.name == citations.FUNCTION_NAME or continues_search):
             self.search_args[fragment.index] = self.search_args.get(fragment.index, "") + (fragment.arguments or "")
             return
@@ -229,6 +242,14 @@ class Turn:
             call.function.arguments += fragment.arguments
             delta.function.arguments = fragment.arguments
         self._emit(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, event)
+
+    def _over_limit(self, fragment: ToolCallFragment) -> bool:
+        """Whether a built-in call's fragment starts a call past the run's max_tool_calls."""
+        if self.built_in_calls_left is None:
+            return False
+        if fragment.index in self.search_args or self._call_index.get(self.call_key(fragment)) in self.code_args:
+            return False  # a call already begun
+        return len(self.search_args) + len(self.code_args) >= self.built_in_calls_left
 
     def has_function_calls(self) -> bool:
         """Whether the turn called functions the client runs (beside code it may have run)."""

@@ -58,9 +58,10 @@ def _messages(thread_id: str, items, param: str = "items") -> list[message_pb2.M
     if len(items) > MAX_ITEMS:
         raise InvalidArgument(f"Invalid '{param}': at most {MAX_ITEMS} items can be added at once.", param=param)
     request = requests.parse_items([struct_to_python(item) for item in items], param)
-    if request.tool_outputs or request.calls or request.system_text:
+    if request.tool_outputs or request.calls or request.system_text or request.files:
         raise InvalidArgument(
-            f"Invalid '{param}': conversations hold user and assistant messages only, so far.", param=param
+            f"Invalid '{param}': conversations hold user and assistant messages (text and images) only, so far.",
+            param=param,
         )
     return requests.new_messages(request, thread_id)
 

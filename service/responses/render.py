@@ -60,7 +60,7 @@ def container_file_url(container_id: str, file_id: str) -> str:
 def usage_json(prompt_tokens: int, completion_tokens: int) -> Json:
     return {
         "input_tokens": prompt_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},  # the SDK requires both
         "output_tokens": completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": prompt_tokens + completion_tokens,

@@ -10,12 +10,13 @@ from assistd.v1 import assistant_pb2, message_pb2, run_pb2
 from service import ids
 from service.errors import InvalidArgument, missing
 from service.protojson import enum_names, enum_number, struct_to_python
+from service.responses.filters import parse_filter
 from service.validation import check_metadata
 
 Json = dict[str, Any]
 
 # Fields read from the body; the rest of OpenAI's are refused by name until they are supported.
-_SUPPORTED = {
+SUPPORTED = {
     "model",
     "input",
     "instructions",
@@ -33,6 +34,7 @@ _SUPPORTED = {
     "conversation",
     "prompt",
     "reasoning",
+    "max_tool_calls",
     # accepted, with no effect yet
     "user",
     "safety_identifier",
@@ -82,6 +84,9 @@ class ResponseRequest:
     output_params: list[str] = field(default_factory=list)  # each tool output's param, for errors
     call_params: dict[str, str] = field(default_factory=dict)  # function_call item's param by call id
     items: list[Json] = field(default_factory=list)  # the input items as listed back (ids set later)
+    # input_file parts by file_id: (the part, as listed back, file id, param); the part's text is
+    # the file's, filled in by service/responses/files.py before the run starts
+    files: list[tuple[message_pb2.MessageContent, Json, str, str]] = field(default_factory=list)
 
 
 def _type_name(value: Any) -> str:
@@ -116,8 +121,21 @@ def _number(body: Json, key: str, low: float, high: float) -> None:
         )
 
 
-def _content(content: Any, param: str) -> tuple[list[message_pb2.MessageContent], list[Json]]:
-    """An item's content as message parts, and as listed back."""
+def _kind(value: Any, param: str) -> str:
+    """The `type` of the item or content part at param, which must be a string (a dict or list
+    would not even be hashable in the lookups that follow)."""
+    if not isinstance(value, str):
+        raise InvalidArgument(
+            f"Invalid type for '{param}.type': expected a string.", param=f"{param}.type", code="invalid_type"
+        )
+    return value
+
+
+def _content(
+    content: Any, param: str, files: list | None = None
+) -> tuple[list[message_pb2.MessageContent], list[Json]]:
+    """An item's content as message parts, and as listed back; input_file parts are added to
+    files (None: they are refused)."""
     if isinstance(content, str):
         return [message_pb2.MessageContent(text=message_pb2.TextContent(value=content))], [
             {"type": "input_text", "text": content}
@@ -133,11 +151,7 @@ def _content(content: Any, param: str) -> tuple[list[message_pb2.MessageContent]
         at = f"{param}[{i}]"
         if not isinstance(part, dict):
             raise InvalidArgument(f"Invalid type for '{at}': expected an object.", param=at, code="invalid_type")
-        kind = part.get("type")
-        if not isinstance(kind, str):
-            raise InvalidArgument(
-                f"Invalid type for '{at}.type': expected a string.", param=f"{at}.type", code="invalid_type"
-            )
+        kind = _kind(part.get("type"), at)
         if kind in _TEXT_PARTS:
             text = _expect(part, "text", (str,), "a string", f"{at}.text")
             if text is None:
@@ -150,9 +164,18 @@ def _content(content: Any, param: str) -> tuple[list[message_pb2.MessageContent]
                 raise InvalidArgument(f"'{at}': only images by URL ('image_url') are supported yet.", param=at)
             parts.append(message_pb2.MessageContent(image_url=message_pb2.ImageUrlContent(url=url)))
             shown.append({"type": "input_image", "image_url": url, "detail": part.get("detail", "auto")})
+        elif kind == "input_file" and files is not None:
+            file_id = _expect(part, "file_id", (str,), "a string", f"{at}.file_id")
+            if not file_id:
+                raise InvalidArgument(f"'{at}': only files by id ('file_id') are supported yet.", param=f"{at}.file_id")
+            part_pb = message_pb2.MessageContent(text=message_pb2.TextContent(value=""))
+            parts.append(part_pb)
+            shown.append({"type": "input_file", "file_id": file_id, "filename": None})
+            files.append((part_pb, shown[-1], file_id, f"{at}.file_id"))
         else:
             raise InvalidArgument(
-                f"Invalid value: '{kind}'. Supported content types are 'input_text', 'output_text' and 'input_image'.",
+                f"Invalid value: '{kind}'. Supported content types are 'input_text', 'output_text', 'input_image' "
+                "and 'input_file'.",
                 param=f"{at}.type",
                 code="invalid_value",
             )
@@ -162,11 +185,7 @@ def _content(content: Any, param: str) -> tuple[list[message_pb2.MessageContent]
 def _add_item(request: ResponseRequest, item: Any, param: str) -> None:
     if not isinstance(item, dict):
         raise InvalidArgument(f"Invalid type for '{param}': expected an object.", param=param, code="invalid_type")
-    kind = item.get("type", "message" if "role" in item else None)
-    if not isinstance(kind, str):  # a dict or list would not even be hashable below
-        raise InvalidArgument(
-            f"Invalid type for '{param}.type': expected a string.", param=f"{param}.type", code="invalid_type"
-        )
+    kind = _kind(item.get("type", "message" if "role" in item else None), param)
     if kind == "message":
         role = item.get("role")
         if not isinstance(role, str) or (role not in _MESSAGE_ROLES and role not in _SYSTEM_ROLES):
@@ -177,7 +196,7 @@ def _add_item(request: ResponseRequest, item: Any, param: str) -> None:
             )
         if "content" not in item:
             raise missing(f"{param}.content")
-        parts, shown = _content(item["content"], f"{param}.content")
+        parts, shown = _content(item["content"], f"{param}.content", request.files if role == "user" else None)
         if role in _SYSTEM_ROLES:
             request.system_text.append("\n".join(p.text.value for p in parts if p.WhichOneof("kind") == "text"))
         else:
@@ -236,7 +255,7 @@ def parse_items(items: list[Any], param: str) -> ResponseRequest:
 def parse(body: Json) -> ResponseRequest:
     """The request a CreateResponse body makes. Raises InvalidArgument naming the bad parameter."""
     for key in body:
-        if key not in _SUPPORTED:
+        if key not in SUPPORTED:
             raise InvalidArgument(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
     prompt = _expect(body, "prompt", (dict,), "an object")
     prompt_id = prompt.get("id") if prompt is not None else None
@@ -284,6 +303,9 @@ def parse(body: Json) -> ResponseRequest:
     max_output = _expect(body, "max_output_tokens", (int,), "an integer")
     if max_output is not None and max_output < 1:
         raise InvalidArgument("Invalid 'max_output_tokens': expected a value of at least 1.", param="max_output_tokens")
+    max_calls = _expect(body, "max_tool_calls", (int,), "an integer")
+    if max_calls is not None and max_calls < 1:
+        raise InvalidArgument("Invalid 'max_tool_calls': expected a value of at least 1.", param="max_tool_calls")
     metadata = _expect(body, "metadata", (dict,), "an object") or {}
     if not all(isinstance(v, str) for v in metadata.values()):
         raise InvalidArgument("Invalid 'metadata': values must be strings.", param="metadata", code="invalid_type")
@@ -372,11 +394,7 @@ def _file_search(tool: Json, param: str) -> assistant_pb2.Tool:
             )
         settings.max_num_results = most
     if tool.get("filters") is not None:
-        raise InvalidArgument(
-            f"'{param}.filters' is not supported yet: search without filters.",
-            param=f"{param}.filters",
-            code="unsupported_parameter",
-        )
+        settings.filters.CopyFrom(parse_filter(tool["filters"], f"{param}.filters"))
     ranking = _expect(tool, "ranking_options", (dict,), "an object", f"{param}.ranking_options") or {}
     ranker = _expect(ranking, "ranker", (str,), "a string", f"{param}.ranking_options.ranker")
     if ranker is not None:
@@ -601,6 +619,8 @@ def new_run(request: ResponseRequest, thread_id: str) -> run_pb2.Run:
             setattr(run, key, getattr(request.assistant, key))
     if body.get("max_output_tokens") is not None:
         run.max_completion_tokens = body["max_output_tokens"]
+    if body.get("max_tool_calls") is not None:
+        run.max_tool_calls = body["max_tool_calls"]
     run.response_format.CopyFrom(response_format(body))
     run.truncation_strategy.type = run_pb2.TRUNCATION_STRATEGY_TYPE_AUTO
     return run
@@ -688,6 +708,7 @@ def base(response_id: str, created_at: int, request: ResponseRequest) -> Json:
         "temperature": body.get("temperature", 1.0),
         "top_p": body.get("top_p", 1.0),
         "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"),
         "metadata": body.get("metadata") or {},
         "text": {"format": (body.get("text") or {}).get("format") or {"type": "text"}},
         "truncation": body.get("truncation", "disabled"),

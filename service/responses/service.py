@@ -34,8 +34,9 @@ from service.errors import FailedPrecondition, InvalidArgument, NotFound
 from service.protojson import struct_to_python
 from service.repo import Repo
 from service.responses import request as requests
+from service.responses.files import add_file_texts
 from service.responses.render import FINAL_STATUSES, Json, Renderer, function_item_id, with_search_results
-from service.store import ListQuery
+from service.store import BlobStore, ListQuery
 
 log = logging.getLogger(__name__)
 _CLOSING = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -56,9 +57,10 @@ def _renderer(record: response_pb2.StoredResponse) -> Renderer:
 
 
 class ResponseService(response_pb2_grpc.ResponseServiceServicer):
-    def __init__(self, auth, repo: Repo, engine, provider, containers: Containers):
+    def __init__(self, auth, repo: Repo, engine, provider, containers: Containers, blobs: BlobStore):
         self.auth = auth
         self.repo = repo
+        self.blobs = blobs  # the files of input_file parts
         self.engine = engine
         self.provider = provider
         self.containers = containers
@@ -76,6 +78,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         """Starts the response's run; returns its record (stored when the request says so)."""
         request = requests.parse(body)
         await self.engine.admit(tenant)  # before anything is written: a refused response leaves no trace
+        await add_file_texts(self.repo, self.blobs, tenant, request)
         if request.prompt_id:
             assistant = await self.repo.get(tenant, assistant_pb2.Assistant, request.prompt_id)
             if assistant is None:
@@ -382,6 +385,7 @@ class ResponseService(response_pb2_grpc.ResponseServiceServicer):
         previous response's or the conversation's) and its input."""
         body = struct_to_python(request.body)
         parsed = requests.parse(body)
+        await add_file_texts(self.repo, self.blobs, tenant, parsed)
         if parsed.prompt_id:
             assistant = await self.repo.get(tenant, assistant_pb2.Assistant, parsed.prompt_id)
             if assistant is None:

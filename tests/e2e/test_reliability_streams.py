@@ -35,6 +35,27 @@ def test_a_client_that_never_reads_is_closed_once_its_run_ends(server, client, a
         sock.close()
 
 
+def test_a_responses_stream_closes_its_connection_once_the_response_ends(server, client):
+    """The same for a Responses stream (one SSE pump serves both APIs): the connection is not kept
+    alive after the stream, so a client that reads nothing until then sees the end and EOF."""
+    body = json.dumps({"model": MODEL, "input": "[chunks:30]", "stream": True}).encode()
+    sock = socket.create_connection(("127.0.0.1", server.http_port))
+    sock.sendall(
+        b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-key\r\n"
+        + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    try:
+        sock.settimeout(60)  # bounds a hung test only
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 200") and b"event: response.completed" in received
+        assert b"[DONE]" not in received and received.endswith(b"0\r\n\r\n")  # the chunked body ended
+    finally:
+        sock.close()
+
+
 LEASE = 3  # seconds: on a shared store (Cassandra) a killed process's runs are ended once its lease runs out
 
 

@@ -248,3 +248,15 @@ def test_every_status_has_its_event_and_every_end_its_step_status():
     for status in (*lifecycle.TERMINAL, E.RUN_STATUS_REQUIRES_ACTION):
         assert lifecycle.STEP_STATUS_FOR_RUN[status] in lifecycle.STEP_END
     assert lifecycle.status_name(E.RUN_STATUS_REQUIRES_ACTION) == "requires_action"
+
+
+def test_built_in_calls_left_counts_searches_and_code_of_every_step_but_not_functions():
+    run = run_pb2.Run(id="run_1")
+    assert lifecycle.built_in_calls_left(run, []) is None  # no max_tool_calls: no limit
+    run.max_tool_calls = 3
+    step = run_pb2.RunStep(type=run_pb2.RUN_STEP_TYPE_TOOL_CALLS)
+    step.step_details.tool_calls.items.add().file_search.SetInParent()
+    step.step_details.tool_calls.items.add().code_interpreter.SetInParent()
+    step.step_details.tool_calls.items.add().function.name = "weather"
+    assert lifecycle.built_in_calls_left(run, [step]) == 1
+    assert lifecycle.built_in_calls_left(run, [step, step]) == 0  # never below 0

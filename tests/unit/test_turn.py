@@ -177,3 +177,23 @@ async def test_without_code_interpreter_a_python_call_is_the_clients_function():
     turn, _ = _turn()
     await turn.read(_deltas(ChatDelta(tool_calls=[_frag(0, "p0", "python", '{"code": "1"}')])))
     assert turn.tool_step.step_details.tool_calls.items[0].function.name == "python" and not turn.code_args
+
+
+async def test_built_in_calls_past_the_limit_are_ignored_with_their_later_fragments():
+    """max_tool_calls: with one built-in call left, the second search of a turn is dropped whole
+    (its argument fragments too), and a function call beside it is kept."""
+    run = run_pb2.Run(id="run_1", thread_id="thread_1", assistant_id="asst_1")
+    turn = Turn(run, lambda event, obj: None, searching=True, built_in_calls_left=1)
+    name = citations.FUNCTION_NAME
+    await turn.read(
+        _deltas(
+            ChatDelta(tool_calls=[_frag(0, "p0", name, '{"queries": '), _frag(1, "p1", name, '{"queries": ')]),
+            ChatDelta(tool_calls=[_frag(2, "p2", "weather", '{"city": "Oslo"}')]),
+            ChatDelta(tool_calls=[_frag(1, arguments='["b"]}'), _frag(0, arguments='["a"]}')]),
+            ChatDelta(finish_reason="tool_calls"),
+        )
+    )
+    assert turn.search_args == {0: '{"queries": ["a"]}'}
+    assert turn.tool_step is not None
+    (call,) = turn.tool_step.step_details.tool_calls.items
+    assert call.function.name == "weather" and call.function.arguments == '{"city": "Oslo"}'

@@ -457,8 +457,11 @@ type FileSearchTool struct {
 	MaxNumResults *int32 `protobuf:"varint,1,opt,name=max_num_results,json=maxNumResults,proto3,oneof" json:"max_num_results,omitempty"`
 	// How results are ranked and which are dropped.
 	RankingOptions *RankingOptions `protobuf:"bytes,2,opt,name=ranking_options,json=rankingOptions,proto3" json:"ranking_options,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Only chunks of files whose attributes pass this filter. The Responses API's file_search
+	// `filters`; the Assistants API has none (its JSON leaves it out).
+	Filters       *AttributeFilter `protobuf:"bytes,3,opt,name=filters,proto3" json:"filters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FileSearchTool) Reset() {
@@ -501,6 +504,13 @@ func (x *FileSearchTool) GetMaxNumResults() int32 {
 func (x *FileSearchTool) GetRankingOptions() *RankingOptions {
 	if x != nil {
 		return x.RankingOptions
+	}
+	return nil
+}
+
+func (x *FileSearchTool) GetFilters() *AttributeFilter {
+	if x != nil {
+		return x.Filters
 	}
 	return nil
 }
@@ -1875,10 +1885,11 @@ const file_assistd_v1_assistant_proto_rawDesc = "" +
 	"fileSearch\x12<\n" +
 	"\bfunction\x18\x03 \x01(\v2\x1e.assistd.v1.FunctionDefinitionH\x00R\bfunctionB\x06\n" +
 	"\x04kind\"\x15\n" +
-	"\x13CodeInterpreterTool\"\x96\x01\n" +
+	"\x13CodeInterpreterTool\"\xcd\x01\n" +
 	"\x0eFileSearchTool\x12+\n" +
 	"\x0fmax_num_results\x18\x01 \x01(\x05H\x00R\rmaxNumResults\x88\x01\x01\x12C\n" +
-	"\x0franking_options\x18\x02 \x01(\v2\x1a.assistd.v1.RankingOptionsR\x0erankingOptionsB\x12\n" +
+	"\x0franking_options\x18\x02 \x01(\v2\x1a.assistd.v1.RankingOptionsR\x0erankingOptions\x125\n" +
+	"\afilters\x18\x03 \x01(\v2\x1b.assistd.v1.AttributeFilterR\afiltersB\x12\n" +
 	"\x10_max_num_results\"o\n" +
 	"\x0eRankingOptions\x124\n" +
 	"\x06ranker\x18\x01 \x01(\x0e2\x1c.assistd.v1.FileSearchRankerR\x06ranker\x12'\n" +
@@ -2046,11 +2057,12 @@ var file_assistd_v1_assistant_proto_goTypes = []any{
 	nil,                              // 28: assistd.v1.Assistant.MetadataEntry
 	nil,                              // 29: assistd.v1.NewVectorStore.MetadataEntry
 	nil,                              // 30: assistd.v1.CreateAssistantRequest.MetadataEntry
-	(*structpb.Struct)(nil),          // 31: google.protobuf.Struct
-	(*ChunkingStrategyParam)(nil),    // 32: assistd.v1.ChunkingStrategyParam
-	(*fieldmaskpb.FieldMask)(nil),    // 33: google.protobuf.FieldMask
-	(*DeletionStatus)(nil),           // 34: assistd.v1.DeletionStatus
-	(ListOrder)(0),                   // 35: assistd.v1.ListOrder
+	(*AttributeFilter)(nil),          // 31: assistd.v1.AttributeFilter
+	(*structpb.Struct)(nil),          // 32: google.protobuf.Struct
+	(*ChunkingStrategyParam)(nil),    // 33: assistd.v1.ChunkingStrategyParam
+	(*fieldmaskpb.FieldMask)(nil),    // 34: google.protobuf.FieldMask
+	(*DeletionStatus)(nil),           // 35: assistd.v1.DeletionStatus
+	(ListOrder)(0),                   // 36: assistd.v1.ListOrder
 }
 var file_assistd_v1_assistant_proto_depIdxs = []int32{
 	3,  // 0: assistd.v1.Assistant.tools:type_name -> assistd.v1.Tool
@@ -2062,47 +2074,48 @@ var file_assistd_v1_assistant_proto_depIdxs = []int32{
 	5,  // 6: assistd.v1.Tool.file_search:type_name -> assistd.v1.FileSearchTool
 	7,  // 7: assistd.v1.Tool.function:type_name -> assistd.v1.FunctionDefinition
 	6,  // 8: assistd.v1.FileSearchTool.ranking_options:type_name -> assistd.v1.RankingOptions
-	1,  // 9: assistd.v1.RankingOptions.ranker:type_name -> assistd.v1.FileSearchRanker
-	31, // 10: assistd.v1.FunctionDefinition.parameters:type_name -> google.protobuf.Struct
-	9,  // 11: assistd.v1.ToolResources.code_interpreter:type_name -> assistd.v1.CodeInterpreterResources
-	10, // 12: assistd.v1.ToolResources.file_search:type_name -> assistd.v1.FileSearchResources
-	11, // 13: assistd.v1.FileSearchResources.vector_stores:type_name -> assistd.v1.NewVectorStore
-	32, // 14: assistd.v1.NewVectorStore.chunking_strategy:type_name -> assistd.v1.ChunkingStrategyParam
-	29, // 15: assistd.v1.NewVectorStore.metadata:type_name -> assistd.v1.NewVectorStore.MetadataEntry
-	13, // 16: assistd.v1.ResponseFormat.auto:type_name -> assistd.v1.AutoResponseFormat
-	14, // 17: assistd.v1.ResponseFormat.text:type_name -> assistd.v1.TextResponseFormat
-	15, // 18: assistd.v1.ResponseFormat.json_object:type_name -> assistd.v1.JsonObjectResponseFormat
-	16, // 19: assistd.v1.ResponseFormat.json_schema:type_name -> assistd.v1.JsonSchemaFormat
-	31, // 20: assistd.v1.JsonSchemaFormat.schema:type_name -> google.protobuf.Struct
-	3,  // 21: assistd.v1.ToolList.items:type_name -> assistd.v1.Tool
-	3,  // 22: assistd.v1.CreateAssistantRequest.tools:type_name -> assistd.v1.Tool
-	8,  // 23: assistd.v1.CreateAssistantRequest.tool_resources:type_name -> assistd.v1.ToolResources
-	30, // 24: assistd.v1.CreateAssistantRequest.metadata:type_name -> assistd.v1.CreateAssistantRequest.MetadataEntry
-	12, // 25: assistd.v1.CreateAssistantRequest.response_format:type_name -> assistd.v1.ResponseFormat
-	0,  // 26: assistd.v1.CreateAssistantRequest.reasoning_effort:type_name -> assistd.v1.ReasoningEffort
-	2,  // 27: assistd.v1.CreateAssistantResponse.assistant:type_name -> assistd.v1.Assistant
-	2,  // 28: assistd.v1.GetAssistantResponse.assistant:type_name -> assistd.v1.Assistant
-	2,  // 29: assistd.v1.UpdateAssistantRequest.assistant:type_name -> assistd.v1.Assistant
-	33, // 30: assistd.v1.UpdateAssistantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 31: assistd.v1.UpdateAssistantResponse.assistant:type_name -> assistd.v1.Assistant
-	34, // 32: assistd.v1.DeleteAssistantResponse.status:type_name -> assistd.v1.DeletionStatus
-	35, // 33: assistd.v1.ListAssistantsRequest.order:type_name -> assistd.v1.ListOrder
-	2,  // 34: assistd.v1.ListAssistantsResponse.data:type_name -> assistd.v1.Assistant
-	18, // 35: assistd.v1.AssistantService.CreateAssistant:input_type -> assistd.v1.CreateAssistantRequest
-	20, // 36: assistd.v1.AssistantService.GetAssistant:input_type -> assistd.v1.GetAssistantRequest
-	22, // 37: assistd.v1.AssistantService.UpdateAssistant:input_type -> assistd.v1.UpdateAssistantRequest
-	24, // 38: assistd.v1.AssistantService.DeleteAssistant:input_type -> assistd.v1.DeleteAssistantRequest
-	26, // 39: assistd.v1.AssistantService.ListAssistants:input_type -> assistd.v1.ListAssistantsRequest
-	19, // 40: assistd.v1.AssistantService.CreateAssistant:output_type -> assistd.v1.CreateAssistantResponse
-	21, // 41: assistd.v1.AssistantService.GetAssistant:output_type -> assistd.v1.GetAssistantResponse
-	23, // 42: assistd.v1.AssistantService.UpdateAssistant:output_type -> assistd.v1.UpdateAssistantResponse
-	25, // 43: assistd.v1.AssistantService.DeleteAssistant:output_type -> assistd.v1.DeleteAssistantResponse
-	27, // 44: assistd.v1.AssistantService.ListAssistants:output_type -> assistd.v1.ListAssistantsResponse
-	40, // [40:45] is the sub-list for method output_type
-	35, // [35:40] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	31, // 9: assistd.v1.FileSearchTool.filters:type_name -> assistd.v1.AttributeFilter
+	1,  // 10: assistd.v1.RankingOptions.ranker:type_name -> assistd.v1.FileSearchRanker
+	32, // 11: assistd.v1.FunctionDefinition.parameters:type_name -> google.protobuf.Struct
+	9,  // 12: assistd.v1.ToolResources.code_interpreter:type_name -> assistd.v1.CodeInterpreterResources
+	10, // 13: assistd.v1.ToolResources.file_search:type_name -> assistd.v1.FileSearchResources
+	11, // 14: assistd.v1.FileSearchResources.vector_stores:type_name -> assistd.v1.NewVectorStore
+	33, // 15: assistd.v1.NewVectorStore.chunking_strategy:type_name -> assistd.v1.ChunkingStrategyParam
+	29, // 16: assistd.v1.NewVectorStore.metadata:type_name -> assistd.v1.NewVectorStore.MetadataEntry
+	13, // 17: assistd.v1.ResponseFormat.auto:type_name -> assistd.v1.AutoResponseFormat
+	14, // 18: assistd.v1.ResponseFormat.text:type_name -> assistd.v1.TextResponseFormat
+	15, // 19: assistd.v1.ResponseFormat.json_object:type_name -> assistd.v1.JsonObjectResponseFormat
+	16, // 20: assistd.v1.ResponseFormat.json_schema:type_name -> assistd.v1.JsonSchemaFormat
+	32, // 21: assistd.v1.JsonSchemaFormat.schema:type_name -> google.protobuf.Struct
+	3,  // 22: assistd.v1.ToolList.items:type_name -> assistd.v1.Tool
+	3,  // 23: assistd.v1.CreateAssistantRequest.tools:type_name -> assistd.v1.Tool
+	8,  // 24: assistd.v1.CreateAssistantRequest.tool_resources:type_name -> assistd.v1.ToolResources
+	30, // 25: assistd.v1.CreateAssistantRequest.metadata:type_name -> assistd.v1.CreateAssistantRequest.MetadataEntry
+	12, // 26: assistd.v1.CreateAssistantRequest.response_format:type_name -> assistd.v1.ResponseFormat
+	0,  // 27: assistd.v1.CreateAssistantRequest.reasoning_effort:type_name -> assistd.v1.ReasoningEffort
+	2,  // 28: assistd.v1.CreateAssistantResponse.assistant:type_name -> assistd.v1.Assistant
+	2,  // 29: assistd.v1.GetAssistantResponse.assistant:type_name -> assistd.v1.Assistant
+	2,  // 30: assistd.v1.UpdateAssistantRequest.assistant:type_name -> assistd.v1.Assistant
+	34, // 31: assistd.v1.UpdateAssistantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 32: assistd.v1.UpdateAssistantResponse.assistant:type_name -> assistd.v1.Assistant
+	35, // 33: assistd.v1.DeleteAssistantResponse.status:type_name -> assistd.v1.DeletionStatus
+	36, // 34: assistd.v1.ListAssistantsRequest.order:type_name -> assistd.v1.ListOrder
+	2,  // 35: assistd.v1.ListAssistantsResponse.data:type_name -> assistd.v1.Assistant
+	18, // 36: assistd.v1.AssistantService.CreateAssistant:input_type -> assistd.v1.CreateAssistantRequest
+	20, // 37: assistd.v1.AssistantService.GetAssistant:input_type -> assistd.v1.GetAssistantRequest
+	22, // 38: assistd.v1.AssistantService.UpdateAssistant:input_type -> assistd.v1.UpdateAssistantRequest
+	24, // 39: assistd.v1.AssistantService.DeleteAssistant:input_type -> assistd.v1.DeleteAssistantRequest
+	26, // 40: assistd.v1.AssistantService.ListAssistants:input_type -> assistd.v1.ListAssistantsRequest
+	19, // 41: assistd.v1.AssistantService.CreateAssistant:output_type -> assistd.v1.CreateAssistantResponse
+	21, // 42: assistd.v1.AssistantService.GetAssistant:output_type -> assistd.v1.GetAssistantResponse
+	23, // 43: assistd.v1.AssistantService.UpdateAssistant:output_type -> assistd.v1.UpdateAssistantResponse
+	25, // 44: assistd.v1.AssistantService.DeleteAssistant:output_type -> assistd.v1.DeleteAssistantResponse
+	27, // 45: assistd.v1.AssistantService.ListAssistants:output_type -> assistd.v1.ListAssistantsResponse
+	41, // [41:46] is the sub-list for method output_type
+	36, // [36:41] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_assistd_v1_assistant_proto_init() }

@@ -578,8 +578,12 @@ type Run struct {
 	ParallelToolCalls bool `protobuf:"varint,27,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3" json:"parallel_tool_calls,omitempty"`
 	// For reasoning models.
 	ReasoningEffort *ReasoningEffort `protobuf:"varint,28,opt,name=reasoning_effort,json=reasoningEffort,proto3,enum=assistd.v1.ReasoningEffort,oneof" json:"reasoning_effort,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Most calls to built-in tools (file_search, code_interpreter) the run makes, all tools
+	// together; the model's further calls are ignored. Unset: no limit. The Responses API's
+	// `max_tool_calls`; the Assistants API has no such field (its JSON leaves it out).
+	MaxToolCalls  *int32 `protobuf:"varint,29,opt,name=max_tool_calls,json=maxToolCalls,proto3,oneof" json:"max_tool_calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
@@ -806,6 +810,13 @@ func (x *Run) GetReasoningEffort() ReasoningEffort {
 		return *x.ReasoningEffort
 	}
 	return ReasoningEffort_REASONING_EFFORT_UNSPECIFIED
+}
+
+func (x *Run) GetMaxToolCalls() int32 {
+	if x != nil && x.MaxToolCalls != nil {
+		return *x.MaxToolCalls
+	}
+	return 0
 }
 
 // What a run in requires_action waits for. The oneof `kind` is the JSON `type`.
@@ -3165,7 +3176,7 @@ var File_assistd_v1_run_proto protoreflect.FileDescriptor
 const file_assistd_v1_run_proto_rawDesc = "" +
 	"\n" +
 	"\x14assistd/v1/run.proto\x12\n" +
-	"assistd.v1\x1a\x1aassistd/v1/assistant.proto\x1a\x17assistd/v1/common.proto\x1a\x18assistd/v1/message.proto\x1a\x18assistd/v1/options.proto\x1a\x17assistd/v1/thread.proto\"\xe8\v\n" +
+	"assistd.v1\x1a\x1aassistd/v1/assistant.proto\x1a\x17assistd/v1/common.proto\x1a\x18assistd/v1/message.proto\x1a\x18assistd/v1/options.proto\x1a\x17assistd/v1/thread.proto\"\xa6\f\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06object\x18\x02 \x01(\tR\x06object\x12\x1d\n" +
@@ -3200,7 +3211,9 @@ const file_assistd_v1_run_proto_rawDesc = "" +
 	"\vtool_choice\x18\x1a \x01(\v2\x16.assistd.v1.ToolChoiceR\n" +
 	"toolChoice\x12.\n" +
 	"\x13parallel_tool_calls\x18\x1b \x01(\bR\x11parallelToolCalls\x12K\n" +
-	"\x10reasoning_effort\x18\x1c \x01(\x0e2\x1b.assistd.v1.ReasoningEffortH\tR\x0freasoningEffort\x88\x01\x01\x1a;\n" +
+	"\x10reasoning_effort\x18\x1c \x01(\x0e2\x1b.assistd.v1.ReasoningEffortH\tR\x0freasoningEffort\x88\x01\x01\x12)\n" +
+	"\x0emax_tool_calls\x18\x1d \x01(\x05H\n" +
+	"R\fmaxToolCalls\x88\x01\x01\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n" +
@@ -3214,7 +3227,8 @@ const file_assistd_v1_run_proto_rawDesc = "" +
 	"\x06_top_pB\x14\n" +
 	"\x12_max_prompt_tokensB\x18\n" +
 	"\x16_max_completion_tokensB\x13\n" +
-	"\x11_reasoning_effort\"u\n" +
+	"\x11_reasoning_effortB\x11\n" +
+	"\x0f_max_tool_calls\"u\n" +
 	"\x0eRequiredAction\x12U\n" +
 	"\x13submit_tool_outputs\x18\x02 \x01(\v2#.assistd.v1.SubmitToolOutputsActionH\x00R\x11submitToolOutputsB\x06\n" +
 	"\x04kindJ\x04\b\x01\x10\x02\"N\n" +
