@@ -604,7 +604,7 @@ def new_run(request: ResponseRequest, thread_id: str) -> run_pb2.Run:
         model=request.model,
         instructions=instructions,
         tools=request.assistant.tools if request.assistant is not None and "tools" not in body else tools(body),
-        parallel_tool_calls=body.get("parallel_tool_calls", True),
+        parallel_tool_calls=body.get("parallel_tool_calls") is not False,  # null: the default, true
         tool_choice=tool_choice(body),
     )
     effort = reasoning_effort(body)
@@ -704,7 +704,7 @@ def base(response_id: str, created_at: int, request: ResponseRequest) -> Json:
         else [{"strict": None, "description": None, **t} for t in body.get("tools") or []],
         "prompt": {"id": request.prompt_id, "variables": None, "version": None} if request.prompt_id else None,
         "tool_choice": choice,
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "parallel_tool_calls": body.get("parallel_tool_calls") is not False,
         "temperature": body.get("temperature", 1.0),
         "top_p": body.get("top_p", 1.0),
         "max_output_tokens": body.get("max_output_tokens"),

@@ -58,6 +58,13 @@ def test_create_with_string_input_retrieve_and_delete(client):
         client.responses.delete(response.id)
 
 
+def test_options_sent_as_null_take_their_defaults(client):
+    # schemathesis found a response echoing parallel_tool_calls null, which the SDK types as a boolean
+    response = client.responses.create(model=MODEL, input="[reply:ok]", parallel_tool_calls=None)
+    assert response.parallel_tool_calls is True
+    assert client.responses.retrieve(response.id).parallel_tool_calls is True
+
+
 def test_create_with_items_sends_the_conversation_and_instructions(client, provider, marker):
     response = client.responses.create(
         model=MODEL,
