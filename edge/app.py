@@ -20,7 +20,7 @@ from assistd.v1 import (
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from edge import codec, containers, files, openapi, sse
+from edge import codec, containers, files, openapi_route, sse
 from edge.errors import UNEXPLAINED, error_headers, error_response, from_rpc_error, retry_after
 from edge.observe import metrics, observe
 from edge.routes import ROUTES, Route
@@ -231,7 +231,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    openapi.setup(app)
+    openapi_route.setup(app)
 
     async def upload_file(request: web.Request) -> web.Response:
         return web.json_response(await files.upload_file(request, request.app[CHANNEL], _metadata(request)))

@@ -1,4 +1,5 @@
-"""GET /openapi.json: an OpenAPI 3.1 document generated from the edge's router and the openai SDK's types.
+"""The OpenAPI 3.1 document of GET /openapi.json (served by edge/openapi_route.py), generated from
+the edge's router and the openai SDK's types.
 
 Nothing here is hand-written JSON. The paths are the aiohttp app's routes (ROUTES, the file routes,
 and whatever else is registered); the schemas are the ones the SDK parses and sends: request params
@@ -7,8 +8,6 @@ is the one table that says which SDK types a route speaks; a route missing from 
 as an untyped operation. `openai` is a runtime dependency for this (litellm already pulls it in).
 """
 
-import asyncio
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -98,7 +97,6 @@ from openai.types.vector_stores import (
 
 from service.responses.request import SUPPORTED
 
-DOCUMENT = web.AppKey("openapi_document", dict)
 _REF = "#/components/schemas/{model}"
 
 
@@ -509,18 +507,3 @@ def _link_creates(paths: dict[str, dict]) -> None:
                     "operationId": operation["operationId"],
                     "parameters": parameters,
                 }
-
-
-def setup(app: web.Application) -> None:
-    """Serves GET /openapi.json (no key needed). Built on first request, the document lists every
-    route the app has by then, whichever module added it."""
-    app[DOCUMENT] = {}
-    app.router.add_get("/openapi.json", _serve)
-
-
-async def _serve(request: web.Request) -> web.Response:
-    cache = request.app[DOCUMENT]
-    if "body" not in cache:  # built once, off the event loop (pydantic takes about a second)
-        app = request.app
-        cache["body"] = await asyncio.to_thread(lambda: json.dumps(document(app), separators=(",", ":")).encode())
-    return web.Response(body=cache["body"], content_type="application/json")
