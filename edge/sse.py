@@ -24,7 +24,7 @@ WRITE_TIMEOUT = web.AppKey("write_timeout", float)  # seconds a stream write may
 MAX_FRAMES_PER_WRITE = 64  # SSE frames coalesced into one socket write at most (bounds the delay)
 # Set when the service runs in this process (assistd serve): streams are followed without gRPC.
 LOCAL_STREAMS = web.AppKey("local_streams", object)
-STREAM = "assistd.stream"  # request key: the SSE response of a streaming request, once made
+STREAM = web.RequestKey("stream", web.StreamResponse)  # the SSE response of a streaming request, once made
 
 E = run_pb2
 # THE table RunEventType -> OpenAI SSE event name.
