@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge import codec, containers, files, openapi_route, sse
 from edge.errors import UNEXPLAINED, error_headers, error_response, from_rpc_error, retry_after
-from edge.observe import metrics, observe
+from edge.observe import REQUEST_ID_KEY, metrics, observe
 from edge.routes import ROUTES, Route
 from edge.sse import HEARTBEAT_SECONDS, LOCAL_STREAMS, STREAM, WRITE_TIMEOUT
 from service import tracing
@@ -68,7 +68,7 @@ def _safe(value: str) -> bool:
 
 
 def _metadata(request: web.Request) -> list[tuple[str, str]]:
-    metadata = [("x-request-id", request["request_id"])]
+    metadata = [("x-request-id", request[REQUEST_ID_KEY])]
     authorization = request.headers.get("Authorization", "")
     if authorization and _safe(authorization):
         metadata.append(("authorization", authorization))
@@ -181,7 +181,7 @@ async def errors_middleware(request: web.Request, handler):
             return started  # its status line is sent: aiohttp ends the body, no second response
         response = error_response(500, UNEXPLAINED, "server_error")
     if not response.prepared:
-        response.headers["x-request-id"] = request["request_id"]
+        response.headers["x-request-id"] = request[REQUEST_ID_KEY]
     return response
 
 

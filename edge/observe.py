@@ -27,6 +27,7 @@ IN_FLIGHT = Gauge(
     "assistd_http_requests_in_flight", "HTTP requests being answered now (open streams included).", ["route"]
 )
 CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
+REQUEST_ID_KEY = web.RequestKey("request_id", str)  # the request's id, as its x-request-id header says
 _PROBES = frozenset({"/healthz", "/readyz", "/metrics"})  # asked every few seconds: counted, not logged
 
 
@@ -51,7 +52,7 @@ async def observe(request: web.Request, handler):
     """The outermost middleware: request id, metrics, access log, client disconnects."""
     given = request.headers.get("X-Request-Id", "")
     request_id = given if given and _safe(given) and len(given) <= 128 else f"req_{secrets.token_hex(16)}"
-    request["request_id"] = request_id
+    request[REQUEST_ID_KEY] = request_id
     REQUEST_ID.set(request_id)  # aiohttp runs each request in a task of its own
     route = _route(request)
     in_flight = IN_FLIGHT.labels(route)

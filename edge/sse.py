@@ -16,6 +16,7 @@ from assistd.v1 import message_pb2, run_pb2
 
 from edge.codec import render
 from edge.errors import UNEXPLAINED, error_body, from_rpc_error
+from edge.observe import REQUEST_ID_KEY
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ async def pump(
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
-            "x-request-id": request["request_id"],
+            "x-request-id": request[REQUEST_ID_KEY],
         }
     )
     response.force_close()  # a stream is not reused: its connection ends with it
