@@ -20,12 +20,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from service.auth import KEYS_TENANT
-from service.llm.port import ChatDelta, ChatRequest, Provider, ProviderCredential, ProviderUnavailable
+from service.llm.port import ProviderCredential, ProviderUnavailable
 from service.store import ListQuery, Record, Store
 
 log = logging.getLogger(__name__)
@@ -170,24 +168,3 @@ class TenantCredentials:
             raise ProviderUnavailable(str(exc)) from None
         self._cache[tenant] = (self._clock(), opened)
         return opened
-
-
-class TenantProvider:
-    """The provider a run of one tenant talks to: every model request carries its credentials."""
-
-    def __init__(self, provider: Provider, credentials: TenantCredentials, tenant: str):
-        self._provider = provider
-        self._credentials = credentials
-        self._tenant = tenant
-
-    def __getattr__(self, name: str) -> Any:  # aliases, count_tokens, embed: as they are
-        return getattr(self._provider, name)
-
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
-        request.credentials = await self._credentials.for_tenant(self._tenant) or None
-        deltas = self._provider.stream(request)
-        try:
-            async for delta in deltas:
-                yield delta
-        finally:
-            await deltas.aclose()

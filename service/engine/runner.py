@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from assistd.v1 import message_pb2, run_pb2, thread_pb2
 
 from service import ids, tracing
-from service.credentials import TenantCredentials, TenantProvider
+from service.credentials import TenantCredentials
 from service.engine import lifecycle
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog, RunChannel
@@ -89,9 +89,8 @@ class RunEngine:
             live.channel,
             events=self._events,
             repo=self._repo,
-            provider=self._provider
-            if self._credentials is None
-            else TenantProvider(self._provider, self._credentials, live.tenant),
+            provider=self._provider,
+            credentials=self._credentials,
             file_search=self._file_search,
             code=self._code,
             tool_prompt_models=self._tool_prompt_models,

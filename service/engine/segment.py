@@ -14,6 +14,7 @@ from assistd.v1 import message_pb2, run_pb2, thread_pb2
 from google.protobuf.message import Message as ProtoMessage
 
 from service import ids
+from service.credentials import TenantCredentials
 from service.engine import code_interpreter, lifecycle
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog, RunChannel
@@ -38,6 +39,7 @@ class Segment:
         events: EventLog,
         repo: Repo,
         provider: Provider,
+        credentials: TenantCredentials | None = None,
         file_search: FileSearch,
         code: CodeInterpreter | None = None,
         tool_prompt_models: frozenset[str] = frozenset(),
@@ -49,6 +51,7 @@ class Segment:
         self._events = events
         self._repo = repo
         self._provider = provider
+        self._credentials = credentials  # the tenant's own provider keys, set on each model request
         self._file_search = file_search
         self._code = code
         self._tool_prompt_models = tool_prompt_models
@@ -108,6 +111,8 @@ class Segment:
             if self.stop_requested:
                 return lifecycle.CANCELLED
             request, parser = chat_request(run, chat, searching, self._tool_prompt_models, coding_now)
+            if self._credentials is not None:
+                request.credentials = await self._credentials.for_tenant(self._tenant) or None
             await self._interruptible(turn.read(self._provider.stream(request), parser))
             messages += [turn.message] if turn.message is not None else []
             images = [] if turn.message is not None else images
