@@ -669,9 +669,14 @@ NOT_MEASURED = """## Not measured here, and why
 
 def header() -> str:
     mode = "quick (`BENCH_QUICK=1`)" if QUICK else "full"
+    overrides = sorted(f"`{k}={v}`" for k, v in os.environ.items() if k.startswith("BENCH_") and k != "BENCH_QUICK")
+    if overrides:
+        mode += " sizes, except " + ", ".join(overrides)
+    else:
+        mode += " sizes"
     return f"""# Benchmarks
 
-Written by `make bench` (`python -m tests.perf.bench`, {mode} sizes) on {time.strftime("%Y-%m-%d")}: {os.cpu_count()} cores
+Written by `make bench` (`python -m tests.perf.bench`, {mode}), on {time.strftime("%Y-%m-%d")}: {os.cpu_count()} cores
 (shared), Python {platform.python_version()}, {platform.machine()}, commit {_commit()}. The scripted OpenAI-compatible
 provider, the minimal relays, `assistd serve` (SQLite) and the load client are separate processes on this machine, in
 one run: compare the ratios, not the absolute numbers (expect +-20 %). Each section names the command that makes it.
