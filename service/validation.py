@@ -445,6 +445,12 @@ def check_run(request: run_service_pb2.CreateRunRequest | run_service_pb2.Create
     check_response_format(request)
     if request.HasField("truncation_strategy"):
         strategy = request.truncation_strategy
+        if strategy.type == run_pb2.TRUNCATION_STRATEGY_TYPE_DISABLED:  # the Responses API's alone
+            raise InvalidArgument(
+                "Invalid value for 'truncation_strategy.type': expected 'auto' or 'last_messages'.",
+                param="truncation_strategy.type",
+                code="invalid_value",
+            )
         if strategy.HasField("last_messages") and strategy.last_messages < 1:
             raise InvalidArgument(
                 "Invalid 'truncation_strategy.last_messages': expected a value >= 1.",

@@ -15,7 +15,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from service import ids
 from service.credentials import TenantCredentials
-from service.engine import code_interpreter, lifecycle
+from service.engine import code_interpreter, context_fit, lifecycle
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog, RunChannel
 from service.engine.file_search import FileSearch, cite
@@ -104,6 +104,8 @@ class Segment:
             if run.HasField("max_completion_tokens") and used >= run.max_completion_tokens:
                 return lifecycle.incomplete("max_completion_tokens")
             chat = build_messages(run, messages, steps, self._decoded.entry)
+            if run.truncation_strategy.type == run_pb2.TRUNCATION_STRATEGY_TYPE_AUTO:
+                chat = await context_fit.fit(chat, lambda: self._provider.context_window(run.model))
             if run.HasField("max_prompt_tokens"):
                 prompt_tokens = await self._provider.count_tokens(run.model, chat)
                 if run.usage.prompt_tokens + prompt_tokens > run.max_prompt_tokens:

@@ -118,6 +118,10 @@ class Provider(Protocol):
         """Prompt tokens of messages for model, counted off the event loop."""
         ...
 
+    async def context_window(self, model: str) -> int | None:
+        """How many input tokens model takes, or None when that is not known."""
+        ...
+
     async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         """One embedding per text, in order. Raises ProviderError."""
         ...

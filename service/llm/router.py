@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import replace
 from typing import Any
 
+from service.llm.context_windows import shipped_windows, window_of
 from service.llm.model_list import load_model_list
 from service.llm.openai_compat import Endpoint, OpenAICompatProvider
 from service.llm.port import ChatDelta, ChatRequest
@@ -38,6 +39,7 @@ class ModelRouter:
         self._lean = OpenAICompatProvider(timeout=timeout, retries=retries) if lean else None
         self._litellm: Any = None
         self._litellm_lock = asyncio.Lock()
+        self._shipped_windows: dict[str, int] | None = None  # litellm's table of context windows
 
     def aliases(self) -> list[str]:
         return sorted({entry["model_name"] for entry in self._model_list})
@@ -89,6 +91,18 @@ class ModelRouter:
                 yield delta
         finally:
             await deltas.aclose()  # a cut-off consumer closes the provider stream at once
+
+    async def context_window(self, model: str) -> int | None:
+        if self._shipped_windows is None:
+            self._shipped_windows = await asyncio.to_thread(shipped_windows)  # read once, off the loop
+        shipped = self._shipped_windows
+        deployments = [e for e in self._model_list if e["model_name"] == model]
+        if not deployments:
+            return window_of(model, None, shipped)
+        # an alias: the smallest of its deployments' windows, when each of them is known
+        windows = [window_of(str(e["litellm_params"]["model"]), e.get("model_info"), shipped) for e in deployments]
+        known = [window for window in windows if window is not None]
+        return min(known) if len(known) == len(windows) else None
 
     async def count_tokens(self, model: str, messages: list[dict[str, Any]]) -> int:
         if self.endpoint(model) is not None:

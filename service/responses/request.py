@@ -35,12 +35,12 @@ SUPPORTED = {
     "prompt",
     "reasoning",
     "max_tool_calls",
+    "truncation",
     # accepted, with no effect yet
     "user",
     "safety_identifier",
     "prompt_cache_key",
     "service_tier",
-    "truncation",
     "include",
     "stream_options",
 }
@@ -298,6 +298,10 @@ def parse(body: Json) -> ResponseRequest:
         raise InvalidArgument("Background responses must be stored ('store' true).", param="store")
     _expect(body, "instructions", (str,), "a string")
     _expect(body, "parallel_tool_calls", (bool,), "a boolean")
+    if _expect(body, "truncation", (str,), "a string") not in (None, "auto", "disabled"):
+        raise InvalidArgument(
+            "Invalid value for 'truncation': expected 'auto' or 'disabled'.", param="truncation", code="invalid_value"
+        )
     _number(body, "temperature", 0, 2)
     _number(body, "top_p", 0, 1)
     max_output = _expect(body, "max_output_tokens", (int,), "an integer")
@@ -622,7 +626,10 @@ def new_run(request: ResponseRequest, thread_id: str) -> run_pb2.Run:
     if body.get("max_tool_calls") is not None:
         run.max_tool_calls = body["max_tool_calls"]
     run.response_format.CopyFrom(response_format(body))
-    run.truncation_strategy.type = run_pb2.TRUNCATION_STRATEGY_TYPE_AUTO
+    auto = body.get("truncation") == "auto"
+    run.truncation_strategy.type = (
+        run_pb2.TRUNCATION_STRATEGY_TYPE_AUTO if auto else run_pb2.TRUNCATION_STRATEGY_TYPE_DISABLED
+    )
     return run
 
 
@@ -711,7 +718,7 @@ def base(response_id: str, created_at: int, request: ResponseRequest) -> Json:
         "max_tool_calls": body.get("max_tool_calls"),
         "metadata": body.get("metadata") or {},
         "text": {"format": (body.get("text") or {}).get("format") or {"type": "text"}},
-        "truncation": body.get("truncation", "disabled"),
+        "truncation": body.get("truncation") or "disabled",
         "reasoning": {"effort": None, "summary": None, **(body.get("reasoning") or {})},
         "user": body.get("user"),
         "safety_identifier": body.get("safety_identifier"),

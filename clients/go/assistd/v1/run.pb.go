@@ -162,10 +162,14 @@ type TruncationStrategyType int32
 const (
 	// Not given (refused where a truncation strategy is given).
 	TruncationStrategyType_TRUNCATION_STRATEGY_TYPE_UNSPECIFIED TruncationStrategyType = 0
-	// The whole thread (the model's context limit applies).
+	// The whole thread, less its oldest turns when it is longer than the model's context window
+	// (when that is known: from the model list's `max_input_tokens` or litellm's model table).
 	TruncationStrategyType_TRUNCATION_STRATEGY_TYPE_AUTO TruncationStrategyType = 1
 	// Only the last `last_messages` messages (with the run's own tool turns after them).
 	TruncationStrategyType_TRUNCATION_STRATEGY_TYPE_LAST_MESSAGES TruncationStrategyType = 2
+	// The whole thread, however long: a prompt past the context window fails. The Responses API's
+	// `truncation: "disabled"`; the Assistants API has no such strategy and refuses it.
+	TruncationStrategyType_TRUNCATION_STRATEGY_TYPE_DISABLED TruncationStrategyType = 3
 )
 
 // Enum value maps for TruncationStrategyType.
@@ -174,11 +178,13 @@ var (
 		0: "TRUNCATION_STRATEGY_TYPE_UNSPECIFIED",
 		1: "TRUNCATION_STRATEGY_TYPE_AUTO",
 		2: "TRUNCATION_STRATEGY_TYPE_LAST_MESSAGES",
+		3: "TRUNCATION_STRATEGY_TYPE_DISABLED",
 	}
 	TruncationStrategyType_value = map[string]int32{
 		"TRUNCATION_STRATEGY_TYPE_UNSPECIFIED":   0,
 		"TRUNCATION_STRATEGY_TYPE_AUTO":          1,
 		"TRUNCATION_STRATEGY_TYPE_LAST_MESSAGES": 2,
+		"TRUNCATION_STRATEGY_TYPE_DISABLED":      3,
 	}
 )
 
@@ -3398,11 +3404,12 @@ const file_assistd_v1_run_proto_rawDesc = "" +
 	"\x13RunIncompleteReason\x12%\n" +
 	"!RUN_INCOMPLETE_REASON_UNSPECIFIED\x10\x00\x12/\n" +
 	"+RUN_INCOMPLETE_REASON_MAX_COMPLETION_TOKENS\x10\x01\x12+\n" +
-	"'RUN_INCOMPLETE_REASON_MAX_PROMPT_TOKENS\x10\x02*\x91\x01\n" +
+	"'RUN_INCOMPLETE_REASON_MAX_PROMPT_TOKENS\x10\x02*\xb8\x01\n" +
 	"\x16TruncationStrategyType\x12(\n" +
 	"$TRUNCATION_STRATEGY_TYPE_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dTRUNCATION_STRATEGY_TYPE_AUTO\x10\x01\x12*\n" +
-	"&TRUNCATION_STRATEGY_TYPE_LAST_MESSAGES\x10\x02*n\n" +
+	"&TRUNCATION_STRATEGY_TYPE_LAST_MESSAGES\x10\x02\x12%\n" +
+	"!TRUNCATION_STRATEGY_TYPE_DISABLED\x10\x03*n\n" +
 	"\vRunStepType\x12\x1d\n" +
 	"\x19RUN_STEP_TYPE_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eRUN_STEP_TYPE_MESSAGE_CREATION\x10\x01\x12\x1c\n" +
