@@ -12,6 +12,7 @@ processes on this machine; 2 shared cores are noisy, so read the ratios, not the
 Sizes come from the environment (see SIZES); BENCH_QUICK=1 picks small ones (~2 minutes in all).
 """
 
+import http.client
 import json
 import os
 import platform
@@ -19,11 +20,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from tests import openapi_fuzz
@@ -59,6 +62,7 @@ SIZES = {
     "SWEEP_SAMPLES": _size("SWEEP_SAMPLES", 8, 16),  # low levels repeat until this many streams were seen
     "WATCHERS": _size("WATCHERS", 1000, 10000),  # idle watchers on a held run
     "STARTS": _size("STARTS", 1, 3),  # fresh processes timed from spawn to /healthz
+    "BURST": _size("BURST", 8000, 8000),  # chunks of the burst that must not starve /healthz
     "HISTORY": _size("HISTORY", 1000, 1000),  # messages in the long thread
     "HISTORY_RUNS": _size("HISTORY_RUNS", 4, 15),
     "FUZZ_EXAMPLES": _size("FUZZ_EXAMPLES", 10, 180),  # schemathesis cases per operation (fuzzing phase)
@@ -274,6 +278,70 @@ loopback gRPC hop between edge and service (plus a second event loop).
 
 | path | chunks/s (p50) | % of the SSE relay | burst TTFT p50 ms | CPU µs per chunk | errors |
 |---|---|---|---|---|---|
+{chr(10).join(lines)}
+"""
+
+
+def _probe(port: int, path: str, stop: threading.Event, into: list[float]) -> None:
+    """GETs path every 5 ms on one kept-alive connection until stop is set: each answer's latency."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        while not stop.is_set():
+            start = time.perf_counter()
+            connection.request("GET", path)
+            connection.getresponse().read()
+            into.append(time.perf_counter() - start)
+            time.sleep(0.005)
+    finally:
+        connection.close()
+
+
+def _probed(port: int, path: str, work) -> tuple[list[float], object]:
+    """The probe's latencies while work() runs, and work's result."""
+    latencies: list[float] = []
+    stop = threading.Event()
+    prober = threading.Thread(target=_probe, args=(port, path, stop, latencies))
+    prober.start()
+    try:
+        result = work()
+    finally:
+        stop.set()
+        prober.join()
+    return latencies, result
+
+
+def section_starve(bench: Bench) -> str:
+    """Does one burst answer starve the rest of the server? Another client's small requests,
+    timed while a stream relays a burst, against the same requests on the idle process."""
+    n = SIZES["BURST"]
+    text = f"[chunks:{n}]"
+    targets = {
+        "sse_relay": (bench.sse_relay.port, "/", "`GET /` (a 404: the relay serves nothing else)"),
+        "assistd_sse": (bench.server.http_port, "/healthz", "`GET /healthz`"),
+    }
+    lines = []
+    for row, (port, path, what) in targets.items():
+        threads = bench.threads(1, text, row=row) if row.startswith("assistd") else None  # not timed
+        wait_idle(bench.pids[row], limit=10)
+        idle, _ = _probed(port, path, partial(time.sleep, 1.0))
+        busy, result = _probed(port, path, partial(bench.streams, row, 1, text, timeout=120, threads=threads))
+        assert isinstance(result, dict)
+        duration = result["durations"][0] if result["durations"] else float("nan")
+        lines.append(
+            f"| {LABELS[row]} | {what} | {ms(p50(idle))} / {ms(max(idle))} | {ms(p50(busy))} / {ms(p99(busy))} "
+            f"/ {ms(max(busy))} | {len(busy)} | {duration:.2f} s | {errors_text(result['errors'])} |"
+        )
+    return f"""## One burst must not starve the server
+
+{command("starve")}
+
+A provider answer of {n:,} chunks sent at once (a fast model, or a buffered provider), streamed to one client; meanwhile
+a second client (a thread of the bench process, one kept-alive HTTP connection) sends a small request every 5 ms
+and times each answer. Idle = the same requests for 1 s before the burst. The stream reader yields to the event loop
+every few lines of a buffered stream (service/llm/openai_compat.py), so other requests are answered during a burst.
+
+| path | probe | idle p50 / max ms | during the burst p50 / p99 / max ms | probes during the burst | burst duration | errors |
+|---|---|---|---|---|---|---|
 {chr(10).join(lines)}
 """
 
@@ -621,7 +689,7 @@ def section_fuzz(bench: Bench) -> str:
 """
 
 
-SECTIONS = ["ttft", "throughput", "sweep", "history", "ghz", "start", "idle", "retrieval", "stores", "fuzz"]
+SECTIONS = ["ttft", "throughput", "starve", "sweep", "history", "ghz", "start", "idle", "retrieval", "stores", "fuzz"]
 
 
 def main(argv: list[str]) -> None:
