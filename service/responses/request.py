@@ -257,6 +257,9 @@ def parse(body: Json) -> ResponseRequest:
     for key in body:
         if key not in SUPPORTED:
             raise InvalidArgument(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
+    # A field sent as null is a field not sent: its default applies (the SDK sends nulls for
+    # optional fields a caller set to None, and the response must echo the default, not null).
+    body = {key: value for key, value in body.items() if value is not None}
     prompt = _expect(body, "prompt", (dict,), "an object")
     prompt_id = prompt.get("id") if prompt is not None else None
     if prompt is not None and (not isinstance(prompt_id, str) or not prompt_id.startswith("asst_")):

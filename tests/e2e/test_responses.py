@@ -63,6 +63,13 @@ def test_options_sent_as_null_take_their_defaults(client):
     response = client.responses.create(model=MODEL, input="[reply:ok]", parallel_tool_calls=None)
     assert response.parallel_tool_calls is True
     assert client.responses.retrieve(response.id).parallel_tool_calls is True
+    # the same rule for every field: null is not given
+    nulls = ["tool_choice", "tools", "temperature", "top_p", "truncation", "text", "reasoning", "metadata", "store"]
+    response = client.responses.create(model=MODEL, input="[reply:ok]", extra_body=dict.fromkeys(nulls))
+    assert response.status == "completed" and response.store is True
+    assert (response.tool_choice, response.tools, response.temperature, response.top_p) == ("auto", [], 1.0, 1.0)
+    assert (response.truncation, response.text.format.type, response.metadata) == ("disabled", "text", {})
+    assert client.responses.retrieve(response.id).tool_choice == "auto"
 
 
 def test_create_with_items_sends_the_conversation_and_instructions(client, provider, marker):
