@@ -5,7 +5,8 @@ resource:
 - a oneof named `kind` is OpenAI's `type` tag: `{"type": "function", "function": {...}}`; a
   member whose message has no fields is just `{"type": "auto"}`;
 - a oneof with the `(json_inline)` option is a tag too, but flat: the member whose `type` enum
-  has the JSON `type` is read from (and written as) the object itself (AttributeFilter);
+  has the JSON `type` is read from (and written as) the object itself (AttributeFilter); when
+  its members have no `type` field, the member's name is the `type` (the Responses items);
 - a message with the `(json_list)` option is its one repeated field, a JSON list (it gives a
   list presence, or puts it in a oneof);
 - enum values are written as their lower-case suffix (`RUN_STATUS_IN_PROGRESS` -> "in_progress")
@@ -89,6 +90,13 @@ _AS_STRING: dict[str, frozenset[str]] = {
 def _inline(descriptor: Descriptor) -> OneofDescriptor | None:
     """The message's `(json_inline)` oneof, if it has one."""
     return next((oneof for oneof in descriptor.oneofs if is_json_inline(oneof)), None)
+
+
+@functools.cache
+def _named_by_member(oneof: OneofDescriptor) -> bool:
+    """A `(json_inline)` oneof whose members have no `type` field: the member's name is the
+    JSON `type` (the Responses item unions, response_item.proto)."""
+    return all("type" not in member.message_type.fields_by_name for member in oneof.fields)
 
 
 def _json_type(value: Any) -> str:
@@ -192,7 +200,11 @@ def _fill(message: Message, data: Any, path: str) -> None:
         raise _type_error(path, "an object", data)
     inline = _inline(descriptor)
     if inline is not None:
-        _fill(getattr(message, _inline_member(inline, data, path).name), data, path)
+        member = getattr(message, _inline_member(inline, data, path).name)
+        if _named_by_member(inline):
+            data = {key: value for key, value in data.items() if key != "type"}
+        _fill(member, data, path)
+        member.SetInParent()
         return
     tagged = TYPE_TAG in descriptor.oneofs_by_name
     if tagged:
@@ -219,7 +231,12 @@ def _inline_member(oneof: OneofDescriptor, data: dict, path: str) -> FieldDescri
     if kind is None:
         raise CodecError(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
     allowed: list[str] = []
-    for member in oneof.fields:
+    if _named_by_member(oneof):
+        named = {member.name: member for member in oneof.fields}
+        if isinstance(kind, str) and kind in named:
+            return named[kind]
+        allowed = list(named)
+    for member in oneof.fields if not allowed else ():
         enum = member.message_type.fields_by_name["type"].enum_type
         if isinstance(kind, str) and enum_number(enum, kind) is not None:
             return member
@@ -394,7 +411,12 @@ def render(message: Message, *, delta: bool = False) -> Any:
     inline = _inline(descriptor)
     if inline is not None:
         which = message.WhichOneof(inline.name)
-        return render(getattr(message, which), delta=delta) if which else {}
+        if not which:
+            return {}
+        member = getattr(message, which)
+        if _named_by_member(inline):  # the member's name is the `type`
+            return {"type": which, **render(member, delta=delta)}
+        return render(member, delta=delta)
     kind = message.WhichOneof(TYPE_TAG) if TYPE_TAG in descriptor.oneofs_by_name else None
     if kind is not None and kind in _AS_STRING.get(descriptor.full_name, ()):
         return kind

@@ -1,10 +1,7 @@
 """ConversationService: OpenAI's Conversations API on threads. A conversation is a thread and
 its items are the thread's messages, so both APIs see the same conversation."""
 
-from typing import Any
-
-from assistd.v1 import common_pb2, conversation_pb2, conversation_pb2_grpc, message_pb2, thread_pb2
-from google.protobuf import json_format, struct_pb2
+from assistd.v1 import common_pb2, conversation_pb2, conversation_pb2_grpc, message_pb2, response_item_pb2, thread_pb2
 
 from service import ids
 from service.api.common import list_query, unary
@@ -13,38 +10,33 @@ from service.protojson import struct_to_python
 from service.responses import request as requests
 from service.validation import check_metadata
 
+I = response_item_pb2  # noqa: E741
 _STATUS = {
-    message_pb2.MESSAGE_STATUS_IN_PROGRESS: "in_progress",
-    message_pb2.MESSAGE_STATUS_INCOMPLETE: "incomplete",
+    message_pb2.MESSAGE_STATUS_IN_PROGRESS: I.RESPONSE_ITEM_STATUS_IN_PROGRESS,
+    message_pb2.MESSAGE_STATUS_INCOMPLETE: I.RESPONSE_ITEM_STATUS_INCOMPLETE,
 }
 MAX_ITEMS = 20  # per create call, as OpenAI allows
 
 
-def message_item(message: message_pb2.Message) -> dict[str, Any]:
+def message_item(message: message_pb2.Message) -> response_item_pb2.ResponseItem:
     """A thread message as a conversation item."""
     assistant = message.role == message_pb2.MESSAGE_ROLE_ASSISTANT
-    content: list[dict[str, Any]] = []
+    item = I.ResponseItem()
+    typed = item.message
+    typed.id = message.id
+    typed.status = _STATUS.get(message.status, I.RESPONSE_ITEM_STATUS_COMPLETED)
+    typed.role = "assistant" if assistant else "user"
     for part in message.content:
         kind = part.WhichOneof("kind")
         if kind == "text" and assistant:
-            content.append({"type": "output_text", "text": part.text.value, "annotations": [], "logprobs": []})
+            typed.content.add().output_text.text = part.text.value
         elif kind == "text":
-            content.append({"type": "input_text", "text": part.text.value})
+            typed.content.add().input_text.text = part.text.value
         elif kind == "image_url":
-            content.append({"type": "input_image", "image_url": part.image_url.url, "detail": "auto"})
+            typed.content.add().input_image.CopyFrom(I.ResponseInputImage(image_url=part.image_url.url, detail="auto"))
         elif kind == "refusal":
-            content.append({"type": "refusal", "refusal": part.refusal})
-    return {
-        "id": message.id,
-        "type": "message",
-        "status": _STATUS.get(message.status, "completed"),
-        "role": "assistant" if assistant else "user",
-        "content": content,
-    }
-
-
-def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    return json_format.ParseDict(value, struct_pb2.Struct())
+            typed.content.add().refusal.refusal = part.refusal
+    return item
 
 
 def _conversation(thread: thread_pb2.Thread) -> conversation_pb2.Conversation:
@@ -117,7 +109,7 @@ class ConversationService(conversation_pb2_grpc.ConversationServiceServicer):
             raise ThreadBusy(f"Conversation {thread.id} has a response in progress ({active}).")
         await self.repo.put(tenant, *messages)
         response = conversation_pb2.CreateConversationItemsResponse(
-            data=[_struct(message_item(m)) for m in messages], has_more=False
+            data=[message_item(m) for m in messages], has_more=False
         )
         if messages:
             response.first_id, response.last_id = messages[0].id, messages[-1].id
@@ -128,7 +120,7 @@ class ConversationService(conversation_pb2_grpc.ConversationServiceServicer):
         thread = await self._thread(tenant, request.conversation_id)
         messages, has_more = await self.repo.list_page(tenant, message_pb2.Message, thread.id, list_query(request))
         response = conversation_pb2.ListConversationItemsResponse(
-            data=[_struct(message_item(m)) for m in messages], has_more=has_more
+            data=[message_item(m) for m in messages], has_more=has_more
         )
         if messages:
             response.first_id, response.last_id = messages[0].id, messages[-1].id
@@ -144,7 +136,7 @@ class ConversationService(conversation_pb2_grpc.ConversationServiceServicer):
     @unary
     async def GetConversationItem(self, tenant, request, context):
         message = await self._item(tenant, request.conversation_id, request.item_id)
-        return conversation_pb2.GetConversationItemResponse(item=_struct(message_item(message)))
+        return conversation_pb2.GetConversationItemResponse(item=message_item(message))
 
     @unary
     async def DeleteConversationItem(self, tenant, request, context):

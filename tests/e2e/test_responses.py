@@ -6,7 +6,7 @@ import httpx
 import openai
 import pydantic
 import pytest
-from assistd.v1 import response_pb2, response_pb2_grpc
+from assistd.v1 import response_item_pb2, response_pb2, response_pb2_grpc
 from google.protobuf import struct_pb2
 
 from tests.conftest import MODEL, sse_frames, wait_for
@@ -472,15 +472,27 @@ def test_grpc_response_stream_and_watch_from_a_sequence_number(server):
         events = [r.event for r in stub.CreateResponseStream(response_pb2.CreateResponseStreamRequest(body=body))]
         assert [e.sequence_number for e in events] == list(range(len(events)))
         assert events[0].type == "response.created" and events[-1].type == "response.completed"
-        response_id = events[0].data["response"]["id"]
-        assert events[-1].data["response"]["status"] == "completed"
+        # typed events: each payload read straight from the stub, no JSON
+        response_id = events[0].lifecycle.response.id
+        deltas = [e.text_delta for e in events if e.type == "response.output_text.delta"]
+        assert deltas and all(e.WhichOneof("payload") == "text_delta" for e in events if e.type.endswith("text.delta"))
+        assert "".join(d.delta for d in deltas) == "over gRPC"
+        added = next(e.output_item for e in events if e.type == "response.output_item.added")
+        assert added.item.WhichOneof("item") == "message" and all(d.item_id == added.item.message.id for d in deltas)
+        completed = events[-1].lifecycle.response
+        assert completed.status == response_pb2.RESPONSE_STATUS_COMPLETED and completed.id == response_id
+        (message,) = completed.output
+        assert message.message.status == response_item_pb2.RESPONSE_ITEM_STATUS_COMPLETED
+        assert message.message.content[0].output_text.text == "over gRPC"
+        assert completed.usage.total_tokens == completed.usage.input_tokens + completed.usage.output_tokens > 0
+        assert not completed.HasField("error") and completed.HasField("completed_at")
         watched = [
             r.event
             for r in stub.WatchResponse(response_pb2.WatchResponseRequest(response_id=response_id, starting_after=3))
         ]
         assert watched == events[4:]
         got = stub.GetResponse(response_pb2.GetResponseRequest(response_id=response_id)).response
-        assert got["output"][0]["content"][0]["text"] == "over gRPC"
+        assert got == completed and got.output[0].message.content[0].output_text.text == "over gRPC"
         with pytest.raises(grpc.RpcError) as error:
             stub.GetResponse(response_pb2.GetResponseRequest(response_id="resp_missing"))
         assert error.value.code() == grpc.StatusCode.NOT_FOUND

@@ -1,8 +1,11 @@
 """The Conversations API through the real openai SDK, and responses in a conversation: a
 conversation is a thread, so an Assistants thread continues through Responses and back."""
 
+import grpc
 import openai
 import pytest
+from assistd.v1 import common_pb2, conversation_pb2, conversation_pb2_grpc, response_item_pb2
+from google.protobuf import struct_pb2
 
 from tests.conftest import MODEL, wait_for
 
@@ -133,3 +136,33 @@ def test_responses_outlive_their_conversation(client):
     client.conversations.delete(conversation.id)
     assert client.responses.retrieve(response.id).output_text == "kept"
     assert client.responses.retrieve(background.id).output_text == "kept too"
+
+
+def test_grpc_conversation_items_are_typed(server):
+    """Over gRPC the items a conversation answers with are typed ResponseItems, read from the stub."""
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = conversation_pb2_grpc.ConversationServiceStub(channel)
+        first = struct_pb2.Struct()
+        first.update({"type": "message", "role": "user", "content": "Hello over gRPC"})
+        created = stub.CreateConversation(conversation_pb2.CreateConversationRequest(items=[first])).conversation
+        answer = struct_pb2.Struct()
+        answer.update({"type": "message", "role": "assistant", "content": "Hi back"})
+        added = stub.CreateConversationItems(
+            conversation_pb2.CreateConversationItemsRequest(conversation_id=created.id, items=[answer])
+        )
+        (reply,) = added.data
+        assert reply.WhichOneof("item") == "message" and reply.message.role == "assistant"
+        assert reply.message.content[0].output_text.text == "Hi back"
+        listed = stub.ListConversationItems(
+            conversation_pb2.ListConversationItemsRequest(conversation_id=created.id, order=common_pb2.LIST_ORDER_ASC)
+        ).data
+        assert [(i.message.role, i.message.content[0].WhichOneof("part")) for i in listed] == [
+            ("user", "input_text"),
+            ("assistant", "output_text"),
+        ]
+        assert listed[0].message.content[0].input_text.text == "Hello over gRPC"
+        assert listed[0].message.status == response_item_pb2.RESPONSE_ITEM_STATUS_COMPLETED
+        one = stub.GetConversationItem(
+            conversation_pb2.GetConversationItemRequest(conversation_id=created.id, item_id=reply.message.id)
+        ).item
+        assert one == reply

@@ -9,10 +9,10 @@ import socket
 import openai
 from aiohttp import web
 from assistd.v1 import message_pb2, response_pb2, run_pb2
-from google.protobuf import struct_pb2
 from openai.types.responses import ResponseCreatedEvent, ResponseErrorEvent
 
 from edge.app import create_app
+from service.responses.typed import response_from_json
 
 
 def _stream_that_fails(error: Exception):
@@ -124,11 +124,9 @@ def test_a_client_that_stopped_reading_is_dropped_and_its_stream_closed():
 
 
 def _response_event(sequence: int, data: dict) -> response_pb2.CreateResponseStreamResponse:
-    struct = struct_pb2.Struct()
-    struct.update({**data, "sequence_number": sequence})
-    return response_pb2.CreateResponseStreamResponse(
-        event=response_pb2.ResponseEvent(sequence_number=sequence, type=data["type"], data=struct)
-    )
+    event = response_pb2.ResponseEvent(sequence_number=sequence, type=data["type"])
+    event.lifecycle.response.CopyFrom(response_from_json(data["response"]))
+    return response_pb2.CreateResponseStreamResponse(event=event)
 
 
 _CREATED = {

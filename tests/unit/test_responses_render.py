@@ -1,9 +1,19 @@
 """The Responses rendering of a run's event log (service/responses/render.py): pure, so fed
-hand-made RunEvents."""
+hand-made RunEvents. Asserted on the JSON the edge writes of the typed events."""
 
 from assistd.v1 import common_pb2, message_pb2, run_pb2
 
-from service.responses.render import Renderer, render_all
+from edge import codec
+from edge.responses import event_json
+from service.responses import render
+from service.responses.render import Renderer
+
+
+def render_all(base, events, include=(), container_id=""):
+    """The typed rendering as the OpenAI JSON the edge writes of it."""
+    typed, response = render.render_all(base, events, include, container_id)
+    return [event_json(event) for event in typed], codec.render(response)
+
 
 E = run_pb2
 BASE = {"id": "resp_1", "object": "response", "created_at": 1, "model": "m", "background": False}

@@ -541,8 +541,8 @@ func (x *CreateConversationItemsRequest) GetItems() []*structpb.Struct {
 // The items added.
 type CreateConversationItemsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The items, as stored.
-	Data []*structpb.Struct `protobuf:"bytes,1,rep,name=data,proto3" json:"data,omitempty"`
+	// The items (typed; they were OpenAI's JSON as Structs before API epoch 3).
+	Data []*ResponseItem `protobuf:"bytes,5,rep,name=data,proto3" json:"data,omitempty"`
 	// The first item's id.
 	FirstId string `protobuf:"bytes,2,opt,name=first_id,json=firstId,proto3" json:"first_id,omitempty"`
 	// The last item's id.
@@ -583,7 +583,7 @@ func (*CreateConversationItemsResponse) Descriptor() ([]byte, []int) {
 	return file_assistd_v1_conversation_proto_rawDescGZIP(), []int{10}
 }
 
-func (x *CreateConversationItemsResponse) GetData() []*structpb.Struct {
+func (x *CreateConversationItemsResponse) GetData() []*ResponseItem {
 	if x != nil {
 		return x.Data
 	}
@@ -696,8 +696,8 @@ func (x *ListConversationItemsRequest) GetInclude() []string {
 // One page of items.
 type ListConversationItemsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The items, OpenAI's conversation item JSON.
-	Data []*structpb.Struct `protobuf:"bytes,1,rep,name=data,proto3" json:"data,omitempty"`
+	// The items (typed; they were OpenAI's JSON as Structs before API epoch 3).
+	Data []*ResponseItem `protobuf:"bytes,5,rep,name=data,proto3" json:"data,omitempty"`
 	// The first item's id.
 	FirstId string `protobuf:"bytes,2,opt,name=first_id,json=firstId,proto3" json:"first_id,omitempty"`
 	// The last item's id.
@@ -738,7 +738,7 @@ func (*ListConversationItemsResponse) Descriptor() ([]byte, []int) {
 	return file_assistd_v1_conversation_proto_rawDescGZIP(), []int{12}
 }
 
-func (x *ListConversationItemsResponse) GetData() []*structpb.Struct {
+func (x *ListConversationItemsResponse) GetData() []*ResponseItem {
 	if x != nil {
 		return x.Data
 	}
@@ -833,8 +833,8 @@ func (x *GetConversationItemRequest) GetInclude() []string {
 // The item.
 type GetConversationItemResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// OpenAI's conversation item JSON.
-	Item          *structpb.Struct `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"`
+	// The item.
+	Item          *ResponseItem `protobuf:"bytes,2,opt,name=item,proto3" json:"item,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -869,7 +869,7 @@ func (*GetConversationItemResponse) Descriptor() ([]byte, []int) {
 	return file_assistd_v1_conversation_proto_rawDescGZIP(), []int{14}
 }
 
-func (x *GetConversationItemResponse) GetItem() *structpb.Struct {
+func (x *GetConversationItemResponse) GetItem() *ResponseItem {
 	if x != nil {
 		return x.Item
 	}
@@ -982,7 +982,7 @@ var File_assistd_v1_conversation_proto protoreflect.FileDescriptor
 const file_assistd_v1_conversation_proto_rawDesc = "" +
 	"\n" +
 	"\x1dassistd/v1/conversation.proto\x12\n" +
-	"assistd.v1\x1a\x17assistd/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xd6\x01\n" +
+	"assistd.v1\x1a\x17assistd/v1/common.proto\x1a\x1eassistd/v1/response_item.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xd6\x01\n" +
 	"\fConversation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06object\x18\x02 \x01(\tR\x06object\x12\x1d\n" +
@@ -1018,30 +1018,30 @@ const file_assistd_v1_conversation_proto_rawDesc = "" +
 	"\x06status\x18\x01 \x01(\v2\x1a.assistd.v1.DeletionStatusR\x06status\"x\n" +
 	"\x1eCreateConversationItemsRequest\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12-\n" +
-	"\x05items\x18\x02 \x03(\v2\x17.google.protobuf.StructR\x05items\"\x9d\x01\n" +
-	"\x1fCreateConversationItemsResponse\x12+\n" +
-	"\x04data\x18\x01 \x03(\v2\x17.google.protobuf.StructR\x04data\x12\x19\n" +
+	"\x05items\x18\x02 \x03(\v2\x17.google.protobuf.StructR\x05items\"\xa4\x01\n" +
+	"\x1fCreateConversationItemsResponse\x12,\n" +
+	"\x04data\x18\x05 \x03(\v2\x18.assistd.v1.ResponseItemR\x04data\x12\x19\n" +
 	"\bfirst_id\x18\x02 \x01(\tR\afirstId\x12\x17\n" +
 	"\alast_id\x18\x03 \x01(\tR\x06lastId\x12\x19\n" +
-	"\bhas_more\x18\x04 \x01(\bR\ahasMore\"\xc9\x01\n" +
+	"\bhas_more\x18\x04 \x01(\bR\ahasMoreJ\x04\b\x01\x10\x02\"\xc9\x01\n" +
 	"\x1cListConversationItemsRequest\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x19\n" +
 	"\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12+\n" +
 	"\x05order\x18\x03 \x01(\x0e2\x15.assistd.v1.ListOrderR\x05order\x12\x14\n" +
 	"\x05after\x18\x04 \x01(\tR\x05after\x12\x18\n" +
 	"\ainclude\x18\x05 \x03(\tR\aincludeB\b\n" +
-	"\x06_limit\"\x9b\x01\n" +
-	"\x1dListConversationItemsResponse\x12+\n" +
-	"\x04data\x18\x01 \x03(\v2\x17.google.protobuf.StructR\x04data\x12\x19\n" +
+	"\x06_limit\"\xa2\x01\n" +
+	"\x1dListConversationItemsResponse\x12,\n" +
+	"\x04data\x18\x05 \x03(\v2\x18.assistd.v1.ResponseItemR\x04data\x12\x19\n" +
 	"\bfirst_id\x18\x02 \x01(\tR\afirstId\x12\x17\n" +
 	"\alast_id\x18\x03 \x01(\tR\x06lastId\x12\x19\n" +
-	"\bhas_more\x18\x04 \x01(\bR\ahasMore\"x\n" +
+	"\bhas_more\x18\x04 \x01(\bR\ahasMoreJ\x04\b\x01\x10\x02\"x\n" +
 	"\x1aGetConversationItemRequest\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
 	"\aitem_id\x18\x02 \x01(\tR\x06itemId\x12\x18\n" +
-	"\ainclude\x18\x03 \x03(\tR\ainclude\"J\n" +
-	"\x1bGetConversationItemResponse\x12+\n" +
-	"\x04item\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x04item\"a\n" +
+	"\ainclude\x18\x03 \x03(\tR\ainclude\"Q\n" +
+	"\x1bGetConversationItemResponse\x12,\n" +
+	"\x04item\x18\x02 \x01(\v2\x18.assistd.v1.ResponseItemR\x04itemJ\x04\b\x01\x10\x02\"a\n" +
 	"\x1dDeleteConversationItemRequest\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
 	"\aitem_id\x18\x02 \x01(\tR\x06itemId\"^\n" +
@@ -1096,7 +1096,8 @@ var file_assistd_v1_conversation_proto_goTypes = []any{
 	nil,                                     // 19: assistd.v1.UpdateConversationRequest.MetadataEntry
 	(*structpb.Struct)(nil),                 // 20: google.protobuf.Struct
 	(*DeletionStatus)(nil),                  // 21: assistd.v1.DeletionStatus
-	(ListOrder)(0),                          // 22: assistd.v1.ListOrder
+	(*ResponseItem)(nil),                    // 22: assistd.v1.ResponseItem
+	(ListOrder)(0),                          // 23: assistd.v1.ListOrder
 }
 var file_assistd_v1_conversation_proto_depIdxs = []int32{
 	17, // 0: assistd.v1.Conversation.metadata:type_name -> assistd.v1.Conversation.MetadataEntry
@@ -1108,10 +1109,10 @@ var file_assistd_v1_conversation_proto_depIdxs = []int32{
 	0,  // 6: assistd.v1.UpdateConversationResponse.conversation:type_name -> assistd.v1.Conversation
 	21, // 7: assistd.v1.DeleteConversationResponse.status:type_name -> assistd.v1.DeletionStatus
 	20, // 8: assistd.v1.CreateConversationItemsRequest.items:type_name -> google.protobuf.Struct
-	20, // 9: assistd.v1.CreateConversationItemsResponse.data:type_name -> google.protobuf.Struct
-	22, // 10: assistd.v1.ListConversationItemsRequest.order:type_name -> assistd.v1.ListOrder
-	20, // 11: assistd.v1.ListConversationItemsResponse.data:type_name -> google.protobuf.Struct
-	20, // 12: assistd.v1.GetConversationItemResponse.item:type_name -> google.protobuf.Struct
+	22, // 9: assistd.v1.CreateConversationItemsResponse.data:type_name -> assistd.v1.ResponseItem
+	23, // 10: assistd.v1.ListConversationItemsRequest.order:type_name -> assistd.v1.ListOrder
+	22, // 11: assistd.v1.ListConversationItemsResponse.data:type_name -> assistd.v1.ResponseItem
+	22, // 12: assistd.v1.GetConversationItemResponse.item:type_name -> assistd.v1.ResponseItem
 	0,  // 13: assistd.v1.DeleteConversationItemResponse.conversation:type_name -> assistd.v1.Conversation
 	1,  // 14: assistd.v1.ConversationService.CreateConversation:input_type -> assistd.v1.CreateConversationRequest
 	3,  // 15: assistd.v1.ConversationService.GetConversation:input_type -> assistd.v1.GetConversationRequest
@@ -1142,6 +1143,7 @@ func file_assistd_v1_conversation_proto_init() {
 		return
 	}
 	file_assistd_v1_common_proto_init()
+	file_assistd_v1_response_item_proto_init()
 	file_assistd_v1_conversation_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

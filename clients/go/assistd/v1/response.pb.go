@@ -22,22 +22,904 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// One event of a response's stream, as OpenAI sends it.
+// A response's status.
+type ResponseStatus int32
+
+const (
+	// Not set (never sent).
+	ResponseStatus_RESPONSE_STATUS_UNSPECIFIED ResponseStatus = 0
+	// A background response not started yet.
+	ResponseStatus_RESPONSE_STATUS_QUEUED ResponseStatus = 1
+	// Running.
+	ResponseStatus_RESPONSE_STATUS_IN_PROGRESS ResponseStatus = 2
+	// Ended normally (also when it ends with function calls for the caller).
+	ResponseStatus_RESPONSE_STATUS_COMPLETED ResponseStatus = 3
+	// Ended at a limit, e.g. max_output_tokens.
+	ResponseStatus_RESPONSE_STATUS_INCOMPLETE ResponseStatus = 4
+	// Ended by an error.
+	ResponseStatus_RESPONSE_STATUS_FAILED ResponseStatus = 5
+	// Cancelled (background responses only).
+	ResponseStatus_RESPONSE_STATUS_CANCELLED ResponseStatus = 6
+)
+
+// Enum value maps for ResponseStatus.
+var (
+	ResponseStatus_name = map[int32]string{
+		0: "RESPONSE_STATUS_UNSPECIFIED",
+		1: "RESPONSE_STATUS_QUEUED",
+		2: "RESPONSE_STATUS_IN_PROGRESS",
+		3: "RESPONSE_STATUS_COMPLETED",
+		4: "RESPONSE_STATUS_INCOMPLETE",
+		5: "RESPONSE_STATUS_FAILED",
+		6: "RESPONSE_STATUS_CANCELLED",
+	}
+	ResponseStatus_value = map[string]int32{
+		"RESPONSE_STATUS_UNSPECIFIED": 0,
+		"RESPONSE_STATUS_QUEUED":      1,
+		"RESPONSE_STATUS_IN_PROGRESS": 2,
+		"RESPONSE_STATUS_COMPLETED":   3,
+		"RESPONSE_STATUS_INCOMPLETE":  4,
+		"RESPONSE_STATUS_FAILED":      5,
+		"RESPONSE_STATUS_CANCELLED":   6,
+	}
+)
+
+func (x ResponseStatus) Enum() *ResponseStatus {
+	p := new(ResponseStatus)
+	*p = x
+	return p
+}
+
+func (x ResponseStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ResponseStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_assistd_v1_response_proto_enumTypes[0].Descriptor()
+}
+
+func (ResponseStatus) Type() protoreflect.EnumType {
+	return &file_assistd_v1_response_proto_enumTypes[0]
+}
+
+func (x ResponseStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ResponseStatus.Descriptor instead.
+func (ResponseStatus) EnumDescriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{0}
+}
+
+// OpenAI's `Response` object: the fields assistd fills. Unset optional fields and unset
+// messages are JSON null.
+type Response struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its id, "resp_..." (time-ordered).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Always "response".
+	Object string `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
+	// Creation time, Unix seconds.
+	CreatedAt int64 `protobuf:"varint,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Its status.
+	Status ResponseStatus `protobuf:"varint,4,opt,name=status,proto3,enum=assistd.v1.ResponseStatus" json:"status,omitempty"`
+	// Whether it runs in the background.
+	Background bool `protobuf:"varint,5,opt,name=background,proto3" json:"background,omitempty"`
+	// When it completed (or ended incomplete), Unix seconds; unset before.
+	CompletedAt *int64 `protobuf:"varint,6,opt,name=completed_at,json=completedAt,proto3,oneof" json:"completed_at,omitempty"`
+	// Why it failed; unset unless it did.
+	Error *ResponseError `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	// Why it is incomplete; unset unless it is.
+	IncompleteDetails *ResponseIncompleteDetails `protobuf:"bytes,8,opt,name=incomplete_details,json=incompleteDetails,proto3" json:"incomplete_details,omitempty"`
+	// Its own instructions (never those of the response it follows), or a prompt's.
+	Instructions *string `protobuf:"bytes,9,opt,name=instructions,proto3,oneof" json:"instructions,omitempty"`
+	// The cap on its output tokens.
+	MaxOutputTokens *int64 `protobuf:"varint,10,opt,name=max_output_tokens,json=maxOutputTokens,proto3,oneof" json:"max_output_tokens,omitempty"`
+	// The cap on its tool calls.
+	MaxToolCalls *int64 `protobuf:"varint,11,opt,name=max_tool_calls,json=maxToolCalls,proto3,oneof" json:"max_tool_calls,omitempty"`
+	// The model.
+	Model string `protobuf:"bytes,12,opt,name=model,proto3" json:"model,omitempty"`
+	// What the model produced, in order.
+	Output []*ResponseItem `protobuf:"bytes,13,rep,name=output,proto3" json:"output,omitempty"`
+	// Whether the model may call tools in parallel.
+	ParallelToolCalls bool `protobuf:"varint,14,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3" json:"parallel_tool_calls,omitempty"`
+	// The response it follows.
+	PreviousResponseId *string `protobuf:"bytes,15,opt,name=previous_response_id,json=previousResponseId,proto3,oneof" json:"previous_response_id,omitempty"`
+	// The conversation it belongs to.
+	Conversation *ResponseConversation `protobuf:"bytes,16,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	// The prompt (an assistant) it used.
+	Prompt *ResponsePrompt `protobuf:"bytes,17,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	// Reasoning options.
+	Reasoning *ResponseReasoning `protobuf:"bytes,18,opt,name=reasoning,proto3" json:"reasoning,omitempty"`
+	// Whether it is stored (retrievable and chainable).
+	Store bool `protobuf:"varint,19,opt,name=store,proto3" json:"store,omitempty"`
+	// Sampling temperature.
+	Temperature *float64 `protobuf:"fixed64,20,opt,name=temperature,proto3,oneof" json:"temperature,omitempty"`
+	// Text output options.
+	Text *ResponseText `protobuf:"bytes,21,opt,name=text,proto3" json:"text,omitempty"`
+	// The tool choice as the request gave it: "auto", "none", "required" or an object.
+	ToolChoice *structpb.Value `protobuf:"bytes,22,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
+	// The tools as the request gave them (OpenAI's tool JSON, with `strict` and `description`
+	// null when not given; a prompt's tools when the request has none). Kept as JSON: a
+	// function's parameters and a file_search filter are arbitrary JSON, and the parser has
+	// checked the rest.
+	Tools []*structpb.Struct `protobuf:"bytes,23,rep,name=tools,proto3" json:"tools,omitempty"`
+	// Nucleus sampling.
+	TopP *float64 `protobuf:"fixed64,24,opt,name=top_p,json=topP,proto3,oneof" json:"top_p,omitempty"`
+	// The truncation strategy named by the request ("disabled" by default).
+	Truncation *string `protobuf:"bytes,25,opt,name=truncation,proto3,oneof" json:"truncation,omitempty"`
+	// Tokens used; unset until it has ended.
+	Usage *ResponseUsage `protobuf:"bytes,26,opt,name=usage,proto3" json:"usage,omitempty"`
+	// The caller's end-user id.
+	User *string `protobuf:"bytes,27,opt,name=user,proto3,oneof" json:"user,omitempty"`
+	// The caller's safety identifier.
+	SafetyIdentifier *string `protobuf:"bytes,28,opt,name=safety_identifier,json=safetyIdentifier,proto3,oneof" json:"safety_identifier,omitempty"`
+	// Up to 16 key-value pairs of the caller's own.
+	Metadata      map[string]string `protobuf:"bytes,29,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Response) Reset() {
+	*x = Response{}
+	mi := &file_assistd_v1_response_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Response) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Response) ProtoMessage() {}
+
+func (x *Response) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Response.ProtoReflect.Descriptor instead.
+func (*Response) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Response) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Response) GetObject() string {
+	if x != nil {
+		return x.Object
+	}
+	return ""
+}
+
+func (x *Response) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *Response) GetStatus() ResponseStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ResponseStatus_RESPONSE_STATUS_UNSPECIFIED
+}
+
+func (x *Response) GetBackground() bool {
+	if x != nil {
+		return x.Background
+	}
+	return false
+}
+
+func (x *Response) GetCompletedAt() int64 {
+	if x != nil && x.CompletedAt != nil {
+		return *x.CompletedAt
+	}
+	return 0
+}
+
+func (x *Response) GetError() *ResponseError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *Response) GetIncompleteDetails() *ResponseIncompleteDetails {
+	if x != nil {
+		return x.IncompleteDetails
+	}
+	return nil
+}
+
+func (x *Response) GetInstructions() string {
+	if x != nil && x.Instructions != nil {
+		return *x.Instructions
+	}
+	return ""
+}
+
+func (x *Response) GetMaxOutputTokens() int64 {
+	if x != nil && x.MaxOutputTokens != nil {
+		return *x.MaxOutputTokens
+	}
+	return 0
+}
+
+func (x *Response) GetMaxToolCalls() int64 {
+	if x != nil && x.MaxToolCalls != nil {
+		return *x.MaxToolCalls
+	}
+	return 0
+}
+
+func (x *Response) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Response) GetOutput() []*ResponseItem {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *Response) GetParallelToolCalls() bool {
+	if x != nil {
+		return x.ParallelToolCalls
+	}
+	return false
+}
+
+func (x *Response) GetPreviousResponseId() string {
+	if x != nil && x.PreviousResponseId != nil {
+		return *x.PreviousResponseId
+	}
+	return ""
+}
+
+func (x *Response) GetConversation() *ResponseConversation {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+func (x *Response) GetPrompt() *ResponsePrompt {
+	if x != nil {
+		return x.Prompt
+	}
+	return nil
+}
+
+func (x *Response) GetReasoning() *ResponseReasoning {
+	if x != nil {
+		return x.Reasoning
+	}
+	return nil
+}
+
+func (x *Response) GetStore() bool {
+	if x != nil {
+		return x.Store
+	}
+	return false
+}
+
+func (x *Response) GetTemperature() float64 {
+	if x != nil && x.Temperature != nil {
+		return *x.Temperature
+	}
+	return 0
+}
+
+func (x *Response) GetText() *ResponseText {
+	if x != nil {
+		return x.Text
+	}
+	return nil
+}
+
+func (x *Response) GetToolChoice() *structpb.Value {
+	if x != nil {
+		return x.ToolChoice
+	}
+	return nil
+}
+
+func (x *Response) GetTools() []*structpb.Struct {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+func (x *Response) GetTopP() float64 {
+	if x != nil && x.TopP != nil {
+		return *x.TopP
+	}
+	return 0
+}
+
+func (x *Response) GetTruncation() string {
+	if x != nil && x.Truncation != nil {
+		return *x.Truncation
+	}
+	return ""
+}
+
+func (x *Response) GetUsage() *ResponseUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *Response) GetUser() string {
+	if x != nil && x.User != nil {
+		return *x.User
+	}
+	return ""
+}
+
+func (x *Response) GetSafetyIdentifier() string {
+	if x != nil && x.SafetyIdentifier != nil {
+		return *x.SafetyIdentifier
+	}
+	return ""
+}
+
+func (x *Response) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+// Why a response failed.
+type ResponseError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The error code, e.g. "server_error", "rate_limit_exceeded".
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// What happened.
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseError) Reset() {
+	*x = ResponseError{}
+	mi := &file_assistd_v1_response_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseError) ProtoMessage() {}
+
+func (x *ResponseError) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseError.ProtoReflect.Descriptor instead.
+func (*ResponseError) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ResponseError) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ResponseError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// Why a response is incomplete.
+type ResponseIncompleteDetails struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "max_output_tokens" or "content_filter".
+	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseIncompleteDetails) Reset() {
+	*x = ResponseIncompleteDetails{}
+	mi := &file_assistd_v1_response_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseIncompleteDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseIncompleteDetails) ProtoMessage() {}
+
+func (x *ResponseIncompleteDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseIncompleteDetails.ProtoReflect.Descriptor instead.
+func (*ResponseIncompleteDetails) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ResponseIncompleteDetails) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// The conversation a response belongs to.
+type ResponseConversation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseConversation) Reset() {
+	*x = ResponseConversation{}
+	mi := &file_assistd_v1_response_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseConversation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseConversation) ProtoMessage() {}
+
+func (x *ResponseConversation) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseConversation.ProtoReflect.Descriptor instead.
+func (*ResponseConversation) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ResponseConversation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// The prompt a response used: assistd's prompts are assistants.
+type ResponsePrompt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The assistant's id, "asst_...".
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Prompt variables (not supported: always unset).
+	Variables *structpb.Struct `protobuf:"bytes,2,opt,name=variables,proto3" json:"variables,omitempty"`
+	// The prompt's version (not supported: always unset).
+	Version       *string `protobuf:"bytes,3,opt,name=version,proto3,oneof" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponsePrompt) Reset() {
+	*x = ResponsePrompt{}
+	mi := &file_assistd_v1_response_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponsePrompt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponsePrompt) ProtoMessage() {}
+
+func (x *ResponsePrompt) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponsePrompt.ProtoReflect.Descriptor instead.
+func (*ResponsePrompt) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ResponsePrompt) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ResponsePrompt) GetVariables() *structpb.Struct {
+	if x != nil {
+		return x.Variables
+	}
+	return nil
+}
+
+func (x *ResponsePrompt) GetVersion() string {
+	if x != nil && x.Version != nil {
+		return *x.Version
+	}
+	return ""
+}
+
+// Reasoning options.
+type ResponseReasoning struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "minimal", "low", "medium" or "high".
+	Effort *string `protobuf:"bytes,1,opt,name=effort,proto3,oneof" json:"effort,omitempty"`
+	// The reasoning summary asked for.
+	Summary       *string `protobuf:"bytes,2,opt,name=summary,proto3,oneof" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseReasoning) Reset() {
+	*x = ResponseReasoning{}
+	mi := &file_assistd_v1_response_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseReasoning) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseReasoning) ProtoMessage() {}
+
+func (x *ResponseReasoning) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseReasoning.ProtoReflect.Descriptor instead.
+func (*ResponseReasoning) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ResponseReasoning) GetEffort() string {
+	if x != nil && x.Effort != nil {
+		return *x.Effort
+	}
+	return ""
+}
+
+func (x *ResponseReasoning) GetSummary() string {
+	if x != nil && x.Summary != nil {
+		return *x.Summary
+	}
+	return ""
+}
+
+// Text output options.
+type ResponseText struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The output format as the request gave it: {"type": "text"}, {"type": "json_object"} or
+	// {"type": "json_schema", "schema": ..., ...} (a JSON schema is arbitrary JSON).
+	Format        *structpb.Struct `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseText) Reset() {
+	*x = ResponseText{}
+	mi := &file_assistd_v1_response_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseText) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseText) ProtoMessage() {}
+
+func (x *ResponseText) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseText.ProtoReflect.Descriptor instead.
+func (*ResponseText) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ResponseText) GetFormat() *structpb.Struct {
+	if x != nil {
+		return x.Format
+	}
+	return nil
+}
+
+// Tokens a response used.
+type ResponseUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tokens sent to the model.
+	InputTokens int64 `protobuf:"varint,1,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	// Details of the input tokens.
+	InputTokensDetails *ResponseInputTokensDetails `protobuf:"bytes,2,opt,name=input_tokens_details,json=inputTokensDetails,proto3" json:"input_tokens_details,omitempty"`
+	// Tokens the model produced.
+	OutputTokens int64 `protobuf:"varint,3,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	// Details of the output tokens.
+	OutputTokensDetails *ResponseOutputTokensDetails `protobuf:"bytes,4,opt,name=output_tokens_details,json=outputTokensDetails,proto3" json:"output_tokens_details,omitempty"`
+	// input_tokens + output_tokens.
+	TotalTokens   int64 `protobuf:"varint,5,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseUsage) Reset() {
+	*x = ResponseUsage{}
+	mi := &file_assistd_v1_response_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseUsage) ProtoMessage() {}
+
+func (x *ResponseUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseUsage.ProtoReflect.Descriptor instead.
+func (*ResponseUsage) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ResponseUsage) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *ResponseUsage) GetInputTokensDetails() *ResponseInputTokensDetails {
+	if x != nil {
+		return x.InputTokensDetails
+	}
+	return nil
+}
+
+func (x *ResponseUsage) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *ResponseUsage) GetOutputTokensDetails() *ResponseOutputTokensDetails {
+	if x != nil {
+		return x.OutputTokensDetails
+	}
+	return nil
+}
+
+func (x *ResponseUsage) GetTotalTokens() int64 {
+	if x != nil {
+		return x.TotalTokens
+	}
+	return 0
+}
+
+// Details of a response's input tokens.
+type ResponseInputTokensDetails struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tokens read from the provider's cache.
+	CachedTokens int64 `protobuf:"varint,1,opt,name=cached_tokens,json=cachedTokens,proto3" json:"cached_tokens,omitempty"`
+	// Tokens written to the provider's cache.
+	CacheWriteTokens int64 `protobuf:"varint,2,opt,name=cache_write_tokens,json=cacheWriteTokens,proto3" json:"cache_write_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ResponseInputTokensDetails) Reset() {
+	*x = ResponseInputTokensDetails{}
+	mi := &file_assistd_v1_response_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseInputTokensDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseInputTokensDetails) ProtoMessage() {}
+
+func (x *ResponseInputTokensDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseInputTokensDetails.ProtoReflect.Descriptor instead.
+func (*ResponseInputTokensDetails) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ResponseInputTokensDetails) GetCachedTokens() int64 {
+	if x != nil {
+		return x.CachedTokens
+	}
+	return 0
+}
+
+func (x *ResponseInputTokensDetails) GetCacheWriteTokens() int64 {
+	if x != nil {
+		return x.CacheWriteTokens
+	}
+	return 0
+}
+
+// Details of a response's output tokens.
+type ResponseOutputTokensDetails struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Reasoning tokens.
+	ReasoningTokens int64 `protobuf:"varint,1,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ResponseOutputTokensDetails) Reset() {
+	*x = ResponseOutputTokensDetails{}
+	mi := &file_assistd_v1_response_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseOutputTokensDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseOutputTokensDetails) ProtoMessage() {}
+
+func (x *ResponseOutputTokensDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseOutputTokensDetails.ProtoReflect.Descriptor instead.
+func (*ResponseOutputTokensDetails) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ResponseOutputTokensDetails) GetReasoningTokens() int64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+// One event of a response's stream, as OpenAI sends it: JSON `{"type": ..., "sequence_number":
+// ..., ...the payload's fields}`. Events of one shape share a payload message; `type` says which
+// event it is.
 type ResponseEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The event's place in the response's stream: 0 for the first, then gap-free.
 	SequenceNumber uint64 `protobuf:"varint,1,opt,name=sequence_number,json=sequenceNumber,proto3" json:"sequence_number,omitempty"`
-	// The event type, e.g. "response.output_text.delta" (also `data.type`).
+	// The event type, e.g. "response.output_text.delta".
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
-	// The whole event as OpenAI's JSON, `type` and `sequence_number` included.
-	Data          *structpb.Struct `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// The event's fields besides `type` and `sequence_number`.
+	//
+	// Types that are valid to be assigned to Payload:
+	//
+	//	*ResponseEvent_Lifecycle
+	//	*ResponseEvent_OutputItem
+	//	*ResponseEvent_ContentPart
+	//	*ResponseEvent_TextDelta
+	//	*ResponseEvent_TextDone
+	//	*ResponseEvent_AnnotationAdded
+	//	*ResponseEvent_CallDelta
+	//	*ResponseEvent_ArgumentsDone
+	//	*ResponseEvent_CodeDone
+	//	*ResponseEvent_CallStatus
+	Payload       isResponseEvent_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ResponseEvent) Reset() {
 	*x = ResponseEvent{}
-	mi := &file_assistd_v1_response_proto_msgTypes[0]
+	mi := &file_assistd_v1_response_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +931,7 @@ func (x *ResponseEvent) String() string {
 func (*ResponseEvent) ProtoMessage() {}
 
 func (x *ResponseEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[0]
+	mi := &file_assistd_v1_response_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +944,7 @@ func (x *ResponseEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseEvent.ProtoReflect.Descriptor instead.
 func (*ResponseEvent) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{0}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ResponseEvent) GetSequenceNumber() uint64 {
@@ -79,14 +961,846 @@ func (x *ResponseEvent) GetType() string {
 	return ""
 }
 
-func (x *ResponseEvent) GetData() *structpb.Struct {
+func (x *ResponseEvent) GetPayload() isResponseEvent_Payload {
 	if x != nil {
-		return x.Data
+		return x.Payload
 	}
 	return nil
 }
 
-// What the service keeps of a response (storage only; clients see the `response` JSON).
+func (x *ResponseEvent) GetLifecycle() *ResponseLifecycleEvent {
+	if x != nil {
+		if x, ok := x.Payload.(*ResponseEvent_Lifecycle); ok {
+			return x.Lifecycle
+		}
+	}
+	return nil
+}
+
+func (x *ResponseEvent) GetOutputItem() *ResponseOutputItemEvent {
+	if x != nil {
+		if x, ok := x.Payload.(*ResponseEvent_OutputItem); ok {
+			return x.OutputItem
+		}
+	}
+	return nil
+}
+
+func (x *ResponseEvent) GetContentPart() *ResponseContentPartEvent {
+	if x != nil {
+		if x, ok := x.Payload.(*ResponseEvent_ContentPart); ok {
+			return x.ContentPart
+		}
+	}
+	return nil
+}
+
+func (x *ResponseEvent) GetTextDelta() *ResponseTextDeltaEvent {
+	if x != nil {
+		if x, ok := x.Payload.(*ResponseEvent_TextDelta); ok {
+			return x.TextDelta
+		}
+	}
+	return nil
+}
+
+func (x *ResponseEvent) GetTextDone() *ResponseTextDoneEvent {
+	if x != nil {
+		if x, ok := x.Payload.(*ResponseEvent_TextDone); ok {
+			return x.TextDone
+		}
+	}
+	return nil
+}
+
+func (x *ResponseEvent) GetAnnotationAdded() *ResponseAnnotationAddedEvent {
+	if x != nil {
+		if x, ok := x.Payload.(*ResponseEvent_AnnotationAdded); ok {
+			return x.AnnotationAdded
+		}
+	}
+	return nil
+}
+
+func (x *ResponseEvent) GetCallDelta() *ResponseCallDeltaEvent {
+	if x != nil {
+		if x, ok := x.Payload.(*ResponseEvent_CallDelta); ok {
+			return x.CallDelta
+		}
+	}
+	return nil
+}
+
+func (x *ResponseEvent) GetArgumentsDone() *ResponseArgumentsDoneEvent {
+	if x != nil {
+		if x, ok := x.Payload.(*ResponseEvent_ArgumentsDone); ok {
+			return x.ArgumentsDone
+		}
+	}
+	return nil
+}
+
+func (x *ResponseEvent) GetCodeDone() *ResponseCodeDoneEvent {
+	if x != nil {
+		if x, ok := x.Payload.(*ResponseEvent_CodeDone); ok {
+			return x.CodeDone
+		}
+	}
+	return nil
+}
+
+func (x *ResponseEvent) GetCallStatus() *ResponseCallStatusEvent {
+	if x != nil {
+		if x, ok := x.Payload.(*ResponseEvent_CallStatus); ok {
+			return x.CallStatus
+		}
+	}
+	return nil
+}
+
+type isResponseEvent_Payload interface {
+	isResponseEvent_Payload()
+}
+
+type ResponseEvent_Lifecycle struct {
+	// response.created, .queued, .in_progress, .completed, .incomplete, .failed.
+	Lifecycle *ResponseLifecycleEvent `protobuf:"bytes,4,opt,name=lifecycle,proto3,oneof"`
+}
+
+type ResponseEvent_OutputItem struct {
+	// response.output_item.added, response.output_item.done.
+	OutputItem *ResponseOutputItemEvent `protobuf:"bytes,5,opt,name=output_item,json=outputItem,proto3,oneof"`
+}
+
+type ResponseEvent_ContentPart struct {
+	// response.content_part.added, response.content_part.done.
+	ContentPart *ResponseContentPartEvent `protobuf:"bytes,6,opt,name=content_part,json=contentPart,proto3,oneof"`
+}
+
+type ResponseEvent_TextDelta struct {
+	// response.output_text.delta.
+	TextDelta *ResponseTextDeltaEvent `protobuf:"bytes,7,opt,name=text_delta,json=textDelta,proto3,oneof"`
+}
+
+type ResponseEvent_TextDone struct {
+	// response.output_text.done.
+	TextDone *ResponseTextDoneEvent `protobuf:"bytes,8,opt,name=text_done,json=textDone,proto3,oneof"`
+}
+
+type ResponseEvent_AnnotationAdded struct {
+	// response.output_text.annotation.added.
+	AnnotationAdded *ResponseAnnotationAddedEvent `protobuf:"bytes,9,opt,name=annotation_added,json=annotationAdded,proto3,oneof"`
+}
+
+type ResponseEvent_CallDelta struct {
+	// response.function_call_arguments.delta, response.code_interpreter_call_code.delta.
+	CallDelta *ResponseCallDeltaEvent `protobuf:"bytes,10,opt,name=call_delta,json=callDelta,proto3,oneof"`
+}
+
+type ResponseEvent_ArgumentsDone struct {
+	// response.function_call_arguments.done.
+	ArgumentsDone *ResponseArgumentsDoneEvent `protobuf:"bytes,11,opt,name=arguments_done,json=argumentsDone,proto3,oneof"`
+}
+
+type ResponseEvent_CodeDone struct {
+	// response.code_interpreter_call_code.done.
+	CodeDone *ResponseCodeDoneEvent `protobuf:"bytes,12,opt,name=code_done,json=codeDone,proto3,oneof"`
+}
+
+type ResponseEvent_CallStatus struct {
+	// response.file_search_call.in_progress, .searching, .completed;
+	// response.code_interpreter_call.in_progress, .interpreting, .completed.
+	CallStatus *ResponseCallStatusEvent `protobuf:"bytes,13,opt,name=call_status,json=callStatus,proto3,oneof"`
+}
+
+func (*ResponseEvent_Lifecycle) isResponseEvent_Payload() {}
+
+func (*ResponseEvent_OutputItem) isResponseEvent_Payload() {}
+
+func (*ResponseEvent_ContentPart) isResponseEvent_Payload() {}
+
+func (*ResponseEvent_TextDelta) isResponseEvent_Payload() {}
+
+func (*ResponseEvent_TextDone) isResponseEvent_Payload() {}
+
+func (*ResponseEvent_AnnotationAdded) isResponseEvent_Payload() {}
+
+func (*ResponseEvent_CallDelta) isResponseEvent_Payload() {}
+
+func (*ResponseEvent_ArgumentsDone) isResponseEvent_Payload() {}
+
+func (*ResponseEvent_CodeDone) isResponseEvent_Payload() {}
+
+func (*ResponseEvent_CallStatus) isResponseEvent_Payload() {}
+
+// A response's status changed: the response as it is now.
+type ResponseLifecycleEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The response.
+	Response      *Response `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseLifecycleEvent) Reset() {
+	*x = ResponseLifecycleEvent{}
+	mi := &file_assistd_v1_response_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseLifecycleEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseLifecycleEvent) ProtoMessage() {}
+
+func (x *ResponseLifecycleEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseLifecycleEvent.ProtoReflect.Descriptor instead.
+func (*ResponseLifecycleEvent) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ResponseLifecycleEvent) GetResponse() *Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+// An output item was added or is done.
+type ResponseOutputItemEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its place in `output`.
+	OutputIndex int64 `protobuf:"varint,1,opt,name=output_index,json=outputIndex,proto3" json:"output_index,omitempty"`
+	// The item as it is now.
+	Item          *ResponseItem `protobuf:"bytes,2,opt,name=item,proto3" json:"item,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseOutputItemEvent) Reset() {
+	*x = ResponseOutputItemEvent{}
+	mi := &file_assistd_v1_response_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseOutputItemEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseOutputItemEvent) ProtoMessage() {}
+
+func (x *ResponseOutputItemEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseOutputItemEvent.ProtoReflect.Descriptor instead.
+func (*ResponseOutputItemEvent) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ResponseOutputItemEvent) GetOutputIndex() int64 {
+	if x != nil {
+		return x.OutputIndex
+	}
+	return 0
+}
+
+func (x *ResponseOutputItemEvent) GetItem() *ResponseItem {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+// A content part of an output message was added or is done.
+type ResponseContentPartEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message's item id.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The message's place in `output`.
+	OutputIndex int64 `protobuf:"varint,2,opt,name=output_index,json=outputIndex,proto3" json:"output_index,omitempty"`
+	// The part's place in the message's content.
+	ContentIndex int64 `protobuf:"varint,3,opt,name=content_index,json=contentIndex,proto3" json:"content_index,omitempty"`
+	// The part as it is now.
+	Part          *ResponseContent `protobuf:"bytes,4,opt,name=part,proto3" json:"part,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseContentPartEvent) Reset() {
+	*x = ResponseContentPartEvent{}
+	mi := &file_assistd_v1_response_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseContentPartEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseContentPartEvent) ProtoMessage() {}
+
+func (x *ResponseContentPartEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseContentPartEvent.ProtoReflect.Descriptor instead.
+func (*ResponseContentPartEvent) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ResponseContentPartEvent) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *ResponseContentPartEvent) GetOutputIndex() int64 {
+	if x != nil {
+		return x.OutputIndex
+	}
+	return 0
+}
+
+func (x *ResponseContentPartEvent) GetContentIndex() int64 {
+	if x != nil {
+		return x.ContentIndex
+	}
+	return 0
+}
+
+func (x *ResponseContentPartEvent) GetPart() *ResponseContent {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+// More text of an output_text part.
+type ResponseTextDeltaEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message's item id.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The message's place in `output`.
+	OutputIndex int64 `protobuf:"varint,2,opt,name=output_index,json=outputIndex,proto3" json:"output_index,omitempty"`
+	// The part's place in the message's content.
+	ContentIndex int64 `protobuf:"varint,3,opt,name=content_index,json=contentIndex,proto3" json:"content_index,omitempty"`
+	// The text added.
+	Delta string `protobuf:"bytes,4,opt,name=delta,proto3" json:"delta,omitempty"`
+	// Log probabilities of its tokens (always empty).
+	Logprobs      []*ResponseLogProb `protobuf:"bytes,5,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseTextDeltaEvent) Reset() {
+	*x = ResponseTextDeltaEvent{}
+	mi := &file_assistd_v1_response_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseTextDeltaEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseTextDeltaEvent) ProtoMessage() {}
+
+func (x *ResponseTextDeltaEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseTextDeltaEvent.ProtoReflect.Descriptor instead.
+func (*ResponseTextDeltaEvent) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ResponseTextDeltaEvent) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *ResponseTextDeltaEvent) GetOutputIndex() int64 {
+	if x != nil {
+		return x.OutputIndex
+	}
+	return 0
+}
+
+func (x *ResponseTextDeltaEvent) GetContentIndex() int64 {
+	if x != nil {
+		return x.ContentIndex
+	}
+	return 0
+}
+
+func (x *ResponseTextDeltaEvent) GetDelta() string {
+	if x != nil {
+		return x.Delta
+	}
+	return ""
+}
+
+func (x *ResponseTextDeltaEvent) GetLogprobs() []*ResponseLogProb {
+	if x != nil {
+		return x.Logprobs
+	}
+	return nil
+}
+
+// An output_text part's text is done.
+type ResponseTextDoneEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message's item id.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The message's place in `output`.
+	OutputIndex int64 `protobuf:"varint,2,opt,name=output_index,json=outputIndex,proto3" json:"output_index,omitempty"`
+	// The part's place in the message's content.
+	ContentIndex int64 `protobuf:"varint,3,opt,name=content_index,json=contentIndex,proto3" json:"content_index,omitempty"`
+	// The whole text.
+	Text string `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	// Log probabilities of its tokens (always empty).
+	Logprobs      []*ResponseLogProb `protobuf:"bytes,5,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseTextDoneEvent) Reset() {
+	*x = ResponseTextDoneEvent{}
+	mi := &file_assistd_v1_response_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseTextDoneEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseTextDoneEvent) ProtoMessage() {}
+
+func (x *ResponseTextDoneEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseTextDoneEvent.ProtoReflect.Descriptor instead.
+func (*ResponseTextDoneEvent) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ResponseTextDoneEvent) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *ResponseTextDoneEvent) GetOutputIndex() int64 {
+	if x != nil {
+		return x.OutputIndex
+	}
+	return 0
+}
+
+func (x *ResponseTextDoneEvent) GetContentIndex() int64 {
+	if x != nil {
+		return x.ContentIndex
+	}
+	return 0
+}
+
+func (x *ResponseTextDoneEvent) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ResponseTextDoneEvent) GetLogprobs() []*ResponseLogProb {
+	if x != nil {
+		return x.Logprobs
+	}
+	return nil
+}
+
+// A citation was added to an output_text part.
+type ResponseAnnotationAddedEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message's item id.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The message's place in `output`.
+	OutputIndex int64 `protobuf:"varint,2,opt,name=output_index,json=outputIndex,proto3" json:"output_index,omitempty"`
+	// The part's place in the message's content.
+	ContentIndex int64 `protobuf:"varint,3,opt,name=content_index,json=contentIndex,proto3" json:"content_index,omitempty"`
+	// The citation's place in the part's annotations.
+	AnnotationIndex int64 `protobuf:"varint,4,opt,name=annotation_index,json=annotationIndex,proto3" json:"annotation_index,omitempty"`
+	// The citation.
+	Annotation    *ResponseAnnotation `protobuf:"bytes,5,opt,name=annotation,proto3" json:"annotation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseAnnotationAddedEvent) Reset() {
+	*x = ResponseAnnotationAddedEvent{}
+	mi := &file_assistd_v1_response_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseAnnotationAddedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseAnnotationAddedEvent) ProtoMessage() {}
+
+func (x *ResponseAnnotationAddedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseAnnotationAddedEvent.ProtoReflect.Descriptor instead.
+func (*ResponseAnnotationAddedEvent) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ResponseAnnotationAddedEvent) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *ResponseAnnotationAddedEvent) GetOutputIndex() int64 {
+	if x != nil {
+		return x.OutputIndex
+	}
+	return 0
+}
+
+func (x *ResponseAnnotationAddedEvent) GetContentIndex() int64 {
+	if x != nil {
+		return x.ContentIndex
+	}
+	return 0
+}
+
+func (x *ResponseAnnotationAddedEvent) GetAnnotationIndex() int64 {
+	if x != nil {
+		return x.AnnotationIndex
+	}
+	return 0
+}
+
+func (x *ResponseAnnotationAddedEvent) GetAnnotation() *ResponseAnnotation {
+	if x != nil {
+		return x.Annotation
+	}
+	return nil
+}
+
+// More of a call's streamed input: a function call's arguments or a code_interpreter call's code.
+type ResponseCallDeltaEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The call's item id.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The call's place in `output`.
+	OutputIndex int64 `protobuf:"varint,2,opt,name=output_index,json=outputIndex,proto3" json:"output_index,omitempty"`
+	// The text added.
+	Delta         string `protobuf:"bytes,3,opt,name=delta,proto3" json:"delta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseCallDeltaEvent) Reset() {
+	*x = ResponseCallDeltaEvent{}
+	mi := &file_assistd_v1_response_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseCallDeltaEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseCallDeltaEvent) ProtoMessage() {}
+
+func (x *ResponseCallDeltaEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseCallDeltaEvent.ProtoReflect.Descriptor instead.
+func (*ResponseCallDeltaEvent) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ResponseCallDeltaEvent) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *ResponseCallDeltaEvent) GetOutputIndex() int64 {
+	if x != nil {
+		return x.OutputIndex
+	}
+	return 0
+}
+
+func (x *ResponseCallDeltaEvent) GetDelta() string {
+	if x != nil {
+		return x.Delta
+	}
+	return ""
+}
+
+// A function call's arguments are done.
+type ResponseArgumentsDoneEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The call's item id.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The call's place in `output`.
+	OutputIndex int64 `protobuf:"varint,2,opt,name=output_index,json=outputIndex,proto3" json:"output_index,omitempty"`
+	// The whole arguments, a JSON string.
+	Arguments     string `protobuf:"bytes,3,opt,name=arguments,proto3" json:"arguments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseArgumentsDoneEvent) Reset() {
+	*x = ResponseArgumentsDoneEvent{}
+	mi := &file_assistd_v1_response_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseArgumentsDoneEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseArgumentsDoneEvent) ProtoMessage() {}
+
+func (x *ResponseArgumentsDoneEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseArgumentsDoneEvent.ProtoReflect.Descriptor instead.
+func (*ResponseArgumentsDoneEvent) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ResponseArgumentsDoneEvent) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *ResponseArgumentsDoneEvent) GetOutputIndex() int64 {
+	if x != nil {
+		return x.OutputIndex
+	}
+	return 0
+}
+
+func (x *ResponseArgumentsDoneEvent) GetArguments() string {
+	if x != nil {
+		return x.Arguments
+	}
+	return ""
+}
+
+// A code_interpreter call's code is done.
+type ResponseCodeDoneEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The call's item id.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The call's place in `output`.
+	OutputIndex int64 `protobuf:"varint,2,opt,name=output_index,json=outputIndex,proto3" json:"output_index,omitempty"`
+	// The whole code.
+	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseCodeDoneEvent) Reset() {
+	*x = ResponseCodeDoneEvent{}
+	mi := &file_assistd_v1_response_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseCodeDoneEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseCodeDoneEvent) ProtoMessage() {}
+
+func (x *ResponseCodeDoneEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseCodeDoneEvent.ProtoReflect.Descriptor instead.
+func (*ResponseCodeDoneEvent) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ResponseCodeDoneEvent) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *ResponseCodeDoneEvent) GetOutputIndex() int64 {
+	if x != nil {
+		return x.OutputIndex
+	}
+	return 0
+}
+
+func (x *ResponseCodeDoneEvent) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// A file_search or code_interpreter call changed status (`type` says to what).
+type ResponseCallStatusEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The call's item id.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The call's place in `output`.
+	OutputIndex   int64 `protobuf:"varint,2,opt,name=output_index,json=outputIndex,proto3" json:"output_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseCallStatusEvent) Reset() {
+	*x = ResponseCallStatusEvent{}
+	mi := &file_assistd_v1_response_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseCallStatusEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseCallStatusEvent) ProtoMessage() {}
+
+func (x *ResponseCallStatusEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_assistd_v1_response_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseCallStatusEvent.ProtoReflect.Descriptor instead.
+func (*ResponseCallStatusEvent) Descriptor() ([]byte, []int) {
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ResponseCallStatusEvent) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *ResponseCallStatusEvent) GetOutputIndex() int64 {
+	if x != nil {
+		return x.OutputIndex
+	}
+	return 0
+}
+
+// What the service keeps of a response (storage only; clients see `Response`).
 type StoredResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Its id, "resp_..." (time-ordered).
@@ -107,18 +1821,21 @@ type StoredResponse struct {
 	ContextMessageId string `protobuf:"bytes,8,opt,name=context_message_id,json=contextMessageId,proto3" json:"context_message_id,omitempty"`
 	// Output details the request asked for, e.g. "file_search_call.results".
 	Include []string `protobuf:"bytes,9,rep,name=include,proto3" json:"include,omitempty"`
-	// The `response` object once it has ended (set by the first read after its end), so later
-	// reads need not render the run's log again.
+	// The response as OpenAI's JSON once it had ended, as versions before the typed `Response`
+	// kept it (no longer written; read as the typed `Response` when `final_response` is unset).
 	Final *structpb.Struct `protobuf:"bytes,10,opt,name=final,proto3" json:"final,omitempty"`
 	// The container its code_interpreter calls run in ("" when it has no code_interpreter).
-	ContainerId   string `protobuf:"bytes,11,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	ContainerId string `protobuf:"bytes,11,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	// The response once it has ended (set by the first read after its end), so later reads need
+	// not render the run's log again.
+	FinalResponse *Response `protobuf:"bytes,12,opt,name=final_response,json=finalResponse,proto3" json:"final_response,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoredResponse) Reset() {
 	*x = StoredResponse{}
-	mi := &file_assistd_v1_response_proto_msgTypes[1]
+	mi := &file_assistd_v1_response_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -130,7 +1847,7 @@ func (x *StoredResponse) String() string {
 func (*StoredResponse) ProtoMessage() {}
 
 func (x *StoredResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[1]
+	mi := &file_assistd_v1_response_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -143,7 +1860,7 @@ func (x *StoredResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredResponse.ProtoReflect.Descriptor instead.
 func (*StoredResponse) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{1}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StoredResponse) GetId() string {
@@ -223,10 +1940,18 @@ func (x *StoredResponse) GetContainerId() string {
 	return ""
 }
 
+func (x *StoredResponse) GetFinalResponse() *Response {
+	if x != nil {
+		return x.FinalResponse
+	}
+	return nil
+}
+
 // POST /v1/responses
 type CreateResponseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The request body, OpenAI's `CreateResponse` JSON.
+	// The request body, OpenAI's `CreateResponse` JSON (a Struct, not typed: its unions are wide,
+	// and the service's parser validates them with OpenAI's errors).
 	Body          *structpb.Struct `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -234,7 +1959,7 @@ type CreateResponseRequest struct {
 
 func (x *CreateResponseRequest) Reset() {
 	*x = CreateResponseRequest{}
-	mi := &file_assistd_v1_response_proto_msgTypes[2]
+	mi := &file_assistd_v1_response_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +1971,7 @@ func (x *CreateResponseRequest) String() string {
 func (*CreateResponseRequest) ProtoMessage() {}
 
 func (x *CreateResponseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[2]
+	mi := &file_assistd_v1_response_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +1984,7 @@ func (x *CreateResponseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponseRequest.ProtoReflect.Descriptor instead.
 func (*CreateResponseRequest) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{2}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateResponseRequest) GetBody() *structpb.Struct {
@@ -272,15 +1997,15 @@ func (x *CreateResponseRequest) GetBody() *structpb.Struct {
 // The response created.
 type CreateResponseResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// OpenAI's `response` object.
-	Response      *structpb.Struct `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// The response.
+	Response      *Response `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateResponseResponse) Reset() {
 	*x = CreateResponseResponse{}
-	mi := &file_assistd_v1_response_proto_msgTypes[3]
+	mi := &file_assistd_v1_response_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +2017,7 @@ func (x *CreateResponseResponse) String() string {
 func (*CreateResponseResponse) ProtoMessage() {}
 
 func (x *CreateResponseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[3]
+	mi := &file_assistd_v1_response_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,10 +2030,10 @@ func (x *CreateResponseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponseResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponseResponse) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{3}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{23}
 }
 
-func (x *CreateResponseResponse) GetResponse() *structpb.Struct {
+func (x *CreateResponseResponse) GetResponse() *Response {
 	if x != nil {
 		return x.Response
 	}
@@ -326,7 +2051,7 @@ type CreateResponseStreamRequest struct {
 
 func (x *CreateResponseStreamRequest) Reset() {
 	*x = CreateResponseStreamRequest{}
-	mi := &file_assistd_v1_response_proto_msgTypes[4]
+	mi := &file_assistd_v1_response_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -338,7 +2063,7 @@ func (x *CreateResponseStreamRequest) String() string {
 func (*CreateResponseStreamRequest) ProtoMessage() {}
 
 func (x *CreateResponseStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[4]
+	mi := &file_assistd_v1_response_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -351,7 +2076,7 @@ func (x *CreateResponseStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponseStreamRequest.ProtoReflect.Descriptor instead.
 func (*CreateResponseStreamRequest) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{4}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateResponseStreamRequest) GetBody() *structpb.Struct {
@@ -372,7 +2097,7 @@ type CreateResponseStreamResponse struct {
 
 func (x *CreateResponseStreamResponse) Reset() {
 	*x = CreateResponseStreamResponse{}
-	mi := &file_assistd_v1_response_proto_msgTypes[5]
+	mi := &file_assistd_v1_response_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +2109,7 @@ func (x *CreateResponseStreamResponse) String() string {
 func (*CreateResponseStreamResponse) ProtoMessage() {}
 
 func (x *CreateResponseStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[5]
+	mi := &file_assistd_v1_response_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +2122,7 @@ func (x *CreateResponseStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponseStreamResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponseStreamResponse) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{5}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateResponseStreamResponse) GetEvent() *ResponseEvent {
@@ -420,7 +2145,7 @@ type WatchResponseRequest struct {
 
 func (x *WatchResponseRequest) Reset() {
 	*x = WatchResponseRequest{}
-	mi := &file_assistd_v1_response_proto_msgTypes[6]
+	mi := &file_assistd_v1_response_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +2157,7 @@ func (x *WatchResponseRequest) String() string {
 func (*WatchResponseRequest) ProtoMessage() {}
 
 func (x *WatchResponseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[6]
+	mi := &file_assistd_v1_response_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +2170,7 @@ func (x *WatchResponseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponseRequest.ProtoReflect.Descriptor instead.
 func (*WatchResponseRequest) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{6}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WatchResponseRequest) GetResponseId() string {
@@ -473,7 +2198,7 @@ type WatchResponseResponse struct {
 
 func (x *WatchResponseResponse) Reset() {
 	*x = WatchResponseResponse{}
-	mi := &file_assistd_v1_response_proto_msgTypes[7]
+	mi := &file_assistd_v1_response_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +2210,7 @@ func (x *WatchResponseResponse) String() string {
 func (*WatchResponseResponse) ProtoMessage() {}
 
 func (x *WatchResponseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[7]
+	mi := &file_assistd_v1_response_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +2223,7 @@ func (x *WatchResponseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponseResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponseResponse) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{7}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WatchResponseResponse) GetEvent() *ResponseEvent {
@@ -519,7 +2244,7 @@ type GetResponseRequest struct {
 
 func (x *GetResponseRequest) Reset() {
 	*x = GetResponseRequest{}
-	mi := &file_assistd_v1_response_proto_msgTypes[8]
+	mi := &file_assistd_v1_response_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +2256,7 @@ func (x *GetResponseRequest) String() string {
 func (*GetResponseRequest) ProtoMessage() {}
 
 func (x *GetResponseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[8]
+	mi := &file_assistd_v1_response_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +2269,7 @@ func (x *GetResponseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponseRequest.ProtoReflect.Descriptor instead.
 func (*GetResponseRequest) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{8}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetResponseRequest) GetResponseId() string {
@@ -557,15 +2282,15 @@ func (x *GetResponseRequest) GetResponseId() string {
 // The response retrieved.
 type GetResponseResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// OpenAI's `response` object.
-	Response      *structpb.Struct `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// The response.
+	Response      *Response `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetResponseResponse) Reset() {
 	*x = GetResponseResponse{}
-	mi := &file_assistd_v1_response_proto_msgTypes[9]
+	mi := &file_assistd_v1_response_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +2302,7 @@ func (x *GetResponseResponse) String() string {
 func (*GetResponseResponse) ProtoMessage() {}
 
 func (x *GetResponseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[9]
+	mi := &file_assistd_v1_response_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,10 +2315,10 @@ func (x *GetResponseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponseResponse.ProtoReflect.Descriptor instead.
 func (*GetResponseResponse) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{9}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{29}
 }
 
-func (x *GetResponseResponse) GetResponse() *structpb.Struct {
+func (x *GetResponseResponse) GetResponse() *Response {
 	if x != nil {
 		return x.Response
 	}
@@ -611,7 +2336,7 @@ type CancelResponseRequest struct {
 
 func (x *CancelResponseRequest) Reset() {
 	*x = CancelResponseRequest{}
-	mi := &file_assistd_v1_response_proto_msgTypes[10]
+	mi := &file_assistd_v1_response_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +2348,7 @@ func (x *CancelResponseRequest) String() string {
 func (*CancelResponseRequest) ProtoMessage() {}
 
 func (x *CancelResponseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[10]
+	mi := &file_assistd_v1_response_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +2361,7 @@ func (x *CancelResponseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponseRequest.ProtoReflect.Descriptor instead.
 func (*CancelResponseRequest) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{10}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CancelResponseRequest) GetResponseId() string {
@@ -649,15 +2374,15 @@ func (x *CancelResponseRequest) GetResponseId() string {
 // The response, cancelled (or ended before the cancel reached it).
 type CancelResponseResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// OpenAI's `response` object.
-	Response      *structpb.Struct `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// The response.
+	Response      *Response `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CancelResponseResponse) Reset() {
 	*x = CancelResponseResponse{}
-	mi := &file_assistd_v1_response_proto_msgTypes[11]
+	mi := &file_assistd_v1_response_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +2394,7 @@ func (x *CancelResponseResponse) String() string {
 func (*CancelResponseResponse) ProtoMessage() {}
 
 func (x *CancelResponseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[11]
+	mi := &file_assistd_v1_response_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,10 +2407,10 @@ func (x *CancelResponseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponseResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponseResponse) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{11}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{31}
 }
 
-func (x *CancelResponseResponse) GetResponse() *structpb.Struct {
+func (x *CancelResponseResponse) GetResponse() *Response {
 	if x != nil {
 		return x.Response
 	}
@@ -703,7 +2428,7 @@ type DeleteResponseRequest struct {
 
 func (x *DeleteResponseRequest) Reset() {
 	*x = DeleteResponseRequest{}
-	mi := &file_assistd_v1_response_proto_msgTypes[12]
+	mi := &file_assistd_v1_response_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +2440,7 @@ func (x *DeleteResponseRequest) String() string {
 func (*DeleteResponseRequest) ProtoMessage() {}
 
 func (x *DeleteResponseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[12]
+	mi := &file_assistd_v1_response_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +2453,7 @@ func (x *DeleteResponseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponseRequest.ProtoReflect.Descriptor instead.
 func (*DeleteResponseRequest) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{12}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteResponseRequest) GetResponseId() string {
@@ -753,7 +2478,7 @@ type DeleteResponseResponse struct {
 
 func (x *DeleteResponseResponse) Reset() {
 	*x = DeleteResponseResponse{}
-	mi := &file_assistd_v1_response_proto_msgTypes[13]
+	mi := &file_assistd_v1_response_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +2490,7 @@ func (x *DeleteResponseResponse) String() string {
 func (*DeleteResponseResponse) ProtoMessage() {}
 
 func (x *DeleteResponseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[13]
+	mi := &file_assistd_v1_response_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +2503,7 @@ func (x *DeleteResponseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponseResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponseResponse) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{13}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteResponseResponse) GetId() string {
@@ -821,7 +2546,7 @@ type ListInputItemsRequest struct {
 
 func (x *ListInputItemsRequest) Reset() {
 	*x = ListInputItemsRequest{}
-	mi := &file_assistd_v1_response_proto_msgTypes[14]
+	mi := &file_assistd_v1_response_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +2558,7 @@ func (x *ListInputItemsRequest) String() string {
 func (*ListInputItemsRequest) ProtoMessage() {}
 
 func (x *ListInputItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[14]
+	mi := &file_assistd_v1_response_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +2571,7 @@ func (x *ListInputItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInputItemsRequest.ProtoReflect.Descriptor instead.
 func (*ListInputItemsRequest) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{14}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListInputItemsRequest) GetResponseId() string {
@@ -901,7 +2626,7 @@ type ListInputItemsResponse struct {
 
 func (x *ListInputItemsResponse) Reset() {
 	*x = ListInputItemsResponse{}
-	mi := &file_assistd_v1_response_proto_msgTypes[15]
+	mi := &file_assistd_v1_response_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +2638,7 @@ func (x *ListInputItemsResponse) String() string {
 func (*ListInputItemsResponse) ProtoMessage() {}
 
 func (x *ListInputItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[15]
+	mi := &file_assistd_v1_response_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +2651,7 @@ func (x *ListInputItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInputItemsResponse.ProtoReflect.Descriptor instead.
 func (*ListInputItemsResponse) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{15}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListInputItemsResponse) GetData() []*structpb.Struct {
@@ -968,7 +2693,7 @@ type CountInputTokensRequest struct {
 
 func (x *CountInputTokensRequest) Reset() {
 	*x = CountInputTokensRequest{}
-	mi := &file_assistd_v1_response_proto_msgTypes[16]
+	mi := &file_assistd_v1_response_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +2705,7 @@ func (x *CountInputTokensRequest) String() string {
 func (*CountInputTokensRequest) ProtoMessage() {}
 
 func (x *CountInputTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[16]
+	mi := &file_assistd_v1_response_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +2718,7 @@ func (x *CountInputTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountInputTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountInputTokensRequest) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{16}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CountInputTokensRequest) GetBody() *structpb.Struct {
@@ -1014,7 +2739,7 @@ type CountInputTokensResponse struct {
 
 func (x *CountInputTokensResponse) Reset() {
 	*x = CountInputTokensResponse{}
-	mi := &file_assistd_v1_response_proto_msgTypes[17]
+	mi := &file_assistd_v1_response_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +2751,7 @@ func (x *CountInputTokensResponse) String() string {
 func (*CountInputTokensResponse) ProtoMessage() {}
 
 func (x *CountInputTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_assistd_v1_response_proto_msgTypes[17]
+	mi := &file_assistd_v1_response_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +2764,7 @@ func (x *CountInputTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountInputTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountInputTokensResponse) Descriptor() ([]byte, []int) {
-	return file_assistd_v1_response_proto_rawDescGZIP(), []int{17}
+	return file_assistd_v1_response_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CountInputTokensResponse) GetInputTokens() int64 {
@@ -1054,11 +2779,153 @@ var File_assistd_v1_response_proto protoreflect.FileDescriptor
 const file_assistd_v1_response_proto_rawDesc = "" +
 	"\n" +
 	"\x19assistd/v1/response.proto\x12\n" +
-	"assistd.v1\x1a\x1cgoogle/protobuf/struct.proto\"y\n" +
+	"assistd.v1\x1a\x1eassistd/v1/response_item.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xf6\v\n" +
+	"\bResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06object\x18\x02 \x01(\tR\x06object\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x03 \x01(\x03R\tcreatedAt\x122\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x1a.assistd.v1.ResponseStatusR\x06status\x12\x1e\n" +
+	"\n" +
+	"background\x18\x05 \x01(\bR\n" +
+	"background\x12&\n" +
+	"\fcompleted_at\x18\x06 \x01(\x03H\x00R\vcompletedAt\x88\x01\x01\x12/\n" +
+	"\x05error\x18\a \x01(\v2\x19.assistd.v1.ResponseErrorR\x05error\x12T\n" +
+	"\x12incomplete_details\x18\b \x01(\v2%.assistd.v1.ResponseIncompleteDetailsR\x11incompleteDetails\x12'\n" +
+	"\finstructions\x18\t \x01(\tH\x01R\finstructions\x88\x01\x01\x12/\n" +
+	"\x11max_output_tokens\x18\n" +
+	" \x01(\x03H\x02R\x0fmaxOutputTokens\x88\x01\x01\x12)\n" +
+	"\x0emax_tool_calls\x18\v \x01(\x03H\x03R\fmaxToolCalls\x88\x01\x01\x12\x14\n" +
+	"\x05model\x18\f \x01(\tR\x05model\x120\n" +
+	"\x06output\x18\r \x03(\v2\x18.assistd.v1.ResponseItemR\x06output\x12.\n" +
+	"\x13parallel_tool_calls\x18\x0e \x01(\bR\x11parallelToolCalls\x125\n" +
+	"\x14previous_response_id\x18\x0f \x01(\tH\x04R\x12previousResponseId\x88\x01\x01\x12D\n" +
+	"\fconversation\x18\x10 \x01(\v2 .assistd.v1.ResponseConversationR\fconversation\x122\n" +
+	"\x06prompt\x18\x11 \x01(\v2\x1a.assistd.v1.ResponsePromptR\x06prompt\x12;\n" +
+	"\treasoning\x18\x12 \x01(\v2\x1d.assistd.v1.ResponseReasoningR\treasoning\x12\x14\n" +
+	"\x05store\x18\x13 \x01(\bR\x05store\x12%\n" +
+	"\vtemperature\x18\x14 \x01(\x01H\x05R\vtemperature\x88\x01\x01\x12,\n" +
+	"\x04text\x18\x15 \x01(\v2\x18.assistd.v1.ResponseTextR\x04text\x127\n" +
+	"\vtool_choice\x18\x16 \x01(\v2\x16.google.protobuf.ValueR\n" +
+	"toolChoice\x12-\n" +
+	"\x05tools\x18\x17 \x03(\v2\x17.google.protobuf.StructR\x05tools\x12\x18\n" +
+	"\x05top_p\x18\x18 \x01(\x01H\x06R\x04topP\x88\x01\x01\x12#\n" +
+	"\n" +
+	"truncation\x18\x19 \x01(\tH\aR\n" +
+	"truncation\x88\x01\x01\x12/\n" +
+	"\x05usage\x18\x1a \x01(\v2\x19.assistd.v1.ResponseUsageR\x05usage\x12\x17\n" +
+	"\x04user\x18\x1b \x01(\tH\bR\x04user\x88\x01\x01\x120\n" +
+	"\x11safety_identifier\x18\x1c \x01(\tH\tR\x10safetyIdentifier\x88\x01\x01\x12>\n" +
+	"\bmetadata\x18\x1d \x03(\v2\".assistd.v1.Response.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0f\n" +
+	"\r_completed_atB\x0f\n" +
+	"\r_instructionsB\x14\n" +
+	"\x12_max_output_tokensB\x11\n" +
+	"\x0f_max_tool_callsB\x17\n" +
+	"\x15_previous_response_idB\x0e\n" +
+	"\f_temperatureB\b\n" +
+	"\x06_top_pB\r\n" +
+	"\v_truncationB\a\n" +
+	"\x05_userB\x14\n" +
+	"\x12_safety_identifier\"=\n" +
+	"\rResponseError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"3\n" +
+	"\x19ResponseIncompleteDetails\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"&\n" +
+	"\x14ResponseConversation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x82\x01\n" +
+	"\x0eResponsePrompt\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
+	"\tvariables\x18\x02 \x01(\v2\x17.google.protobuf.StructR\tvariables\x12\x1d\n" +
+	"\aversion\x18\x03 \x01(\tH\x00R\aversion\x88\x01\x01B\n" +
+	"\n" +
+	"\b_version\"f\n" +
+	"\x11ResponseReasoning\x12\x1b\n" +
+	"\x06effort\x18\x01 \x01(\tH\x00R\x06effort\x88\x01\x01\x12\x1d\n" +
+	"\asummary\x18\x02 \x01(\tH\x01R\asummary\x88\x01\x01B\t\n" +
+	"\a_effortB\n" +
+	"\n" +
+	"\b_summary\"?\n" +
+	"\fResponseText\x12/\n" +
+	"\x06format\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06format\"\xb1\x02\n" +
+	"\rResponseUsage\x12!\n" +
+	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12X\n" +
+	"\x14input_tokens_details\x18\x02 \x01(\v2&.assistd.v1.ResponseInputTokensDetailsR\x12inputTokensDetails\x12#\n" +
+	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\x12[\n" +
+	"\x15output_tokens_details\x18\x04 \x01(\v2'.assistd.v1.ResponseOutputTokensDetailsR\x13outputTokensDetails\x12!\n" +
+	"\ftotal_tokens\x18\x05 \x01(\x03R\vtotalTokens\"o\n" +
+	"\x1aResponseInputTokensDetails\x12#\n" +
+	"\rcached_tokens\x18\x01 \x01(\x03R\fcachedTokens\x12,\n" +
+	"\x12cache_write_tokens\x18\x02 \x01(\x03R\x10cacheWriteTokens\"H\n" +
+	"\x1bResponseOutputTokensDetails\x12)\n" +
+	"\x10reasoning_tokens\x18\x01 \x01(\x03R\x0freasoningTokens\"\xb8\x06\n" +
 	"\rResponseEvent\x12'\n" +
 	"\x0fsequence_number\x18\x01 \x01(\x04R\x0esequenceNumber\x12\x12\n" +
-	"\x04type\x18\x02 \x01(\tR\x04type\x12+\n" +
-	"\x04data\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x04data\"\x9e\x03\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12B\n" +
+	"\tlifecycle\x18\x04 \x01(\v2\".assistd.v1.ResponseLifecycleEventH\x00R\tlifecycle\x12F\n" +
+	"\voutput_item\x18\x05 \x01(\v2#.assistd.v1.ResponseOutputItemEventH\x00R\n" +
+	"outputItem\x12I\n" +
+	"\fcontent_part\x18\x06 \x01(\v2$.assistd.v1.ResponseContentPartEventH\x00R\vcontentPart\x12C\n" +
+	"\n" +
+	"text_delta\x18\a \x01(\v2\".assistd.v1.ResponseTextDeltaEventH\x00R\ttextDelta\x12@\n" +
+	"\ttext_done\x18\b \x01(\v2!.assistd.v1.ResponseTextDoneEventH\x00R\btextDone\x12U\n" +
+	"\x10annotation_added\x18\t \x01(\v2(.assistd.v1.ResponseAnnotationAddedEventH\x00R\x0fannotationAdded\x12C\n" +
+	"\n" +
+	"call_delta\x18\n" +
+	" \x01(\v2\".assistd.v1.ResponseCallDeltaEventH\x00R\tcallDelta\x12O\n" +
+	"\x0earguments_done\x18\v \x01(\v2&.assistd.v1.ResponseArgumentsDoneEventH\x00R\rargumentsDone\x12@\n" +
+	"\tcode_done\x18\f \x01(\v2!.assistd.v1.ResponseCodeDoneEventH\x00R\bcodeDone\x12F\n" +
+	"\vcall_status\x18\r \x01(\v2#.assistd.v1.ResponseCallStatusEventH\x00R\n" +
+	"callStatusB\t\n" +
+	"\apayloadJ\x04\b\x03\x10\x04R\x04data\"J\n" +
+	"\x16ResponseLifecycleEvent\x120\n" +
+	"\bresponse\x18\x01 \x01(\v2\x14.assistd.v1.ResponseR\bresponse\"j\n" +
+	"\x17ResponseOutputItemEvent\x12!\n" +
+	"\foutput_index\x18\x01 \x01(\x03R\voutputIndex\x12,\n" +
+	"\x04item\x18\x02 \x01(\v2\x18.assistd.v1.ResponseItemR\x04item\"\xac\x01\n" +
+	"\x18ResponseContentPartEvent\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12!\n" +
+	"\foutput_index\x18\x02 \x01(\x03R\voutputIndex\x12#\n" +
+	"\rcontent_index\x18\x03 \x01(\x03R\fcontentIndex\x12/\n" +
+	"\x04part\x18\x04 \x01(\v2\x1b.assistd.v1.ResponseContentR\x04part\"\xc8\x01\n" +
+	"\x16ResponseTextDeltaEvent\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12!\n" +
+	"\foutput_index\x18\x02 \x01(\x03R\voutputIndex\x12#\n" +
+	"\rcontent_index\x18\x03 \x01(\x03R\fcontentIndex\x12\x14\n" +
+	"\x05delta\x18\x04 \x01(\tR\x05delta\x127\n" +
+	"\blogprobs\x18\x05 \x03(\v2\x1b.assistd.v1.ResponseLogProbR\blogprobs\"\xc5\x01\n" +
+	"\x15ResponseTextDoneEvent\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12!\n" +
+	"\foutput_index\x18\x02 \x01(\x03R\voutputIndex\x12#\n" +
+	"\rcontent_index\x18\x03 \x01(\x03R\fcontentIndex\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\x127\n" +
+	"\blogprobs\x18\x05 \x03(\v2\x1b.assistd.v1.ResponseLogProbR\blogprobs\"\xea\x01\n" +
+	"\x1cResponseAnnotationAddedEvent\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12!\n" +
+	"\foutput_index\x18\x02 \x01(\x03R\voutputIndex\x12#\n" +
+	"\rcontent_index\x18\x03 \x01(\x03R\fcontentIndex\x12)\n" +
+	"\x10annotation_index\x18\x04 \x01(\x03R\x0fannotationIndex\x12>\n" +
+	"\n" +
+	"annotation\x18\x05 \x01(\v2\x1e.assistd.v1.ResponseAnnotationR\n" +
+	"annotation\"j\n" +
+	"\x16ResponseCallDeltaEvent\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12!\n" +
+	"\foutput_index\x18\x02 \x01(\x03R\voutputIndex\x12\x14\n" +
+	"\x05delta\x18\x03 \x01(\tR\x05delta\"v\n" +
+	"\x1aResponseArgumentsDoneEvent\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12!\n" +
+	"\foutput_index\x18\x02 \x01(\x03R\voutputIndex\x12\x1c\n" +
+	"\targuments\x18\x03 \x01(\tR\targuments\"g\n" +
+	"\x15ResponseCodeDoneEvent\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12!\n" +
+	"\foutput_index\x18\x02 \x01(\x03R\voutputIndex\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\"U\n" +
+	"\x17ResponseCallStatusEvent\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12!\n" +
+	"\foutput_index\x18\x02 \x01(\x03R\voutputIndex\"\xdb\x03\n" +
 	"\x0eStoredResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1073,11 +2940,12 @@ const file_assistd_v1_response_proto_rawDesc = "" +
 	"\ainclude\x18\t \x03(\tR\ainclude\x12-\n" +
 	"\x05final\x18\n" +
 	" \x01(\v2\x17.google.protobuf.StructR\x05final\x12!\n" +
-	"\fcontainer_id\x18\v \x01(\tR\vcontainerId\"D\n" +
+	"\fcontainer_id\x18\v \x01(\tR\vcontainerId\x12;\n" +
+	"\x0efinal_response\x18\f \x01(\v2\x14.assistd.v1.ResponseR\rfinalResponse\"D\n" +
 	"\x15CreateResponseRequest\x12+\n" +
-	"\x04body\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x04body\"M\n" +
-	"\x16CreateResponseResponse\x123\n" +
-	"\bresponse\x18\x01 \x01(\v2\x17.google.protobuf.StructR\bresponse\"J\n" +
+	"\x04body\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x04body\"P\n" +
+	"\x16CreateResponseResponse\x120\n" +
+	"\bresponse\x18\x02 \x01(\v2\x14.assistd.v1.ResponseR\bresponseJ\x04\b\x01\x10\x02\"J\n" +
 	"\x1bCreateResponseStreamRequest\x12+\n" +
 	"\x04body\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x04body\"O\n" +
 	"\x1cCreateResponseStreamResponse\x12/\n" +
@@ -1091,14 +2959,14 @@ const file_assistd_v1_response_proto_rawDesc = "" +
 	"\x05event\x18\x01 \x01(\v2\x19.assistd.v1.ResponseEventR\x05event\"5\n" +
 	"\x12GetResponseRequest\x12\x1f\n" +
 	"\vresponse_id\x18\x01 \x01(\tR\n" +
-	"responseId\"J\n" +
-	"\x13GetResponseResponse\x123\n" +
-	"\bresponse\x18\x01 \x01(\v2\x17.google.protobuf.StructR\bresponse\"8\n" +
+	"responseId\"M\n" +
+	"\x13GetResponseResponse\x120\n" +
+	"\bresponse\x18\x02 \x01(\v2\x14.assistd.v1.ResponseR\bresponseJ\x04\b\x01\x10\x02\"8\n" +
 	"\x15CancelResponseRequest\x12\x1f\n" +
 	"\vresponse_id\x18\x01 \x01(\tR\n" +
-	"responseId\"M\n" +
-	"\x16CancelResponseResponse\x123\n" +
-	"\bresponse\x18\x01 \x01(\v2\x17.google.protobuf.StructR\bresponse\"8\n" +
+	"responseId\"P\n" +
+	"\x16CancelResponseResponse\x120\n" +
+	"\bresponse\x18\x02 \x01(\v2\x14.assistd.v1.ResponseR\bresponseJ\x04\b\x01\x10\x02\"8\n" +
 	"\x15DeleteResponseRequest\x12\x1f\n" +
 	"\vresponse_id\x18\x01 \x01(\tR\n" +
 	"responseId\"Z\n" +
@@ -1122,7 +2990,15 @@ const file_assistd_v1_response_proto_rawDesc = "" +
 	"\x17CountInputTokensRequest\x12+\n" +
 	"\x04body\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x04body\"=\n" +
 	"\x18CountInputTokensResponse\x12!\n" +
-	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens2\xe9\x05\n" +
+	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens*\xe8\x01\n" +
+	"\x0eResponseStatus\x12\x1f\n" +
+	"\x1bRESPONSE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16RESPONSE_STATUS_QUEUED\x10\x01\x12\x1f\n" +
+	"\x1bRESPONSE_STATUS_IN_PROGRESS\x10\x02\x12\x1d\n" +
+	"\x19RESPONSE_STATUS_COMPLETED\x10\x03\x12\x1e\n" +
+	"\x1aRESPONSE_STATUS_INCOMPLETE\x10\x04\x12\x1a\n" +
+	"\x16RESPONSE_STATUS_FAILED\x10\x05\x12\x1d\n" +
+	"\x19RESPONSE_STATUS_CANCELLED\x10\x062\xe9\x05\n" +
 	"\x0fResponseService\x12W\n" +
 	"\x0eCreateResponse\x12!.assistd.v1.CreateResponseRequest\x1a\".assistd.v1.CreateResponseResponse\x12k\n" +
 	"\x14CreateResponseStream\x12'.assistd.v1.CreateResponseStreamRequest\x1a(.assistd.v1.CreateResponseStreamResponse0\x01\x12V\n" +
@@ -1148,64 +3024,124 @@ func file_assistd_v1_response_proto_rawDescGZIP() []byte {
 	return file_assistd_v1_response_proto_rawDescData
 }
 
-var file_assistd_v1_response_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_assistd_v1_response_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_assistd_v1_response_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_assistd_v1_response_proto_goTypes = []any{
-	(*ResponseEvent)(nil),                // 0: assistd.v1.ResponseEvent
-	(*StoredResponse)(nil),               // 1: assistd.v1.StoredResponse
-	(*CreateResponseRequest)(nil),        // 2: assistd.v1.CreateResponseRequest
-	(*CreateResponseResponse)(nil),       // 3: assistd.v1.CreateResponseResponse
-	(*CreateResponseStreamRequest)(nil),  // 4: assistd.v1.CreateResponseStreamRequest
-	(*CreateResponseStreamResponse)(nil), // 5: assistd.v1.CreateResponseStreamResponse
-	(*WatchResponseRequest)(nil),         // 6: assistd.v1.WatchResponseRequest
-	(*WatchResponseResponse)(nil),        // 7: assistd.v1.WatchResponseResponse
-	(*GetResponseRequest)(nil),           // 8: assistd.v1.GetResponseRequest
-	(*GetResponseResponse)(nil),          // 9: assistd.v1.GetResponseResponse
-	(*CancelResponseRequest)(nil),        // 10: assistd.v1.CancelResponseRequest
-	(*CancelResponseResponse)(nil),       // 11: assistd.v1.CancelResponseResponse
-	(*DeleteResponseRequest)(nil),        // 12: assistd.v1.DeleteResponseRequest
-	(*DeleteResponseResponse)(nil),       // 13: assistd.v1.DeleteResponseResponse
-	(*ListInputItemsRequest)(nil),        // 14: assistd.v1.ListInputItemsRequest
-	(*ListInputItemsResponse)(nil),       // 15: assistd.v1.ListInputItemsResponse
-	(*CountInputTokensRequest)(nil),      // 16: assistd.v1.CountInputTokensRequest
-	(*CountInputTokensResponse)(nil),     // 17: assistd.v1.CountInputTokensResponse
-	(*structpb.Struct)(nil),              // 18: google.protobuf.Struct
-	(*structpb.ListValue)(nil),           // 19: google.protobuf.ListValue
+	(ResponseStatus)(0),                  // 0: assistd.v1.ResponseStatus
+	(*Response)(nil),                     // 1: assistd.v1.Response
+	(*ResponseError)(nil),                // 2: assistd.v1.ResponseError
+	(*ResponseIncompleteDetails)(nil),    // 3: assistd.v1.ResponseIncompleteDetails
+	(*ResponseConversation)(nil),         // 4: assistd.v1.ResponseConversation
+	(*ResponsePrompt)(nil),               // 5: assistd.v1.ResponsePrompt
+	(*ResponseReasoning)(nil),            // 6: assistd.v1.ResponseReasoning
+	(*ResponseText)(nil),                 // 7: assistd.v1.ResponseText
+	(*ResponseUsage)(nil),                // 8: assistd.v1.ResponseUsage
+	(*ResponseInputTokensDetails)(nil),   // 9: assistd.v1.ResponseInputTokensDetails
+	(*ResponseOutputTokensDetails)(nil),  // 10: assistd.v1.ResponseOutputTokensDetails
+	(*ResponseEvent)(nil),                // 11: assistd.v1.ResponseEvent
+	(*ResponseLifecycleEvent)(nil),       // 12: assistd.v1.ResponseLifecycleEvent
+	(*ResponseOutputItemEvent)(nil),      // 13: assistd.v1.ResponseOutputItemEvent
+	(*ResponseContentPartEvent)(nil),     // 14: assistd.v1.ResponseContentPartEvent
+	(*ResponseTextDeltaEvent)(nil),       // 15: assistd.v1.ResponseTextDeltaEvent
+	(*ResponseTextDoneEvent)(nil),        // 16: assistd.v1.ResponseTextDoneEvent
+	(*ResponseAnnotationAddedEvent)(nil), // 17: assistd.v1.ResponseAnnotationAddedEvent
+	(*ResponseCallDeltaEvent)(nil),       // 18: assistd.v1.ResponseCallDeltaEvent
+	(*ResponseArgumentsDoneEvent)(nil),   // 19: assistd.v1.ResponseArgumentsDoneEvent
+	(*ResponseCodeDoneEvent)(nil),        // 20: assistd.v1.ResponseCodeDoneEvent
+	(*ResponseCallStatusEvent)(nil),      // 21: assistd.v1.ResponseCallStatusEvent
+	(*StoredResponse)(nil),               // 22: assistd.v1.StoredResponse
+	(*CreateResponseRequest)(nil),        // 23: assistd.v1.CreateResponseRequest
+	(*CreateResponseResponse)(nil),       // 24: assistd.v1.CreateResponseResponse
+	(*CreateResponseStreamRequest)(nil),  // 25: assistd.v1.CreateResponseStreamRequest
+	(*CreateResponseStreamResponse)(nil), // 26: assistd.v1.CreateResponseStreamResponse
+	(*WatchResponseRequest)(nil),         // 27: assistd.v1.WatchResponseRequest
+	(*WatchResponseResponse)(nil),        // 28: assistd.v1.WatchResponseResponse
+	(*GetResponseRequest)(nil),           // 29: assistd.v1.GetResponseRequest
+	(*GetResponseResponse)(nil),          // 30: assistd.v1.GetResponseResponse
+	(*CancelResponseRequest)(nil),        // 31: assistd.v1.CancelResponseRequest
+	(*CancelResponseResponse)(nil),       // 32: assistd.v1.CancelResponseResponse
+	(*DeleteResponseRequest)(nil),        // 33: assistd.v1.DeleteResponseRequest
+	(*DeleteResponseResponse)(nil),       // 34: assistd.v1.DeleteResponseResponse
+	(*ListInputItemsRequest)(nil),        // 35: assistd.v1.ListInputItemsRequest
+	(*ListInputItemsResponse)(nil),       // 36: assistd.v1.ListInputItemsResponse
+	(*CountInputTokensRequest)(nil),      // 37: assistd.v1.CountInputTokensRequest
+	(*CountInputTokensResponse)(nil),     // 38: assistd.v1.CountInputTokensResponse
+	nil,                                  // 39: assistd.v1.Response.MetadataEntry
+	(*ResponseItem)(nil),                 // 40: assistd.v1.ResponseItem
+	(*structpb.Value)(nil),               // 41: google.protobuf.Value
+	(*structpb.Struct)(nil),              // 42: google.protobuf.Struct
+	(*ResponseContent)(nil),              // 43: assistd.v1.ResponseContent
+	(*ResponseLogProb)(nil),              // 44: assistd.v1.ResponseLogProb
+	(*ResponseAnnotation)(nil),           // 45: assistd.v1.ResponseAnnotation
+	(*structpb.ListValue)(nil),           // 46: google.protobuf.ListValue
 }
 var file_assistd_v1_response_proto_depIdxs = []int32{
-	18, // 0: assistd.v1.ResponseEvent.data:type_name -> google.protobuf.Struct
-	18, // 1: assistd.v1.StoredResponse.base:type_name -> google.protobuf.Struct
-	19, // 2: assistd.v1.StoredResponse.input_items:type_name -> google.protobuf.ListValue
-	18, // 3: assistd.v1.StoredResponse.final:type_name -> google.protobuf.Struct
-	18, // 4: assistd.v1.CreateResponseRequest.body:type_name -> google.protobuf.Struct
-	18, // 5: assistd.v1.CreateResponseResponse.response:type_name -> google.protobuf.Struct
-	18, // 6: assistd.v1.CreateResponseStreamRequest.body:type_name -> google.protobuf.Struct
-	0,  // 7: assistd.v1.CreateResponseStreamResponse.event:type_name -> assistd.v1.ResponseEvent
-	0,  // 8: assistd.v1.WatchResponseResponse.event:type_name -> assistd.v1.ResponseEvent
-	18, // 9: assistd.v1.GetResponseResponse.response:type_name -> google.protobuf.Struct
-	18, // 10: assistd.v1.CancelResponseResponse.response:type_name -> google.protobuf.Struct
-	18, // 11: assistd.v1.ListInputItemsResponse.data:type_name -> google.protobuf.Struct
-	18, // 12: assistd.v1.CountInputTokensRequest.body:type_name -> google.protobuf.Struct
-	2,  // 13: assistd.v1.ResponseService.CreateResponse:input_type -> assistd.v1.CreateResponseRequest
-	4,  // 14: assistd.v1.ResponseService.CreateResponseStream:input_type -> assistd.v1.CreateResponseStreamRequest
-	6,  // 15: assistd.v1.ResponseService.WatchResponse:input_type -> assistd.v1.WatchResponseRequest
-	8,  // 16: assistd.v1.ResponseService.GetResponse:input_type -> assistd.v1.GetResponseRequest
-	10, // 17: assistd.v1.ResponseService.CancelResponse:input_type -> assistd.v1.CancelResponseRequest
-	12, // 18: assistd.v1.ResponseService.DeleteResponse:input_type -> assistd.v1.DeleteResponseRequest
-	14, // 19: assistd.v1.ResponseService.ListInputItems:input_type -> assistd.v1.ListInputItemsRequest
-	16, // 20: assistd.v1.ResponseService.CountInputTokens:input_type -> assistd.v1.CountInputTokensRequest
-	3,  // 21: assistd.v1.ResponseService.CreateResponse:output_type -> assistd.v1.CreateResponseResponse
-	5,  // 22: assistd.v1.ResponseService.CreateResponseStream:output_type -> assistd.v1.CreateResponseStreamResponse
-	7,  // 23: assistd.v1.ResponseService.WatchResponse:output_type -> assistd.v1.WatchResponseResponse
-	9,  // 24: assistd.v1.ResponseService.GetResponse:output_type -> assistd.v1.GetResponseResponse
-	11, // 25: assistd.v1.ResponseService.CancelResponse:output_type -> assistd.v1.CancelResponseResponse
-	13, // 26: assistd.v1.ResponseService.DeleteResponse:output_type -> assistd.v1.DeleteResponseResponse
-	15, // 27: assistd.v1.ResponseService.ListInputItems:output_type -> assistd.v1.ListInputItemsResponse
-	17, // 28: assistd.v1.ResponseService.CountInputTokens:output_type -> assistd.v1.CountInputTokensResponse
-	21, // [21:29] is the sub-list for method output_type
-	13, // [13:21] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	0,  // 0: assistd.v1.Response.status:type_name -> assistd.v1.ResponseStatus
+	2,  // 1: assistd.v1.Response.error:type_name -> assistd.v1.ResponseError
+	3,  // 2: assistd.v1.Response.incomplete_details:type_name -> assistd.v1.ResponseIncompleteDetails
+	40, // 3: assistd.v1.Response.output:type_name -> assistd.v1.ResponseItem
+	4,  // 4: assistd.v1.Response.conversation:type_name -> assistd.v1.ResponseConversation
+	5,  // 5: assistd.v1.Response.prompt:type_name -> assistd.v1.ResponsePrompt
+	6,  // 6: assistd.v1.Response.reasoning:type_name -> assistd.v1.ResponseReasoning
+	7,  // 7: assistd.v1.Response.text:type_name -> assistd.v1.ResponseText
+	41, // 8: assistd.v1.Response.tool_choice:type_name -> google.protobuf.Value
+	42, // 9: assistd.v1.Response.tools:type_name -> google.protobuf.Struct
+	8,  // 10: assistd.v1.Response.usage:type_name -> assistd.v1.ResponseUsage
+	39, // 11: assistd.v1.Response.metadata:type_name -> assistd.v1.Response.MetadataEntry
+	42, // 12: assistd.v1.ResponsePrompt.variables:type_name -> google.protobuf.Struct
+	42, // 13: assistd.v1.ResponseText.format:type_name -> google.protobuf.Struct
+	9,  // 14: assistd.v1.ResponseUsage.input_tokens_details:type_name -> assistd.v1.ResponseInputTokensDetails
+	10, // 15: assistd.v1.ResponseUsage.output_tokens_details:type_name -> assistd.v1.ResponseOutputTokensDetails
+	12, // 16: assistd.v1.ResponseEvent.lifecycle:type_name -> assistd.v1.ResponseLifecycleEvent
+	13, // 17: assistd.v1.ResponseEvent.output_item:type_name -> assistd.v1.ResponseOutputItemEvent
+	14, // 18: assistd.v1.ResponseEvent.content_part:type_name -> assistd.v1.ResponseContentPartEvent
+	15, // 19: assistd.v1.ResponseEvent.text_delta:type_name -> assistd.v1.ResponseTextDeltaEvent
+	16, // 20: assistd.v1.ResponseEvent.text_done:type_name -> assistd.v1.ResponseTextDoneEvent
+	17, // 21: assistd.v1.ResponseEvent.annotation_added:type_name -> assistd.v1.ResponseAnnotationAddedEvent
+	18, // 22: assistd.v1.ResponseEvent.call_delta:type_name -> assistd.v1.ResponseCallDeltaEvent
+	19, // 23: assistd.v1.ResponseEvent.arguments_done:type_name -> assistd.v1.ResponseArgumentsDoneEvent
+	20, // 24: assistd.v1.ResponseEvent.code_done:type_name -> assistd.v1.ResponseCodeDoneEvent
+	21, // 25: assistd.v1.ResponseEvent.call_status:type_name -> assistd.v1.ResponseCallStatusEvent
+	1,  // 26: assistd.v1.ResponseLifecycleEvent.response:type_name -> assistd.v1.Response
+	40, // 27: assistd.v1.ResponseOutputItemEvent.item:type_name -> assistd.v1.ResponseItem
+	43, // 28: assistd.v1.ResponseContentPartEvent.part:type_name -> assistd.v1.ResponseContent
+	44, // 29: assistd.v1.ResponseTextDeltaEvent.logprobs:type_name -> assistd.v1.ResponseLogProb
+	44, // 30: assistd.v1.ResponseTextDoneEvent.logprobs:type_name -> assistd.v1.ResponseLogProb
+	45, // 31: assistd.v1.ResponseAnnotationAddedEvent.annotation:type_name -> assistd.v1.ResponseAnnotation
+	42, // 32: assistd.v1.StoredResponse.base:type_name -> google.protobuf.Struct
+	46, // 33: assistd.v1.StoredResponse.input_items:type_name -> google.protobuf.ListValue
+	42, // 34: assistd.v1.StoredResponse.final:type_name -> google.protobuf.Struct
+	1,  // 35: assistd.v1.StoredResponse.final_response:type_name -> assistd.v1.Response
+	42, // 36: assistd.v1.CreateResponseRequest.body:type_name -> google.protobuf.Struct
+	1,  // 37: assistd.v1.CreateResponseResponse.response:type_name -> assistd.v1.Response
+	42, // 38: assistd.v1.CreateResponseStreamRequest.body:type_name -> google.protobuf.Struct
+	11, // 39: assistd.v1.CreateResponseStreamResponse.event:type_name -> assistd.v1.ResponseEvent
+	11, // 40: assistd.v1.WatchResponseResponse.event:type_name -> assistd.v1.ResponseEvent
+	1,  // 41: assistd.v1.GetResponseResponse.response:type_name -> assistd.v1.Response
+	1,  // 42: assistd.v1.CancelResponseResponse.response:type_name -> assistd.v1.Response
+	42, // 43: assistd.v1.ListInputItemsResponse.data:type_name -> google.protobuf.Struct
+	42, // 44: assistd.v1.CountInputTokensRequest.body:type_name -> google.protobuf.Struct
+	23, // 45: assistd.v1.ResponseService.CreateResponse:input_type -> assistd.v1.CreateResponseRequest
+	25, // 46: assistd.v1.ResponseService.CreateResponseStream:input_type -> assistd.v1.CreateResponseStreamRequest
+	27, // 47: assistd.v1.ResponseService.WatchResponse:input_type -> assistd.v1.WatchResponseRequest
+	29, // 48: assistd.v1.ResponseService.GetResponse:input_type -> assistd.v1.GetResponseRequest
+	31, // 49: assistd.v1.ResponseService.CancelResponse:input_type -> assistd.v1.CancelResponseRequest
+	33, // 50: assistd.v1.ResponseService.DeleteResponse:input_type -> assistd.v1.DeleteResponseRequest
+	35, // 51: assistd.v1.ResponseService.ListInputItems:input_type -> assistd.v1.ListInputItemsRequest
+	37, // 52: assistd.v1.ResponseService.CountInputTokens:input_type -> assistd.v1.CountInputTokensRequest
+	24, // 53: assistd.v1.ResponseService.CreateResponse:output_type -> assistd.v1.CreateResponseResponse
+	26, // 54: assistd.v1.ResponseService.CreateResponseStream:output_type -> assistd.v1.CreateResponseStreamResponse
+	28, // 55: assistd.v1.ResponseService.WatchResponse:output_type -> assistd.v1.WatchResponseResponse
+	30, // 56: assistd.v1.ResponseService.GetResponse:output_type -> assistd.v1.GetResponseResponse
+	32, // 57: assistd.v1.ResponseService.CancelResponse:output_type -> assistd.v1.CancelResponseResponse
+	34, // 58: assistd.v1.ResponseService.DeleteResponse:output_type -> assistd.v1.DeleteResponseResponse
+	36, // 59: assistd.v1.ResponseService.ListInputItems:output_type -> assistd.v1.ListInputItemsResponse
+	38, // 60: assistd.v1.ResponseService.CountInputTokens:output_type -> assistd.v1.CountInputTokensResponse
+	53, // [53:61] is the sub-list for method output_type
+	45, // [45:53] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_assistd_v1_response_proto_init() }
@@ -1213,20 +3149,37 @@ func file_assistd_v1_response_proto_init() {
 	if File_assistd_v1_response_proto != nil {
 		return
 	}
-	file_assistd_v1_response_proto_msgTypes[6].OneofWrappers = []any{}
-	file_assistd_v1_response_proto_msgTypes[14].OneofWrappers = []any{}
+	file_assistd_v1_response_item_proto_init()
+	file_assistd_v1_response_proto_msgTypes[0].OneofWrappers = []any{}
+	file_assistd_v1_response_proto_msgTypes[4].OneofWrappers = []any{}
+	file_assistd_v1_response_proto_msgTypes[5].OneofWrappers = []any{}
+	file_assistd_v1_response_proto_msgTypes[10].OneofWrappers = []any{
+		(*ResponseEvent_Lifecycle)(nil),
+		(*ResponseEvent_OutputItem)(nil),
+		(*ResponseEvent_ContentPart)(nil),
+		(*ResponseEvent_TextDelta)(nil),
+		(*ResponseEvent_TextDone)(nil),
+		(*ResponseEvent_AnnotationAdded)(nil),
+		(*ResponseEvent_CallDelta)(nil),
+		(*ResponseEvent_ArgumentsDone)(nil),
+		(*ResponseEvent_CodeDone)(nil),
+		(*ResponseEvent_CallStatus)(nil),
+	}
+	file_assistd_v1_response_proto_msgTypes[26].OneofWrappers = []any{}
+	file_assistd_v1_response_proto_msgTypes[34].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_assistd_v1_response_proto_rawDesc), len(file_assistd_v1_response_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   18,
+			NumEnums:      1,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_assistd_v1_response_proto_goTypes,
 		DependencyIndexes: file_assistd_v1_response_proto_depIdxs,
+		EnumInfos:         file_assistd_v1_response_proto_enumTypes,
 		MessageInfos:      file_assistd_v1_response_proto_msgTypes,
 	}.Build()
 	File_assistd_v1_response_proto = out.File

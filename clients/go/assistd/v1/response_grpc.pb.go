@@ -36,11 +36,11 @@ const (
 // OpenAI's Responses API, served by the run engine: a response is a run (or, after function
 // call outputs, the next segment of one) on a thread that holds its context.
 //
-// This first version carries the OpenAI JSON shapes as google.protobuf.Struct (the request
-// body, the `response` object, each stream event) rather than typed messages: the Responses
-// item and event unions are wide, and the JSON is what every client of this API reads. The
-// shapes are those of OpenAI's API reference (`CreateResponse`, `Response`,
-// `ResponseStreamEvent`).
+// The `Response` object and the stream's events are typed messages whose field names are
+// OpenAI's JSON names (`Response`, `ResponseStreamEvent` in OpenAI's API reference); the edge
+// writes them as that JSON (edge/codec.py). The request bodies stay OpenAI's JSON as a
+// google.protobuf.Struct: the request's unions (input items, tools, text formats) are wide, and
+// the service's parser (service/responses/request.py) validates them with OpenAI's errors.
 type ResponseServiceClient interface {
 	// Creates a response and returns it: in a terminal status, or `queued` when the body says
 	// `"background": true`.
@@ -176,11 +176,11 @@ func (c *responseServiceClient) CountInputTokens(ctx context.Context, in *CountI
 // OpenAI's Responses API, served by the run engine: a response is a run (or, after function
 // call outputs, the next segment of one) on a thread that holds its context.
 //
-// This first version carries the OpenAI JSON shapes as google.protobuf.Struct (the request
-// body, the `response` object, each stream event) rather than typed messages: the Responses
-// item and event unions are wide, and the JSON is what every client of this API reads. The
-// shapes are those of OpenAI's API reference (`CreateResponse`, `Response`,
-// `ResponseStreamEvent`).
+// The `Response` object and the stream's events are typed messages whose field names are
+// OpenAI's JSON names (`Response`, `ResponseStreamEvent` in OpenAI's API reference); the edge
+// writes them as that JSON (edge/codec.py). The request bodies stay OpenAI's JSON as a
+// google.protobuf.Struct: the request's unions (input items, tools, text formats) are wide, and
+// the service's parser (service/responses/request.py) validates them with OpenAI's errors.
 type ResponseServiceServer interface {
 	// Creates a response and returns it: in a terminal status, or `queued` when the body says
 	// `"background": true`.
