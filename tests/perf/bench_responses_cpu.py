@@ -1,6 +1,6 @@
 """CPU of short streamed Responses against `assistd serve`, for checkouts side by side.
 
-    python -m tests.perf.bench_responses_cpu [--n 200] [--rounds 3] CHECKOUT [CHECKOUT ...]
+    python -m tests.perf.bench_responses_cpu [--n 200] [--rounds 3] [--input TEXT] CHECKOUT [CHECKOUT ...]
 
 Each CHECKOUT is a source tree with its generated stubs in `gen/` (e.g. /work/main and a
 worktree). Per round, for each checkout in turn (alternating, so drift in the machine's load
@@ -8,7 +8,8 @@ falls on all alike): a fresh `assistd serve` of that checkout (SQLite in a tempo
 the scripted provider, one warm-up response, then N streamed responses one after another through
 the openai SDK; the server process's user+system CPU time (psutil) over the N, per response.
 Also the same N as Assistants streams (runs.stream), the reference the Responses stream is
-compared with. Prints one line per measurement and a summary (median over rounds).
+compared with. Prints one line per measurement and a summary (median over rounds). --input is
+what each response is asked, a scripted-provider directive: "[chunks:200]" streams 200 deltas.
 """
 
 import argparse
@@ -103,7 +104,9 @@ def main() -> None:
     parser.add_argument("checkouts", nargs="+")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--input", default=INPUT)
     args = parser.parse_args()
+    globals()["INPUT"] = args.input
     provider = ScriptedLLM().start()
     results: dict[str, list[dict[str, float]]] = {c: [] for c in args.checkouts}
     try:
