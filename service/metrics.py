@@ -213,6 +213,20 @@ class MeteredStore:
         except Exception as exc:
             STORE_ERRORS.labels("commit", type(exc).__name__).inc()
             raise
+        self._committed(entries, start)
+
+    async def claim_and_commit(self, tenant, thread_id, run_id, owner, entries) -> str | None:
+        start = time.perf_counter()
+        try:
+            active = await self._inner.claim_and_commit(tenant, thread_id, run_id, owner, entries)
+        except Exception as exc:
+            STORE_ERRORS.labels("claim_and_commit", type(exc).__name__).inc()
+            raise
+        if active is None:
+            self._committed(entries, start)
+        return active
+
+    def _committed(self, entries, start: float) -> None:
         now = time.perf_counter()
         COMMIT_SECONDS.observe(now - start)
         for entry in entries:

@@ -1,6 +1,6 @@
 """Typed access to the store: protobuf objects in, protobuf objects out."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from assistd.v1 import (
@@ -17,9 +17,11 @@ from google.protobuf.message import Message as ProtoMessage
 
 from service.errors import not_found
 from service.protojson import enum_name
-from service.store import ListQuery, Record, Store
+from service.store import Key, Listing, ListQuery, Page, Record, Store
 
 T = TypeVar("T", bound=ProtoMessage)
+Wanted = tuple[type[ProtoMessage], str, str]  # (class, object id, parent): one object to read
+Listed = tuple[type[ProtoMessage], str, Callable[[bytes], ProtoMessage] | None]  # (class, parent, decode)
 ALL_PAGE = 500  # objects per store read in Repo.all: a long thread is a few reads, not one per 100
 
 # proto type -> (store kind, what the error calls it, parent of an object, secondary tag)
@@ -87,16 +89,50 @@ class Repo:
         page = await self.store.list_page(tenant, _KINDS[cls][0], parent, query, tag)
         return [cls.FromString(item) for item in page.items], page.has_more
 
+    async def require_many(self, tenant: str, *wanted: Wanted) -> list[ProtoMessage]:
+        """Several objects read in one store trip; NotFound for the first one missing."""
+        found, _ = await self.read(tenant, wanted)
+        for (cls, object_id, _), obj in zip(wanted, found, strict=True):
+            if obj is None:
+                raise not_found(_KINDS[cls][1], object_id)
+        return [obj for obj in found if obj is not None]
+
+    async def read(
+        self, tenant: str, wanted: Sequence[Wanted], listed: Sequence[Listed] = ()
+    ) -> tuple[list[ProtoMessage | None], list[list[ProtoMessage]]]:
+        """Objects (None where missing) and every object under parents (as all() reads them), in
+        one store trip (more only for a list longer than a page)."""
+        keys = [Key(_KINDS[cls][0], parent, object_id) for cls, object_id, parent in wanted]
+        first = ListQuery(limit=ALL_PAGE, order="asc")
+        found, pages = await self.store.read_many(
+            tenant, keys, [Listing(_KINDS[cls][0], parent, first) for cls, parent, _ in listed]
+        )
+        objects = [
+            cls.FromString(data) if data is not None and object_id else None
+            for (cls, object_id, _), data in zip(wanted, found, strict=True)
+        ]
+        lists = [
+            await self._rest(tenant, cls, parent, decode or cls.FromString, page)
+            for (cls, parent, decode), page in zip(listed, pages, strict=True)
+        ]
+        return objects, lists
+
     async def all(self, tenant: str, cls: type[T], parent: str, decode: Callable[[bytes], T] | None = None) -> list[T]:
         """Every object under parent, oldest first, read in pages of ALL_PAGE; decode (e.g. a memo)
         turns stored bytes into objects instead of cls.FromString."""
-        decode = decode or cls.FromString
+        return await self._rest(tenant, cls, parent, decode or cls.FromString, None)
+
+    async def _rest(
+        self, tenant: str, cls: type[T], parent: str, decode: Callable[[bytes], T], page: Page | None
+    ) -> list[T]:
+        """all() from its first page, if read already."""
         objs: list[T] = []
-        after = ""
         while True:
-            query = ListQuery(limit=ALL_PAGE, order="asc", after=after)
-            page = await self.store.list_page(tenant, _KINDS[cls][0], parent, query)
+            if page is None:
+                after = objs[-1].id if objs else ""  # type: ignore[attr-defined]  # every stored kind has an id field
+                query = ListQuery(limit=ALL_PAGE, order="asc", after=after)
+                page = await self.store.list_page(tenant, _KINDS[cls][0], parent, query)
             objs.extend(decode(item) for item in page.items)
             if not page.has_more or not page.items:
                 return objs
-            after = objs[-1].id  # type: ignore[attr-defined]  # every stored kind has an id field
+            page = None

@@ -83,8 +83,9 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
         """Validates a CreateRunRequest whole, then starts the run."""
         check_run(request)
         await self.engine.admit(tenant)  # before anything is written: a refused run leaves no trace
-        thread = await self.repo.require(tenant, thread_pb2.Thread, request.thread_id)
-        assistant = await self.repo.require(tenant, assistant_pb2.Assistant, request.assistant_id)
+        thread, assistant = await self.repo.require_many(
+            tenant, (thread_pb2.Thread, request.thread_id, ""), (assistant_pb2.Assistant, request.assistant_id, "")
+        )
         messages = [
             new_message(request.thread_id, m, f"additional_messages[{i}]")
             for i, m in enumerate(request.additional_messages)
@@ -92,9 +93,9 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
         run = _new_run(request, assistant, request.thread_id, self.settings.run_expiry_seconds)
         objects, to_ingest = await attach(self.repo, tenant, thread, messages)
         # Stored only once the thread is ours: a run refused as busy leaves no store, no queued ingestion.
-        return await self.engine.start(
-            tenant, run, messages, claimed=lambda: self._store_files(tenant, objects, to_ingest)
-        )
+        # (With none, the run's first write goes with its claim, in one store trip.)
+        claimed = (lambda: self._store_files(tenant, objects, to_ingest)) if objects or to_ingest else None
+        return await self.engine.start(tenant, run, messages, claimed=claimed)
 
     async def _start_thread_and_run(self, tenant, request):
         check_run(request)

@@ -24,7 +24,7 @@ from google.protobuf.message import Message as ProtoMessage
 from service.engine.coalesce import append_text
 from service.engine.lifecycle import SNAPSHOT, Effect
 from service.repo import record
-from service.store import LogEntry, Store
+from service.store import LogEntry, Record, Store
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,33 @@ class EventLog:
         for effect in effects:
             sequence = self.emit(channel, *effect)
         return sequence
+
+    def first_entries(
+        self, channel: RunChannel, effects: Iterable[Effect], records: Iterable[Record] = ()
+    ) -> tuple[list[LogEntry], list[run_pb2.RunEvent]]:
+        """A new run's first events (effects), numbered and sealed for a commit the caller makes
+        itself, together with the run's claim (Store.claim_and_commit); `records` (the thread and
+        messages the run brings) go in the same commit. Once it is written, publish the events
+        with `committed_first`. Nothing else may be emitted on the channel before that."""
+        entries = [LogEntry(channel.tenant, channel.run_id, 0, b"", list(records))]
+        events = []
+        for event_type, obj in effects:
+            assert event_type != SNAPSHOT, "a first commit carries events"
+            event = run_pb2.RunEvent(event=event_type, sequence_number=channel.next_sequence)
+            channel.next_sequence += 1
+            if obj is not None:
+                getattr(event, _PAYLOAD_FIELD[type(obj)]).CopyFrom(obj)
+            entry = LogEntry(channel.tenant, channel.run_id, event.sequence_number, b"")
+            _seal(event, entry)
+            entries.append(entry)
+            events.append(event)
+        return entries, events
+
+    @staticmethod
+    def committed_first(channel: RunChannel, events: Iterable[run_pb2.RunEvent]) -> None:
+        """Publishes the events of first_entries, once their commit is written."""
+        for event in events:
+            channel.publish(event)
 
     def done(self, channel: RunChannel, release_thread: bool) -> int:
         """Ends the stream segment with `done`; with release_thread, the same commit frees the

@@ -53,8 +53,10 @@ class LiveRuns:
     def __init__(self) -> None:
         self._runs: dict[str, LiveRun] = {}
 
-    def open(self, tenant: str, run: run_pb2.Run, first_sequence: int) -> LiveRun:
-        live = self._runs[run.id] = LiveRun(tenant, run, RunChannel(tenant, run.thread_id, run.id, first_sequence))
+    def open(self, tenant: str, run: run_pb2.Run, first_sequence: int, channel: RunChannel | None = None) -> LiveRun:
+        """The run, live from now, on a new channel from first_sequence (or on `channel`)."""
+        channel = channel or RunChannel(tenant, run.thread_id, run.id, first_sequence)
+        live = self._runs[run.id] = LiveRun(tenant, run, channel)
         return live
 
     def find(self, tenant: str, thread_id: str, run_id: str) -> LiveRun | None:

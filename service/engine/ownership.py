@@ -16,10 +16,11 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from service.store import Store
+from service.store import LogEntry, Store
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,20 @@ class Ownership:
     def _fresh(self, waiting: bool = False) -> Token:
         return Token(self.owner, uuid.uuid4().hex[:8], waiting)
 
-    async def claim(self, tenant: str, thread_id: str, run_id: str) -> str | None:
+    async def claim(
+        self, tenant: str, thread_id: str, run_id: str, entries: Sequence[LogEntry] | None = None
+    ) -> str | None:
         """Makes run_id the thread's active run, owned here. None on success, else the id of the
-        run that is active already."""
+        run that is active already. With entries, they are committed with the claim, in the
+        same round trip (Store.claim_and_commit); if that fails, the claim is not held here, and
+        the sweep ends whatever it left."""
         token = self._fresh()
         self._writing.add(token)
         try:
-            active = await self._store.claim_thread(tenant, thread_id, run_id, str(token))
+            if entries is None:
+                active = await self._store.claim_thread(tenant, thread_id, run_id, str(token))
+            else:
+                active = await self._store.claim_and_commit(tenant, thread_id, run_id, str(token), entries)
             if active is None:
                 self._held[run_id] = token
             return active

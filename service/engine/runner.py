@@ -33,7 +33,7 @@ from service.errors import FailedPrecondition, ThreadBusy, not_found
 from service.limits import RunLimit
 from service.llm import Provider, ProviderError
 from service.locks import KeyedLocks
-from service.repo import Repo
+from service.repo import Repo, record
 from service.retrieval.embed import Embedder
 from service.store import DELETED_THREAD, Store
 
@@ -124,27 +124,30 @@ class RunEngine:
         return await asyncio.shield(self._start(tenant, run, list(new_messages), new_thread, claimed))
 
     async def _start(self, tenant, run, new_messages, new_thread, claimed=None) -> Started:
-        if new_thread is not None:
-            await self._repo.put(tenant, new_thread, *new_messages)
-        active = await self._ownership.claim(tenant, run.thread_id, run.id)
+        # The run's first events (created, queued), with the thread and messages it brings, are
+        # committed with the claim in one store trip; with `claimed`, the claim goes first alone.
+        channel = RunChannel(tenant, run.thread_id, run.id)
+        brought = [new_thread, *new_messages] if new_thread is not None else new_messages
+        entries, events = self._events.first_entries(
+            channel, lifecycle.created(run, new_thread), [record(obj) for obj in brought]
+        )
+        active = await self._ownership.claim(tenant, run.thread_id, run.id, entries if claimed is None else None)
         if active == DELETED_THREAD:
             raise not_found("thread", run.thread_id)
         if active is not None:
             raise ThreadBusy(f"Thread {run.thread_id} already has an active run {active}.")
-        try:
-            if claimed is not None:
+        if claimed is not None:
+            try:
                 await claimed()
-            if new_thread is None and new_messages:
-                await self._repo.put(tenant, *new_messages)
-        except BaseException:
-            await self._store.release_thread(tenant, run.thread_id, run.id)
-            self._ownership.forget(run.id)
-            raise
-        live = self._open(tenant, run, first_sequence=1)
-        queued = self._events.apply(live.channel, lifecycle.created(run, new_thread))
+                await self._store.commit(entries)
+            except BaseException:
+                await self._store.release_thread(tenant, run.thread_id, run.id)
+                self._ownership.forget(run.id)
+                raise
+        live = self._live.open(tenant, run, 1, channel)
+        self._events.committed_first(channel, events)
         as_queued = snapshot(run)
         self._launch(live)
-        await live.channel.committed(queued)
         return Started(live.channel, as_queued)
 
     async def submit_tool_outputs(

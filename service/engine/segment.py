@@ -8,7 +8,7 @@ function calls end the segment in requires_action. The segment decides how it en
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from assistd.v1 import message_pb2, run_pb2, thread_pb2
 from google.protobuf.message import Message as ProtoMessage
@@ -82,9 +82,15 @@ class Segment:
         interrupted in a model call."""
         run, tenant = self._run, self._tenant
         await self._channel.committed(self._channel.next_sequence - 1)  # read our own writes (tool outputs)
-        thread = await self._repo.get(tenant, thread_pb2.Thread, run.thread_id)
-        messages = await self._repo.all(tenant, message_pb2.Message, run.thread_id, self._decoded.decode)
-        steps = await self._repo.all(tenant, run_pb2.RunStep, run.id)  # also a first segment's (Responses history)
+        # in one store trip; steps also for a first segment (Responses history)
+        (found,), listed = await self._repo.read(
+            tenant,
+            [(thread_pb2.Thread, run.thread_id, "")],
+            [(message_pb2.Message, run.thread_id, self._decoded.decode), (run_pb2.RunStep, run.id, None)],
+        )
+        thread = cast(thread_pb2.Thread | None, found)
+        messages = cast(list[message_pb2.Message], listed[0])
+        steps = cast(list[run_pb2.RunStep], listed[1])
         # A run stays queued while the files it searches are ingested.
         vector_store_ids = await self._interruptible(self._file_search.vector_stores(tenant, run, thread))
         coding = self._code is not None and await self._interruptible(self._code.prepare(tenant, run, thread, messages))

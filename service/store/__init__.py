@@ -2,7 +2,7 @@
 
 import os
 
-from service.store.base import DELETED_THREAD, ChunkHit, ListQuery, LogEntry, Page, Record, Store
+from service.store.base import DELETED_THREAD, ChunkHit, Key, Listing, ListQuery, LogEntry, Page, Record, Store
 from service.store.blobs import BlobStore, LocalBlobs
 
 
@@ -43,6 +43,8 @@ __all__ = [
     "DELETED_THREAD",
     "BlobStore",
     "ChunkHit",
+    "Key",
+    "Listing",
     "ListQuery",
     "LogEntry",
     "Page",

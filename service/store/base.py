@@ -52,6 +52,25 @@ class Page:
     has_more: bool
 
 
+@dataclass(frozen=True)
+class Key:
+    """One object, as get() names it."""
+
+    kind: str
+    parent: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of a list, as list_page() names it."""
+
+    kind: str
+    parent: str
+    query: ListQuery
+    tag: str = ""
+
+
 def cursor_window(query: ListQuery) -> tuple[list[str], list[str], bool, bool]:
     """How any store reads one page of a time-ordered id range: (id conditions, their values,
     scan ascending?, flip the rows afterwards?). With only `before`, the page is the one just
@@ -111,6 +130,12 @@ class Store(Protocol):
 
     async def list_page(self, tenant: str, kind: str, parent: str, query: ListQuery, tag: str = "") -> Page: ...
 
+    async def read_many(
+        self, tenant: str, keys: Sequence[Key], listings: Sequence[Listing] = ()
+    ) -> tuple[list[bytes | None], list[Page]]:
+        """get() of every key and list_page() of every listing, in one round trip (what a request
+        needs at once, read together rather than one after the other)."""
+
     # True when several service processes may share the store (their runs then have owners that
     # must keep a heartbeat); False for a single-process store.
     shared: bool
@@ -118,6 +143,17 @@ class Store(Protocol):
     async def claim_thread(self, tenant: str, thread_id: str, run_id: str, owner: str = "") -> str | None:
         """Marks run_id the thread's one active run, owned by `owner`. Returns None on success,
         else the active run's id."""
+
+    async def claim_and_commit(
+        self, tenant: str, thread_id: str, run_id: str, owner: str, entries: Sequence[LogEntry]
+    ) -> str | None:
+        """claim_thread, and once the claim holds, commit(entries): a run's first write (the run,
+        its first events, the thread and messages it brings) with its claim, in one round trip.
+        Refused, it writes nothing and returns the active run's id (DELETED_THREAD for a deleted
+        thread), as claim_thread does. On an error the claim may stand, with none, some or all of
+        the entries (where the store has no transaction across both): the caller must not release
+        it but leave it to the sweep, which frees the thread of a run that is not there and ends
+        one that is (runs_to_check and active_runs list it, owned by `owner`)."""
 
     async def active_run(self, tenant: str, thread_id: str) -> str | None:
         """The id of the thread's active run, if any."""

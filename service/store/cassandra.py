@@ -86,6 +86,8 @@ from service.store import bm25
 from service.store.base import (
     DELETED_THREAD,
     ChunkHit,
+    Key,
+    Listing,
     ListQuery,
     LogEntry,
     Page,
@@ -689,6 +691,15 @@ class CassandraStore:
             rows = await self._bucketed_rows(tenant, kind, tag, window, want)
         return page_of([data for _, data in rows], query, backwards)
 
+    async def read_many(
+        self, tenant: str, keys: Sequence[Key], listings: Sequence[Listing] = ()
+    ) -> tuple[list[bytes | None], list[Page]]:
+        # all the reads in flight at once: the latency of one round trip
+        gets = asyncio.gather(*(self.get(tenant, key.kind, key.parent, key.id) for key in keys))
+        lists = asyncio.gather(*(self.list_page(tenant, x.kind, x.parent, x.query, x.tag) for x in listings))
+        found, pages = await asyncio.gather(gets, lists)
+        return list(found), list(pages)
+
     async def _bucketed_rows(self, tenant: str, kind: str, tag: str, window: tuple, want: int) -> list:
         """Up to `want` top-level objects in scan order, bucket after bucket. A bucket is a prefix
         of its ids, so buckets sort as their ids do; the bucket "" (ids of another shape) does
@@ -854,6 +865,17 @@ class CassandraStore:
         if not self._holds(row, owner, run_id):
             await self._unhold(owner, tenant, thread_id, run_id)
         return row.run_id
+
+    async def claim_and_commit(
+        self, tenant: str, thread_id: str, run_id: str, owner: str, entries: Sequence[LogEntry]
+    ) -> str | None:
+        # A conditional write cannot share a batch with other partitions: the claim goes first
+        # (refused, nothing else is written), then the commit; a failure between leaves the claim
+        # to the sweep (see the Store protocol).
+        active = await self.claim_thread(tenant, thread_id, run_id, owner)
+        if active is None:
+            await self.commit(entries)
+        return active
 
     async def take_over(
         self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None

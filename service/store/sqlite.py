@@ -18,7 +18,18 @@ from typing import Any, TypeVar
 import numpy as np
 
 from service.errors import ThreadBusy
-from service.store.base import DELETED_THREAD, ChunkHit, ListQuery, LogEntry, Page, Record, cursor_window, page_of
+from service.store.base import (
+    DELETED_THREAD,
+    ChunkHit,
+    Key,
+    Listing,
+    ListQuery,
+    LogEntry,
+    Page,
+    Record,
+    cursor_window,
+    page_of,
+)
 from service.store.errors import StoreError, StoreUnavailable
 
 T = TypeVar("T")
@@ -120,22 +131,40 @@ def _transaction(connection: sqlite3.Connection, statements: Sequence[tuple[str,
         raise
 
 
-def _delete_unless_active(
-    connection: sqlite3.Connection, tenant: str, thread_id: str, statements: Sequence[tuple[str, tuple]]
+def _unless_active(
+    connection: sqlite3.Connection,
+    tenant: str,
+    thread_id: str,
+    statements: Sequence[tuple[str, tuple]],
+    deleted_is_free: bool,
 ) -> str | None:
-    """The statements in one transaction, unless the thread has an active run (its id is returned)."""
+    """Runs statements in one transaction, unless the thread has an active run (its id is returned;
+    the deleted-thread marker counts as one unless deleted_is_free)."""
     try:
         connection.execute("BEGIN IMMEDIATE")
         row = connection.execute(
             "SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id)
         ).fetchone()
-        if row is not None and row[0] != DELETED:
+        if row is not None and not (deleted_is_free and row[0] == DELETED):
             connection.execute("ROLLBACK")
             return row[0]
         for sql, params in statements:
             connection.execute(sql, params)
         connection.execute("COMMIT")
         return None
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _read_together(connection: sqlite3.Connection, queries: Sequence[tuple[str, tuple]]) -> list[list]:
+    """Every query's rows, all read in one transaction: from one snapshot of the file."""
+    try:
+        connection.execute("BEGIN")
+        rows = [connection.execute(sql, params).fetchall() for sql, params in queries]
+        connection.execute("COMMIT")
+        return rows
     except BaseException:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
@@ -151,6 +180,45 @@ def _fetchall(connection: sqlite3.Connection, sql: str, params: tuple) -> list:
 
 
 _UPSERT = "INSERT OR REPLACE INTO objects (tenant, kind, parent, id, tag, data) VALUES (?, ?, ?, ?, ?, ?)"
+_GET = "SELECT data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?"
+_CLAIM = "INSERT INTO active_runs (tenant, thread_id, run_id, owner) VALUES (?, ?, ?, ?)"
+
+
+def _list_query(tenant: str, listing: Listing) -> tuple[str, tuple, bool]:
+    """The SELECT of one page of a list (limit + 1 rows), its parameters, and whether its rows
+    come backwards (see cursor_window)."""
+    where, params = ["tenant=?", "kind=?", "parent=?"], [tenant, listing.kind, listing.parent]
+    if listing.tag:
+        where.append("tag=?")
+        params.append(listing.tag)
+    conditions, values, scan_ascending, backwards = cursor_window(listing.query)
+    sql = (
+        f"SELECT data FROM objects WHERE {' AND '.join(where + conditions)} "
+        f"ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?"
+    )
+    return sql, (*params, *values, listing.query.limit + 1), backwards
+
+
+def _commit_statements(entries: Sequence[LogEntry]) -> list[tuple[str, tuple]]:
+    """The statements of a commit: each entry's event, its snapshots, its thread's release."""
+    statements: list[tuple[str, tuple]] = []
+    for entry in entries:
+        if entry.sequence:
+            statements.append(
+                (
+                    "INSERT INTO run_events (tenant, run_id, seq, data) VALUES (?, ?, ?, ?)",
+                    (entry.tenant, entry.run_id, entry.sequence, entry.data),
+                )
+            )
+        statements.extend((_UPSERT, (entry.tenant, r.kind, r.parent, r.id, r.tag, r.data)) for r in entry.records)
+        if entry.release_thread:
+            statements.append(
+                (
+                    "DELETE FROM active_runs WHERE tenant=? AND thread_id=? AND run_id=?",
+                    (entry.tenant, entry.release_thread, entry.run_id),
+                )
+            )
+    return statements
 
 
 class SqliteStore:
@@ -215,10 +283,7 @@ class SqliteStore:
         return await self._on(self._read_thread, _fetchall, self.reader, sql, params)
 
     async def get(self, tenant: str, kind: str, parent: str, object_id: str) -> bytes | None:
-        rows = await self._read(
-            "SELECT data FROM objects WHERE tenant=? AND kind=? AND parent=? AND id=?",
-            (tenant, kind, parent, object_id),
-        )
+        rows = await self._read(_GET, (tenant, kind, parent, object_id))
         return rows[0][0] if rows else None
 
     async def put(self, tenant: str, records: Sequence[Record]) -> None:
@@ -236,7 +301,7 @@ class SqliteStore:
         runs = "SELECT id FROM objects WHERE tenant=? AND kind='run' AND parent=?"
         active = await self._on(
             self._write_thread,
-            _delete_unless_active,
+            _unless_active,
             self.writer,
             tenant,
             thread_id,
@@ -260,34 +325,44 @@ class SqliteStore:
                     (tenant, thread_id, DELETED),
                 ),
             ],
+            True,  # a thread deleted part-way is deleted again
         )
         if active is not None:
             raise ThreadBusy(f"Cannot delete thread {thread_id} while run {active} is active.")
         return True
 
     async def list_page(self, tenant: str, kind: str, parent: str, query: ListQuery, tag: str = "") -> Page:
-        where, params = ["tenant=?", "kind=?", "parent=?"], [tenant, kind, parent]
-        if tag:
-            where.append("tag=?")
-            params.append(tag)
-        conditions, values, scan_ascending, backwards = cursor_window(query)
-        sql = (
-            f"SELECT data FROM objects WHERE {' AND '.join(where + conditions)} "
-            f"ORDER BY id {'ASC' if scan_ascending else 'DESC'} LIMIT ?"
-        )
-        rows = [row[0] for row in await self._read(sql, (*params, *values, query.limit + 1))]
-        return page_of(rows, query, backwards)
+        sql, params, backwards = _list_query(tenant, Listing(kind, parent, query, tag))
+        return page_of([row[0] for row in await self._read(sql, params)], query, backwards)
+
+    async def read_many(
+        self, tenant: str, keys: Sequence[Key], listings: Sequence[Listing] = ()
+    ) -> tuple[list[bytes | None], list[Page]]:
+        lists = [_list_query(tenant, listing) for listing in listings]
+        queries = [(_GET, (tenant, key.kind, key.parent, key.id)) for key in keys] + [(sql, p) for sql, p, _ in lists]
+        rows = await self._on(self._read_thread, _read_together, self.reader, queries)
+        found = [found[0][0] if found else None for found in rows[: len(keys)]]
+        pages = [
+            page_of([row[0] for row in listed], listing.query, backwards)
+            for listed, listing, (_, _, backwards) in zip(rows[len(keys) :], listings, lists, strict=True)
+        ]
+        return found, pages
 
     async def claim_thread(self, tenant: str, thread_id: str, run_id: str, owner: str = "") -> str | None:
         claimed = await self._write_one(
-            "INSERT INTO active_runs (tenant, thread_id, run_id, owner) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (tenant, thread_id) DO NOTHING",
-            (tenant, thread_id, run_id, owner),
+            _CLAIM + " ON CONFLICT (tenant, thread_id) DO NOTHING", (tenant, thread_id, run_id, owner)
         )
         if claimed == 1:
             return None
         rows = await self._read("SELECT run_id FROM active_runs WHERE tenant=? AND thread_id=?", (tenant, thread_id))
         return rows[0][0] if rows else await self.claim_thread(tenant, thread_id, run_id, owner)
+
+    async def claim_and_commit(
+        self, tenant: str, thread_id: str, run_id: str, owner: str, entries: Sequence[LogEntry]
+    ) -> str | None:
+        # one transaction: refused, or failed, it leaves no trace
+        statements = [(_CLAIM, (tenant, thread_id, run_id, owner)), *_commit_statements(entries)]
+        return await self._on(self._write_thread, _unless_active, self.writer, tenant, thread_id, statements, False)
 
     async def take_over(
         self, tenant: str, thread_id: str, run_id: str, new_owner: str, old_owner: str | None = None
@@ -346,24 +421,7 @@ class SqliteStore:
         return await self.active_runs()  # one file, one process's runs: all of them
 
     async def commit(self, entries: Sequence[LogEntry]) -> None:
-        statements: list[tuple[str, tuple]] = []
-        for entry in entries:
-            if entry.sequence:
-                statements.append(
-                    (
-                        "INSERT INTO run_events (tenant, run_id, seq, data) VALUES (?, ?, ?, ?)",
-                        (entry.tenant, entry.run_id, entry.sequence, entry.data),
-                    )
-                )
-            statements.extend((_UPSERT, (entry.tenant, r.kind, r.parent, r.id, r.tag, r.data)) for r in entry.records)
-            if entry.release_thread:
-                statements.append(
-                    (
-                        "DELETE FROM active_runs WHERE tenant=? AND thread_id=? AND run_id=?",
-                        (entry.tenant, entry.release_thread, entry.run_id),
-                    )
-                )
-        await self._write(statements)
+        await self._write(_commit_statements(entries))
 
     async def last_sequence(self, tenant: str, run_id: str) -> int:
         rows = await self._read("SELECT MAX(seq) FROM run_events WHERE tenant=? AND run_id=?", (tenant, run_id))

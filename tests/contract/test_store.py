@@ -9,7 +9,7 @@ import pytest
 
 from service.errors import ThreadBusy
 from service.ids import id_at, new_id
-from service.store import ListQuery, LogEntry, Record, open_store
+from service.store import DELETED_THREAD, Key, Listing, ListQuery, LogEntry, Page, Record, open_store
 
 CASSANDRA_URL = os.environ.get("ASSISTD_TEST_CASSANDRA", "cassandra://127.0.0.1:9042/assistd_contract")
 
@@ -336,3 +336,84 @@ async def test_runs_to_check_holds_every_run_of_stopped_processes_and_mine(store
     assert {(tenant, "th_2", "run_2", "gone/n3/w"), (tenant, "th_3", "run_3", "me/n4")} <= found
     assert (tenant, "th_4", "run_4", "other-gone/n5") not in found and all(r[3] != "gone/n2" for r in found)
     assert found <= set(await store.active_runs())
+
+
+async def test_read_many_answers_as_get_and_list_page_do(store, tenant):
+    ids = [new_id("msg_") for _ in range(5)]
+    await store.put(tenant, [_rec("thread", "", "th"), _rec("assistant", "", "asst_1")])
+    await store.put(tenant, [_rec("message", "th", i, tag="run_1" if n % 2 else "") for n, i in enumerate(ids)])
+    keys = [Key("thread", "", "th"), Key("assistant", "", "asst_missing"), Key("assistant", "", "asst_1")]
+    listings = [
+        Listing("message", "th", ListQuery(limit=2, order="asc")),
+        Listing("message", "th", ListQuery(limit=10, order="desc", before=ids[1])),
+        Listing("message", "th", ListQuery(limit=10, order="asc"), tag="run_1"),
+        Listing("step", "run_none", ListQuery()),
+    ]
+    found, pages = await store.read_many(tenant, keys, listings)
+    assert found == [b"th", None, b"asst_1"]
+    assert found == [await store.get(tenant, k.kind, k.parent, k.id) for k in keys]
+    assert pages == [await store.list_page(tenant, x.kind, x.parent, x.query, x.tag) for x in listings]
+    assert pages[0].items == [ids[0].encode(), ids[1].encode()] and pages[0].has_more
+    assert pages[2].items == [ids[1].encode(), ids[3].encode()] and pages[3].items == []
+    assert await store.read_many(tenant + "x", keys[:1], listings[:1]) == ([None], [Page([], False)])
+    assert await store.read_many(tenant, [], []) == ([], [])
+
+
+def _first_commit(tenant, thread, run_id):
+    """A run's first write as the engine makes it: the thread and a message it brings, then its events."""
+    brought = LogEntry(tenant, run_id, 0, b"", [_rec("thread", "", thread), _rec("message", thread, f"m_{run_id}")])
+    events = [LogEntry(tenant, run_id, n, f"{run_id}:e{n}".encode(), [_rec("run", thread, run_id)]) for n in (1, 2)]
+    return [brought, *events]
+
+
+async def test_claim_and_commit_writes_the_claim_and_the_entries_together(store, tenant):
+    assert (
+        await store.claim_and_commit(tenant, "th", "run_1", "owner-a/n1", _first_commit(tenant, "th", "run_1")) is None
+    )
+    assert await store.run_owner(tenant, "th") == ("run_1", "owner-a/n1")
+    assert await store.read_events(tenant, "run_1", 0) == [(1, b"run_1:e1"), (2, b"run_1:e2")]
+    assert await store.get(tenant, "run", "th", "run_1") == b"run_1"
+    assert await store.get(tenant, "message", "th", "m_run_1") == b"m_run_1"
+    assert await store.get(tenant, "thread", "", "th") == b"th"
+    # a second run on the busy thread is refused and writes nothing
+    assert await store.claim_and_commit(tenant, "th", "run_2", "owner-b/n2", _first_commit(tenant, "th", "run_2")) == (
+        "run_1"
+    )
+    assert await store.run_owner(tenant, "th") == ("run_1", "owner-a/n1")
+    assert await store.read_events(tenant, "run_2", 0) == []
+    assert await store.get(tenant, "run", "th", "run_2") is None
+    assert await store.get(tenant, "message", "th", "m_run_2") is None
+    assert all(r[:3] != (tenant, "th", "run_2") for r in await store.runs_to_check(set(), "owner-b"))
+    # once released, the thread takes the next run
+    await store.commit([LogEntry(tenant, "run_1", 3, b"done", release_thread="th")])
+    assert await store.claim_and_commit(tenant, "th", "run_3", "owner-a/n3", []) is None
+    assert await store.active_run(tenant, "th") == "run_3"
+
+
+async def test_claim_and_commit_on_a_deleted_thread_is_refused_and_writes_nothing(store, tenant):
+    await store.put(tenant, [_rec("thread", "", "th")])
+    assert await store.delete_thread(tenant, "th")
+    refused = await store.claim_and_commit(tenant, "th", "run_1", "owner-a/n1", _first_commit(tenant, "th", "run_1"))
+    assert refused == DELETED_THREAD
+    assert await store.get(tenant, "thread", "", "th") is None
+    assert await store.get(tenant, "run", "th", "run_1") is None
+    assert await store.read_events(tenant, "run_1", 0) == []
+    assert await store.active_run(tenant, "th") is None
+
+
+async def test_concurrent_claim_and_commits_leave_one_run_and_only_its_writes(store, tenant):
+    results = await asyncio.gather(
+        *(
+            store.claim_and_commit(tenant, "th", f"run_{i}", f"owner-{i}/n", _first_commit(tenant, "th", f"run_{i}"))
+            for i in range(12)
+        )
+    )
+    winners = [i for i, r in enumerate(results) if r is None]
+    assert len(winners) == 1
+    won = f"run_{winners[0]}"
+    assert all(r == won for r in results if r is not None)
+    assert await store.run_owner(tenant, "th") == (won, f"owner-{winners[0]}/n")
+    for i in range(12):
+        written = await store.read_events(tenant, f"run_{i}", 0)
+        assert (written != []) == (i == winners[0])
+        assert (await store.get(tenant, "run", "th", f"run_{i}") is not None) == (i == winners[0])
