@@ -213,7 +213,9 @@ class MeteredStore:
         except Exception as exc:
             STORE_ERRORS.labels("commit", type(exc).__name__).inc()
             raise
-        self._committed(entries, start)
+        now = time.perf_counter()
+        COMMIT_SECONDS.observe(now - start)
+        self._committed(entries, now)
 
     async def claim_and_commit(self, tenant, thread_id, run_id, owner, entries) -> str | None:
         start = time.perf_counter()
@@ -222,13 +224,14 @@ class MeteredStore:
         except Exception as exc:
             STORE_ERRORS.labels("claim_and_commit", type(exc).__name__).inc()
             raise
+        now = time.perf_counter()
+        STORE_SECONDS.labels("claim_and_commit").observe(now - start)  # a run's start, not a group commit
         if active is None:
-            self._committed(entries, start)
+            self._committed(entries, now)
         return active
 
-    def _committed(self, entries, start: float) -> None:
-        now = time.perf_counter()
-        COMMIT_SECONDS.observe(now - start)
+    def _committed(self, entries, now: float) -> None:
+        """Counts the run events of a commit, and what they say."""
         for entry in entries:
             if entry.sequence:
                 COMMITTED_EVENTS.inc()

@@ -182,7 +182,8 @@ class EventLog:
         itself, together with the run's claim (Store.claim_and_commit); `records` (the thread and
         messages the run brings) go in the same commit. Once it is written, publish the events
         with `committed_first`. Nothing else may be emitted on the channel before that."""
-        entries = [LogEntry(channel.tenant, channel.run_id, 0, b"", list(records))]
+        records = list(records)
+        entries = [LogEntry(channel.tenant, channel.run_id, 0, b"", records)] if records else []
         events = []
         for event_type, obj in effects:
             assert event_type != SNAPSHOT, "a first commit carries events"

@@ -27,7 +27,7 @@ from service.engine.history import DecodedMessages
 from service.engine.lifecycle import TERMINAL, Outcome, status_name
 from service.engine.live import LiveRun, LiveRuns, Started, snapshot
 from service.engine.ownership import Monitor, Ownership
-from service.engine.segment import Segment
+from service.engine.segment import Segment, begins_at_once
 from service.engine.unfinished import last_turn, open_steps
 from service.errors import FailedPrecondition, ThreadBusy, not_found
 from service.limits import RunLimit
@@ -82,7 +82,7 @@ class RunEngine:
         """A live run for a run that has events already: its log goes on where it stopped."""
         return self._open(tenant, run, await self._store.last_sequence(tenant, run.id) + 1)
 
-    def _launch(self, live: LiveRun) -> None:
+    def _launch(self, live: LiveRun, begun: bool = False) -> None:
         live.segment = Segment(
             live.tenant,
             live.run,
@@ -95,6 +95,7 @@ class RunEngine:
             code=self._code,
             tool_prompt_models=self._tool_prompt_models,
             decoded=self._decoded,
+            begun=begun,
         )
         live.task = asyncio.create_task(self._execute(live), name=f"run {live.run.id}")
 
@@ -124,13 +125,19 @@ class RunEngine:
         return await asyncio.shield(self._start(tenant, run, list(new_messages), new_thread, claimed))
 
     async def _start(self, tenant, run, new_messages, new_thread, claimed=None) -> Started:
-        # The run's first events (created, queued), with the thread and messages it brings, are
-        # committed with the claim in one store trip; with `claimed`, the claim goes first alone.
+        # The run's first events (created, queued, and in_progress when nothing holds it queued),
+        # with the thread and messages it brings, are committed with the claim in one store trip;
+        # with `claimed`, the claim goes first alone.
         channel = RunChannel(tenant, run.thread_id, run.id)
         brought = [new_thread, *new_messages] if new_thread is not None else new_messages
         entries, events = self._events.first_entries(
             channel, lifecycle.created(run, new_thread), [record(obj) for obj in brought]
         )
+        as_queued = snapshot(run)
+        begun = begins_at_once(run)
+        if begun:
+            more, more_events = self._events.first_entries(channel, lifecycle.begin(run, ids.now()))
+            entries, events = entries + more, events + more_events
         active = await self._ownership.claim(tenant, run.thread_id, run.id, entries if claimed is None else None)
         if active == DELETED_THREAD:
             raise not_found("thread", run.thread_id)
@@ -146,8 +153,7 @@ class RunEngine:
                 raise
         live = self._live.open(tenant, run, 1, channel)
         self._events.committed_first(channel, events)
-        as_queued = snapshot(run)
-        self._launch(live)
+        self._launch(live, begun)
         return Started(live.channel, as_queued)
 
     async def submit_tool_outputs(

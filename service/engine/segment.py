@@ -15,7 +15,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from service import ids
 from service.credentials import TenantCredentials
-from service.engine import code_interpreter, context_fit, lifecycle
+from service.engine import code_interpreter, context_fit, file_search, lifecycle
 from service.engine.code_interpreter import CodeInterpreter
 from service.engine.events import EventLog, RunChannel
 from service.engine.file_search import FileSearch, cite
@@ -27,6 +27,13 @@ from service.llm import Provider
 from service.repo import Repo
 
 T = TypeVar("T")
+
+
+def begins_at_once(run: run_pb2.Run) -> bool:
+    """Whether a new run has nothing to wait for before its first model call (no files to be
+    ingested for file_search, no code_interpreter session to prepare): then it is in_progress
+    from its first commit on, and a segment need not write that separately."""
+    return file_search.settings_of(run) is None and not code_interpreter.enabled(run)
 
 
 class Segment:
@@ -44,6 +51,7 @@ class Segment:
         code: CodeInterpreter | None = None,
         tool_prompt_models: frozenset[str] = frozenset(),
         decoded: DecodedMessages | None = None,
+        begun: bool = False,
     ):
         self._tenant = tenant
         self._run = run
@@ -57,6 +65,7 @@ class Segment:
         self._tool_prompt_models = tool_prompt_models
         self._decoded = decoded if decoded is not None else DecodedMessages(max_bytes=0)  # none: keep none
         self.turn = Turn(run, self.emit)  # the turn in progress (or the last one): what an end closes
+        self._begun = begun  # the run went in_progress with its first commit (begins_at_once)
         self.stop_requested = False
         self._waiting_on: asyncio.Task | None = None
 
@@ -96,7 +105,8 @@ class Segment:
         coding = self._code is not None and await self._interruptible(self._code.prepare(tenant, run, thread, messages))
         if self.stop_requested:
             return lifecycle.CANCELLED
-        self._events.apply(self._channel, lifecycle.begin(run, ids.now()))
+        if not self._begun:
+            self._events.apply(self._channel, lifecycle.begin(run, ids.now()))
         images: list[str] = []  # images code made, for the next message
         while True:
             left = lifecycle.built_in_calls_left(run, steps)  # max_tool_calls: once spent, no more offered

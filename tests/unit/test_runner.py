@@ -1,7 +1,7 @@
 """The engine's follow: live from a run's channel, from the log where the channel cannot serve."""
 
 import pytest
-from assistd.v1 import message_pb2, run_pb2
+from assistd.v1 import message_pb2, run_pb2, thread_pb2
 
 from service.engine.events import EventLog, RunChannel
 from service.engine.runner import RunEngine
@@ -44,3 +44,26 @@ async def test_a_follower_that_falls_out_of_the_window_catches_up_from_the_log_e
     assert [e.sequence_number for e in rest] == list(range(2, 103))
     assert [e.message_delta.delta.content[0].text.value for e in rest[:100]] == [str(i) for i in range(100)]
     assert rest[-1].event == E.RUN_EVENT_TYPE_DONE
+
+
+async def _run_to_its_end(engine, run: run_pb2.Run) -> tuple[list[run_pb2.RunEvent], list[run_pb2.RunEvent]]:
+    """The run's logged events when start returns, and all its events once it has ended."""
+    thread = thread_pb2.Thread(id=run.thread_id, object="thread")
+    started = await engine.start("t", run, [], new_thread=thread)
+    at_start = [run_pb2.RunEvent.FromString(data) for _, data in await engine._store.read_events("t", run.id, 0)]
+    everything = [event async for event in engine.follow("t", run.thread_id, run.id, 0)]
+    assert started.run.status == E.RUN_STATUS_QUEUED  # what CreateRun answers
+    assert [e.sequence_number for e in everything] == list(range(1, len(everything) + 1))
+    return at_start, everything
+
+
+async def test_a_run_with_nothing_to_wait_for_is_in_progress_with_its_first_commit(engine):
+    engine, _ = engine
+    # no completion tokens to spend: the run ends incomplete without calling a model
+    run = run_pb2.Run(id="run_plain", thread_id="thread_plain", status=E.RUN_STATUS_QUEUED, max_completion_tokens=0)
+    at_start, everything = await _run_to_its_end(engine, run)
+    first = [E.RUN_EVENT_TYPE_THREAD_CREATED, E.RUN_EVENT_TYPE_THREAD_RUN_CREATED, E.RUN_EVENT_TYPE_THREAD_RUN_QUEUED]
+    assert [e.event for e in at_start[:4]] == [*first, E.RUN_EVENT_TYPE_THREAD_RUN_IN_PROGRESS]
+    assert at_start[3].run.status == E.RUN_STATUS_IN_PROGRESS and at_start[3].run.started_at
+    assert [e.event for e in everything].count(E.RUN_EVENT_TYPE_THREAD_RUN_IN_PROGRESS) == 1
+    assert everything[-2].run.status == E.RUN_STATUS_INCOMPLETE and everything[-1].event == E.RUN_EVENT_TYPE_DONE
