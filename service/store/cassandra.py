@@ -18,6 +18,9 @@ refuses one over 50 KiB; a single-partition batch of any size is applied whole a
   it, so two racing status changes can leave a stale hint but never an object in two lists.
 - deleting a thread first claims it (the same LWT as a run's claim, with a marker that lapses after
   an hour), so no run can start on it meanwhile, and a delete cut short is finished by the next.
+- a run's start (claim_and_commit): the claim's LWT, then (only once it holds) the run's first
+  commit as above; a conditional write cannot join a multi-partition batch, so a failure between
+  the two leaves a claim that the sweep frees (no run) or whose run it ends.
 Every statement here is idempotent or (LWTs) checked on retry, so transient failures (a node lost
 mid-request) are retried on another coordinator before the caller sees StoreUnavailable.
 

@@ -3,7 +3,8 @@
 Two connections: one writer, whose transactions run one at a time on its own thread (a whole
 transaction is one trip there), and one reader on another thread.
 In WAL mode the reader sees only committed data, so no API call can observe (and no crash
-can take back) half of a transaction.
+can take back) half of a transaction. A run's claim and its first commit are one transaction
+(claim_and_commit); read_many's reads are one read transaction, one snapshot of the file.
 """
 
 import asyncio
