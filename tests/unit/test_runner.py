@@ -7,6 +7,7 @@ from service.engine.events import EventLog, RunChannel
 from service.engine.runner import RunEngine
 from service.llm.router import ModelRouter
 from service.repo import Repo
+from service.store.errors import StoreUnavailable
 from service.store.sqlite import SqliteStore
 
 E = run_pb2
@@ -67,3 +68,39 @@ async def test_a_run_with_nothing_to_wait_for_is_in_progress_with_its_first_comm
     assert at_start[3].run.status == E.RUN_STATUS_IN_PROGRESS and at_start[3].run.started_at
     assert [e.event for e in everything].count(E.RUN_EVENT_TYPE_THREAD_RUN_IN_PROGRESS) == 1
     assert everything[-2].run.status == E.RUN_STATUS_INCOMPLETE and everything[-1].event == E.RUN_EVENT_TYPE_DONE
+
+
+class _FailsAfterTheClaim(SqliteStore):
+    """A store without one transaction for the claim and the commit (as Cassandra): its start
+    fails after the claim holds, with none (written=False) or all of the run's first commit."""
+
+    written = False
+
+    async def claim_and_commit(self, tenant, thread_id, run_id, owner, entries):
+        assert await self.claim_thread(tenant, thread_id, run_id, owner) is None
+        if self.written:
+            await self.commit(entries)
+        raise StoreUnavailable("the store went away after the claim")
+
+
+@pytest.mark.parametrize("written", [False, True], ids=["nothing-written", "run-written"])
+async def test_a_start_that_fails_after_its_claim_is_left_to_the_sweep_which_frees_the_thread(tmp_path, written):
+    store = _FailsAfterTheClaim(str(tmp_path / "runner.db"))
+    store.written = written
+    await store.open()
+    log = EventLog(store)
+    log.start()
+    engine = RunEngine(store, Repo(store), ModelRouter(), log)
+    run = run_pb2.Run(id="run_1", thread_id="thread_1", status=E.RUN_STATUS_QUEUED)
+    with pytest.raises(StoreUnavailable):
+        await engine.start("t", run, [], new_thread=thread_pb2.Thread(id="thread_1", object="thread"))
+    assert await store.active_run("t", "thread_1") == "run_1"  # the claim stands until the sweep
+    await engine.sweep()
+    assert await store.active_run("t", "thread_1") is None
+    stored = await Repo(store).get("t", run_pb2.Run, "run_1", "thread_1")
+    if written:  # the run is there: it is ended, never left queued
+        assert stored is not None and stored.status == E.RUN_STATUS_FAILED
+    else:
+        assert stored is None
+    await log.stop()
+    await store.close()
