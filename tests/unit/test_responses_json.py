@@ -17,6 +17,7 @@ from service.responses import request as requests
 from service.responses.conversations import message_item
 from service.responses.render import render_all, with_search_results
 from service.responses.typed import response_from_json
+from tests.unit.test_responses_render import code_delta
 
 E = run_pb2
 GOLDEN = Path(__file__).parent / "golden" / "responses"
@@ -120,17 +121,7 @@ def function_log() -> list[run_pb2.RunEvent]:
 
 
 def _code_delta(code="", call_id="", outputs=()) -> tuple:
-    delta = run_pb2.RunStepDeltaEvent(id="step_3")
-    call = delta.delta.step_details.tool_calls.items.add(index=0)
-    if call_id:
-        call.id = call_id
-    call.code_interpreter.input = code
-    for position, output in enumerate(outputs):
-        item = call.code_interpreter.outputs.add(index=position)
-        if output.startswith("cfile_"):
-            item.image.file_id = output
-        else:
-            item.logs = output
+    delta = code_delta(code, call_id, outputs, step_id="step_3")
     return (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, "run_step_delta", delta)
 
 

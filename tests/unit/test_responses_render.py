@@ -204,8 +204,11 @@ def test_a_renderer_reads_nothing_after_its_segment():
     assert renderer.ended and renderer.status == "completed"
 
 
-def _code_delta(code: str = "", call_id: str = "", outputs: tuple = ()) -> run_pb2.RunStepDeltaEvent:
-    delta = run_pb2.RunStepDeltaEvent(id="step_1")
+def code_delta(
+    code: str = "", call_id: str = "", outputs: tuple = (), step_id: str = "step_1"
+) -> run_pb2.RunStepDeltaEvent:
+    """A code_interpreter step delta: code, the call's id, outputs (logs, or a "cfile_" image)."""
+    delta = run_pb2.RunStepDeltaEvent(id=step_id)
     call = delta.delta.step_details.tool_calls.items.add(index=0)
     if call_id:
         call.id = call_id
@@ -224,10 +227,10 @@ def _code_log(ran: bool):
     return _events(
         (E.RUN_EVENT_TYPE_THREAD_RUN_CREATED, _run(E.RUN_STATUS_QUEUED)),
         (E.RUN_EVENT_TYPE_THREAD_RUN_IN_PROGRESS, _run(E.RUN_STATUS_IN_PROGRESS)),
-        (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, _code_delta(call_id="call_7")),
-        (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, _code_delta("print(")),
-        (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, _code_delta("1)")),
-        *([(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, _code_delta(outputs=("1\n", "cfile_9")))] if ran else []),
+        (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, code_delta(call_id="call_7")),
+        (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, code_delta("print(")),
+        (E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, code_delta("1)")),
+        *([(E.RUN_EVENT_TYPE_THREAD_RUN_STEP_DELTA, code_delta(outputs=("1\n", "cfile_9")))] if ran else []),
         (E.RUN_EVENT_TYPE_THREAD_RUN_COMPLETED if ran else E.RUN_EVENT_TYPE_THREAD_RUN_CANCELLED, end),
         (E.RUN_EVENT_TYPE_DONE, None),
     )
