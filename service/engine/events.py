@@ -77,6 +77,12 @@ class RunChannel:
     def last_committed(self) -> int:
         return self._first_kept + len(self._kept) - 1
 
+    def number(self, event: run_pb2.RunEvent) -> int:
+        """Gives the event the run's next sequence number, and returns it."""
+        event.sequence_number = self.next_sequence
+        self.next_sequence += 1
+        return event.sequence_number
+
     def publish(self, event: run_pb2.RunEvent) -> None:
         self._kept.append(event)
         if len(self._kept) > self.WINDOW:
@@ -122,6 +128,14 @@ class RunChannel:
             await self._changed()
 
 
+def _event(event_type: run_pb2.RunEventType, obj: ProtoMessage | None) -> run_pb2.RunEvent:
+    """An event carrying a copy of obj (None: no payload)."""
+    event = run_pb2.RunEvent(event=event_type)
+    if obj is not None:
+        getattr(event, _PAYLOAD_FIELD[type(obj)]).CopyFrom(obj)
+    return event
+
+
 def _seal(event: run_pb2.RunEvent, entry: LogEntry) -> None:
     """Fills a queued event's log entry: its bytes and the snapshot of the object it carries."""
     entry.data = event.SerializeToString()
@@ -162,10 +176,7 @@ class EventLog:
             tail = self._tails.get(channel)
             if tail is not None and tail.event == MESSAGE_DELTA and append_text(tail.message_delta, obj):
                 return tail.sequence_number
-        event = run_pb2.RunEvent(event=event_type)
-        if obj is not None:
-            getattr(event, _PAYLOAD_FIELD[type(obj)]).CopyFrom(obj)
-        return self._append(channel, event)
+        return self._append(channel, _event(event_type, obj))
 
     def apply(self, channel: RunChannel, effects: Iterable[Effect]) -> int:
         """Writes effects in order (events, or object writes for SNAPSHOT); returns the last
@@ -187,11 +198,8 @@ class EventLog:
         events = []
         for event_type, obj in effects:
             assert event_type != SNAPSHOT, "a first commit carries events"
-            event = run_pb2.RunEvent(event=event_type, sequence_number=channel.next_sequence)
-            channel.next_sequence += 1
-            if obj is not None:
-                getattr(event, _PAYLOAD_FIELD[type(obj)]).CopyFrom(obj)
-            entry = LogEntry(channel.tenant, channel.run_id, event.sequence_number, b"")
+            event = _event(event_type, obj)
+            entry = LogEntry(channel.tenant, channel.run_id, channel.number(event), b"")
             _seal(event, entry)
             entries.append(entry)
             events.append(event)
@@ -211,8 +219,7 @@ class EventLog:
     def _append(self, channel: RunChannel, event: run_pb2.RunEvent, release_thread: bool = False) -> int:
         """Numbers the event and queues it for commit; returns its sequence number. With
         release_thread, the commit also frees the thread's claim (the run has ended)."""
-        event.sequence_number = channel.next_sequence
-        channel.next_sequence += 1
+        channel.number(event)
         # data and records are filled in when the writer takes the entry (a delta may still grow)
         entry = LogEntry(
             channel.tenant,
