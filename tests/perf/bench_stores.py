@@ -84,35 +84,28 @@ async def store_calls(url: str) -> dict[str, str]:
         # event-log append rate: batches of 50 (what the group commit builds under load), for a few s,
         # after WARM_SECONDS untimed: a Cassandra node started minutes ago has not compiled its write
         # path yet (a fresh node measured a quarter of the rate of one an hour of tests had warmed)
-        sequence, start = 10 * CALLS, time.perf_counter()
-        while time.perf_counter() - start < WARM_SECONDS:
-            await store.commit([LogEntry(tenant, "run_warm", sequence + k + 1, payload[:120]) for k in range(50)])
-            sequence += 50
-        sequence, start = 10 * CALLS, time.perf_counter()
-        while time.perf_counter() - start < RATE_SECONDS:
-            await store.commit([LogEntry(tenant, "run_rate", sequence + k + 1, payload[:120]) for k in range(50)])
-            sequence += 50
-        results["event-log append rate (batches of 50)"] = (
-            f"{(sequence - 10 * CALLS) / (time.perf_counter() - start):,.0f} events/s"
-        )
+        event = payload[:120]
+        await _append_rate(store, tenant, event, ["run_warm"], 50, WARM_SECONDS)
+        rate = await _append_rate(store, tenant, event, ["run_rate"], 50, RATE_SECONDS)
+        results["event-log append rate (batches of 50)"] = f"{rate:,.0f} events/s"
         # under load: commits at the group commit's cap, with the events of 16 runs at once
-        runs, per_run = 16, MAX_COMMIT // 16
-        sequence, start = 0, time.perf_counter()
-        while time.perf_counter() - start < RATE_SECONDS:
-            await store.commit(
-                [
-                    LogEntry(tenant, f"run_load{r}", sequence + k + 1, payload[:120])
-                    for r in range(runs)
-                    for k in range(per_run)
-                ]
-            )
-            sequence += per_run
+        runs, per_run = [f"run_load{r}" for r in range(16)], MAX_COMMIT // 16
+        rate = await _append_rate(store, tenant, event, runs, per_run, RATE_SECONDS)
         results[f"event-log append rate (commits of {MAX_COMMIT}: 16 runs x {per_run} events)"] = (
-            f"{sequence * runs / (time.perf_counter() - start):,.0f} events/s"
+            f"{rate:,.0f} events/s"
         )
         return results
     finally:
         await store.close()
+
+
+async def _append_rate(store, tenant: str, event: bytes, runs: list[str], per_run: int, seconds: float) -> float:
+    """Events/s of sequential commits for `seconds`, each commit per_run new events of every run."""
+    sequence, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        await store.commit([LogEntry(tenant, run, sequence + k + 1, event) for run in runs for k in range(per_run)])
+        sequence += per_run
+    return sequence * len(runs) / (time.perf_counter() - start)
 
 
 def api_workload(provider, url: str, runs: int = API_RUNS) -> tuple[float, list[float]]:
